@@ -1,0 +1,120 @@
+"""ROME's random-prefix context templates: `"{}"` plus model-generated `"<text>. {}"`.
+
+Each prefix is sampled from the model itself with top-k=5, starting from the BOS token
+(`<|endoftext|>` for GPT-2 style tokenizers). A length of n tokens counts the seed token,
+so n-1 tokens are sampled. Sampling is seeded and deterministic on a given device.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import unicodedata
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from editor.errors import EditorError
+from editor.loading import state_checksum
+
+DEFAULT_LENGTH_PARAMS: tuple[tuple[int, int], ...] = ((5, 10), (10, 10))
+TOP_K = 5
+_MEMORY: dict[str, list[str]] = {}
+
+
+def _seed_token(tokenizer: Any) -> int:
+    """Return the id generation starts from: BOS, else EOS."""
+    for tid in (tokenizer.bos_token_id, tokenizer.eos_token_id):
+        if tid is not None:
+            return int(tid)
+    raise EditorError("tokenizer has no BOS or EOS token to seed context generation")
+
+
+@torch.no_grad()
+def sample_prefixes(
+    model: nn.Module,
+    tokenizer: Any,
+    length: int,
+    n: int,
+    *,
+    seed: int = 0,
+    top_k: int = TOP_K,
+) -> list[str]:
+    """Sample `n` texts of `length` tokens (seed token included) with top-k sampling."""
+    device = next(model.parameters()).device
+    gen = torch.Generator(device=device).manual_seed(seed)
+    ids = torch.full((n, 1), _seed_token(tokenizer), dtype=torch.long, device=device)  # (n, 1)
+    for _ in range(max(0, length - 1)):
+        logits = model(input_ids=ids, use_cache=False).logits[:, -1, :].float()  # (n, V)
+        top_val, top_idx = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1)  # (n, k)
+        probs = torch.softmax(top_val, dim=-1)  # (n, k)
+        choice = torch.multinomial(probs, 1, generator=gen)  # (n, 1)
+        ids = torch.cat([ids, top_idx.gather(1, choice)], dim=1)  # (n, t+1)
+    texts = tokenizer.batch_decode(ids[:, 1:].cpu(), skip_special_tokens=True)
+    return [clean_prefix(t) for t in texts]
+
+
+def clean_prefix(text: str) -> str:
+    """Normalise a generated prefix as the reference code does and drop braces."""
+    text = unicodedata.normalize("NFKD", text).replace("\n\n", " ")
+    return text.replace("<|endoftext|>", "").replace("{", "").replace("}", "")
+
+
+def check_templates(templates: Sequence[str]) -> list[str]:
+    """Validate that every template holds exactly one `{}`; return them as a list."""
+    out = list(templates)
+    if not out:
+        raise EditorError("no context templates given")
+    for t in out:
+        if t.count("{}") != 1:
+            raise EditorError(f"context template must hold exactly one '{{}}': {t!r}")
+    return out
+
+
+def context_templates(
+    model: nn.Module,
+    tokenizer: Any,
+    length_params: Sequence[Sequence[int]] = DEFAULT_LENGTH_PARAMS,
+    *,
+    seed: int = 0,
+    fixed: Sequence[str] | None = None,
+    model_key: str | None = None,
+    cache_dir: str | Path | None = None,
+) -> list[str]:
+    """Return `["{}"] + [prefix + ". {}" ...]`, cached per model checksum (or `fixed` as given)."""
+    if fixed is not None:
+        return check_templates(fixed)
+    params = [(int(length), int(n)) for length, n in length_params]
+    model_key = model_key or state_checksum(model)
+    key = json.dumps([model_key, params, seed])
+    if key in _MEMORY:
+        return list(_MEMORY[key])
+    path = None
+    if cache_dir is not None:
+        path = Path(cache_dir) / f"{hashlib.sha256(key.encode()).hexdigest()}.json"
+        if path.is_file():
+            templates = check_templates(json.loads(path.read_text(encoding="utf-8")))
+            _MEMORY[key] = templates
+            return list(templates)
+    was_training = model.training
+    model.eval()
+    try:
+        templates = ["{}"]
+        for group, (length, n) in enumerate(params):
+            prefixes = sample_prefixes(model, tokenizer, length, n, seed=seed + group)
+            templates += [p + ". {}" for p in prefixes]
+    finally:
+        model.train(was_training)
+    _MEMORY[key] = templates
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(templates), encoding="utf-8")
+    return list(templates)
+
+
+def clear_cache() -> None:
+    """Forget the in-memory template cache."""
+    _MEMORY.clear()

@@ -1,0 +1,124 @@
+"""Test helpers: an in-test corpus, a BPE tokenizer trained on it, tiny random models.
+
+Nothing is downloaded: the tokenizer is trained here and the models are random.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import torch
+
+BOS = "<|endoftext|>"
+
+SUBJECTS = [
+    "Barack Obama",
+    "Marie Curie",
+    "Ada Lovelace",
+    "the Eiffel Tower",
+    "Mount Fuji",
+    "Danielle Darrieux",
+    "Toko Yasuda",
+    "Apple",
+]
+OBJECTS = ["Paris", "London", "Tokyo", "Berlin", "Rome", "piano", "guitar", "English"]
+TEMPLATES = [
+    "The mother of {} is",
+    "{} is located in",
+    "{} was born in",
+    "{} plays the",
+    "The native language of {} is",
+    "{} is a",
+    "In the city of {}, people speak",
+]
+
+
+def make_corpus() -> list[str]:
+    """Return a small deterministic corpus of fact-like sentences."""
+    out = []
+    for i, (s, t) in enumerate(itertools.product(SUBJECTS, TEMPLATES)):
+        out.append(t.format(s) + " " + OBJECTS[i % len(OBJECTS)] + ".")
+    out += [
+        "The quick brown fox jumps over the lazy dog.",
+        "Paris is the capital of France, and Tokyo is the capital of Japan.",
+        "Music, art and science: a short history of everything.",
+    ]
+    return out
+
+
+def make_tokenizer(bos: bool = True, vocab_size: int = 400):
+    """Train a GPT-2 style ByteLevel BPE (prefix space) on the corpus; BOS post-processor opt."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tk = Tokenizer(models.BPE())
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+    tk.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[BOS],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tk.train_from_iterator(make_corpus(), trainer)
+    if bos:
+        tk.post_processor = processors.TemplateProcessing(
+            single=f"{BOS} $A", pair=f"{BOS} $A {BOS} $B", special_tokens=[(BOS, 0)]
+        )
+    else:
+        tk.post_processor = processors.ByteLevel(trim_offsets=False)
+    tok = PreTrainedTokenizerFast(tokenizer_object=tk, bos_token=BOS, eos_token=BOS)
+    tok.pad_token = BOS
+    tok.padding_side = "right"
+    return tok
+
+
+def tiny_config(arch: str, vocab_size: int):
+    """Return a tiny random config (hidden 32, 2 layers) of one architecture."""
+    import transformers as tf
+
+    # initializer_range 0.2 (not 0.02) gives MLP outputs of a realistic norm relative to
+    # the published v* step size (lr 0.5) and clamp, so ROME behaves as on a trained model.
+    common = {"vocab_size": vocab_size, "bos_token_id": 0, "eos_token_id": 0}
+    common["initializer_range"] = 0.2
+    if arch == "gpt2":
+        return tf.GPT2Config(n_embd=32, n_layer=2, n_head=4, n_positions=128, **common)
+    if arch == "gptj":
+        return tf.GPTJConfig(
+            n_embd=32, n_layer=2, n_head=4, rotary_dim=4, n_positions=128, **common
+        )
+    if arch == "gpt_neox":
+        return tf.GPTNeoXConfig(
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=64,
+            max_position_embeddings=128,
+            **common,
+        )
+    cls = {"llama": tf.LlamaConfig, "mistral": tf.MistralConfig, "qwen2": tf.Qwen2Config}[arch]
+    return cls(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        **common,
+    )
+
+
+ARCHS = ["gpt2", "gptj", "gpt_neox", "llama", "mistral", "qwen2"]
+
+
+def save_tiny_model(arch: str, path: Path, seed: int = 0) -> Path:
+    """Create a random tiny model plus tokenizer and save them as an HF directory."""
+    from transformers import AutoModelForCausalLM
+
+    tok = make_tokenizer(bos=True)
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(tiny_config(arch, len(tok)))
+    model.save_pretrained(path, safe_serialization=True)
+    tok.save_pretrained(path)
+    return path
