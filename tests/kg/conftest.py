@@ -1,0 +1,133 @@
+"""Fixtures of the kg tests: a store on a fresh SQLite file, and on PostgreSQL when it runs."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from kg.store.sql import SqlGraphStore
+from kg.types import Entity, Fact, Relation, RelationTemplates
+
+PG_URL = os.environ.get("KGEDIT_TEST_PG_URL", "postgresql+psycopg://root@127.0.0.1:5432/test")
+EVOKE_DIR = Path(os.environ.get("KGEDIT_EVOKE_DIR", "/work/shared/data/evoke"))
+EVOKE_MAIN = EVOKE_DIR / "evoke_main.json"
+EVOKE_SUBJ = EVOKE_DIR / "evoke_subj_spec.json"
+
+
+def _pg_unavailable() -> str | None:
+    """Return why PostgreSQL cannot be used, or None when it answers."""
+    engine = create_engine(PG_URL, connect_args={"connect_timeout": 3})
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:
+        return f"PostgreSQL at {PG_URL} unreachable: {type(exc).__name__}: {exc}"
+    finally:
+        engine.dispose()
+    return None
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skip the test, or fail it when CI=true (a missing service must not pass silently)."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    """Return the PostgreSQL URL of the service tests, skipping (or failing under CI) if down."""
+    reason = _pg_unavailable()
+    if reason is not None:
+        skip_or_fail(reason)
+    return PG_URL
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.service)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlGraphStore]:
+    """Return an empty store: SQLite in a temp file, or PostgreSQL in a throwaway schema."""
+    if request.param == "sqlite":
+        graph = SqlGraphStore(f"sqlite:///{tmp_path / 'kg.sqlite'}")
+        yield graph
+        graph.close()
+        return
+    url = request.getfixturevalue("pg_url")
+    graph = SqlGraphStore(url, schema=f"kg_test_{uuid.uuid4().hex[:12]}")
+    try:
+        yield graph
+    finally:
+        graph.drop_schema()
+        graph.close()
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[SqlGraphStore]:
+    """Return an empty store on a temp SQLite file."""
+    graph = SqlGraphStore(f"sqlite:///{tmp_path / 'kg.sqlite'}")
+    yield graph
+    graph.close()
+
+
+def birth_relation() -> Relation:
+    """Return a small place-of-birth relation with every template form."""
+    return Relation(
+        id="P19",
+        label="place of birth",
+        templates=RelationTemplates(
+            cloze=("{} originates from", "{} was born in"),
+            question=("Where was {} born?",),
+            reverse=("{} is the birthplace of",),
+        ),
+        functional=True,
+    )
+
+
+def seed(graph: SqlGraphStore) -> None:
+    """Fill a store with four entities, one relation and two facts."""
+    graph.add_entities(
+        [
+            Entity("Q84", "London", ("LDN", "Londinium")),
+            Entity("Q935334", "Philadelphia", ("Philly",)),
+            Entity("name:spike_hughes", "Spike Hughes", kind="person"),
+            Entity("name:max_mosley", "Max Mosley", kind="person"),
+        ]
+    )
+    graph.add_relation(birth_relation())
+    graph.add_facts(
+        [
+            Fact("name:spike_hughes", "P19", "Q84", source="test"),
+            Fact("name:max_mosley", "P19", "Q84", source="test"),
+        ]
+    )
+
+
+@pytest.fixture
+def birth() -> Relation:
+    """Return the place-of-birth relation of `seed`."""
+    return birth_relation()
+
+
+@pytest.fixture
+def seed_graph() -> Callable[[SqlGraphStore], None]:
+    """Return the `seed` function, for tests that build their own store."""
+    return seed
+
+
+@pytest.fixture
+def seeded(store: SqlGraphStore) -> SqlGraphStore:
+    """Return `store` holding the `seed` graph."""
+    seed(store)
+    return store
+
+
+@pytest.fixture(scope="session")
+def evoke_paths() -> tuple[Path, Path]:
+    """Return the EVOKE files, skipping when they are not on this machine."""
+    if not EVOKE_MAIN.exists() or not EVOKE_SUBJ.exists():
+        pytest.skip(f"EVOKE data not found under {EVOKE_DIR}")
+    return EVOKE_MAIN, EVOKE_SUBJ
