@@ -138,7 +138,7 @@ def apply_rome(
     """Edit `model` in place for one request; return the applied `Delta` and an info dict.
 
     Info: `timings` (seconds for context, key, v_star, solve), the loss history, and the
-    vectors u, k0, w0, m0, v_star (CPU float32) used for the rank-one update.
+    vectors u, k_bar, k0, w0, m0, v_star (CPU float32) used for the rank-one update.
     """
     if hparams.fact_token != "subject_last":
         raise EditorError(f"fact_token {hparams.fact_token!r} is not supported")
@@ -229,6 +229,7 @@ def apply_rome(
         "losses": result.losses,
         "layer": layer,
         "u": u.cpu(),
+        "k_bar": k_bar.cpu(),
         "k0": k0.cpu(),
         "w0": w0.cpu(),
         "m0": result.m0.cpu(),
