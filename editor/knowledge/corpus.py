@@ -1,0 +1,106 @@
+"""Training text for the knowledge model: multi-statement passages per subject, plus cloze lines.
+
+Facts reach storage at the subject (where subject-keyed ROME edits) only when the model must
+recall them while reading about the subject. So the loss covers every token of passages that
+state all of one subject's facts, each in several templates, in shuffled order (Allen-Zhu & Li,
+"Physics of Language Models 3.1"), mixed with bare cloze lines in the form the prompts take.
+
+One template of every fact is held out of training (chosen by a hash, never the fact's first
+template, which is the edit prompt). Other facts of the same relation still train on it, so the
+held-out accuracy measures whether the model knows the fact, not whether it has seen the wording.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from contracts.types import FactText
+
+
+def heldout_template_index(fact: FactText) -> int | None:
+    """Return the index of the template held out for this fact, or None with < 3 templates."""
+    n = len(fact.templates)
+    if n < 3:
+        return None
+    digest = hashlib.sha256(f"{fact.subject}\x1f{fact.relation}".encode()).digest()
+    return 1 + int.from_bytes(digest[:8], "big") % (n - 1)
+
+
+def training_templates(fact: FactText) -> tuple[str, ...]:
+    """Return the templates the trainer may use for this fact (all but the held-out one)."""
+    held = heldout_template_index(fact)
+    return tuple(t for i, t in enumerate(fact.templates) if i != held)
+
+
+def statement(template: str, subject: str, obj: str) -> str:
+    """Return one sentence stating the fact with a template."""
+    return f"{template.format(subject)} {obj}."
+
+
+@dataclass
+class PassageSampler:
+    """Draws training rows (text) from a list of facts, deterministically from a seed."""
+
+    facts: Sequence[FactText]
+    statements_per_fact: int = 2
+    cloze_share: float = 0.25
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        by_subject: dict[str, list[FactText]] = defaultdict(list)
+        for fact in self.facts:
+            by_subject[fact.subject].append(fact)
+        self.subjects = sorted(by_subject)
+        self.by_subject = {s: by_subject[s] for s in self.subjects}
+        self.train_templates = {(f.subject, f.relation): training_templates(f) for f in self.facts}
+        self.rng = random.Random(self.seed)
+
+    def passage(self, subject: str) -> str:
+        """Return one passage with every fact of the subject, several templates, shuffled."""
+        sentences = []
+        for fact in self.by_subject[subject]:
+            templates = self.train_templates[(fact.subject, fact.relation)]
+            k = min(self.statements_per_fact, len(templates))
+            for template in self.rng.sample(templates, k):
+                sentences.append(statement(template, fact.subject, fact.object))
+        self.rng.shuffle(sentences)
+        return " ".join(sentences)
+
+    def cloze_line(self, subject: str) -> str:
+        """Return one bare statement of one of the subject's facts."""
+        fact = self.rng.choice(self.by_subject[subject])
+        template = self.rng.choice(self.train_templates[(fact.subject, fact.relation)])
+        return statement(template, fact.subject, fact.object)
+
+    def batch(self, size: int) -> list[str]:
+        """Return `size` training rows, each a passage or a cloze line about one subject."""
+        rows = []
+        for _ in range(size):
+            subject = self.rng.choice(self.subjects)
+            if self.rng.random() < self.cloze_share:
+                rows.append(self.cloze_line(subject))
+            else:
+                rows.append(self.passage(subject))
+        return rows
+
+    def tokenizer_corpus(self, passes: int = 2) -> list[str]:
+        """Return text to train the tokenizer on: a few passages per subject."""
+        return [self.passage(s) for _ in range(passes) for s in self.subjects]
+
+
+def eval_pairs(facts: Sequence[FactText], heldout: bool) -> list[tuple[str, str]]:
+    """Return (prompt, object) pairs: the first template, or the held-out template of each fact."""
+    pairs = []
+    for fact in facts:
+        if heldout:
+            idx = heldout_template_index(fact)
+            if idx is None:
+                continue
+        else:
+            idx = 0
+        pairs.append((fact.templates[idx].format(fact.subject), fact.object))
+    return pairs

@@ -1,0 +1,88 @@
+"""Presets of the knowledge model: architecture, tokenizer and training schedule per size."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class KnowledgePreset:
+    """Everything that fixes a knowledge model besides its facts and seed."""
+
+    name: str
+    n_layer: int
+    n_embd: int
+    n_head: int
+    n_inner: int
+    vocab_size: int
+    n_positions: int
+    steps: int
+    batch_size: int
+    lr: float
+    warmup_steps: int
+    weight_decay: float = 0.1
+    min_lr_ratio: float = 0.1
+    # how many statements of each fact a passage holds (each with its own template)
+    statements_per_fact: int = 2
+    # share of training rows that are a single bare cloze line instead of a passage
+    cloze_share: float = 0.25
+    # the MLP layer ROME edits, chosen from the causal trace (see README)
+    edit_layer: int = 0
+
+    def to_dict(self) -> dict:
+        """Return the preset as a plain dict (stored in the model directory)."""
+        return asdict(self)
+
+
+PRESETS: dict[str, KnowledgePreset] = {
+    "tiny": KnowledgePreset(
+        name="tiny",
+        n_layer=4,
+        n_embd=64,
+        n_head=2,
+        n_inner=256,
+        vocab_size=1024,
+        n_positions=128,
+        steps=900,
+        batch_size=32,
+        lr=3e-3,
+        warmup_steps=60,
+        edit_layer=0,
+    ),
+    "small": KnowledgePreset(
+        name="small",
+        n_layer=6,
+        n_embd=128,
+        n_head=4,
+        n_inner=512,
+        vocab_size=4096,
+        n_positions=128,
+        steps=3000,
+        batch_size=64,
+        lr=2e-3,
+        warmup_steps=150,
+        edit_layer=0,
+    ),
+    "base": KnowledgePreset(
+        name="base",
+        n_layer=12,
+        n_embd=256,
+        n_head=8,
+        n_inner=1024,
+        vocab_size=8192,
+        n_positions=128,
+        steps=12000,
+        batch_size=128,
+        lr=1e-3,
+        warmup_steps=400,
+        edit_layer=2,
+    ),
+}
+
+
+def get_preset(name: str) -> KnowledgePreset:
+    """Return a preset by name, with a clear error for an unknown one."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}") from None

@@ -1,0 +1,154 @@
+"""Run ROME edits on a knowledge model and score the graph's probes before and after.
+
+Two modes: `sequential` keeps every edit (the demo: ten edits, then revert them all) and
+`independent` reverts each edit before the next, so every edit starts from the base weights
+(CounterFact-style evaluation).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from contracts.types import EditRequest, FactText, Probe, ProbeKind
+from editor.delta import Delta
+from editor.methods.rome import RomeHyperParams, apply_rome
+from editor.probe_scoring import probe_success
+from editor.scoring import score_targets
+from editor.stats import SecondMoment
+from kg.probes import edit_probes
+from kg.store.sql import SqlGraphStore
+
+LAST_TOKEN_NEIGHBOUR = "last_token_neighbour"
+KIND_ORDER = (
+    ProbeKind.REWRITE.value,
+    ProbeKind.PARAPHRASE.value,
+    ProbeKind.NEIGHBOUR.value,
+    LAST_TOKEN_NEIGHBOUR,
+    ProbeKind.SAME_SUBJECT.value,
+)
+
+
+@dataclass
+class EditRun:
+    """Per-kind probe outcomes before/after, timings and the deltas of a run."""
+
+    before: dict[str, list[bool]] = field(default_factory=lambda: defaultdict(list))
+    after: dict[str, list[bool]] = field(default_factory=lambda: defaultdict(list))
+    timings: list[dict[str, float]] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    deltas: list[Delta] = field(default_factory=list)
+
+    def rates(self) -> dict[str, dict[str, float]]:
+        """Return {kind: {n, before, after, kept}}; `kept` counts probes right before."""
+        out = {}
+        for kind in KIND_ORDER:
+            b, a = self.before.get(kind, []), self.after.get(kind, [])
+            if not b:
+                continue
+            right_before = [y for x, y in zip(b, a, strict=True) if x]
+            out[kind] = {
+                "n": len(b),
+                "before": sum(b) / len(b),
+                "after": sum(a) / len(a),
+                "kept": (sum(right_before) / len(right_before)) if right_before else float("nan"),
+            }
+        return out
+
+    def mean_timings(self) -> dict[str, float]:
+        """Return mean seconds per edit, per step and in total."""
+        keys = sorted({k for t in self.timings for k in t})
+        out = {k: sum(t.get(k, 0.0) for t in self.timings) / len(self.timings) for k in keys}
+        out["total"] = sum(self.seconds) / len(self.seconds) if self.seconds else float("nan")
+        return out
+
+
+def last_token_neighbour_probes(
+    tokenizer: Any, facts: Sequence[FactText], request: EditRequest, limit: int = 10
+) -> list[Probe]:
+    """Return facts of other subjects whose name ends in the edited subject's last token."""
+    last = tokenizer(request.subject, add_special_tokens=False)["input_ids"][-1]
+    probes = []
+    for fact in facts:
+        if fact.subject == request.subject or fact.relation != request.relation:
+            continue
+        if tokenizer(fact.subject, add_special_tokens=False)["input_ids"][-1] != last:
+            continue
+        probes.append(
+            Probe(
+                prompt=fact.templates[0].format(fact.subject),
+                expected=fact.object,
+                kind=LAST_TOKEN_NEIGHBOUR,
+            )
+        )
+        if len(probes) >= limit:
+            break
+    return probes
+
+
+def probes_for(
+    store: SqlGraphStore, tokenizer: Any, facts: Sequence[FactText], request: EditRequest
+) -> list[Probe]:
+    """Return every probe of one edit, graph-derived plus same-last-token neighbours."""
+    return edit_probes(store, request) + last_token_neighbour_probes(tokenizer, facts, request)
+
+
+def select_known_edits(
+    model: Any, tokenizer: Any, requests: Sequence[EditRequest], n: int
+) -> list[EditRequest]:
+    """Return the first `n` requests whose true object the model predicts on the edit prompt."""
+    usable = [r for r in requests if r.target_true and r.target_true != r.target_new]
+    scores = score_targets(
+        model, tokenizer, [r.rendered() for r in usable], [str(r.target_true) for r in usable]
+    )
+    known = [r for r, ok in zip(usable, scores.all_argmax.tolist(), strict=True) if ok]
+    return known[:n]
+
+
+def _record(target: dict[str, list[bool]], probes: Sequence[Probe], ok: torch.Tensor) -> None:
+    for probe, value in zip(probes, ok.tolist(), strict=True):
+        target[str(probe.kind)].append(bool(value))
+
+
+def run_edits(
+    model: Any,
+    tokenizer: Any,
+    requests: Sequence[EditRequest],
+    probes: Sequence[Sequence[Probe]],
+    hparams: RomeHyperParams,
+    second_moment: SecondMoment,
+    context_templates: Sequence[str],
+    mode: str = "independent",
+    progress: Callable[[int, int], None] | None = None,
+) -> EditRun:
+    """Apply ROME for each request and score its probes before and after."""
+    if mode not in {"independent", "sequential"}:
+        raise ValueError(f"mode must be 'independent' or 'sequential', not {mode!r}")
+    run = EditRun()
+    flat = [p for group in probes for p in group]
+    if mode == "sequential":
+        _record(run.before, flat, probe_success(model, tokenizer, flat))
+    for i, (request, group) in enumerate(zip(requests, probes, strict=True)):
+        if mode == "independent":
+            _record(run.before, group, probe_success(model, tokenizer, group))
+        started = time.perf_counter()
+        delta, info = apply_rome(
+            model, tokenizer, request, hparams, second_moment, context_templates=context_templates
+        )
+        run.seconds.append(time.perf_counter() - started)
+        run.timings.append(dict(info["timings"]))
+        if mode == "independent":
+            _record(run.after, group, probe_success(model, tokenizer, group))
+            delta.revert(model)
+        else:
+            run.deltas.append(delta)
+        if progress is not None:
+            progress(i + 1, len(requests))
+    if mode == "sequential":
+        _record(run.after, flat, probe_success(model, tokenizer, flat))
+    return run

@@ -1,0 +1,99 @@
+"""Glue between the graph and the knowledge-model trainer: build, train, cache by input hash."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from contracts.types import FactText
+from editor.knowledge.presets import KnowledgePreset
+from editor.knowledge.train import TrainReport, train_knowledge_model
+from editor.trace import TraceCase
+from kg.importers.evoke import EvokeImportSummary, import_evoke
+from kg.store.sql import SqlGraphStore
+from kg.verbalise import fact_texts
+
+# Bump when the trainer or corpus changes in a way that changes the model for the same inputs.
+TRAINER_VERSION = "1"
+REPORT_FILE = "kgedit_knowledge.json"
+
+
+def facts_hash(facts: Sequence[FactText], preset: KnowledgePreset, seed: int) -> str:
+    """Return a hash of everything that determines a trained model."""
+    h = hashlib.sha256()
+    h.update(TRAINER_VERSION.encode())
+    h.update(json.dumps(preset.to_dict(), sort_keys=True).encode())
+    h.update(str(seed).encode())
+    for f in sorted(facts, key=lambda f: (f.subject, f.relation, f.object)):
+        h.update(json.dumps([f.subject, f.relation, f.object, list(f.templates)]).encode())
+    return h.hexdigest()[:16]
+
+
+def build_evoke_graph(
+    store: SqlGraphStore, main: Path, subj_spec: Path | None, limit: int | None = None
+) -> EvokeImportSummary | None:
+    """Import EVOKE into an empty store; return None when the store already holds facts."""
+    if store.count_facts() > 0:
+        return None
+    return import_evoke(store, main, subj_spec, limit=limit)
+
+
+def train_or_reuse(
+    facts: Sequence[FactText],
+    preset: KnowledgePreset,
+    models_dir: Path,
+    seed: int = 0,
+    progress: Callable[[int, int, float], None] | None = None,
+) -> tuple[Path, TrainReport | None]:
+    """Return the model directory for these inputs, training it only if it is not cached.
+
+    Training writes to a temporary sibling directory that is renamed into place at the end,
+    so a crash never leaves a half-written model that a later run would trust.
+    """
+    key = facts_hash(facts, preset, seed)
+    out = models_dir / f"{preset.name}-{key}"
+    if (out / REPORT_FILE).exists():
+        return out, None
+    tmp = models_dir / f".{preset.name}-{key}.partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    report = train_knowledge_model(facts, preset, tmp, seed=seed, progress=progress)
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    return out, report
+
+
+def graph_facts(store: SqlGraphStore) -> list[FactText]:
+    """Return every current fact of the store in verbal form, in a stable order."""
+    return sorted(fact_texts(store), key=lambda f: (f.subject, f.relation, f.object))
+
+
+def load_report(model_dir: Path) -> dict:
+    """Return the training report stored beside a knowledge model."""
+    return json.loads((model_dir / REPORT_FILE).read_text())
+
+
+def subset_by_subjects(facts: Sequence[FactText], max_subjects: int) -> list[FactText]:
+    """Return the facts of the first `max_subjects` subjects in sorted order."""
+    keep = sorted({f.subject for f in facts})[:max_subjects]
+    chosen = set(keep)
+    return [f for f in facts if f.subject in chosen]
+
+
+def known_trace_cases(model, tokenizer, store: SqlGraphStore, n: int) -> list[TraceCase]:
+    """Return up to `n` facts (first template) whose first object token the model predicts."""
+    from editor.scoring import score_targets
+
+    facts = graph_facts(store)
+    step = max(1, len(facts) // (4 * n))
+    candidates = list(facts[::step])
+    prompts = [f.templates[0].format(f.subject) for f in candidates]
+    scores = score_targets(model, tokenizer, prompts, [f.object for f in candidates])
+    cases = [
+        TraceCase(prompt=p, subject=f.subject, target=f.object)
+        for p, f, ok in zip(prompts, candidates, scores.first_argmax.tolist(), strict=True)
+        if ok
+    ]
+    return cases[:n]
