@@ -91,7 +91,11 @@ class DeltaEntry:
 
     def norm(self) -> float:
         """Return the Frobenius norm of the update."""
-        return float(torch.linalg.norm(self.update()))
+        if self.U is None or self.V is None:
+            return float(torch.linalg.norm(self.update()))
+        U, V = self.U.double(), self.V.double()  # (d_out, r), (d_in, r)
+        gram = (U.T @ U) * (V.T @ V)  # (r, r): ‖U Vᵀ‖² = Σ (UᵀU ∘ VᵀV)
+        return float(gram.sum().clamp(min=0).sqrt())
 
 
 def _bits(t: torch.Tensor) -> torch.Tensor:
@@ -248,6 +252,8 @@ class Delta:
                     "transpose": e.transpose,
                     "sha_before": e.sha_before,
                     "sha_after": e.sha_after,
+                    "norm": e.norm(),
+                    "n_fix": None if e.fix_index is None else int(e.fix_index.numel()),
                 }
             )
         header = {

@@ -53,14 +53,14 @@ def capture_input(
     """Capture `module`'s first input at (rows[i], cols[i]) pairs, or whole if both are None."""
     captured = Captured()
 
-    def hook(_mod: nn.Module, args: tuple, kwargs: dict) -> None:
+    def _hook(_mod: nn.Module, args: tuple, kwargs: dict) -> None:
         hidden = args[0] if args else kwargs["hidden_states"]  # (B, L, d_in)
         value = _select(hidden, rows, cols)
         captured.value = value.detach() if detach else value
         if stop:
             raise StopForward
 
-    handle = module.register_forward_pre_hook(hook, with_kwargs=True)
+    handle = module.register_forward_pre_hook(_hook, with_kwargs=True)
     try:
         yield captured
     except StopForward:
@@ -81,13 +81,13 @@ def capture_output(
     """Capture `module`'s output hidden state at (rows[i], cols[i]) pairs, or whole if None."""
     captured = Captured()
 
-    def hook(_mod: nn.Module, _args: tuple, output: Any) -> None:
+    def _hook(_mod: nn.Module, _args: tuple, output: Any) -> None:
         value = _select(_first(output), rows, cols)  # (n, d) or (B, L, d)
         captured.value = value.detach() if detach else value
         if stop:
             raise StopForward
 
-    handle = module.register_forward_hook(hook)
+    handle = module.register_forward_hook(_hook)
     try:
         yield captured
     except StopForward:
@@ -112,13 +112,13 @@ def add_to_output(module: nn.Module, rows: Any, cols: Any, vectors: torch.Tensor
     The addition is out of place and differentiable with respect to `vectors`.
     """
 
-    def hook(_mod: nn.Module, _args: tuple, output: Any) -> Any:
+    def _hook(_mod: nn.Module, _args: tuple, output: Any) -> Any:
         if isinstance(output, tuple | list):
             edited = add_at(output[0], rows, cols, vectors)  # (B, L, d)
             return type(output)((edited, *output[1:]))
         return add_at(output, rows, cols, vectors)  # (B, L, d)
 
-    handle = module.register_forward_hook(hook)
+    handle = module.register_forward_hook(_hook)
     try:
         yield
     finally:

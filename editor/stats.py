@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -114,13 +114,14 @@ def compute_second_moment(
     max_length: int,
     batch_tokens: int,
     progress: bool | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> tuple[torch.Tensor, int]:
     """Return (Σ k kᵀ in float64, count) of `module`'s input over all non-pad positions."""
     device = next(model.parameters()).device
     ids = [tokenizer(t, truncation=True, max_length=max_length)["input_ids"] for t in texts]
     lengths = [len(x) for x in ids]
     total: torch.Tensor | None = None
-    count = 0
+    count, done = 0, 0
     disable = (not sys.stderr.isatty()) if progress is None else not progress
     bar = tqdm(total=len(ids), desc="second moment", unit="doc", disable=disable)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -140,6 +141,9 @@ def compute_second_moment(
         total = outer if total is None else total + outer
         count += int(keys.shape[0])
         bar.update(len(batch))
+        done += len(batch)
+        if on_progress is not None:
+            on_progress(done, len(ids))
     bar.close()
     if total is None:
         raise EditorError("corpus is empty; cannot compute a second moment")
@@ -159,6 +163,7 @@ def layer_second_moment(
     cache_dir: str | Path | None = DEFAULT_CACHE_DIR,
     model_key: str | None = None,
     progress: bool | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> SecondMoment:
     """Return `E[k kᵀ]` of the edited module's input at `layer`, from cache when present.
 
@@ -199,6 +204,7 @@ def layer_second_moment(
             max_length=max_length,
             batch_tokens=batch_tokens,
             progress=progress,
+            on_progress=on_progress,
         )
     finally:
         model.train(was_training)

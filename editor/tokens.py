@@ -113,13 +113,19 @@ def encode_prompt_targets(
     """
     if len(prompts) != len(targets):
         raise EditorError(f"{len(prompts)} prompts but {len(targets)} targets")
+    if not prompts:
+        raise EditorError("no prompts to encode")
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     rows, tgts, plens = [], [], []
-    for prompt, target in zip(prompts, targets, strict=True):
-        p_ids = list(tokenizer(prompt)["input_ids"])
+    encoded = tokenizer(list(prompts))["input_ids"]
+    cache: dict[str, list[int]] = {}
+    for prompt, p_ids, target in zip(prompts, encoded, targets, strict=True):
+        p_ids = list(p_ids)
         if not p_ids:
             raise EditorError(f"prompt {prompt!r} encodes to no tokens")
-        t_ids = target_ids(tokenizer, target) if target else []
+        if target and target not in cache:
+            cache[target] = target_ids(tokenizer, target)
+        t_ids = cache[target] if target else []
         rows.append(p_ids + t_ids[:-1])
         tgts.append(t_ids)
         plens.append(len(p_ids))

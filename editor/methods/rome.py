@@ -12,7 +12,7 @@ Several requests are applied one after another, each on the already-edited model
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -134,6 +134,7 @@ def apply_rome(
     spec: ArchSpec | None = None,
     model_key: str | None = None,
     extra_losses: Sequence[LossTerm] = (),
+    on_step: Callable[[int, dict[str, float]], None] | None = None,
 ) -> tuple[Delta, dict[str, Any]]:
     """Edit `model` in place for one request; return the applied `Delta` and an info dict.
 
@@ -193,6 +194,7 @@ def apply_rome(
         loss_stop=hparams.v_loss_stop,
         essence_prompts=hparams.essence_prompts,
         extra_losses=extra_losses,
+        on_step=on_step,
     )
     timings["v_star"] = time.perf_counter() - t0
 
@@ -250,8 +252,12 @@ def apply_rome_to_model(
     context_templates: Sequence[str] | None = None,
     model_key: str | None = None,
     spec: ArchSpec | None = None,
+    on_request: Callable[[int, int], None] | None = None,
 ) -> tuple[list[Delta], list[dict[str, Any]]]:
-    """Apply requests one after another; templates come from the model before the first edit."""
+    """Apply requests one after another; templates come from the model before the first edit.
+
+    `on_request(done, total)` is called after each request (for progress reporting).
+    """
     spec = spec or arch_spec(model)
     if context_templates is None:
         context_templates = make_context_templates(
@@ -274,6 +280,8 @@ def apply_rome_to_model(
         )
         deltas.append(delta)
         infos.append(info)
+        if on_request is not None:
+            on_request(len(deltas), len(requests))
     return deltas, infos
 
 

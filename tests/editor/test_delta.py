@@ -82,6 +82,7 @@ def test_applied_update_matches_math(model_dirs) -> None:
     torch.testing.assert_close(W1 - W0, expected, rtol=1e-5, atol=1e-6)
     assert torch.linalg.matrix_rank(W1 - W0, rtol=1e-5) == 1
     torch.testing.assert_close(entry.math_update(), expected)
+    assert abs(entry.norm() - float(expected.norm())) < 1e-9 * float(expected.norm())
 
 
 def test_save_load_round_trip(model_dirs, tmp_path: Path) -> None:

@@ -71,7 +71,11 @@ def test_text_file_corpus(model_dirs, corpus, tmp_path: Path) -> None:
     path.write_text("\n".join(corpus[:10]) + "\n\n", encoding="utf-8")
     assert corpus_texts(path, 100) == corpus[:10]
     model, tok = load_model(model_dirs["gpt2"])
-    a = layer_second_moment(model, tok, 0, path, cache_dir=None)
+    seen: list[tuple[int, int]] = []
+    a = layer_second_moment(
+        model, tok, 0, path, cache_dir=None, batch_tokens=40, on_progress=lambda *x: seen.append(x)
+    )
+    assert len(seen) > 1 and seen[-1] == (10, 10)
     b = layer_second_moment(model, tok, 0, corpus[:10], cache_dir=None)
     torch.testing.assert_close(a.mom2, b.mom2)
 
