@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import replace
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 from rich.console import Console
 from rich.table import Table
 
 from api.progress import progress_bar
+from contracts.types import EditRequest
 from editor.context import context_templates
 from editor.knowledge.corpus import statement
 from editor.knowledge.presets import get_preset
@@ -31,13 +34,14 @@ from workers.knowledge import build_evoke_graph, graph_facts, load_report, train
 from workers.settings import get_settings
 
 # EVOKE cases per file in the demo graph: the subset the `small` preset learns in its budget.
-DEMO_CASES = 150
+DEMO_CASES = 100
 
 
-def demo_store(settings) -> SqlGraphStore:
+def demo_store(settings, n_cases: int = DEMO_CASES) -> SqlGraphStore:
     """Return the demo's graph store (its own SQLite file unless a URL is configured)."""
-    url = settings.graph_url or f"sqlite:///{settings.var_dir / 'demo' / 'kg.sqlite'}"
-    return SqlGraphStore(url)
+    path = settings.var_dir / "demo" / f"evoke-{n_cases}.sqlite"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return SqlGraphStore(settings.graph_url or f"sqlite:///{path}")
 
 
 def rome_hparams_for(preset_name: str) -> RomeHyperParams:
@@ -55,17 +59,35 @@ def corpus_statements(facts) -> list[str]:
     return texts
 
 
-def run_demo(console: Console, n_edits: int = 10, preset_name: str = "small") -> dict:
-    """Run the demo and print its tables; return the figures."""
+@dataclass
+class EditSetup:
+    """Everything an edit run needs: graph, model, ROME settings, statistics and templates."""
+
+    store: SqlGraphStore
+    facts: list
+    model_dir: Path
+    model: Any
+    tokenizer: Any
+    hparams: RomeHyperParams
+    second_moment: Any
+    context: list[str]
+    stats_seconds: float
+    cases: list[EditRequest]
+
+
+def prepare(
+    console: Console,
+    preset_name: str = "small",
+    n_cases: int = DEMO_CASES,
+    models_dir: Path | None = None,
+) -> EditSetup:
+    """Build or open the EVOKE graph, train or reuse the model, load statistics and templates."""
     settings = get_settings()
     if settings.threads:
         torch.set_num_threads(settings.threads)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    started = time.perf_counter()
-    store = demo_store(settings)
-    summary = build_evoke_graph(
-        store, settings.evoke_main, settings.evoke_subj_spec, limit=DEMO_CASES
-    )
+    store = demo_store(settings, n_cases)
+    summary = build_evoke_graph(store, settings.evoke_main, settings.evoke_subj_spec, limit=n_cases)
     if summary is not None:
         console.print(
             f"graph: imported {summary.facts} facts, {summary.entities} entities "
@@ -76,24 +98,19 @@ def run_demo(console: Console, n_edits: int = 10, preset_name: str = "small") ->
 
     preset = get_preset(preset_name)
     with progress_bar(f"training {preset.name} model", preset.steps) as update:
-        model_dir, report = train_or_reuse(facts, preset, settings.models_dir, progress=update)
+        model_dir, report = train_or_reuse(
+            facts, preset, models_dir or settings.models_dir, progress=update
+        )
     info = load_report(model_dir)
     console.print(
         f"model: {model_dir} ({'trained' if report else 'cached'}; {info['n_params']:,} params, "
         f"top-1 {info['accuracy_train_template']:.1%} on training templates, "
         f"{info['accuracy_heldout_template']:.1%} on held-out ones)"
     )
-
     model, tok = load_model(model_dir)
-    base_checksum = state_checksum(model)
-    cases = evoke_cases(settings.evoke_main, settings.evoke_subj_spec, limit=DEMO_CASES)
-    edits = select_known_edits(model, tok, cases, n_edits)
-    if not edits:
-        raise RuntimeError("the model knows none of the EVOKE edit subjects; retrain it")
-    probes = [probes_for(store, tok, facts, r) for r in edits]
-
     hparams = rome_hparams_for(preset_name)
     key = weights_sha256(model_dir)
+    t0 = time.perf_counter()
     sm = layer_second_moment(
         model,
         tok,
@@ -103,6 +120,7 @@ def run_demo(console: Console, n_edits: int = 10, preset_name: str = "small") ->
         cache_dir=settings.cache_dir / "stats",
         model_key=key,
     )
+    stats_seconds = time.perf_counter() - t0
     ctx = context_templates(
         model,
         tok,
@@ -110,38 +128,73 @@ def run_demo(console: Console, n_edits: int = 10, preset_name: str = "small") ->
         model_key=key,
         cache_dir=settings.cache_dir / "context",
     )
+    cases = interleave_sets(evoke_cases(settings.evoke_main, settings.evoke_subj_spec, n_cases))
+    return EditSetup(store, facts, model_dir, model, tok, hparams, sm, ctx, stats_seconds, cases)
+
+
+def interleave_sets(cases: list[EditRequest]) -> list[EditRequest]:
+    """Alternate main-set and subject-specificity cases, so any prefix holds both kinds."""
+    main = [c for c in cases if not (c.request_id or "").startswith("evoke-subj-")]
+    subj = [c for c in cases if (c.request_id or "").startswith("evoke-subj-")]
+    out: list[EditRequest] = []
+    for i in range(max(len(main), len(subj))):
+        out += main[i : i + 1] + subj[i : i + 1]
+    return out
+
+
+def rates_table(title: str, rates: dict) -> Table:
+    """Return a rich table of per-kind probe accuracy before and after."""
+    table = Table(title=title)
+    for col in ("probe", "n", "before", "after"):
+        table.add_column(col, justify="right" if col != "probe" else "left")
+    for kind in KIND_ORDER:
+        if kind in rates:
+            r = rates[kind]
+            table.add_row(kind, str(r["n"]), f"{r['before']:.1%}", f"{r['after']:.1%}")
+    return table
+
+
+def run_demo(
+    console: Console,
+    n_edits: int = 10,
+    preset_name: str = "small",
+    n_cases: int = DEMO_CASES,
+    models_dir: Path | None = None,
+) -> dict:
+    """Run the demo and print its tables; return the figures."""
+    started = time.perf_counter()
+    setup = prepare(console, preset_name, n_cases, models_dir)
+    model, tok = setup.model, setup.tokenizer
+    base_checksum = state_checksum(model)
+    edits = select_known_edits(model, tok, setup.cases, n_edits)
+    if not edits:
+        raise RuntimeError("the model knows none of the EVOKE edit subjects; retrain it")
+    probes = [probes_for(setup.store, tok, setup.facts, r) for r in edits]
     with progress_bar("ROME edits", len(edits)) as update:
         run = run_edits(
             model,
             tok,
             edits,
             probes,
-            replace(hparams),
-            sm,
-            ctx,
+            setup.hparams,
+            setup.second_moment,
+            setup.context,
             mode="sequential",
             progress=lambda i, t: update(i, t),
         )
-
-    table = Table(title=f"{len(edits)} EVOKE edits with ROME (layer {hparams.layer}), sequential")
-    for col in ("probe", "n", "before", "after"):
-        table.add_column(col, justify="right" if col != "probe" else "left")
     rates = run.rates()
-    for kind in KIND_ORDER:
-        if kind in rates:
-            r = rates[kind]
-            table.add_row(kind, str(r["n"]), f"{r['before']:.1%}", f"{r['after']:.1%}")
-    console.print(table)
+    title = f"{len(edits)} EVOKE edits with ROME (layer {setup.hparams.layer}), applied in sequence"
+    console.print(rates_table(title, rates))
     timings = run.mean_timings()
     console.print(
-        "seconds per edit: "
-        + ", ".join(f"{k} {v:.2f}" for k, v in timings.items() if k != "context")
+        f"seconds per edit: {timings['total']:.2f} (key {timings.get('key', 0):.2f}, "
+        f"v* {timings.get('v_star', 0):.2f}, solve {timings.get('solve', 0):.3f}); "
+        f"statistics {setup.stats_seconds:.1f} s once"
     )
     for request in edits[:3]:
         console.print(
             f"  {request.rendered()} … {request.target_true} → [bold]{request.target_new}[/]"
         )
-
     for delta in reversed(run.deltas):
         delta.revert(model)
     restored = state_checksum(model)
@@ -153,4 +206,4 @@ def run_demo(console: Console, n_edits: int = 10, preset_name: str = "small") ->
     console.print(f"demo took {time.perf_counter() - started:.0f} s")
     if not same:
         raise RuntimeError("reverting the deltas did not restore the weights")
-    return {"rates": rates, "timings": timings, "reverted": same}
+    return {"rates": rates, "timings": timings, "reverted": same, "n_edits": len(edits)}

@@ -11,6 +11,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
 
 class Settings(BaseSettings):
     """Configuration read from the environment (`KGEDIT_*`) or a `.env` file."""
@@ -20,7 +22,8 @@ class Settings(BaseSettings):
     var_dir: Path = Field(Path("var"), description="embedded databases, models, caches")
     graph_url: str | None = Field(None, description="SQLAlchemy URL of the graph store")
     data_dir: Path = Field(
-        Path("../shared/data"), description="benchmark data (EVOKE, TOFU), never copied"
+        REPO_ROOT.parent / "shared" / "data",
+        description="benchmark data (EVOKE, TOFU), read in place and never copied",
     )
     device: str = Field("cpu", description="torch device for model work")
     threads: int | None = Field(None, description="torch CPU threads (default: torch's own)")

@@ -20,12 +20,14 @@ class KnowledgePreset:
     batch_size: int
     lr: float
     warmup_steps: int
-    weight_decay: float = 0.1
+    weight_decay: float = 0.0
     min_lr_ratio: float = 0.1
     # how many statements of each fact a passage holds (each with its own template)
     statements_per_fact: int = 2
     # share of training rows that are a single bare cloze line instead of a passage
-    cloze_share: float = 0.25
+    cloze_share: float = 0.5
+    # templates per relation the trainer uses (the relation's first ones: the case prompts)
+    max_templates: int = 16
     # the MLP layer ROME edits, chosen from the causal trace (see README)
     edit_layer: int = 0
 
@@ -43,7 +45,7 @@ PRESETS: dict[str, KnowledgePreset] = {
         n_inner=256,
         vocab_size=1024,
         n_positions=128,
-        steps=900,
+        steps=1500,
         batch_size=32,
         lr=3e-3,
         warmup_steps=60,
@@ -57,9 +59,9 @@ PRESETS: dict[str, KnowledgePreset] = {
         n_inner=512,
         vocab_size=4096,
         n_positions=128,
-        steps=3000,
+        steps=2500,
         batch_size=64,
-        lr=2e-3,
+        lr=3e-3,
         warmup_steps=150,
         edit_layer=0,
     ),

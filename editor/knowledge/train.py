@@ -10,7 +10,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -162,6 +162,7 @@ def train_knowledge_model(
     if not facts:
         raise ValueError("no facts to train on")
     started = time.perf_counter()
+    facts = [replace(f, templates=f.templates[: preset.max_templates]) for f in facts]
     sampler = PassageSampler(facts, preset.statements_per_fact, preset.cloze_share, seed=seed)
     tok = train_tokenizer(sampler.tokenizer_corpus(), preset.vocab_size)
     model = build_model(preset, len(tok), seed)

@@ -1,0 +1,63 @@
+"""Session fixtures shared by every test package: the tiny knowledge model and its graph.
+
+The tiny model is trained once and cached on disk under `var/test-cache/` by a hash of its
+inputs (facts, preset, seed, trainer version), so only the first run pays for training.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from contracts.types import FactText
+from workers.settings import get_settings
+
+REPO = Path(__file__).resolve().parents[1]
+TEST_CACHE = Path(os.environ.get("KGEDIT_TEST_CACHE", REPO / "var" / "test-cache"))
+TINY_CASES = 40
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+@pytest.fixture(scope="session")
+def evoke_paths() -> tuple[Path, Path]:
+    """Return the EVOKE main and subject-specificity files, failing clearly if absent."""
+    settings = get_settings()
+    main, subj = settings.evoke_main, settings.evoke_subj_spec
+    if not main.is_file() or not subj.is_file():
+        pytest.fail(f"EVOKE data not found at {main.parent} (set KGEDIT_DATA_DIR)")
+    return main, subj
+
+
+@pytest.fixture(scope="session")
+def tiny_graph(evoke_paths, tmp_path_factory):
+    """Return a SQLite store holding the first TINY_CASES EVOKE cases of each file."""
+    from kg.store.sql import SqlGraphStore
+    from workers.knowledge import build_evoke_graph
+
+    path = tmp_path_factory.mktemp("tiny-graph") / "kg.sqlite"
+    store = SqlGraphStore(f"sqlite:///{path}")
+    build_evoke_graph(store, *evoke_paths, limit=TINY_CASES)
+    return store
+
+
+@pytest.fixture(scope="session")
+def tiny_facts(tiny_graph) -> list[FactText]:
+    """Return the tiny graph's facts in verbal form."""
+    from workers.knowledge import graph_facts
+
+    return graph_facts(tiny_graph)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tiny_facts) -> Path:
+    """Return the directory of the tiny knowledge model, training it if not cached."""
+    from editor.knowledge.presets import get_preset
+    from workers.knowledge import train_or_reuse
+
+    model_dir, _ = train_or_reuse(tiny_facts, get_preset("tiny"), TEST_CACHE / "models")
+    return model_dir
