@@ -18,13 +18,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rich.console import Console  # noqa: E402
+from rich.console import Console
 
-from bench.common import machine, today, update_readme, write_json  # noqa: E402
-from editor.methods.rome import apply_rome  # noqa: E402
-from editor.stats import layer_second_moment  # noqa: E402
-from workers.demo import corpus_statements, prepare  # noqa: E402
-from workers.edit_run import select_known_edits  # noqa: E402
+from bench.common import machine, today, update_readme, write_json
+from editor.methods.rome import apply_rome
+from editor.stats import layer_second_moment
+from workers.demo import corpus_statements, prepare
+from workers.edit_run import select_known_edits
 
 
 def main() -> None:

@@ -17,11 +17,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rich.console import Console  # noqa: E402
+from rich.console import Console
 
-from bench.common import machine, today, update_readme, write_json  # noqa: E402
-from workers.demo import prepare, rates_table  # noqa: E402
-from workers.edit_run import KIND_ORDER, probes_for, run_edits, select_known_edits  # noqa: E402
+from bench.common import machine, today, update_readme, write_json
+from workers.demo import prepare, rates_table
+from workers.edit_run import KIND_ORDER, probes_for, run_edits, select_known_edits
 
 
 def main() -> None:

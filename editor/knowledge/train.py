@@ -64,6 +64,7 @@ def build_model(preset: KnowledgePreset, vocab_size: int, seed: int) -> GPT2LMHe
         eos_token_id=0,
         pad_token_id=0,
         tie_word_embeddings=True,
+        loss_type="ForCausalLM",
     )
     return GPT2LMHeadModel(config)
 
