@@ -7,6 +7,8 @@ Two modes: `sequential` keeps every edit (the demo: ten edits, then revert them 
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -96,6 +98,34 @@ def probes_for(
 ) -> list[Probe]:
     """Return every probe of one edit, graph-derived plus same-last-token neighbours."""
     return edit_probes(store, request) + last_token_neighbour_probes(tokenizer, facts, request)
+
+
+def speakable_edits(
+    requests: Sequence[EditRequest], facts: Sequence[FactText]
+) -> list[EditRequest]:
+    """Keep edits whose new object the graph teaches; retarget the others within the relation.
+
+    A model trained on one graph can only name objects it has learned. EVOKE's main cases
+    always satisfy that (their new objects are true objects of attribute facts); most
+    subject-specificity cases do not, so they get a learned object of the same relation,
+    picked by a hash of the request id, and `+retargeted` appended to the id.
+    """
+    known = {f.object for f in facts}
+    by_relation: dict[str, list[str]] = defaultdict(list)
+    for f in facts:
+        by_relation[f.relation].append(f.object)
+    out = []
+    for r in requests:
+        if r.target_new in known:
+            out.append(r)
+            continue
+        options = sorted(set(by_relation.get(r.relation or "", ())) - {r.target_true})
+        if not options:
+            continue
+        digest = hashlib.sha256((r.request_id or r.subject).encode()).digest()
+        pick = options[int.from_bytes(digest[:4], "big") % len(options)]
+        out.append(dataclasses.replace(r, target_new=pick, request_id=f"{r.request_id}+retargeted"))
+    return out
 
 
 def select_known_edits(
