@@ -97,12 +97,13 @@ def subject_token_range(tokenizer, prompt: str, subject: str) -> tuple[list[int]
 
 
 def _bucket_of(pos: int, subj: list[int], last: int) -> int:
+    """Return the bucket of a position; a one-token subject counts as its last token."""
     if pos == last:
         return 5
-    if pos == subj[0]:
-        return 0
     if pos == subj[-1]:
         return 2
+    if pos == subj[0]:
+        return 0
     if subj[0] < pos < subj[-1]:
         return 1
     if pos == subj[-1] + 1:

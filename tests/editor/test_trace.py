@@ -66,3 +66,13 @@ def test_trace_of_the_tiny_knowledge_model(tiny_model_dir, tiny_graph, tmp_path)
     png = tmp_path / "trace.png"
     plot_trace(result, str(png))
     assert png.stat().st_size > 5_000
+
+
+def test_one_token_subject_counts_as_last_subject_token():
+    from editor.trace import _bucket_of
+
+    assert BUCKETS[_bucket_of(3, [3], 6)] == "last subject token"
+    assert BUCKETS[_bucket_of(2, [2, 3, 4], 8)] == "first subject token"
+    assert BUCKETS[_bucket_of(3, [2, 3, 4], 8)] == "middle subject tokens"
+    assert BUCKETS[_bucket_of(5, [2, 3, 4], 8)] == "first subsequent token"
+    assert BUCKETS[_bucket_of(8, [2, 3, 4], 8)] == "last token"
