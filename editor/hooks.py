@@ -8,7 +8,7 @@ handled: the first element is the hidden state.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +42,32 @@ def _select(hidden: torch.Tensor, rows: Any, cols: Any) -> torch.Tensor:
 
 
 @contextmanager
+def _capturing(
+    module: nn.Module, read: Any, rows: Any, cols: Any, stop: bool, detach: bool, pre: bool
+) -> Iterator[Captured]:
+    """Register a hook storing `read(...)` at the pairs; `pre` hooks the input, else the output."""
+    captured = Captured()
+
+    def _store(hidden: torch.Tensor) -> None:
+        value = _select(hidden, rows, cols)  # (n, d) or (B, L, d)
+        captured.value = value.detach() if detach else value
+        if stop:
+            raise StopForward
+
+    if pre:
+        handle = module.register_forward_pre_hook(
+            lambda _m, args, kwargs: _store(read(args, kwargs)), with_kwargs=True
+        )
+    else:
+        handle = module.register_forward_hook(lambda _m, _args, output: _store(read(output)))
+    try:
+        yield captured
+    except StopForward:
+        pass
+    finally:
+        handle.remove()
+
+
 def capture_input(
     module: nn.Module,
     rows: Any = None,
@@ -49,27 +75,15 @@ def capture_input(
     *,
     stop: bool = False,
     detach: bool = True,
-) -> Iterator[Captured]:
+) -> AbstractContextManager[Captured]:
     """Capture `module`'s first input at (rows[i], cols[i]) pairs, or whole if both are None."""
-    captured = Captured()
 
-    def _hook(_mod: nn.Module, args: tuple, kwargs: dict) -> None:
-        hidden = args[0] if args else kwargs["hidden_states"]  # (B, L, d_in)
-        value = _select(hidden, rows, cols)
-        captured.value = value.detach() if detach else value
-        if stop:
-            raise StopForward
+    def read(args: tuple, kwargs: dict) -> torch.Tensor:
+        return args[0] if args else kwargs["hidden_states"]  # (B, L, d_in)
 
-    handle = module.register_forward_pre_hook(_hook, with_kwargs=True)
-    try:
-        yield captured
-    except StopForward:
-        pass
-    finally:
-        handle.remove()
+    return _capturing(module, read, rows, cols, stop, detach, pre=True)
 
 
-@contextmanager
 def capture_output(
     module: nn.Module,
     rows: Any = None,
@@ -77,23 +91,9 @@ def capture_output(
     *,
     stop: bool = False,
     detach: bool = True,
-) -> Iterator[Captured]:
+) -> AbstractContextManager[Captured]:
     """Capture `module`'s output hidden state at (rows[i], cols[i]) pairs, or whole if None."""
-    captured = Captured()
-
-    def _hook(_mod: nn.Module, _args: tuple, output: Any) -> None:
-        value = _select(_first(output), rows, cols)  # (n, d) or (B, L, d)
-        captured.value = value.detach() if detach else value
-        if stop:
-            raise StopForward
-
-    handle = module.register_forward_hook(_hook)
-    try:
-        yield captured
-    except StopForward:
-        pass
-    finally:
-        handle.remove()
+    return _capturing(module, _first, rows, cols, stop, detach, pre=False)
 
 
 def add_at(hidden: torch.Tensor, rows: Any, cols: Any, vectors: torch.Tensor) -> torch.Tensor:

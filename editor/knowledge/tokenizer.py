@@ -15,8 +15,10 @@ from transformers import PreTrainedTokenizerFast
 BOS = "<|endoftext|>"
 
 
-def train_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
-    """Train a ByteLevel BPE on `texts` and wrap it as a HF fast tokenizer with BOS prepended."""
+def train_tokenizer(
+    texts: Iterable[str], vocab_size: int, bos: bool = True
+) -> PreTrainedTokenizerFast:
+    """Train a ByteLevel BPE on `texts` as a HF fast tokenizer; `bos` prepends the BOS token."""
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
     tok.decoder = decoders.ByteLevel()
@@ -27,10 +29,12 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenize
         show_progress=False,
     )
     tok.train_from_iterator(texts, trainer=trainer)
-    bos_id = tok.token_to_id(BOS)
-    tok.post_processor = processors.TemplateProcessing(
-        single=f"{BOS} $A", pair=f"{BOS} $A $B", special_tokens=[(BOS, bos_id)]
-    )
+    if bos:
+        tok.post_processor = processors.TemplateProcessing(
+            single=f"{BOS} $A", pair=f"{BOS} $A $B", special_tokens=[(BOS, tok.token_to_id(BOS))]
+        )
+    else:  # GPT-2's own behaviour: no special tokens added
+        tok.post_processor = processors.ByteLevel(trim_offsets=False)
     wrapped = PreTrainedTokenizerFast(
         tokenizer_object=tok,
         bos_token=BOS,

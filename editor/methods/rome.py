@@ -123,6 +123,19 @@ def key_and_output(
     return cap_in.value[0].float(), cap_out.value[0].float()  # (m,), (d,)
 
 
+def rome_context_templates(
+    model: nn.Module, tokenizer: Any, hparams: RomeHyperParams, model_key: str | None = None
+) -> list[str]:
+    """Return the context templates ROME averages over, as `hparams` describe them."""
+    return make_context_templates(
+        model,
+        tokenizer,
+        hparams.context_template_length_params,
+        seed=hparams.context_seed,
+        model_key=model_key,
+    )
+
+
 def apply_rome(
     model: nn.Module,
     tokenizer: Any,
@@ -153,13 +166,7 @@ def apply_rome(
 
     t0 = time.perf_counter()
     if context_templates is None:
-        context_templates = make_context_templates(
-            model,
-            tokenizer,
-            hparams.context_template_length_params,
-            seed=hparams.context_seed,
-            model_key=model_key,
-        )
+        context_templates = rome_context_templates(model, tokenizer, hparams, model_key)
     timings["context"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -260,13 +267,7 @@ def apply_rome_to_model(
     """
     spec = spec or arch_spec(model)
     if context_templates is None:
-        context_templates = make_context_templates(
-            model,
-            tokenizer,
-            hparams.context_template_length_params,
-            seed=hparams.context_seed,
-            model_key=model_key,
-        )
+        context_templates = rome_context_templates(model, tokenizer, hparams, model_key)
     deltas, infos = [], []
     for request in requests:
         delta, info = apply_rome(

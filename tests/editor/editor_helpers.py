@@ -49,29 +49,9 @@ def make_corpus() -> list[str]:
 
 def make_tokenizer(bos: bool = True, vocab_size: int = 400):
     """Train a GPT-2 style ByteLevel BPE (prefix space) on the corpus; BOS post-processor opt."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
+    from editor.knowledge.tokenizer import train_tokenizer
 
-    tk = Tokenizer(models.BPE())
-    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
-    tk.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=[BOS],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tk.train_from_iterator(make_corpus(), trainer)
-    if bos:
-        tk.post_processor = processors.TemplateProcessing(
-            single=f"{BOS} $A", pair=f"{BOS} $A {BOS} $B", special_tokens=[(BOS, 0)]
-        )
-    else:
-        tk.post_processor = processors.ByteLevel(trim_offsets=False)
-    tok = PreTrainedTokenizerFast(tokenizer_object=tk, bos_token=BOS, eos_token=BOS)
-    tok.pad_token = BOS
-    tok.padding_side = "right"
-    return tok
+    return train_tokenizer(make_corpus(), vocab_size, bos=bos)
 
 
 def tiny_config(arch: str, vocab_size: int):
