@@ -66,6 +66,21 @@ def import_cmd(
             console.print(f"{key}: {value}")
 
 
+@app.command("export")
+def export_cmd(
+    dest: Annotated[Path, typer.Argument(help="JSONL file to write")],
+    graph: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the graph store")] = None,
+) -> None:
+    """Export the graph's relations, entities and facts as JSONL."""
+    from kg.io_jsonl import export_jsonl
+    from kg.store.sql import SqlGraphStore
+    from workers.settings import get_settings
+
+    store = SqlGraphStore(graph or get_settings().graph_store_url)
+    n = export_jsonl(store, dest)
+    console.print(f"wrote {n} facts to {dest}")
+
+
 @app.command("train-model")
 def train_model(
     out: Annotated[Path, typer.Option(help="output model directory")],

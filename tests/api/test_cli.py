@@ -1,0 +1,51 @@
+"""The `kgedit` command line: import, export and clear errors (no model training here)."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from api.cli import app
+
+runner = CliRunner()
+
+
+def test_import_evoke_then_export_round_trip(tmp_path, evoke_paths):
+    url = f"sqlite:///{tmp_path / 'kg.sqlite'}"
+    out = runner.invoke(app, ["import", "evoke", "--graph", url, "--limit", "5", "--json"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output)["cases_main"] == 5
+    dest = tmp_path / "facts.jsonl"
+    out = runner.invoke(app, ["export", str(dest), "--graph", url])
+    assert out.exit_code == 0, out.output
+    rows = [json.loads(line) for line in dest.read_text().splitlines()]
+    n_facts = sum(1 for r in rows if r.get("type", "fact") == "fact")
+    assert n_facts > 0 and f"wrote {n_facts} facts" in out.output
+    again = f"sqlite:///{tmp_path / 'kg2.sqlite'}"
+    out = runner.invoke(app, ["import", str(dest), "--graph", again])
+    assert out.exit_code == 0, out.output
+    out = runner.invoke(app, ["export", str(tmp_path / "again.jsonl"), "--graph", again])
+    assert f"wrote {n_facts} facts" in out.output
+
+
+def test_malformed_jsonl_names_the_line_and_exits_2(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"type": "relation"}\nnot json\n')
+    out = runner.invoke(app, ["import", str(bad), "--graph", f"sqlite:///{tmp_path / 'k.sqlite'}"])
+    assert out.exit_code == 2
+    assert "line 1" in out.output or "line 2" in out.output
+
+
+def test_missing_file_and_unknown_preset_are_clear_errors(tmp_path):
+    url = f"sqlite:///{tmp_path / 'k.sqlite'}"
+    out = runner.invoke(app, ["import", str(tmp_path / "nope.jsonl"), "--graph", url])
+    assert out.exit_code == 2 and "no such file" in out.output
+    out = runner.invoke(app, ["train-model", "--out", str(tmp_path / "m"), "--preset", "huge"])
+    assert out.exit_code == 2 and "unknown preset" in out.output
+
+
+def test_trace_refuses_a_directory_that_is_not_a_model(tmp_path):
+    out = runner.invoke(app, ["trace", "--model", str(tmp_path)])
+    assert out.exit_code == 2
+    assert "config.json" in out.output or "model" in out.output
