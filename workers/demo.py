@@ -198,7 +198,11 @@ def run_demo(
     console.print(
         f"seconds per edit: {timings['total']:.2f} (key {timings.get('key', 0):.2f}, "
         f"v* {timings.get('v_star', 0):.2f}, solve {timings.get('solve', 0):.3f}); "
-        f"statistics {setup.stats_seconds:.1f} s once"
+        + (
+            "statistics from cache"
+            if setup.second_moment.from_cache
+            else f"statistics {setup.stats_seconds:.1f} s once"
+        )
     )
     for request in edits[:3]:
         console.print(
