@@ -20,6 +20,7 @@ from contracts.types import FactText
 from editor.knowledge.corpus import PassageSampler, eval_pairs
 from editor.knowledge.presets import KnowledgePreset
 from editor.knowledge.tokenizer import train_tokenizer
+from editor.scoring import score_targets
 
 ProgressFn = Callable[[int, int, float], None]
 
@@ -119,36 +120,14 @@ def _length_bucketed(
             yield _encode_rows(tok, [rows[i] for i in chunk], preset.n_positions)
 
 
-@torch.no_grad()
 def object_accuracy(
-    model: GPT2LMHeadModel,
-    tok: PreTrainedTokenizerFast,
-    pairs: Sequence[tuple[str, str]],
-    batch_size: int = 256,
+    model: GPT2LMHeadModel, tok: PreTrainedTokenizerFast, pairs: Sequence[tuple[str, str]]
 ) -> tuple[float, float]:
     """Return (all object tokens top-1, first object token top-1) under teacher forcing."""
     if not pairs:
         return float("nan"), float("nan")
-    model.eval()
-    full_ok = first_ok = 0
-    for start in range(0, len(pairs), batch_size):
-        chunk = pairs[start : start + batch_size]
-        prompt_ids = [tok(p)["input_ids"] for p, _ in chunk]
-        target_ids = [tok(" " + o, add_special_tokens=False)["input_ids"] for _, o in chunk]
-        seqs = [p + t for p, t in zip(prompt_ids, target_ids, strict=True)]
-        width = max(len(s) for s in seqs)
-        ids = torch.full((len(seqs), width), tok.pad_token_id)  # (B, T)
-        mask = torch.zeros_like(ids)
-        for i, s in enumerate(seqs):
-            ids[i, : len(s)] = torch.tensor(s)
-            mask[i, : len(s)] = 1
-        pred = model(input_ids=ids, attention_mask=mask).logits.argmax(-1)  # (B, T)
-        for i, (p, t) in enumerate(zip(prompt_ids, target_ids, strict=True)):
-            positions = torch.arange(len(p) - 1, len(p) - 1 + len(t))
-            hits = pred[i, positions] == torch.tensor(t)
-            full_ok += int(hits.all())
-            first_ok += int(hits[0])
-    return full_ok / len(pairs), first_ok / len(pairs)
+    scores = score_targets(model, tok, [p for p, _ in pairs], [o for _, o in pairs], 256)
+    return float(scores.all_argmax.float().mean()), float(scores.first_argmax.float().mean())
 
 
 def train_knowledge_model(
