@@ -34,6 +34,12 @@ def evoke_paths() -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="session")
+def tiny_cases() -> int:
+    """Return how many EVOKE cases per file the tiny graph holds."""
+    return TINY_CASES
+
+
+@pytest.fixture(scope="session")
 def tiny_graph(evoke_paths, tmp_path_factory):
     """Return a SQLite store holding the first TINY_CASES EVOKE cases of each file."""
     from kg.store.sql import SqlGraphStore

@@ -10,9 +10,9 @@ from workers import settings as settings_mod
 pytestmark = pytest.mark.slow
 
 
-def test_demo_applies_edits_and_reverts_bit_for_bit(tmp_path, monkeypatch, tiny_model_dir):
-    from conftest import TINY_CASES
-
+def test_demo_applies_edits_and_reverts_bit_for_bit(
+    tmp_path, monkeypatch, tiny_model_dir, tiny_cases
+):
     from workers.demo import run_demo
 
     monkeypatch.setenv("KGEDIT_VAR_DIR", str(tmp_path))
@@ -23,7 +23,7 @@ def test_demo_applies_edits_and_reverts_bit_for_bit(tmp_path, monkeypatch, tiny_
             console,
             n_edits=4,
             preset_name="tiny",
-            n_cases=TINY_CASES,
+            n_cases=tiny_cases,
             models_dir=tiny_model_dir.parent,
         )
     finally:

@@ -14,9 +14,12 @@ from workers.edit_run import probes_for, run_edits, select_known_edits
 pytestmark = pytest.mark.slow
 
 
-def _prepare(tiny_model_dir, tiny_graph, tiny_facts, evoke_paths, cache):
+@pytest.fixture
+def prepared(tiny_model_dir, tiny_graph, tiny_facts, evoke_paths, tiny_cases, tmp_path):
+    """Return model, tokenizer, edits, probes, hparams, statistics and context templates."""
+    cache = tmp_path
     model, tok = load_model(tiny_model_dir)
-    cases = evoke_cases(*evoke_paths, limit=40)
+    cases = evoke_cases(*evoke_paths, limit=tiny_cases)
     edits = select_known_edits(model, tok, cases, 4)
     assert len(edits) >= 3, "the tiny model should know several EVOKE edit subjects"
     probes = [probes_for(tiny_graph, tok, tiny_facts, r) for r in edits]
@@ -29,12 +32,8 @@ def _prepare(tiny_model_dir, tiny_graph, tiny_facts, evoke_paths, cache):
     return model, tok, edits, probes, hparams, sm, ctx
 
 
-def test_independent_edits_flip_the_rewrite_and_restore_the_weights(
-    tiny_model_dir, tiny_graph, tiny_facts, evoke_paths, tmp_path
-):
-    model, tok, edits, probes, hparams, sm, ctx = _prepare(
-        tiny_model_dir, tiny_graph, tiny_facts, evoke_paths, tmp_path
-    )
+def test_independent_edits_flip_the_rewrite_and_restore_the_weights(prepared):
+    model, tok, edits, probes, hparams, sm, ctx = prepared
     before = state_checksum(model)
     run = run_edits(model, tok, edits, probes, hparams, sm, ctx, mode="independent")
     assert state_checksum(model) == before
@@ -45,12 +44,8 @@ def test_independent_edits_flip_the_rewrite_and_restore_the_weights(
     assert set(run.mean_timings()) >= {"key", "v_star", "solve", "total"}
 
 
-def test_sequential_edits_revert_bit_for_bit(
-    tiny_model_dir, tiny_graph, tiny_facts, evoke_paths, tmp_path
-):
-    model, tok, edits, probes, hparams, sm, ctx = _prepare(
-        tiny_model_dir, tiny_graph, tiny_facts, evoke_paths, tmp_path
-    )
+def test_sequential_edits_revert_bit_for_bit(prepared):
+    model, tok, edits, probes, hparams, sm, ctx = prepared
     before = state_checksum(model)
     run = run_edits(model, tok, edits, probes, hparams, sm, ctx, mode="sequential")
     assert len(run.deltas) == len(edits)
