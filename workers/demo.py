@@ -115,7 +115,7 @@ def prepare(
         f"top-1 {info['accuracy_train_template']:.1%} on training templates, "
         f"{info['accuracy_heldout_template']:.1%} on held-out ones)"
     )
-    model, tok = load_model(model_dir)
+    model, tok = load_model(model_dir, device=settings.device)
     hparams = rome_hparams_for(preset_name)
     key = weights_sha256(model_dir)
     t0 = time.perf_counter()
