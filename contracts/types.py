@@ -30,13 +30,19 @@ class ProbeKind(StrEnum):
 
 @dataclass(frozen=True)
 class Probe:
-    """One scored prompt: the model should continue `prompt` with `expected` (not `unexpected`)."""
+    """One scored prompt: the model should continue `prompt` with `expected` (not `unexpected`).
+
+    `rivals` are further wrong answers (multiple-choice letters, distractor subjects): the
+    probability comparison then asks P(expected) > max P(unexpected, *rivals).
+    `meta["role"] == "forget"` inverts success: the answer must no longer come out.
+    """
 
     prompt: str
     expected: str
     kind: ProbeKind | str
     unexpected: str | None = None
     meta: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    rivals: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

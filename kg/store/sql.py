@@ -746,6 +746,22 @@ class SqlGraphStore:
             self._require(session, "entity", EntityRow.id, [object_id])
             return [_fact(row) for row in session.execute(stmt).scalars()]
 
+    def facts_of_relation(
+        self,
+        relation_id: str,
+        status: FactStatus | str | None = FactStatus.CURRENT,
+        limit: int | None = None,
+    ) -> list[Fact]:
+        """Return the facts of one relation, ordered by id."""
+        stmt = select(FactRow).where(FactRow.relation_id == relation_id).order_by(FactRow.id)
+        if status is not None:
+            stmt = stmt.where(FactRow.status == FactStatus(status).value)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        with self.transaction() as session:
+            self._require(session, "relation", RelationRow.id, [relation_id])
+            return [_fact(row) for row in session.execute(stmt).scalars()]
+
     def retract_fact(
         self,
         subject_id: str,

@@ -1,0 +1,91 @@
+"""A read-through cache over a graph store, for deriving many probes without repeated queries."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from kg.errors import NotFoundError
+from kg.relsim import RelationEmbedder, RelationSimilarity
+from kg.store.sql import SqlGraphStore
+from kg.types import Fact, Relation
+
+
+class GraphView:
+    """Memoised reads of one store: relations, names, facts by subject and by relation."""
+
+    def __init__(self, store: SqlGraphStore, embed: RelationEmbedder | None = None) -> None:
+        self.store = store
+        self._embed = embed
+        self._relations: dict[str, Relation] | None = None
+        self._names: dict[str, str] = {}
+        self._about: dict[str, list[Fact]] = {}
+        self._of_relation: dict[str, list[Fact]] = {}
+        self._resolved: dict[str, list[str]] = {}
+        self._similarity: RelationSimilarity | None = None
+
+    def relations(self) -> dict[str, Relation]:
+        """Return every relation by id."""
+        if self._relations is None:
+            self._relations = {r.id: r for r in self.store.list_relations()}
+        return self._relations
+
+    def relation(self, relation_id: str) -> Relation:
+        """Return one relation; NotFoundError if unknown."""
+        try:
+            return self.relations()[relation_id]
+        except KeyError:
+            raise NotFoundError("relation", relation_id) from None
+
+    def names(self, ids: Iterable[str]) -> dict[str, str]:
+        """Return {id: name} for the known ids, in the order of `ids`."""
+        wanted = list(dict.fromkeys(ids))
+        missing = set(wanted) - self._names.keys()
+        if missing:
+            self._names.update(self.store.entity_names(missing))
+        return {i: self._names[i] for i in wanted if i in self._names}
+
+    def name(self, entity_id: str) -> str:
+        """Return the name of one entity; NotFoundError if unknown."""
+        found = self.names([entity_id])
+        if entity_id not in found:
+            raise NotFoundError("entity", entity_id)
+        return found[entity_id]
+
+    def facts_about(self, entity_id: str) -> list[Fact]:
+        """Return the current facts whose subject is the entity ([] if it is unknown)."""
+        if entity_id not in self._about:
+            try:
+                self._about[entity_id] = self.store.facts_about(entity_id)
+            except NotFoundError:
+                self._about[entity_id] = []
+        return self._about[entity_id]
+
+    def facts_with_object(self, entity_id: str) -> list[Fact]:
+        """Return the current facts whose object is the entity ([] if it is unknown)."""
+        try:
+            return self.store.facts_with_object(entity_id)
+        except NotFoundError:
+            return []
+
+    def facts_of_relation(self, relation_id: str) -> list[Fact]:
+        """Return the current facts of one relation ([] if it is unknown)."""
+        if relation_id not in self._of_relation:
+            try:
+                self._of_relation[relation_id] = self.store.facts_of_relation(relation_id)
+            except NotFoundError:
+                self._of_relation[relation_id] = []
+        return self._of_relation[relation_id]
+
+    def resolve(self, name: str) -> list[str]:
+        """Return the ids of the entities with this name or alias."""
+        if name not in self._resolved:
+            self._resolved[name] = [e.id for e in self.store.find_entities(name)]
+        return self._resolved[name]
+
+    def similarity(self) -> RelationSimilarity:
+        """Return the relation similarity of the whole graph (built on first use)."""
+        if self._similarity is None:
+            relations = list(self.relations().values())
+            objects = {r.id: [f.object for f in self.facts_of_relation(r.id)] for r in relations}
+            self._similarity = RelationSimilarity(relations, objects, self._embed)
+        return self._similarity
