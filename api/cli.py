@@ -167,6 +167,156 @@ def demo(
     run_demo(console, n_edits=n_edits, preset_name=preset)
 
 
+audit_app = typer.Typer(
+    help="Audit an edited or unlearned model against the graph (JSON, HTML, table).",
+    no_args_is_help=True,
+)
+app.add_typer(audit_app, name="audit")
+
+
+def _audit_config(sample: int, seed: int, bootstrap: int, dtype: str):
+    """Return the AuditConfig of the common audit options."""
+    from editor.probe_scoring import ScoringConfig
+    from workers.audit.run import AuditConfig
+
+    if dtype not in {"float32", "bfloat16"}:
+        _fail(f"--dtype must be float32 or bfloat16, not {dtype!r}")
+    return AuditConfig(
+        sample_size=sample,
+        sample_seed=seed,
+        seed=seed,
+        bootstrap=bootstrap,
+        scoring=ScoringConfig(seed=seed, dtype=dtype),
+    )
+
+
+def _finish_audit(report: dict, json_out: Path | None, html_out: Path | None, strict: bool):
+    """Validate, write and summarise a report; exit 1 under --strict when it failed."""
+    from workers.audit.html import render_html
+    from workers.audit.schema import validate_report
+    from workers.audit.summary import summary_lines, summary_table
+
+    validate_report(report)
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+        console.print(f"wrote {json_out}")
+    if html_out:
+        html_out.parent.mkdir(parents=True, exist_ok=True)
+        html_out.write_text(render_html(report), encoding="utf-8")
+        console.print(f"wrote {html_out}")
+    console.print(summary_table(report))
+    for line in summary_lines(report):
+        console.print(line)
+    if strict and not report["passed"]:
+        raise typer.Exit(1)
+
+
+JsonOut = Annotated[Path | None, typer.Option("--json", help="write the JSON report here")]
+HtmlOut = Annotated[Path | None, typer.Option("--html", help="write the HTML report here")]
+Strict = Annotated[bool, typer.Option(help="exit with status 1 when a threshold fails")]
+SampleN = Annotated[int, typer.Option("--sample", help="untouched facts in the sample audit")]
+Seed = Annotated[int, typer.Option(help="seed of the sample, bootstrap and fluency sampling")]
+Boot = Annotated[int, typer.Option(help="bootstrap resamples")]
+Dtype = Annotated[str, typer.Option(help="scoring precision: float32 or bfloat16")]
+
+
+@audit_app.command("run")
+def audit_run(
+    edits: Annotated[int, typer.Option(help="number of EVOKE edits to apply and audit")] = 10,
+    model: Annotated[Path | None, typer.Option(help="model directory (default: demo)")] = None,
+    graph: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the graph")] = None,
+    preset: Annotated[str, typer.Option(help="knowledge preset for the default model")] = "small",
+    cases: Annotated[int, typer.Option(help="EVOKE cases per file to draw edits from")] = 100,
+    save_deltas: Annotated[Path | None, typer.Option(help="save the deltas here")] = None,
+    sample: SampleN = 1000,
+    seed: Seed = 0,
+    bootstrap: Boot = 1000,
+    dtype: Dtype = "float32",
+    json_out: JsonOut = None,
+    html_out: HtmlOut = None,
+    strict: Strict = False,
+) -> None:
+    """Apply EVOKE edits with ROME in sequence, audit them against the graph, revert them."""
+    from workers.audit.jobs import edit_and_audit
+
+    config = _audit_config(sample, seed, bootstrap, dtype)
+    if model is None or graph is None:
+        from workers.demo import prepare
+
+        setup = prepare(console, preset)
+        model = model or setup.model_dir
+        graph = graph or setup.store.engine.url.render_as_string(hide_password=False)
+    with progress_bar("audit", 1) as update:
+        report = edit_and_audit(
+            model,
+            graph,
+            n_edits=edits,
+            n_cases=cases,
+            preset=preset,
+            config=config,
+            save_deltas=save_deltas,
+            progress=lambda stage, done, total: update(done, total),
+        )
+    _finish_audit(report, json_out, html_out, strict)
+
+
+@audit_app.command("sample")
+def audit_sample(
+    model: Annotated[Path, typer.Option(help="base model directory")],
+    delta: Annotated[
+        list[Path] | None, typer.Option(help="delta file of the version, in order (repeat)")
+    ] = None,
+    graph: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the graph")] = None,
+    sample: SampleN = 1000,
+    seed: Seed = 0,
+    bootstrap: Boot = 1000,
+    dtype: Dtype = "float32",
+    json_out: JsonOut = None,
+    html_out: HtmlOut = None,
+    strict: Strict = False,
+) -> None:
+    """Whole-graph sample audit of any version: the base model vs base + its delta chain."""
+    from editor.errors import EditorError
+    from workers.audit.jobs import audit_version
+    from workers.settings import get_settings
+
+    for path in delta or []:
+        if not path.is_file():
+            _fail(f"no such delta file: {path}")
+    config = _audit_config(sample, seed, bootstrap, dtype)
+    try:
+        report = audit_version(model, delta or [], graph or get_settings().graph_store_url, config)
+    except EditorError as exc:
+        _fail(str(exc))
+    _finish_audit(report, json_out, html_out, strict)
+
+
+@audit_app.command("show")
+def audit_show(
+    report: Annotated[Path, typer.Argument(help="a JSON audit report")],
+    html_out: HtmlOut = None,
+) -> None:
+    """Print the summary of a saved report (and render it as HTML with --html)."""
+    import jsonschema
+
+    if not report.is_file():
+        _fail(f"no such file: {report}")
+    try:
+        data = json.loads(report.read_text(encoding="utf-8"))
+        _finish_audit(data, None, html_out, strict=False)
+    except (ValueError, jsonschema.ValidationError) as exc:
+        _fail(f"{report} is not a valid audit report: {str(exc).splitlines()[0]}")
+
+
+@audit_app.command("schema")
+def audit_schema() -> None:
+    """Print the JSON Schema of the audit report."""
+    from workers.audit.schema import SCHEMA
+
+    print(json.dumps(SCHEMA, indent=1))
+
+
 def main() -> None:
     """Entry point for `python -m api.cli`."""
     app()
