@@ -3,6 +3,10 @@
 Each prefix is sampled from the model itself with top-k=5, starting from the BOS token
 (`<|endoftext|>` for GPT-2 style tokenizers). A length of n tokens counts the seed token,
 so n-1 tokens are sampled. Sampling is seeded and deterministic on a given device.
+
+MEMIT's scheme seeds the sampling with words instead ("The", "Therefore", "Because", "I",
+"You"): `seed_texts` gives them; each group then draws n / len(seed_texts) texts per word,
+the length counts the word's tokens (and a BOS the tokenizer adds), and the word is kept.
 """
 
 from __future__ import annotations
@@ -57,6 +61,34 @@ def sample_prefixes(
     return [clean_prefix(t) for t in texts]
 
 
+@torch.no_grad()
+def sample_from_texts(
+    model: nn.Module,
+    tokenizer: Any,
+    seed_texts: Sequence[str],
+    length: int,
+    n_per_text: int,
+    *,
+    seed: int = 0,
+    top_k: int = TOP_K,
+) -> list[str]:
+    """Continue each seed text to `length` tokens (its own tokens included), top-k sampling."""
+    device = next(model.parameters()).device
+    gen = torch.Generator(device=device).manual_seed(seed)
+    out: list[str] = []
+    for text in seed_texts:
+        start = list(tokenizer(text)["input_ids"])
+        ids = torch.tensor([start] * n_per_text, dtype=torch.long, device=device)  # (n, t0)
+        for _ in range(max(0, length - len(start))):
+            logits = model(input_ids=ids, use_cache=False).logits[:, -1, :].float()  # (n, V)
+            top_val, top_idx = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1)
+            choice = torch.multinomial(torch.softmax(top_val, dim=-1), 1, generator=gen)
+            ids = torch.cat([ids, top_idx.gather(1, choice)], dim=1)  # (n, t+1)
+        texts = tokenizer.batch_decode(ids.cpu(), skip_special_tokens=True)
+        out += [clean_prefix(t) for t in texts]
+    return out
+
+
 def clean_prefix(text: str) -> str:
     """Normalise a generated prefix as the reference code does and drop braces."""
     text = unicodedata.normalize("NFKD", text).replace("\n\n", " ")
@@ -83,13 +115,18 @@ def context_templates(
     fixed: Sequence[str] | None = None,
     model_key: str | None = None,
     cache_dir: str | Path | None = None,
+    seed_texts: Sequence[str] | None = None,
 ) -> list[str]:
-    """Return `["{}"] + [prefix + ". {}" ...]`, cached per model checksum (or `fixed` as given)."""
+    """Return `["{}"] + [prefix + ". {}" ...]`, cached per model checksum (or `fixed` as given).
+
+    With `seed_texts` (MEMIT) every group continues those texts instead of the BOS token.
+    """
     if fixed is not None:
         return check_templates(fixed)
     params = [(int(length), int(n)) for length, n in length_params]
     model_key = model_key or state_checksum(model)
-    key = json.dumps([model_key, params, seed])
+    seeds = list(seed_texts) if seed_texts else None
+    key = json.dumps([model_key, params, seed] + ([seeds] if seeds else []))
     if key in _MEMORY:
         return list(_MEMORY[key])
     path = None
@@ -104,7 +141,13 @@ def context_templates(
     try:
         templates = ["{}"]
         for group, (length, n) in enumerate(params):
-            prefixes = sample_prefixes(model, tokenizer, length, n, seed=seed + group)
+            if seeds:
+                per_text = max(1, n // len(seeds))
+                prefixes = sample_from_texts(
+                    model, tokenizer, seeds, length, per_text, seed=seed + group
+                )
+            else:
+                prefixes = sample_prefixes(model, tokenizer, length, n, seed=seed + group)
             templates += [p + ". {}" for p in prefixes]
     finally:
         model.train(was_training)

@@ -11,6 +11,10 @@ distribution at the subject's last token of the essence prompts + weight_decay·
 + any extra terms. Adam on δ only (model frozen); after each step δ is clamped onto the ball
 of radius clamp_norm_factor·‖m_0‖; stop when the loss is below `loss_stop` or after
 `num_steps` evaluations (the last one only evaluates). Result: v* = m_0 + δ.
+
+δ is a free vector by default. A method may parametrise it instead (`delta_param`): GLAME
+produces δ with a graph network, DiKE moves only the knowledge-related latent part. The
+parametrisation owns its parameters, its optimiser and its norm constraint.
 """
 
 from __future__ import annotations
@@ -65,15 +69,65 @@ class LossTerm(Protocol):
         ...
 
 
+class DeltaParam(Protocol):
+    """How δ is produced from trainable parameters (default: δ itself, `FreeDelta`)."""
+
+    def parameters(self) -> Sequence[torch.Tensor]:
+        """Return the tensors the optimiser updates."""
+        ...
+
+    def __call__(self) -> torch.Tensor:
+        """Return δ (d,), differentiable with respect to the parameters."""
+        ...
+
+    def optimizer(self, lr: float) -> torch.optim.Optimizer:
+        """Return the optimiser over the parameters."""
+        ...
+
+    def project(self, max_norm: torch.Tensor) -> None:
+        """Enforce ‖δ‖ ≤ max_norm after an optimiser step (no-op if `__call__` clamps)."""
+        ...
+
+
+class FreeDelta:
+    """The reference parametrisation: δ is a free vector, Adam on it, rescaled onto the ball."""
+
+    def __init__(self, m0: torch.Tensor) -> None:
+        self.delta = torch.zeros_like(m0, requires_grad=True)  # (d,)
+
+    def parameters(self) -> Sequence[torch.Tensor]:
+        """Return [δ]."""
+        return [self.delta]
+
+    def __call__(self) -> torch.Tensor:
+        """Return δ (d,)."""
+        return self.delta
+
+    def optimizer(self, lr: float) -> torch.optim.Optimizer:
+        """Return Adam on δ."""
+        return torch.optim.Adam([self.delta], lr=lr)
+
+    @torch.no_grad()
+    def project(self, max_norm: torch.Tensor) -> None:
+        """Rescale δ onto the ball of radius `max_norm` when it lies outside."""
+        if self.delta.norm() > max_norm:
+            self.delta.mul_(max_norm / self.delta.norm())
+
+
 @dataclass
 class VStarResult:
-    """Outcome of the optimisation: v* = m0 + δ and the per-step loss history."""
+    """Outcome of the optimisation: v* = m0 + δ and the per-step loss history.
+
+    `delta` is the δ of the last evaluation; `best_delta` the δ of the lowest total loss.
+    """
 
     v_star: torch.Tensor  # (d,)
     delta: torch.Tensor  # (d,)
     m0: torch.Tensor  # (d,)
     losses: list[dict[str, float]]
     prompts: list[str]
+    best_delta: torch.Tensor | None = None  # (d,)
+    best_loss: float = float("inf")
 
 
 def rewriting_templates(context_templates: Sequence[str], prompt: str) -> list[str]:
@@ -102,8 +156,12 @@ def optimize_v(
     essence_prompts: Sequence[str] = ESSENCE_PROMPTS,
     extra_losses: Sequence[LossTerm | Callable[[LossContext], torch.Tensor]] = (),
     on_step: Callable[[int, dict[str, float]], None] | None = None,
+    delta_param: Callable[[torch.Tensor], DeltaParam] | None = None,
 ) -> VStarResult:
-    """Optimise δ added to `insert_template.format(layer)` (default: the MLP) and return v*."""
+    """Optimise δ added to `insert_template.format(layer)` (default: the MLP) and return v*.
+
+    `delta_param(m0)` builds the parametrisation of δ (default `FreeDelta`).
+    """
     spec = spec or arch_spec(model)
     module = get_module(model, (insert_template or spec.mlp).format(layer))
     device = next(model.parameters()).device
@@ -129,13 +187,16 @@ def optimize_v(
         m0 = _bare_output(
             model, tokenizer, module, subject, prompt, context_templates, batch, lookup
         )
-        delta = torch.zeros_like(m0, requires_grad=True)  # (d,)
-        opt = torch.optim.Adam([delta], lr=lr)
+        param = (delta_param or FreeDelta)(m0)
+        opt = param.optimizer(lr)
         max_norm = clamp_norm_factor * m0.norm()
         kl_init: torch.Tensor | None = None
         history: list[dict[str, float]] = []
+        last = best = torch.zeros_like(m0)  # (d,)
+        best_loss = float("inf")
         for step in range(num_steps):
             opt.zero_grad()
+            delta = param()  # (d,)
             with ExitStack() as stack:
                 caps: dict[str, Captured] = {
                     name: stack.enter_context(capture_output(mod, detach=False))
@@ -173,21 +234,29 @@ def optimize_v(
             record = {k: float(v.detach()) for k, v in terms.items()}
             record["total"] = float(loss.detach())
             history.append(record)
+            last = delta.detach().clone()  # (d,)
+            if record["total"] < best_loss:
+                best, best_loss = last, record["total"]
             if on_step is not None:
                 on_step(step, record)
             if record["total"] < loss_stop or step == num_steps - 1:
                 break
             loss.backward()
             opt.step()
-            with torch.no_grad():
-                if delta.norm() > max_norm:
-                    delta.mul_(max_norm / delta.norm())
+            param.project(max_norm)
     finally:
         for name, p in model.named_parameters():
             p.requires_grad_(flags[name])
         model.train(was_training)
-    d = delta.detach()
-    return VStarResult(v_star=m0 + d, delta=d, m0=m0, losses=history, prompts=texts)
+    return VStarResult(
+        v_star=m0 + last,
+        delta=last,
+        m0=m0,
+        losses=history,
+        prompts=texts,
+        best_delta=best,
+        best_loss=best_loss,
+    )
 
 
 def _captures(term: Any) -> Sequence[str]:

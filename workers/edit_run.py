@@ -1,8 +1,9 @@
-"""Run ROME edits on a knowledge model and score the graph's probes before and after.
+"""Run edits of any registered method on a knowledge model and score the graph's probes.
 
-Two modes: `sequential` keeps every edit (the demo: ten edits, then revert them all) and
-`independent` reverts each edit before the next, so every edit starts from the base weights
-(CounterFact-style evaluation).
+Three modes: `sequential` keeps every edit, applied in batches of `batch_size` one after
+another (the demo: ten ROME edits, then revert them all); `batch` applies all requests as
+one batch and keeps it; `independent` reverts each edit before the next, so every edit
+starts from the base weights (CounterFact-style evaluation).
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ import torch
 
 from contracts.types import EditRequest, FactText, Probe, ProbeKind
 from editor.delta import Delta
-from editor.methods.rome import RomeHyperParams, apply_rome
+from editor.methods.common import StatsSource
 from editor.probe_scoring import probe_success
 from editor.scoring import score_targets
-from editor.stats import SecondMoment
+from editor.sequence import EditSequence
 from kg.probes import edit_probes
 from kg.store.sql import SqlGraphStore
 
@@ -45,6 +46,7 @@ class EditRun:
     timings: list[dict[str, float]] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
     deltas: list[Delta] = field(default_factory=list)
+    sequence: EditSequence | None = None
 
     def rates(self) -> dict[str, dict[str, float]]:
         """Return {kind: {n, before, after, kept}}; `kept` counts probes right before."""
@@ -145,40 +147,73 @@ def _record(target: dict[str, list[bool]], probes: Sequence[Probe], ok: torch.Te
         target[str(probe.kind)].append(bool(value))
 
 
+def _per_request(infos: Sequence[dict[str, Any]], n: int) -> dict[str, float]:
+    """Return the calls' step timings summed and divided by the number of requests."""
+    out: dict[str, float] = defaultdict(float)
+    for info in infos:
+        for key, value in info.get("timings", {}).items():
+            out[key] += value / n
+    return dict(out)
+
+
 def run_edits(
     model: Any,
     tokenizer: Any,
     requests: Sequence[EditRequest],
     probes: Sequence[Sequence[Probe]],
-    hparams: RomeHyperParams,
-    second_moment: SecondMoment,
-    context_templates: Sequence[str],
+    hparams: Any,
+    second_moment: StatsSource | None,
+    context_templates: Sequence[str] | None,
     mode: str = "independent",
     progress: Callable[[int, int], None] | None = None,
+    *,
+    method: str = "rome",
+    batch_size: int = 1,
+    resources: dict[str, Any] | None = None,
 ) -> EditRun:
-    """Apply ROME for each request and score its probes before and after."""
-    if mode not in {"independent", "sequential"}:
-        raise ValueError(f"mode must be 'independent' or 'sequential', not {mode!r}")
+    """Apply `method` for the requests and score their probes before and after.
+
+    `resources` are passed on to the method (e.g. a disentangler for DiKE).
+    """
+    if mode not in {"independent", "sequential", "batch"}:
+        raise ValueError(f"mode must be 'independent', 'sequential' or 'batch', not {mode!r}")
     run = EditRun()
+    seq = EditSequence(
+        model,
+        tokenizer,
+        method,
+        hparams,
+        second_moment=second_moment,
+        context_templates=context_templates,
+        **(resources or {}),
+    )
     flat = [p for group in probes for p in group]
-    if mode == "sequential":
+    if mode != "independent":
         _record(run.before, flat, probe_success(model, tokenizer, flat))
+        size = len(requests) if mode == "batch" else batch_size
+        for start in range(0, len(requests), size):
+            batch = list(requests[start : start + size])
+            n_infos = len(seq.infos)
+            started = time.perf_counter()
+            seq.apply(batch)
+            elapsed = time.perf_counter() - started
+            run.seconds += [elapsed / len(batch)] * len(batch)
+            run.timings += [_per_request(seq.infos[n_infos:], len(batch))] * len(batch)
+            if progress is not None:
+                progress(min(start + size, len(requests)), len(requests))
+        _record(run.after, flat, probe_success(model, tokenizer, flat))
+        run.deltas = list(seq.deltas)
+        run.sequence = seq
+        return run
     for i, (request, group) in enumerate(zip(requests, probes, strict=True)):
-        if mode == "independent":
-            _record(run.before, group, probe_success(model, tokenizer, group))
+        _record(run.before, group, probe_success(model, tokenizer, group))
+        n_infos = len(seq.infos)
         started = time.perf_counter()
-        delta, info = apply_rome(
-            model, tokenizer, request, hparams, second_moment, context_templates=context_templates
-        )
+        seq.apply([request])
         run.seconds.append(time.perf_counter() - started)
-        run.timings.append(dict(info["timings"]))
-        if mode == "independent":
-            _record(run.after, group, probe_success(model, tokenizer, group))
-            delta.revert(model)
-        else:
-            run.deltas.append(delta)
+        run.timings.append(_per_request(seq.infos[n_infos:], 1))
+        _record(run.after, group, probe_success(model, tokenizer, group))
+        seq.revert_all()
         if progress is not None:
             progress(i + 1, len(requests))
-    if mode == "sequential":
-        _record(run.after, flat, probe_success(model, tokenizer, flat))
     return run

@@ -14,6 +14,9 @@ class EditMethod:
     """A registered method: its hyper-parameter class and `apply(model, tok, requests, hp, ...)`.
 
     `apply` returns `(deltas, infos)`: the applied deltas in order and one info dict each.
+    A `batched` method edits all requests of one call as one batch (one delta); the others
+    apply them one after another (one delta each). `context(model, tok, hp, model_key)`
+    returns the method's context templates.
     """
 
     name: str
@@ -21,6 +24,8 @@ class EditMethod:
     apply: Callable[..., tuple[list[Any], list[dict[str, Any]]]]
     needs_second_moment: bool = False
     description: str = ""
+    batched: bool = False
+    context: Callable[..., list[str]] | None = None
 
 
 _REGISTRY: dict[str, EditMethod] = {}
@@ -47,6 +52,24 @@ def names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-from editor.methods import rome  # noqa: E402  (registers itself)
+def method_layers(hparams: Any) -> tuple[int, ...]:
+    """Return the layers a method's hyper-parameters edit (`layers`, else `layer`)."""
+    layers = getattr(hparams, "layers", None)
+    if layers is None:
+        layers = (hparams.layer,)
+    return tuple(int(x) for x in layers)
 
-__all__ = ["EditMethod", "get", "names", "register", "rome"]
+
+# Each module registers itself on import.
+from editor.methods import alphaedit, memit, rome  # noqa: E402
+
+__all__ = [
+    "EditMethod",
+    "alphaedit",
+    "get",
+    "memit",
+    "method_layers",
+    "names",
+    "register",
+    "rome",
+]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -26,7 +27,7 @@ from editor.delta import Delta
 from editor.errors import EditorError
 from editor.hooks import capture_input, capture_output
 from editor.methods import EditMethod, register
-from editor.stats import SecondMoment
+from editor.methods.common import StatsSource, moment_for
 from editor.tokens import encode_prompt_targets, fill, subject_last_token_index
 from editor.vstar import ESSENCE_PROMPTS, LossTerm, optimize_v, rewriting_templates
 
@@ -124,7 +125,11 @@ def key_and_output(
 
 
 def rome_context_templates(
-    model: nn.Module, tokenizer: Any, hparams: RomeHyperParams, model_key: str | None = None
+    model: nn.Module,
+    tokenizer: Any,
+    hparams: RomeHyperParams,
+    model_key: str | None = None,
+    cache_dir: str | Path | None = None,
 ) -> list[str]:
     """Return the context templates ROME averages over, as `hparams` describe them."""
     return make_context_templates(
@@ -133,6 +138,7 @@ def rome_context_templates(
         hparams.context_template_length_params,
         seed=hparams.context_seed,
         model_key=model_key,
+        cache_dir=cache_dir,
     )
 
 
@@ -141,7 +147,7 @@ def apply_rome(
     tokenizer: Any,
     request: EditRequest,
     hparams: RomeHyperParams,
-    second_moment: SecondMoment | None,
+    second_moment: StatsSource | None,
     *,
     context_templates: Sequence[str] | None = None,
     spec: ArchSpec | None = None,
@@ -174,10 +180,10 @@ def apply_rome(
     keys = subject_keys(model, tokenizer, spec, layer, templates, request.subject)  # (n, m)
     k_bar = keys.mean(0)  # (m,)
     if hparams.mom2_adjustment:
-        assert second_moment is not None
-        if second_moment.dim != k_bar.shape[0]:
-            raise EditorError(f"second moment is {second_moment.dim}-dim, keys {k_bar.shape[0]}")
-        u = second_moment.solve(k_bar)  # (m,)
+        sm = moment_for(second_moment, layer)
+        if sm.dim != k_bar.shape[0]:
+            raise EditorError(f"second moment is {sm.dim}-dim, keys {k_bar.shape[0]}")
+        u = sm.solve(k_bar)  # (m,)
     else:
         u = k_bar.clone()  # (m,)
     u = u / u.norm()  # (m,)
@@ -255,7 +261,7 @@ def apply_rome_to_model(
     requests: Sequence[EditRequest],
     hparams: RomeHyperParams,
     *,
-    second_moment: SecondMoment | None = None,
+    second_moment: StatsSource | None = None,
     context_templates: Sequence[str] | None = None,
     model_key: str | None = None,
     spec: ArchSpec | None = None,
@@ -298,5 +304,6 @@ METHOD = register(
         apply=apply_rome_to_model,
         needs_second_moment=True,
         description="Rank-one model editing of one MLP down-projection (Meng et al., 2022)",
+        context=rome_context_templates,
     )
 )

@@ -1,0 +1,319 @@
+"""AlphaEdit: null-space-constrained editing (Fang et al., 2025), as the released code runs it
+(spec §4).
+
+Same targets z, keys and residual spreading as MEMIT (`editor.methods.memit`); only the solve
+changes. Per edited layer:
+
+* P = Û Ûᵀ, Û the eigenvectors of C = E[k kᵀ] whose eigenvalue is below the threshold τ
+  (`nullspace_threshold`): a projector onto the approximate null space of the preserved
+  keys K₀, so an update of the form Δ = X P leaves W K₀ unchanged (Δ K₀ ≈ 0);
+* C_p = Σ K_p K_pᵀ over the keys of every earlier batch of this sequence (`AlphaEditState`);
+* X = (P (K Kᵀ + C_p) + α I)⁻¹ P K Rᵀ (m×d), solved in float64; Δ = Xᵀ (α = `l2`, the ridge).
+  X lies in the range of P (the matrix maps range(P) onto itself), so Δ = Δ P;
+* after all layers of the batch, its keys are recomputed on the edited model and kept.
+
+The update is stored as factors U = R (d×n), V = (P(KKᵀ + C_p) + αI)⁻¹ P K (m×n).
+
+Decisions:
+* τ is absolute, as in the released code, so it depends on the scale of C (spec §12.2). It is
+  exposed as a hyper-parameter; `eigenvalues(C)` lets a caller pick it from the spectrum, and
+  the defaults table sets it per model family. The eigendecomposition is cached per
+  statistic (memory and, with a cache directory, disk), the projector per (statistic, τ).
+* λ·C (MEMIT's `mom2_update_weight`) is not used: the projector replaces it, as in the code.
+* Reverting a delta of a sequence also drops its keys from C_p (`AlphaEditState.forget`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from contracts.types import EditRequest
+from editor.arch import ArchSpec, arch_spec
+from editor.delta import Delta
+from editor.errors import EditorError
+from editor.methods import EditMethod, register
+from editor.methods.common import (
+    HParams,
+    StatsSource,
+    check_layers,
+    moment_for,
+    request_ids,
+    request_keys,
+    request_meta,
+)
+from editor.methods.memit import (
+    MEMIT_SEEDS,
+    compute_targets,
+    memit_context_templates,
+    spread_over_layers,
+)
+from editor.stats import SecondMoment
+from editor.vstar import ESSENCE_PROMPTS, LossTerm
+
+_EIG: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+_PROJ: dict[tuple[str, float], torch.Tensor] = {}
+_COUNTER = itertools.count()
+
+
+@dataclass(frozen=True)
+class AlphaEditHyperParams(HParams):
+    """AlphaEdit hyper-parameters; defaults are the released GPT-2 XL JSON values."""
+
+    layers: tuple[int, ...]
+    v_num_grad_steps: int = 20
+    v_lr: float = 0.5
+    v_weight_decay: float = 0.5
+    clamp_norm_factor: float = 0.75
+    kl_factor: float = 0.0625
+    v_loss_stop: float = 0.05
+    nullspace_threshold: float = 2e-2
+    l2: float = 10.0
+    context_template_length_params: tuple[tuple[int, int], ...] = ((10, 5),)
+    context_seeds: tuple[str, ...] = MEMIT_SEEDS
+    context_seed: int = 0
+    essence_prompts: tuple[str, ...] = ESSENCE_PROMPTS
+    mom2_n_samples: int = 100_000
+
+
+def _stat_key(sm: SecondMoment) -> str:
+    """Return a stable identity of a statistic: its cache key, else a hash of its bytes."""
+    key = sm.meta.get("key")
+    if key:
+        return str(key)
+    data = sm.mom2.detach().float().contiguous().cpu().numpy().tobytes()
+    return hashlib.sha256(data).hexdigest()
+
+
+def eigen(sm: SecondMoment, cache_dir: str | Path | None = None) -> tuple[torch.Tensor, ...]:
+    """Return (eigenvalues (m,) ascending, eigenvectors (m, m)) of C in float64, cached."""
+    key = _stat_key(sm)
+    path = Path(cache_dir) / f"eig-{key}.safetensors" if cache_dir is not None else None
+    if key not in _EIG:
+        if path is not None and path.is_file():
+            with safe_open(str(path), framework="pt") as handle:
+                _EIG[key] = (handle.get_tensor("values"), handle.get_tensor("vectors"))
+        else:
+            C = sm.mom2.double()  # (m, m)
+            _EIG[key] = torch.linalg.eigh((C + C.T) / 2)  # (m,), (m, m)
+    vals, vecs = _EIG[key]
+    if path is not None and not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file({"values": vals, "vectors": vecs.contiguous()}, str(path))
+    return vals, vecs
+
+
+def eigenvalues(sm: SecondMoment) -> torch.Tensor:
+    """Return the eigenvalues of C (ascending, float64): the spectrum τ is chosen from."""
+    return eigen(sm)[0]
+
+
+def null_space_projector(
+    sm: SecondMoment, threshold: float, cache_dir: str | Path | None = None
+) -> torch.Tensor:
+    """Return P = Û Ûᵀ (m, m, float64) over the eigenvectors of C with eigenvalue < τ."""
+    key = (_stat_key(sm), float(threshold))
+    if key not in _PROJ:
+        vals, vecs = eigen(sm, cache_dir)
+        basis = vecs[:, vals < threshold]  # (m, r)
+        _PROJ[key] = basis @ basis.T  # (m, m)
+    return _PROJ[key]
+
+
+def clear_cache() -> None:
+    """Forget cached eigendecompositions and projectors."""
+    _EIG.clear()
+    _PROJ.clear()
+
+
+@dataclass
+class AlphaEditState:
+    """Keys (m, n) per layer of every batch edited so far in one sequence, in order."""
+
+    batches: list[tuple[str, dict[int, torch.Tensor]]] = field(default_factory=list)
+
+    def cp(self, layer: int, m: int) -> torch.Tensor:
+        """Return C_p = Σ K_p K_pᵀ (m, m, float64) of `layer` over the kept batches."""
+        out = torch.zeros(m, m, dtype=torch.float64)  # (m, m)
+        for _, keys in self.batches:
+            if layer in keys:
+                K = keys[layer].double()  # (m, n)
+                out += K @ K.T
+        return out
+
+    def add(self, keys: dict[int, torch.Tensor]) -> str:
+        """Record one batch's keys; return its token."""
+        token = f"alphaedit-{next(_COUNTER)}"
+        self.batches.append((token, {k: v.detach().cpu() for k, v in keys.items()}))
+        return token
+
+    def forget(self, delta: Delta) -> None:
+        """Drop the keys of the batch `delta` edited (called when the delta is reverted)."""
+        token = delta.meta.get("alphaedit_batch")
+        self.batches = [(t, k) for t, k in self.batches if t != token]
+
+    @property
+    def n_keys(self) -> int:
+        """Return how many edited keys are kept (per layer)."""
+        return sum(next(iter(k.values())).shape[1] for _, k in self.batches if k)
+
+
+def alphaedit_update(
+    keys: torch.Tensor,
+    resid: torch.Tensor,
+    projector: torch.Tensor,
+    cp: torch.Tensor,
+    l2: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return factors (U (d, n), V (m, n)) of Δ = [(P(KKᵀ + C_p) + αI)⁻¹ P K Rᵀ]ᵀ = U Vᵀ.
+
+    keys: K (m, n); resid: R (d, n); projector: P (m, m); cp: C_p (m, m).
+    """
+    K = keys.double()  # (m, n)
+    P = projector.double().to(K.device)  # (m, m)
+    eye = torch.eye(K.shape[0], dtype=torch.float64, device=K.device)  # (m, m)
+    M = P @ (K @ K.T + cp.double().to(K.device)) + l2 * eye  # (m, m)
+    V = torch.linalg.solve(M, P @ K)  # (m, n)
+    return resid.double(), V
+
+
+def apply_alphaedit(
+    model: nn.Module,
+    tokenizer: Any,
+    requests: Sequence[EditRequest],
+    hparams: AlphaEditHyperParams,
+    second_moment: StatsSource | None,
+    *,
+    state: AlphaEditState | None = None,
+    context_templates: Sequence[str] | None = None,
+    spec: ArchSpec | None = None,
+    model_key: str | None = None,
+    cache_dir: str | Path | None = None,
+    extra_losses_for: Callable[[EditRequest], Sequence[LossTerm]] | None = None,
+) -> tuple[Delta, dict[str, Any]]:
+    """Edit `model` in place for a batch; keys of earlier batches come from `state`."""
+    if not requests:
+        raise EditorError("AlphaEdit needs at least one request")
+    spec = spec or arch_spec(model)
+    layers = tuple(hparams.layers)
+    check_layers(spec, model, layers)
+    state = state if state is not None else AlphaEditState()
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    if context_templates is None:
+        context_templates = memit_context_templates(model, tokenizer, hparams, model_key)
+    projectors = {
+        layer: null_space_projector(
+            moment_for(second_moment, layer), hparams.nullspace_threshold, cache_dir
+        )
+        for layer in layers
+    }
+    timings["context"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    zs, z_infos = compute_targets(
+        model,
+        tokenizer,
+        requests,
+        hparams,
+        context_templates,
+        spec,
+        extra_losses_for=extra_losses_for,
+    )  # (n, d)
+    timings["v_star"] = time.perf_counter() - t0
+
+    def solve(layer: int, K: torch.Tensor, R: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        P = projectors[layer]  # (m, m)
+        if P.shape[0] != K.shape[0]:
+            raise EditorError(f"second moment is {P.shape[0]}-dim, keys {K.shape[0]}")
+        return alphaedit_update(K, R, P, state.cp(layer, K.shape[0]), hparams.l2)
+
+    t0 = time.perf_counter()
+    entries, diag = spread_over_layers(
+        model, tokenizer, requests, zs, layers, context_templates, spec, solve
+    )
+    new_keys = {
+        layer: request_keys(model, tokenizer, spec, layer, requests, context_templates).T
+        for layer in layers
+    }  # layer -> (m, n)
+    token = state.add(new_keys)
+    timings["solve"] = time.perf_counter() - t0
+    null_dims = {str(layer): int(torch.trace(P).round()) for layer, P in projectors.items()}
+    delta = Delta(
+        "alphaedit",
+        entries,
+        request_ids(requests),
+        {
+            "layers": list(layers),
+            "requests": request_meta(requests),
+            "hparams": hparams.to_dict(),
+            "timings": dict(timings),
+            "alphaedit_batch": token,
+            "null_space_dims": null_dims,
+            **diag,
+        },
+    )
+    info = {
+        "timings": timings,
+        "z": zs.cpu(),
+        "targets": z_infos,
+        "null_space_dims": null_dims,
+        "earlier_keys": state.n_keys - len(requests),
+        **diag,
+    }
+    return delta, info
+
+
+def apply_alphaedit_to_model(
+    model: nn.Module,
+    tokenizer: Any,
+    requests: Sequence[EditRequest],
+    hparams: AlphaEditHyperParams,
+    *,
+    second_moment: StatsSource | None = None,
+    context_templates: Sequence[str] | None = None,
+    model_key: str | None = None,
+    spec: ArchSpec | None = None,
+    state: dict[str, Any] | None = None,
+    on_request: Callable[[int, int], None] | None = None,
+) -> tuple[list[Delta], list[dict[str, Any]]]:
+    """Registry entry: edit all requests as one batch; `state` carries earlier keys."""
+    own = state.setdefault("alphaedit", AlphaEditState()) if state is not None else None
+    delta, info = apply_alphaedit(
+        model,
+        tokenizer,
+        requests,
+        hparams,
+        second_moment,
+        state=own,
+        context_templates=context_templates,
+        spec=spec,
+        model_key=model_key,
+    )
+    if on_request is not None:
+        on_request(len(requests), len(requests))
+    return [delta], [info]
+
+
+METHOD = register(
+    EditMethod(
+        name="alphaedit",
+        hparams_cls=AlphaEditHyperParams,
+        apply=apply_alphaedit_to_model,
+        needs_second_moment=True,
+        description="MEMIT with updates projected onto the null space of preserved keys "
+        "(Fang et al., 2025)",
+        batched=True,
+        context=memit_context_templates,
+    )
+)

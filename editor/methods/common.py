@@ -1,0 +1,200 @@
+"""Building blocks the MEMIT family shares: hyper-parameter I/O, batched keys and hidden
+states at the subject token, per-layer statistics lookup, and update factors as a `Delta`."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from contracts.types import EditRequest
+from editor.arch import ArchSpec, edited_weight, edited_weight_name, get_module
+from editor.delta import Delta, DeltaEntry
+from editor.errors import EditorError
+from editor.hooks import capture_input, capture_output
+from editor.stats import SecondMoment
+from editor.tokens import encode_prompt_targets, fill, subject_last_token_index
+from editor.vstar import rewriting_templates
+
+StatsSource = SecondMoment | Mapping[int, SecondMoment] | Callable[[int], SecondMoment]
+_CHUNK = 256
+
+
+class HParams:
+    """Mixin for hyper-parameter dataclasses: JSON round trip, lists become tuples."""
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Any:
+        """Build from a JSON-like dict; unknown keys raise `EditorError`."""
+        fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(data) - set(fields))
+        if unknown:
+            raise EditorError(f"{cls.__name__}: unknown hyper-parameters {unknown}")
+        hints = typing.get_type_hints(cls)
+        return cls(**{k: _coerce(hints[k], v) for k, v in data.items()})
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> Any:
+        """Read a JSON object of hyper-parameters from a file."""
+        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    def replace(self, **changes: Any) -> Any:
+        """Return a copy with some fields changed."""
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+
+
+def _coerce(hint: Any, value: Any) -> Any:
+    """Turn JSON lists into (nested) tuples where the field is a tuple."""
+    if isinstance(value, list) and (typing.get_origin(hint) is tuple or hint is tuple):
+        return tuple(_coerce(Any, v) if not isinstance(v, list) else tuple(v) for v in value)
+    return value
+
+
+def moment_for(source: StatsSource | None, layer: int) -> SecondMoment:
+    """Return the second moment of `layer` from a single moment, a mapping or a callable."""
+    if source is None:
+        raise EditorError(f"no second moment given for layer {layer}")
+    if isinstance(source, SecondMoment):
+        return source
+    if isinstance(source, Mapping):
+        if layer not in source:
+            raise EditorError(f"no second moment for layer {layer} (have {sorted(source)})")
+        return source[layer]
+    return source(layer)
+
+
+def check_layers(spec: ArchSpec, model: nn.Module, layers: Sequence[int]) -> None:
+    """Raise unless the layers are distinct, ascending and inside the model."""
+    n = spec.n_layers(model.config)
+    if not layers or list(layers) != sorted(set(layers)):
+        raise EditorError(f"layers must be distinct and ascending: {list(layers)}")
+    if layers[0] < 0 or layers[-1] >= n:
+        raise EditorError(f"layers {list(layers)} out of range for {n} layers")
+
+
+def _subject_rows(
+    tokenizer: Any, requests: Sequence[EditRequest], templates_of: Callable[[EditRequest], list]
+) -> tuple[list[str], list[int], list[int]]:
+    """Return texts, subject-token columns and the owning request index of every row."""
+    texts, cols, owner = [], [], []
+    for i, request in enumerate(requests):
+        for template in templates_of(request):
+            texts.append(fill(template, request.subject)[0])
+            cols.append(subject_last_token_index(tokenizer, template, request.subject))
+            owner.append(i)
+    return texts, cols, owner
+
+
+@torch.no_grad()
+def _read_at_subject(
+    model: nn.Module,
+    tokenizer: Any,
+    module: nn.Module,
+    texts: Sequence[str],
+    cols: Sequence[int],
+    read_input: bool,
+) -> torch.Tensor:
+    """Return `module`'s input or output at the given column of every text, (N, width)."""
+    device = next(model.parameters()).device
+    out = []
+    capture = capture_input if read_input else capture_output
+    for start in range(0, len(texts), _CHUNK):
+        part = list(texts[start : start + _CHUNK])
+        batch = encode_prompt_targets(tokenizer, part, [None] * len(part)).to(device)
+        rows = list(range(len(part)))
+        with capture(module, rows, list(cols[start : start + _CHUNK]), stop=True) as cap:
+            model(**batch.model_inputs(), use_cache=False)
+        if cap.value is None:
+            raise EditorError("hooked module did not run")
+        out.append(cap.value.float())
+    return torch.cat(out)  # (N, width)
+
+
+def request_keys(
+    model: nn.Module,
+    tokenizer: Any,
+    spec: ArchSpec,
+    layer: int,
+    requests: Sequence[EditRequest],
+    context_templates: Sequence[str],
+) -> torch.Tensor:
+    """Return one key per request (n, m): the mean of the bare-prompt key and the prefix mean.
+
+    MEMIT groups the templates as [["{}"], prefixes] and averages the group means; with only
+    one group the key is that group's mean.
+    """
+    texts, cols, owner = _subject_rows(
+        tokenizer, requests, lambda r: rewriting_templates(context_templates, r.prompt)
+    )
+    module = get_module(model, spec.down_proj_name(layer))
+    keys = _read_at_subject(model, tokenizer, module, texts, cols, read_input=True)  # (N, m)
+    bare = [t == "{}" for t in context_templates] * len(requests)
+    owner_t = torch.tensor(owner)  # (N,)
+    bare_t = torch.tensor(bare)  # (N,)
+    out = []
+    for i in range(len(requests)):
+        groups = [keys[(owner_t == i) & bare_t], keys[(owner_t == i) & ~bare_t]]
+        means = [g.mean(0) for g in groups if g.shape[0]]
+        out.append(torch.stack(means).mean(0))  # (m,)
+    return torch.stack(out)  # (n, m)
+
+
+def bare_outputs(
+    model: nn.Module,
+    tokenizer: Any,
+    module_name: str,
+    requests: Sequence[EditRequest],
+    read_input: bool = False,
+) -> torch.Tensor:
+    """Return a module's output (or input) at the subject token of each bare prompt, (n, w)."""
+    texts, cols, _ = _subject_rows(tokenizer, requests, lambda r: [r.prompt])
+    module = get_module(model, module_name)
+    return _read_at_subject(model, tokenizer, module, texts, cols, read_input)
+
+
+def factor_entry(
+    model: nn.Module, spec: ArchSpec, layer: int, U: torch.Tensor, V: torch.Tensor
+) -> DeltaEntry:
+    """Return the delta entry `W_math += U Vᵀ` of one layer, dense when that is smaller."""
+    weight = edited_weight(model, spec, layer)
+    d, m = weight.shape[::-1] if spec.conv1d else weight.shape
+    rank = U.shape[1]
+    name = edited_weight_name(spec, layer)
+    if rank * (d + m) < d * m:
+        return Delta.low_rank("", name, tuple(weight.shape), U, V, transpose=spec.conv1d).entries[0]
+    math = U.double() @ V.double().T  # (d, m)
+    storage = (math.T if spec.conv1d else math).to(weight.dtype)  # storage orientation
+    return DeltaEntry(param=name, shape=tuple(weight.shape), dense=storage.cpu().contiguous())
+
+
+def apply_entry(model: nn.Module, entry: DeltaEntry) -> None:
+    """Apply one entry in place (recording what its revert needs)."""
+    Delta("", [entry]).apply(model)
+
+
+def request_meta(requests: Sequence[EditRequest]) -> list[dict[str, Any]]:
+    """Return the JSON metadata a delta keeps about its requests."""
+    return [
+        {
+            "request_id": r.request_id,
+            "subject": r.subject,
+            "prompt": r.prompt,
+            "target_new": r.target_new,
+        }
+        for r in requests
+    ]
+
+
+def request_ids(requests: Sequence[EditRequest]) -> list[str]:
+    """Return the ids of the requests that have one."""
+    return [r.request_id for r in requests if r.request_id]
