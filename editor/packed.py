@@ -1,11 +1,15 @@
-"""Score several answers of many prompts with one forward pass per batch and no padding waste.
+"""Score several answers of many prompts with one forward pass per batch and little waste.
 
-Each prompt is one *segment*: its tokens, then every candidate answer as a branch that sees
-the prompt and its own earlier tokens only (a tree attention mask), with position ids that
-continue from the prompt in every branch. So the prompt is read once, whatever the number of
-candidates, and the result equals scoring each (prompt, answer) pair on its own. Segments are
-packed first-fit into rows, the rows into batches of about `batch_tokens` tokens; the output
-head runs only where a target token is predicted.
+Every token sequence to feed (a prompt, or a prompt followed by an answer) goes into one
+token *trie*: sequences that share a beginning share its tokens ("Spike Hughes was born in",
+"Spike Hughes originates from" share "Spike Hughes"; every answer shares its prompt). Each
+token attends to its ancestors in the trie only (the attention mask is the ancestor closure)
+and sits at the position of its depth, so every logit equals the one of scoring that
+(prompt, answer) pair on its own, while each shared token is computed once. Subtrees are
+packed first-fit into rows of about `row_tokens` tokens (a subtree too big for a row is
+split, its path from the root repeated in each part), rows into batches of about
+`batch_tokens` tokens; a BOS token that starts every prompt is stored once per row. The
+output head runs only where a target token is predicted.
 
 For answers marked `boundary`, the last answer token is fed too, so the prediction after the
 answer shows whether greedy decoding would stop there (the next token starts a new word, is
@@ -21,6 +25,7 @@ activation otherwise costs more than the matrix products.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -98,36 +103,20 @@ def fused_activations(model: nn.Module) -> Iterator[None]:
 
 
 def _pack(lengths: Sequence[int], capacity: int) -> list[list[int]]:
-    """First-fit-decreasing: return rows of segment indices whose lengths fit `capacity`."""
+    """Best-fit decreasing: return rows of item indices whose lengths fit `capacity`."""
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
     rows: list[list[int]] = []
-    room: list[int] = []
+    free: list[tuple[int, int]] = []  # (room left, row), sorted
     for i in order:
-        for r, free in enumerate(room):
-            if lengths[i] <= free:
-                rows[r].append(i)
-                room[r] -= lengths[i]
-                break
+        at = bisect.bisect_left(free, (lengths[i], -1))
+        if at < len(free):
+            room, r = free.pop(at)
         else:
-            rows.append([i])
-            room.append(capacity - lengths[i])
+            room, r = capacity, len(rows)
+            rows.append([])
+        rows[r].append(i)
+        bisect.insort(free, (room - lengths[i], r))
     return rows
-
-
-def _tree_mask(seg: torch.Tensor, branch: torch.Tensor) -> torch.Tensor:
-    """Return (R, 1, L, L) bool: query q may attend key k (same segment, causal, own branch).
-
-    `seg` is -1 on padding and -2 on a shared BOS, which every token of its row may attend.
-    """
-    L = seg.shape[1]
-    same = seg.unsqueeze(2) == seg.unsqueeze(1)  # (R, L, L)
-    causal = torch.ones(L, L, dtype=torch.bool).tril()  # (L, L)
-    key_branch = branch.unsqueeze(1)  # (R, 1, L)
-    visible = (key_branch == 0) | (key_branch == branch.unsqueeze(2))  # (R, L, L)
-    mask = same & causal & visible & (seg >= 0).unsqueeze(2)  # (R, L, L)
-    mask |= ((seg == -2).unsqueeze(1) & (seg >= 0).unsqueeze(2)) & causal  # (R, L, L)
-    mask |= torch.eye(L, dtype=torch.bool)  # padding and BOS attend to themselves
-    return mask.unsqueeze(1)  # (R, 1, L, L)
 
 
 def _attention_mask(model: nn.Module, mask: torch.Tensor) -> torch.Tensor:
@@ -200,46 +189,78 @@ def _shared_bos(tokenizer: Any, encoded: dict[str, list[int]]) -> bool:
     return bos is not None and all(len(ids) > 1 and ids[0] == bos for ids in encoded.values())
 
 
-Segment = tuple[list[int], list[int], list[int], list[tuple[int, int, int]], list[tuple[int, int]]]
+class _Trie:
+    """A token trie; node ids grow with insertion, so a parent's id is below its children's."""
+
+    def __init__(self) -> None:
+        self.parent: list[int] = []
+        self.token: list[int] = []
+        self.depth: list[int] = []
+        self.children: list[dict[int, int]] = []
+        self.roots: dict[int, int] = {}
+
+    def insert(self, ids: Sequence[int]) -> list[int]:
+        """Insert a token sequence; return the node of each of its tokens."""
+        path: list[int] = []
+        level = self.roots
+        for tok in ids:
+            node = level.get(tok)
+            if node is None:
+                node = len(self.token)
+                self.parent.append(path[-1] if path else -1)
+                self.token.append(tok)
+                self.depth.append(len(path))
+                self.children.append({})
+                level[tok] = node
+            path.append(node)
+            level = self.children[node]
+        return path
+
+    def sizes(self) -> list[int]:
+        """Return the number of nodes of every subtree."""
+        size = [1] * len(self.token)
+        for node in range(len(size) - 1, -1, -1):
+            if self.parent[node] >= 0:
+                size[self.parent[node]] += size[node]
+        return size
+
+    def units(self, capacity: int) -> list[tuple[list[int], int]]:
+        """Split the forest into (path from the root, subtree root) units of ≤ capacity nodes."""
+        size = self.sizes()
+        out: list[tuple[list[int], int]] = []
+        stack = [([], root) for root in reversed(self.roots.values())]
+        while stack:
+            prefix, node = stack.pop()
+            kids = list(self.children[node].values())
+            if len(prefix) + size[node] <= capacity or not kids:
+                out.append((prefix, node))
+            else:
+                stack += [([*prefix, node], kid) for kid in reversed(kids)]
+        return out
+
+    def preorder(self, node: int) -> list[int]:
+        """Return the subtree of `node` in depth-first preorder (parents before children)."""
+        out, stack = [], [node]
+        while stack:
+            n = stack.pop()
+            out.append(n)
+            stack += reversed(list(self.children[n].values()))
+        return out
 
 
-def _segments(
-    prompts: Sequence[str],
-    candidates: Sequence[Sequence[str]],
-    boundary: Sequence[Sequence[bool]],
-    encoded: dict[str, list[int]],
-    answer_ids: dict[str, list[int]],
-    skip: int,
-) -> list[Segment]:
-    """Return per prompt: token ids, positions, branch ids, predictions and answer ends.
-
-    The first `skip` prompt tokens (a shared BOS) are left out; indices of predictions and
-    ends count from the segment's first kept token, and -1 names the shared BOS.
-    """
-    out: list[Segment] = []
-    pair = 0
-    for prompt, cands, marks in zip(prompts, candidates, boundary, strict=True):
-        p_ids = encoded[prompt]
-        if len(p_ids) <= skip:
-            raise EditorError(f"prompt {prompt!r} encodes to no tokens")
-        n_prompt = len(p_ids) - skip
-        ids, pos, br = list(p_ids[skip:]), list(range(skip, len(p_ids))), [0] * n_prompt
-        preds: list[tuple[int, int, int]] = []  # (pair index, target token, source index)
-        ends: list[tuple[int, int]] = []  # (pair index, index of the last fed answer token)
-        for j, (c, mark) in enumerate(zip(cands, marks, strict=True)):
-            t_ids = answer_ids[c]
-            fed = t_ids if mark else t_ids[:-1]
-            first = len(ids)
-            for t, tok_id in enumerate(t_ids):
-                preds.append((pair, tok_id, n_prompt - 1 if t == 0 else first + t - 1))
-            ids += fed
-            pos += range(len(p_ids), len(p_ids) + len(fed))
-            br += [j + 1] * len(fed)
-            if mark:
-                ends.append((pair, first + len(fed) - 1))
-            pair += 1
-        out.append((ids, pos, br, preds, ends))
-    return out
+def _ancestor_mask(parent: torch.Tensor) -> torch.Tensor:
+    """Return (R, 1, L, L) bool: q may attend k iff k is q or an ancestor (parent −1: none)."""
+    R, L = parent.shape
+    eye = torch.eye(L).expand(R, L, L)  # (R, L, L)
+    step = torch.zeros(R, L, L)  # (R, L, L): one edge to the parent
+    rows, cols = torch.nonzero(parent >= 0, as_tuple=True)
+    step[rows, cols, parent[rows, cols]] = 1.0
+    reach = eye + step  # (R, L, L)
+    hops = 1
+    while hops < L:
+        reach = (reach @ reach).clamp(max=1.0)  # (R, L, L): paths of up to 2·hops edges
+        hops *= 2
+    return (reach > 0).unsqueeze(1)  # (R, 1, L, L)
 
 
 def _score_tree(
@@ -251,7 +272,7 @@ def _score_tree(
     batch_tokens: int,
     row_tokens: int,
 ) -> CandidateScores:
-    """Tree-packed scoring (see the module docstring)."""
+    """Trie-packed scoring (see the module docstring)."""
     device = next(model.parameters()).device
     head = model.get_output_embeddings()
     body = model.base_model
@@ -260,74 +281,108 @@ def _score_tree(
     table = continuation_table(tokenizer, head.weight.shape[0]).to(device)
     unique = list(dict.fromkeys(prompts))
     encoded = dict(zip(unique, map(list, tokenizer(unique)["input_ids"]), strict=True))
-    answer_ids = {c: target_ids(tokenizer, c) for cands in candidates for c in dict.fromkeys(cands)}
     shared = _shared_bos(tokenizer, encoded)
     skip = 1 if shared else 0
-    segments = _segments(prompts, candidates, boundary, encoded, answer_ids, skip)
-    n_pairs = sum(len(c) for c in candidates)
-    sums = torch.zeros(n_pairs, dtype=torch.float64)  # (N,)
-    counts = torch.zeros(n_pairs, dtype=torch.long)  # (N,)
-    hits = torch.ones(n_pairs, dtype=torch.bool)  # (N,)
-    stops = torch.ones(n_pairs, dtype=torch.bool)  # (N,)
+    answers = {c: target_ids(tokenizer, c) for c in {c for cands in candidates for c in cands}}
 
-    capacity = max(row_tokens, max(len(s[0]) for s in segments)) + skip
-    rows = _pack([len(s[0]) for s in segments], capacity - skip)
-    per_batch = max(1, batch_tokens // capacity)
-    for b0 in range(0, len(rows), per_batch):
-        batch_rows = rows[b0 : b0 + per_batch]
-        L = skip + max(sum(len(segments[i][0]) for i in row) for row in batch_rows)
-        R = len(batch_rows)
-        input_ids = torch.zeros(R, L, dtype=torch.long)  # (R, L)
-        position_ids = torch.zeros(R, L, dtype=torch.long)  # (R, L)
-        seg = torch.full((R, L), -1, dtype=torch.long)  # (R, L)
-        branch = torch.zeros(R, L, dtype=torch.long)  # (R, L)
-        if shared:
-            input_ids[:, 0] = tokenizer.bos_token_id
-            seg[:, 0] = -2
-        pred_pair, pred_tok, pred_row, pred_col = [], [], [], []
-        end_pair, end_row, end_col = [], [], []
+    # predictions: (pair, target token, source node); ends: (pair, node after the answer)
+    trie = _Trie()
+    preds: list[tuple[int, int, int]] = []
+    ends: list[tuple[int, int]] = []
+    pair = 0
+    for prompt, cands, marks in zip(prompts, candidates, boundary, strict=True):
+        p_ids = encoded[prompt][skip:]
+        if not p_ids:
+            raise EditorError(f"prompt {prompt!r} encodes to no tokens")
+        for c, mark in zip(cands, marks, strict=True):
+            t_ids = answers[c]
+            path = trie.insert(p_ids + (t_ids if mark else t_ids[:-1]))
+            for k, tok in enumerate(t_ids):
+                preds.append((pair, tok, path[len(p_ids) - 1 + k]))
+            if mark:
+                ends.append((pair, path[-1]))
+            pair += 1
+
+    capacity = max(row_tokens, 1)
+    units = trie.units(capacity)
+    unit_nodes = [prefix + trie.preorder(root) for prefix, root in units]
+    capacity = max(capacity, max(len(nodes) for nodes in unit_nodes))
+    rows = _pack([len(nodes) for nodes in unit_nodes], capacity)
+    per_batch = max(1, batch_tokens // (capacity + skip))
+    batches = [rows[i : i + per_batch] for i in range(0, len(rows), per_batch)]
+    placed: dict[int, tuple[int, int, int]] = {}  # node -> (batch, row, column), first copy
+    layouts = []
+    for b, batch_rows in enumerate(batches):
+        L = skip + max(sum(len(unit_nodes[u]) for u in row) for row in batch_rows)
+        ids_rows, pos_rows, parent_rows = [], [], []
         for r, row in enumerate(batch_rows):
+            ids, pos, par = [0] * L, [0] * L, [-1] * L
+            if shared:
+                ids[0] = tokenizer.bos_token_id
             col = skip
-            for i in row:
-                ids, pos, br, preds, ends = segments[i]
-                n = len(ids)
-                input_ids[r, col : col + n] = torch.tensor(ids)
-                position_ids[r, col : col + n] = torch.tensor(pos)
-                seg[r, col : col + n] = i
-                branch[r, col : col + n] = torch.tensor(br)
-                for pair, tok_id, src in preds:
-                    pred_pair.append(pair)
-                    pred_tok.append(tok_id)
-                    pred_row.append(r)
-                    pred_col.append(col + src if src >= 0 else 0)
-                for pair, src in ends:
-                    end_pair.append(pair)
-                    end_row.append(r)
-                    end_col.append(col + src)
-                col += n
-        mask = _attention_mask(model, _tree_mask(seg, branch)).to(device)  # (R, 1, L, L)
+            for u in row:
+                where: dict[int, int] = {}
+                for node in unit_nodes[u]:
+                    where[node] = col
+                    up = trie.parent[node]
+                    ids[col] = trie.token[node]
+                    pos[col] = trie.depth[node] + skip
+                    par[col] = where[up] if up >= 0 else (0 if shared else -1)
+                    if node not in placed:
+                        placed[node] = (b, r, col)
+                    col += 1
+            ids_rows.append(ids)
+            pos_rows.append(pos)
+            parent_rows.append(par)
+        layouts.append(
+            (
+                torch.tensor(ids_rows, dtype=torch.long),  # (R, L)
+                torch.tensor(pos_rows, dtype=torch.long),  # (R, L)
+                torch.tensor(parent_rows, dtype=torch.long),  # (R, L) column of the parent
+            )
+        )
+
+    by_batch: list[list[tuple[int, int, int, int]]] = [[] for _ in batches]
+    for pair_i, tok, node in preds:
+        b, r, c = placed[node]
+        by_batch[b].append((pair_i, tok, r, c))
+    ends_by_batch: list[list[tuple[int, int, int]]] = [[] for _ in batches]
+    for pair_i, node in ends:
+        b, r, c = placed[node]
+        ends_by_batch[b].append((pair_i, r, c))
+
+    sums = torch.zeros(pair, dtype=torch.float64)  # (N,)
+    counts = torch.zeros(pair, dtype=torch.long)  # (N,)
+    hits = torch.ones(pair, dtype=torch.bool)  # (N,)
+    stops = torch.ones(pair, dtype=torch.bool)  # (N,)
+    for (input_ids, position_ids, parent), want, stop_at in zip(
+        layouts, by_batch, ends_by_batch, strict=True
+    ):
+        if not want and not stop_at:
+            continue
+        mask = _attention_mask(model, _ancestor_mask(parent)).to(device)  # (R, 1, L, L)
         hidden = body(
             input_ids=input_ids.to(device),
             attention_mask=mask,
             position_ids=position_ids.to(device),
             use_cache=False,
         ).last_hidden_state  # (R, L, d)
-        rows_t = torch.tensor(pred_row + end_row, device=device)  # (P + E,)
-        cols_t = torch.tensor(pred_col + end_col, device=device)  # (P + E,)
+        n_pred = len(want)
+        rows_t = torch.tensor([w[2] for w in want] + [e[1] for e in stop_at], device=device)
+        cols_t = torch.tensor([w[3] for w in want] + [e[2] for e in stop_at], device=device)
         picked = hidden[rows_t, cols_t]  # (P + E, d)
         logits = (picked @ head_t.to(picked.dtype)).float()  # (P + E, V)
         if head_b is not None:
             logits = logits + head_b.float()  # (P + E, V)
-        n_pred = len(pred_row)
-        target = torch.tensor(pred_tok, device=device)  # (P,)
-        lse = torch.logsumexp(logits[:n_pred], dim=-1)  # (P,)
-        token_lp = logits[:n_pred].gather(1, target.unsqueeze(1)).squeeze(1) - lse  # (P,)
         best = logits.argmax(-1)  # (P + E,)
-        token_hit = best[:n_pred] == target  # (P,)
-        pair_t = torch.tensor(pred_pair)  # (P,)
-        sums.index_add_(0, pair_t, token_lp.double().cpu())
-        counts.index_add_(0, pair_t, torch.ones_like(pair_t))
-        hits[pair_t[~token_hit.cpu()]] = False
-        if end_pair:
-            stops[torch.tensor(end_pair)] = ~table[best[n_pred:]].cpu()
+        if n_pred:
+            target = torch.tensor([w[1] for w in want], device=device)  # (P,)
+            lse = torch.logsumexp(logits[:n_pred], dim=-1)  # (P,)
+            token_lp = logits[:n_pred].gather(1, target.unsqueeze(1)).squeeze(1) - lse  # (P,)
+            pair_t = torch.tensor([w[0] for w in want])  # (P,)
+            sums.index_add_(0, pair_t, token_lp.double().cpu())
+            counts.index_add_(0, pair_t, torch.ones_like(pair_t))
+            hits[pair_t[(best[:n_pred] != target).cpu()]] = False
+        if stop_at:
+            stops[torch.tensor([e[0] for e in stop_at])] = ~table[best[n_pred:]].cpu()
     return CandidateScores(sums.float(), counts, hits, stops)

@@ -46,6 +46,28 @@ def test_packed_scores_equal_one_row_per_pair(arch, model_dirs) -> None:
     assert torch.equal(packed.all_argmax, plain.all_argmax)
 
 
+@pytest.mark.parametrize("row_tokens", [3, 8, 256])
+def test_trie_rows_of_any_size_score_the_same(row_tokens, model_dirs) -> None:
+    """Shared prefixes, subtrees split over rows (small rows) or one row for all (large)."""
+    model, tok = load_model(model_dirs["llama"])
+    prompts = [
+        "The mother of Barack Obama is",
+        "The mother of Marie Curie is",
+        "The mother of Marie Curie was",
+        "The native language of Marie Curie is",
+        "Marie Curie was born in",
+    ]
+    cands = [["Ann Dunham", "Ann"], ["Paris", "Ann Dunham"], ["Bronisława"], ["Polish"], ["Warsaw"]]
+    marks = [[True] * len(c) for c in cands]
+    packed = score_candidates(model, tok, prompts, cands, marks, row_tokens=row_tokens)
+    reference = score_candidates(model, tok, prompts, cands, marks, row_tokens=1024, batch_tokens=1)
+    flat_p = [p for p, c in zip(prompts, cands, strict=True) for _ in c]
+    plain = score_targets(model, tok, flat_p, [c for cs in cands for c in cs])
+    torch.testing.assert_close(packed.sum_logprob, plain.sum_logprob, rtol=1e-4, atol=1e-4)
+    assert torch.equal(packed.all_argmax, plain.all_argmax)
+    assert torch.equal(packed.stops, reference.stops)
+
+
 def _greedy_ids(model, tok, prompt: str, n: int) -> list[int]:
     """Reference greedy decoding with Hugging Face `generate` (one prompt, no padding)."""
     ids = torch.tensor([tok(prompt)["input_ids"]])
