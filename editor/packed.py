@@ -31,6 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -120,10 +121,11 @@ def _pack(lengths: Sequence[int], capacity: int) -> list[list[int]]:
 
 
 def _attention_mask(model: nn.Module, mask: torch.Tensor) -> torch.Tensor:
-    """Return the tree mask in the form the model's attention expects (bool or additive)."""
-    impl = getattr(model.config, "_attn_implementation", "eager")
-    if impl == "sdpa":
-        return mask
+    """Return the boolean mask as an additive one (0 or the dtype's minimum).
+
+    Both eager and SDPA attention take an additive mask as it is; SDPA on a CPU is about a
+    quarter faster with it than with a boolean mask, which it converts on every call.
+    """
     dtype = next(model.parameters()).dtype
     return torch.zeros(mask.shape, dtype=dtype).masked_fill(~mask, torch.finfo(dtype).min)
 
@@ -263,6 +265,49 @@ def _ancestor_mask(parent: torch.Tensor) -> torch.Tensor:
     return (reach > 0).unsqueeze(1)  # (R, 1, L, L)
 
 
+def _layout(
+    trie: _Trie,
+    unit_nodes: list[np.ndarray],
+    batches: list[list[list[int]]],
+    skip: int,
+    shared: bool,
+    tokenizer: Any,
+) -> tuple[list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], np.ndarray, np.ndarray]:
+    """Lay the units out in rows: ids, positions and parent columns per batch.
+
+    Also returns every placed node with its (batch, row, column), in placement order.
+    """
+    token = np.asarray(trie.token, dtype=np.int64)  # (n_nodes,)
+    depth = np.asarray(trie.depth, dtype=np.int64)  # (n_nodes,)
+    parent = np.asarray(trie.parent, dtype=np.int64)  # (n_nodes,)
+    column = np.zeros(len(token) + 1, dtype=np.int64)  # node -> column in the current unit
+    root_parent = 0 if shared else -1
+    column[-1] = root_parent  # parent -1 (a root) reads this slot
+    layouts, nodes_out, at_out = [], [], []
+    for b, batch_rows in enumerate(batches):
+        L = skip + max(sum(len(unit_nodes[u]) for u in row) for row in batch_rows)
+        R = len(batch_rows)
+        ids = np.zeros((R, L), dtype=np.int64)  # (R, L)
+        pos = np.zeros((R, L), dtype=np.int64)  # (R, L)
+        par = np.full((R, L), -1, dtype=np.int64)  # (R, L) column of the parent
+        if shared:
+            ids[:, 0] = tokenizer.bos_token_id
+        for r, row in enumerate(batch_rows):
+            col = skip
+            for u in row:
+                nodes = unit_nodes[u]
+                n = len(nodes)
+                column[nodes] = np.arange(col, col + n)
+                ids[r, col : col + n] = token[nodes]
+                pos[r, col : col + n] = depth[nodes] + skip
+                par[r, col : col + n] = column[parent[nodes]]  # parent -1 -> column[-1]
+                nodes_out.append(nodes)
+                at_out.append(np.stack([np.full(n, b), np.full(n, r), np.arange(col, col + n)], 1))
+                col += n
+        layouts.append((torch.from_numpy(ids), torch.from_numpy(pos), torch.from_numpy(par)))
+    return layouts, np.concatenate(nodes_out), np.concatenate(at_out)
+
+
 def _score_tree(
     model: nn.Module,
     tokenizer: Any,
@@ -305,60 +350,35 @@ def _score_tree(
 
     capacity = max(row_tokens, 1)
     units = trie.units(capacity)
-    unit_nodes = [prefix + trie.preorder(root) for prefix, root in units]
+    unit_nodes = [np.array(prefix + trie.preorder(root), dtype=np.int64) for prefix, root in units]
     capacity = max(capacity, max(len(nodes) for nodes in unit_nodes))
     rows = _pack([len(nodes) for nodes in unit_nodes], capacity)
     per_batch = max(1, batch_tokens // (capacity + skip))
     batches = [rows[i : i + per_batch] for i in range(0, len(rows), per_batch)]
-    placed: dict[int, tuple[int, int, int]] = {}  # node -> (batch, row, column), first copy
-    layouts = []
-    for b, batch_rows in enumerate(batches):
-        L = skip + max(sum(len(unit_nodes[u]) for u in row) for row in batch_rows)
-        ids_rows, pos_rows, parent_rows = [], [], []
-        for r, row in enumerate(batch_rows):
-            ids, pos, par = [0] * L, [0] * L, [-1] * L
-            if shared:
-                ids[0] = tokenizer.bos_token_id
-            col = skip
-            for u in row:
-                where: dict[int, int] = {}
-                for node in unit_nodes[u]:
-                    where[node] = col
-                    up = trie.parent[node]
-                    ids[col] = trie.token[node]
-                    pos[col] = trie.depth[node] + skip
-                    par[col] = where[up] if up >= 0 else (0 if shared else -1)
-                    if node not in placed:
-                        placed[node] = (b, r, col)
-                    col += 1
-            ids_rows.append(ids)
-            pos_rows.append(pos)
-            parent_rows.append(par)
-        layouts.append(
-            (
-                torch.tensor(ids_rows, dtype=torch.long),  # (R, L)
-                torch.tensor(pos_rows, dtype=torch.long),  # (R, L)
-                torch.tensor(parent_rows, dtype=torch.long),  # (R, L) column of the parent
-            )
-        )
+    layouts, placed_nodes, placed_at = _layout(trie, unit_nodes, batches, skip, shared, tokenizer)
 
-    by_batch: list[list[tuple[int, int, int, int]]] = [[] for _ in batches]
-    for pair_i, tok, node in preds:
-        b, r, c = placed[node]
-        by_batch[b].append((pair_i, tok, r, c))
-    ends_by_batch: list[list[tuple[int, int, int]]] = [[] for _ in batches]
-    for pair_i, node in ends:
-        b, r, c = placed[node]
-        ends_by_batch[b].append((pair_i, r, c))
+    # where each node is computed (its first copy), then predictions grouped by batch
+    n_nodes = len(trie.token)
+    first = np.unique(placed_nodes, return_index=True)[1]  # (n_nodes,) first copy of each
+    where = np.zeros((n_nodes, 3), dtype=np.int64)  # node -> (batch, row, column)
+    where[placed_nodes[first]] = placed_at[first]
+    pred_arr = np.array(preds, dtype=np.int64).reshape(-1, 3)  # (P, 3) pair, token, node
+    end_arr = np.array(ends, dtype=np.int64).reshape(-1, 2)  # (E, 2) pair, node
+    pred_at, end_at = where[pred_arr[:, 2]], where[end_arr[:, 1]]  # (P, 3), (E, 3)
+    by_batch = [pred_arr[pred_at[:, 0] == b] for b in range(len(batches))]
+    by_batch_at = [pred_at[pred_at[:, 0] == b] for b in range(len(batches))]
+    ends_by_batch = [end_arr[end_at[:, 0] == b] for b in range(len(batches))]
+    ends_by_batch_at = [end_at[end_at[:, 0] == b] for b in range(len(batches))]
 
     sums = torch.zeros(pair, dtype=torch.float64)  # (N,)
     counts = torch.zeros(pair, dtype=torch.long)  # (N,)
     hits = torch.ones(pair, dtype=torch.bool)  # (N,)
     stops = torch.ones(pair, dtype=torch.bool)  # (N,)
-    for (input_ids, position_ids, parent), want, stop_at in zip(
-        layouts, by_batch, ends_by_batch, strict=True
-    ):
-        if not want and not stop_at:
+    cpu_table = table.cpu()
+    for b, (input_ids, position_ids, parent) in enumerate(layouts):
+        want, want_at = by_batch[b], by_batch_at[b]  # (P, 3) pair/token/node, (P, 3) b/r/c
+        stop_at, stop_where = ends_by_batch[b], ends_by_batch_at[b]  # (E, 2), (E, 3)
+        if not len(want) and not len(stop_at):
             continue
         mask = _attention_mask(model, _ancestor_mask(parent)).to(device)  # (R, 1, L, L)
         hidden = body(
@@ -368,21 +388,27 @@ def _score_tree(
             use_cache=False,
         ).last_hidden_state  # (R, L, d)
         n_pred = len(want)
-        rows_t = torch.tensor([w[2] for w in want] + [e[1] for e in stop_at], device=device)
-        cols_t = torch.tensor([w[3] for w in want] + [e[2] for e in stop_at], device=device)
-        picked = hidden[rows_t, cols_t]  # (P + E, d)
-        logits = (picked @ head_t.to(picked.dtype)).float()  # (P + E, V)
+        L = hidden.shape[1]
+        flat = torch.from_numpy(
+            np.concatenate(
+                [want_at[:, 1] * L + want_at[:, 2], stop_where[:, 1] * L + stop_where[:, 2]]
+            )
+        )  # (P + E,) position of each prediction, many shared (rivals, choice letters)
+        spots, slot = torch.unique(flat, return_inverse=True)  # (U,), (P + E,)
+        picked = hidden.reshape(-1, hidden.shape[-1])[spots.to(device)]  # (U, d)
+        logits = (picked @ head_t.to(picked.dtype)).float()  # (U, V)
         if head_b is not None:
-            logits = logits + head_b.float()  # (P + E, V)
-        best = logits.argmax(-1)  # (P + E,)
+            logits = logits + head_b.float()  # (U, V)
+        best = logits.argmax(-1).cpu()[slot]  # (P + E,)
         if n_pred:
-            target = torch.tensor([w[1] for w in want], device=device)  # (P,)
-            lse = torch.logsumexp(logits[:n_pred], dim=-1)  # (P,)
-            token_lp = logits[:n_pred].gather(1, target.unsqueeze(1)).squeeze(1) - lse  # (P,)
-            pair_t = torch.tensor([w[0] for w in want])  # (P,)
-            sums.index_add_(0, pair_t, token_lp.double().cpu())
+            target = torch.from_numpy(want[:, 1])  # (P,)
+            lse = torch.logsumexp(logits, dim=-1).cpu()  # (U,)
+            chosen = logits[slot[:n_pred].to(device), target.to(device)].cpu()  # (P,)
+            token_lp = chosen - lse[slot[:n_pred]]  # (P,)
+            pair_t = torch.from_numpy(want[:, 0])  # (P,)
+            sums.index_add_(0, pair_t, token_lp.double())
             counts.index_add_(0, pair_t, torch.ones_like(pair_t))
-            hits[pair_t[(best[:n_pred] != target).cpu()]] = False
-        if stop_at:
-            stops[torch.tensor([e[0] for e in stop_at])] = ~table[best[n_pred:]].cpu()
+            hits[pair_t[best[:n_pred] != target]] = False
+        if len(stop_at):
+            stops[torch.from_numpy(stop_at[:, 0])] = ~cpu_table[best[n_pred:]]
     return CandidateScores(sums.float(), counts, hits, stops)
