@@ -61,12 +61,16 @@ def method_layers(hparams: Any) -> tuple[int, ...]:
 
 
 # Each module registers itself on import.
-from editor.methods import alphaedit, memit, rome  # noqa: E402
+from editor.methods import alphaedit, dike, ft, glame, lti, memit, rome  # noqa: E402
 
 __all__ = [
     "EditMethod",
     "alphaedit",
+    "dike",
+    "ft",
     "get",
+    "glame",
+    "lti",
     "memit",
     "method_layers",
     "names",

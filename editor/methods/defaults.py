@@ -38,13 +38,14 @@ class Row:
     """Default layers and fields of one method on one family.
 
     `depth` None: `layers` are offsets from the traced layer (knowledge models).
-    `mid_layer` (LTI): like `layers`, one layer.
+    `layer_fields`: other single-layer fields (LTI's `mid_layer`, GLAME's `repr_layer`),
+    resolved like `layers`.
     """
 
     layers: tuple[int, ...]
     depth: int | None
     fields: dict[str, Any] = field(default_factory=dict)
-    mid_layer: int | None = None
+    layer_fields: dict[str, int] = field(default_factory=dict)
 
 
 def _llama(row: Row) -> dict[str, Row]:
@@ -94,6 +95,111 @@ TABLE: dict[str, dict[str, Row]] = {
                 "l2": 10.0,
                 **_KNOWLEDGE_STATS,
             },
+        ),
+    },
+    # DiKE is single-layer: ROME's layer, MEMIT's λ.
+    "dike": {
+        "gpt2": Row((17,), 48),
+        "gptj": Row((5,), 28, {"mom2_update_weight": 15000}),
+        "gpt_neox": Row((15,), 44, {"mom2_update_weight": 15000}),
+        **_llama(Row((5,), 32, {"mom2_update_weight": 15000, "v_weight_decay": 1e-3})),
+        KNOWLEDGE: Row(
+            (0,), None, {"v_num_grad_steps": 40, "mom2_update_weight": 50.0, **_KNOWLEDGE_STATS}
+        ),
+    },
+    # GLAME: the released CounterFact configs (spec §5.3); repr_layer gives the features.
+    "glame": {
+        "gpt2": Row((9,), 48, {}, layer_fields={"repr_layer": 5}),
+        "gptj": Row(
+            (5,),
+            28,
+            {"v_num_grad_steps": 35, "subgraph_size": 35, "gnn_dropout": 0.15},
+            layer_fields={"repr_layer": 2},
+        ),
+        "gpt_neox": Row((15,), 44, {}, layer_fields={"repr_layer": 5}),
+        **_llama(Row((5,), 32, {"v_weight_decay": 1e-3}, layer_fields={"repr_layer": 2})),
+        KNOWLEDGE: Row((0,), None, {**_KNOWLEDGE_STATS}, layer_fields={"repr_layer": 0}),
+    },
+    # FT-L edits the layer ROME edits.
+    "ft": {
+        "gpt2": Row((17,), 48),
+        "gptj": Row((5,), 28),
+        "gpt_neox": Row((15,), 44),
+        **_llama(Row((5,), 32)),
+        KNOWLEDGE: Row((0,), None, {"lr": 5e-3, "norm_constraint": 5e-3}),
+    },
+    # LTI: the released ROME-LTI / MEMIT-LTI configs (spec §7.3); mid_layer is the logit lens.
+    "lti-rome": {
+        "gpt2": Row((17,), 48, {"v_num_grad_steps": 30}, layer_fields={"mid_layer": 30}),
+        "gptj": Row(
+            (5,),
+            28,
+            {
+                "v_num_grad_steps": 25,
+                "nll_factor": 0.0625,
+                "context_template_length_params": ((5, 10), (10, 5)),
+            },
+            layer_fields={"mid_layer": 17},
+        ),
+        "gpt_neox": Row((15,), 44, {"v_num_grad_steps": 30}, layer_fields={"mid_layer": 27}),
+        **_llama(
+            Row(
+                (5,),
+                32,
+                {
+                    "v_num_grad_steps": 30,
+                    "nll_factor": 0.35,
+                    "last_kl_factor": 0.0725,
+                    "mid_kl_factor": 0.0425,
+                    "v_weight_decay": 1e-3,
+                    "context_template_length_params": ((5, 5), (10, 10)),
+                },
+                layer_fields={"mid_layer": 15},
+            )
+        ),
+        KNOWLEDGE: Row(
+            (0,), None, {"v_num_grad_steps": 40, **_KNOWLEDGE_STATS}, layer_fields={"mid_layer": 3}
+        ),
+    },
+    "lti-memit": {
+        "gpt2": Row(
+            (13, 14, 15, 16, 17), 48, {"clamp_norm_factor": 1.2}, layer_fields={"mid_layer": 30}
+        ),
+        "gptj": Row(
+            (3, 4, 5, 6, 7, 8),
+            28,
+            {
+                "v_num_grad_steps": 30,
+                "nll_factor": 0.25,
+                "last_kl_factor": 0.0325,
+                "clamp_norm_factor": 0.85,
+                "mom2_update_weight": 15000,
+            },
+            layer_fields={"mid_layer": 15},
+        ),
+        "gpt_neox": Row(
+            (3, 4, 5, 6, 7, 8), 44, {"mom2_update_weight": 15000}, layer_fields={"mid_layer": 27}
+        ),
+        **_llama(
+            Row(
+                (4, 5, 6, 7, 8),
+                32,
+                {
+                    "v_num_grad_steps": 30,
+                    "last_kl_factor": 0.0725,
+                    "mid_kl_factor": 0.0425,
+                    "v_weight_decay": 1e-3,
+                    "clamp_norm_factor": 4.0,
+                    "mom2_update_weight": 15000,
+                },
+                layer_fields={"mid_layer": 15},
+            )
+        ),
+        KNOWLEDGE: Row(
+            (0, 1),
+            None,
+            {"v_num_grad_steps": 40, "mom2_update_weight": 50.0, **_KNOWLEDGE_STATS},
+            layer_fields={"mid_layer": 3},
         ),
     },
 }
@@ -157,9 +263,7 @@ def default_hparams(
         data["layers"] = layers
     else:
         data["layer"] = layers[0]
-    if row.mid_layer is not None:
-        data["mid_layer"] = resolve_layers(Row((row.mid_layer,), row.depth), n_layers, trace_layer)[
-            0
-        ]
+    for name, ref in row.layer_fields.items():
+        data[name] = resolve_layers(Row((ref,), row.depth), n_layers, trace_layer)[0]
     data.update(load_overrides(overrides, method))
     return cls.from_dict(data)

@@ -29,7 +29,13 @@ from editor.hooks import capture_input, capture_output
 from editor.methods import EditMethod, register
 from editor.methods.common import StatsSource, moment_for
 from editor.tokens import encode_prompt_targets, fill, subject_last_token_index
-from editor.vstar import ESSENCE_PROMPTS, LossTerm, optimize_v, rewriting_templates
+from editor.vstar import (
+    ESSENCE_PROMPTS,
+    LossTerm,
+    VStarResult,
+    optimize_v,
+    rewriting_templates,
+)
 
 
 @dataclass(frozen=True)
@@ -154,8 +160,15 @@ def apply_rome(
     model_key: str | None = None,
     extra_losses: Sequence[LossTerm] = (),
     on_step: Callable[[int, dict[str, float]], None] | None = None,
+    vstar_kwargs: dict[str, Any] | None = None,
+    finish_v: Callable[[VStarResult], torch.Tensor] | None = None,
+    method_name: str = "rome",
 ) -> tuple[Delta, dict[str, Any]]:
     """Edit `model` in place for one request; return the applied `Delta` and an info dict.
+
+    `vstar_kwargs` override arguments of the v* optimisation (e.g. `kl_factor`,
+    `nll_factor`, `delta_param`), for methods built on ROME (GLAME, LTI, DiKE);
+    `finish_v(result)` may pick v* (d,) from the optimisation's outcome (GLAME).
 
     Info: `timings` (seconds for context, key, v_star, solve), the loss history, and the
     vectors u, k_bar, k0, w0, m0, v_star (CPU float32) used for the rank-one update.
@@ -190,6 +203,20 @@ def apply_rome(
     timings["key"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
+    options: dict[str, Any] = {
+        "layer": layer,
+        "spec": spec,
+        "num_steps": hparams.v_num_grad_steps,
+        "lr": hparams.v_lr,
+        "weight_decay": hparams.v_weight_decay,
+        "clamp_norm_factor": hparams.clamp_norm_factor,
+        "kl_factor": hparams.kl_factor,
+        "loss_stop": hparams.v_loss_stop,
+        "essence_prompts": hparams.essence_prompts,
+        "extra_losses": extra_losses,
+        "on_step": on_step,
+        **(vstar_kwargs or {}),
+    }
     result = optimize_v(
         model,
         tokenizer,
@@ -197,18 +224,9 @@ def apply_rome(
         request.prompt,
         request.target_new,
         context_templates,
-        layer=layer,
-        spec=spec,
-        num_steps=hparams.v_num_grad_steps,
-        lr=hparams.v_lr,
-        weight_decay=hparams.v_weight_decay,
-        clamp_norm_factor=hparams.clamp_norm_factor,
-        kl_factor=hparams.kl_factor,
-        loss_stop=hparams.v_loss_stop,
-        essence_prompts=hparams.essence_prompts,
-        extra_losses=extra_losses,
-        on_step=on_step,
+        **options,
     )
+    v_star = result.v_star if finish_v is None else finish_v(result)  # (d,)
     timings["v_star"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -216,10 +234,10 @@ def apply_rome(
     denom = torch.dot(u, k0)  # ()
     if float(denom.abs()) < 1e-12:
         raise EditorError("uᵀk0 is zero; the key direction cannot reach the bare-prompt key")
-    rho = (result.v_star - w0) / denom  # (d,)
+    rho = (v_star - w0) / denom  # (d,)
     weight = edited_weight(model, spec, layer)
     delta = Delta.low_rank(
-        "rome",
+        method_name,
         edited_weight_name(spec, layer),
         tuple(weight.shape),
         rho.unsqueeze(1),  # (d, 1)
@@ -248,7 +266,7 @@ def apply_rome(
         "k0": k0.cpu(),
         "w0": w0.cpu(),
         "m0": result.m0.cpu(),
-        "v_star": result.v_star.cpu(),
+        "v_star": v_star.cpu(),
         "delta_norm": float(result.delta.norm()),
         "update_norm": delta.meta["update_norm"],
     }
