@@ -118,6 +118,7 @@ def chains_from(
     out: list[Chain] = []
 
     def walk(chain: Chain) -> None:
+        """Extend a chain by every next fact, depth first."""
         if len(out) >= max_chains or chain.hops >= max_hops:
             return
         for fact in view.facts_about(chain.end)[:fanout]:

@@ -521,12 +521,14 @@ class _EditDeriver:
         status: list[str] = []
 
         def node(entity_id: str, name: str | None = None) -> int:
+            """Return the index of an entity's node, adding it if new."""
             if entity_id not in index:
                 index[entity_id] = len(nodes)
                 nodes.append(name or self.view.names([entity_id]).get(entity_id, entity_id))
             return index[entity_id]
 
         def edge(head: str, relation: str, tail: str, state: str) -> None:
+            """Add a labelled edge with its status."""
             label = self.view.relations().get(relation)
             edges.append(SubgraphEdge(node(head), label.label if label else relation, node(tail)))
             status.append(state)
@@ -598,6 +600,7 @@ def _unlearn_change(
     probes: list[Probe] = []
 
     def add(kind: ProbeKind | str, prompt: str, expected: str, *args, **meta: str) -> None:
+        """Append a probe of this change."""
         probes.append(_probe(kind, prompt, expected, *args, change=change, **meta))
 
     facts = [f for entity in ids for f in view.facts_about(entity)][: config.n_unlearn_facts]

@@ -104,6 +104,7 @@ def histogram(edges: Sequence[float], counts: Sequence[int], label: str) -> str:
     lo, hi = edges[0], edges[-1]
 
     def sx(v: float) -> float:
+        """Map a shift value to an x pixel."""
         return left + (v - lo) / (hi - lo) * width
 
     for frac in (0.0, 0.5, 1.0):
@@ -199,9 +200,11 @@ def line_chart(labels: Sequence[str], series: dict[str, Sequence[float | None]],
     body = [f'<rect width="{left + width + 150}" height="{top + height + 40}" fill="white"/>']
 
     def sx(i: int) -> float:
+        """Map a version index to an x pixel."""
         return left + i / n * width
 
     def sy(v: float) -> float:
+        """Map a rate to a y pixel."""
         return top + (1.0 - v) * height
 
     for frac in (0.0, 0.25, 0.5, 0.75, 1.0):
