@@ -27,11 +27,25 @@ class Settings(BaseSettings):
     )
     device: str = Field("cpu", description="torch device for model work")
     threads: int | None = Field(None, description="torch CPU threads (default: torch's own)")
+    metadata_url: str | None = Field(
+        None, description="SQLAlchemy URL of the metadata database (jobs, ledger, API keys)"
+    )
+    api_host: str = Field("127.0.0.1", description="address `kgedit serve` binds (loopback)")
+    api_port: int = Field(8000, description="port `kgedit serve` binds")
+    api_max_body_bytes: int = Field(1 << 20, description="largest JSON request body (413 above)")
+    api_max_upload_bytes: int = Field(16 << 20, description="largest JSONL upload (413 above)")
+    api_max_upload_lines: int = Field(10_000, description="most lines in one JSONL upload")
+    api_page_max: int = Field(500, description="largest page a list route returns")
 
     @property
     def graph_store_url(self) -> str:
         """Return the graph store URL, defaulting to a SQLite file under `var_dir`."""
         return self.graph_url or f"sqlite:///{self.var_dir / 'kg.sqlite'}"
+
+    @property
+    def metadata_db_url(self) -> str:
+        """Return the metadata database URL, defaulting to a SQLite file under `var_dir`."""
+        return self.metadata_url or f"sqlite:///{self.var_dir / 'meta.sqlite'}"
 
     @property
     def models_dir(self) -> Path:

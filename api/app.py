@@ -1,0 +1,77 @@
+"""The FastAPI application: routers under /v1, one error shape, body limits, API-key auth.
+
+`create_app()` builds the app from the one settings object; tests pass their own stores.
+Serve it with `kgedit serve` (loopback by default).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from api.errors import install_error_handlers
+from api.keys import KeyStore
+from api.limits import BodyLimitMiddleware
+from api.routes import graph, health, keys
+from workers.settings import Settings, get_settings
+
+API_VERSION = "0.1.0"
+UPLOAD_PATHS = ("/v1/jobs/upload",)
+
+
+def _open_graph_store(settings: Settings) -> Any:
+    """Open the graph store the settings name."""
+    from kg.store.sql import SqlGraphStore
+
+    return SqlGraphStore(settings.graph_store_url)
+
+
+def _graph_check(store: Any) -> Callable[[], object]:
+    """Return a readiness check that the graph store answers a query."""
+    return lambda: store.count_relations()
+
+
+def _db_check(keys_store: KeyStore) -> Callable[[], object]:
+    """Return a readiness check that the metadata database answers."""
+
+    def check() -> None:
+        with keys_store.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    return check
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    store: Any = None,
+    key_store: KeyStore | None = None,
+) -> FastAPI:
+    """Return the API app wired to the given (or configured) stores."""
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="kgedit",
+        version=API_VERSION,
+        description="Keep a language model's knowledge in line with a curated knowledge graph.",
+    )
+    app.state.settings = settings
+    app.state.store = store if store is not None else _open_graph_store(settings)
+    app.state.keys = key_store or KeyStore(settings.metadata_db_url)
+    app.state.readiness_checks = {
+        "database": _db_check(app.state.keys),
+        "graph": _graph_check(app.state.store),
+    }
+    install_error_handlers(app)
+
+    def limit_for(path: str) -> int:
+        if path in UPLOAD_PATHS:
+            return settings.api_max_upload_bytes
+        return settings.api_max_body_bytes
+
+    app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
+    for module in (health, keys, graph):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,195 @@
+"""API keys: created once, shown once, stored only as a SHA-256 hash, each with one role.
+
+A key reads `kge_<key id>_<secret>`. The key id (8 hex digits) finds the row; the secret is
+32 random bytes (urlsafe base64), so a plain SHA-256 of it is as safe as a slow password hash
+and costs microseconds per request. Comparison is constant-time. Revoked keys stay in the
+table (who made them and when is audit history) but never authenticate again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+
+from sqlalchemy import DateTime, String, create_engine, event, select
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+from sqlalchemy.pool import StaticPool
+
+KEY_PREFIX = "kge"
+
+
+class Role(StrEnum):
+    """What a key may do."""
+
+    CURATOR = "curator"  # graph writes and change-set drafts
+    REVIEWER = "reviewer"  # approve or reject change sets
+    OPERATOR = "operator"  # jobs and model versions
+    AUDITOR = "auditor"  # reads audit reports
+    ADMIN = "admin"  # manages keys
+
+
+class UnknownKeyError(LookupError):
+    """A key id names no key."""
+
+
+class _Base(DeclarativeBase):
+    pass
+
+
+class ApiKeyRow(_Base):
+    """One API key (hash only)."""
+
+    __tablename__ = "api_keys"
+
+    key_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[str] = mapped_column(String(200))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+API_KEYS_TABLE = ApiKeyRow.__table__
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller a key stands for."""
+
+    key_id: str
+    name: str
+    role: Role
+
+    @property
+    def actor(self) -> str:
+        """Return the name the change log records for this caller."""
+        return f"{self.name} (key {self.key_id})"
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """A key's public record (never the secret)."""
+
+    key_id: str
+    name: str
+    role: Role
+    created_at: datetime
+    created_by: str
+    revoked_at: datetime | None
+
+
+def _hash(secret: str) -> str:
+    """Return the hex SHA-256 of a key's secret."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def split_key(key: str) -> tuple[str, str] | None:
+    """Return (key id, secret) of a well-formed key, else None."""
+    parts = key.strip().split("_", 2)
+    if len(parts) != 3 or parts[0] != KEY_PREFIX or len(parts[1]) != 8 or not parts[2]:
+        return None
+    return parts[1], parts[2]
+
+
+def _make_engine(url: str) -> Engine:
+    """Return an engine for the metadata database (SQLite file or in-memory, or PostgreSQL)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if not database or database == ":memory:":
+            return create_engine(
+                url, connect_args={"check_same_thread": False}, poolclass=StaticPool
+            )
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _wal(dbapi_conn, _record) -> None:
+            dbapi_conn.execute("PRAGMA journal_mode=WAL")
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+class KeyStore:
+    """API keys in the metadata database."""
+
+    def __init__(self, url: str, engine: Engine | None = None) -> None:
+        self._engine = engine or _make_engine(url)
+        _Base.metadata.create_all(self._engine, tables=[API_KEYS_TABLE])
+        self._sessions = sessionmaker(self._engine, expire_on_commit=False)
+        self._lock = threading.Lock()
+
+    @property
+    def engine(self) -> Engine:
+        """Return the metadata database engine."""
+        return self._engine
+
+    def create(self, name: str, role: Role | str, created_by: str = "cli") -> tuple[str, KeyInfo]:
+        """Create a key; return the full key (shown once) and its record."""
+        role = Role(role)
+        name = name.strip()
+        if not name or len(name) > 200:
+            raise ValueError("a key needs a name of 1 to 200 characters")
+        secret = secrets.token_urlsafe(32)
+        with self._lock, self._sessions.begin() as session:
+            key_id = secrets.token_hex(4)
+            while session.get(ApiKeyRow, key_id) is not None:
+                key_id = secrets.token_hex(4)
+            row = ApiKeyRow(
+                key_id=key_id,
+                name=name,
+                role=role.value,
+                secret_sha256=_hash(secret),
+                created_at=datetime.now(UTC),
+                created_by=created_by,
+                revoked_at=None,
+            )
+            session.add(row)
+            info = self._info(row)
+        return f"{KEY_PREFIX}_{key_id}_{secret}", info
+
+    def authenticate(self, key: str) -> Principal | None:
+        """Return the caller of a valid, unrevoked key, else None."""
+        parts = split_key(key)
+        if parts is None:
+            return None
+        key_id, secret = parts
+        with self._sessions() as session:
+            row = session.get(ApiKeyRow, key_id)
+            if row is None or row.revoked_at is not None:
+                return None
+            if not hmac.compare_digest(row.secret_sha256, _hash(secret)):
+                return None
+            return Principal(row.key_id, row.name, Role(row.role))
+
+    def list(self) -> list[KeyInfo]:
+        """Return every key's record, newest first."""
+        with self._sessions() as session:
+            rows = session.execute(select(ApiKeyRow).order_by(ApiKeyRow.created_at.desc()))
+            return [self._info(r) for r in rows.scalars()]
+
+    def revoke(self, key_id: str) -> KeyInfo:
+        """Revoke a key; UnknownKeyError if unknown."""
+        with self._sessions.begin() as session:
+            row = session.get(ApiKeyRow, key_id)
+            if row is None:
+                raise UnknownKeyError(f"unknown key id {key_id!r}")
+            if row.revoked_at is None:
+                row.revoked_at = datetime.now(UTC)
+            return self._info(row)
+
+    @staticmethod
+    def _info(row: ApiKeyRow) -> KeyInfo:
+        """Return the public record of a row."""
+        return KeyInfo(
+            row.key_id, row.name, Role(row.role), row.created_at, row.created_by, row.revoked_at
+        )

@@ -1,0 +1,217 @@
+"""Graph routes: entities, relations, facts, concepts, search and neighbourhoods."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, status
+
+from api.deps import READERS, CallerDep, graph_store, roles
+from api.keys import Role
+from api.schemas.common import Page
+from api.schemas.graph import (
+    AliasCreate,
+    ConceptCreate,
+    ConceptPublic,
+    EdgePublic,
+    EntityCreate,
+    EntityPublic,
+    FactCreate,
+    FactPublic,
+    NeighbourhoodPublic,
+    NodePublic,
+    RelationCreate,
+    RelationPublic,
+)
+from kg.types import Concept, Entity, Fact, Relation, RelationTemplates
+
+router = APIRouter(prefix="/v1/graph", tags=["graph"])
+StoreDep = Annotated[Any, Depends(graph_store)]
+Limit = Annotated[int, Query(ge=1, le=500, description="page size")]
+Offset = Annotated[int, Query(ge=0, le=10_000_000)]
+MAX_NEIGHBOURHOOD_NODES = 500
+
+
+@router.get("/entities", **roles(*READERS))
+def list_entities(
+    store: StoreDep,
+    limit: Limit = 50,
+    offset: Offset = 0,
+    q: Annotated[str | None, Query(max_length=512, description="name or alias")] = None,
+) -> Page[EntityPublic]:
+    """List entities by id, or those whose name or alias is `q`."""
+    if q is not None:
+        found = store.find_entities(q)
+        page = found[offset : offset + limit]
+        return Page(
+            items=[EntityPublic.of(e) for e in page], total=len(found), limit=limit, offset=offset
+        )
+    items = store.list_entities(limit=limit, offset=offset)
+    return Page(
+        items=[EntityPublic.of(e) for e in items],
+        total=store.count_entities(),
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.post("/entities", status_code=status.HTTP_201_CREATED, **roles(Role.CURATOR))
+def create_entity(body: EntityCreate, store: StoreDep, caller: CallerDep) -> EntityPublic:
+    """Create an entity."""
+    entity = Entity(body.id, body.name, tuple(body.aliases), body.kind)
+    return EntityPublic.of(store.add_entity(entity, who=caller.actor, why=body.reason))
+
+
+@router.get("/entities/{entity_id}", **roles(*READERS))
+def get_entity(entity_id: str, store: StoreDep) -> EntityPublic:
+    """Return one entity."""
+    return EntityPublic.of(store.get_entity(entity_id))
+
+
+@router.post("/entities/{entity_id}/aliases", **roles(Role.CURATOR))
+def add_alias(
+    entity_id: str, body: AliasCreate, store: StoreDep, caller: CallerDep
+) -> EntityPublic:
+    """Give an entity another name."""
+    return EntityPublic.of(
+        store.add_alias(entity_id, body.alias, who=caller.actor, why=body.reason)
+    )
+
+
+@router.get("/entities/{entity_id}/facts", **roles(*READERS))
+def entity_facts(entity_id: str, store: StoreDep) -> list[FactPublic]:
+    """Return the current facts whose subject is the entity."""
+    return [FactPublic.of(f) for f in store.facts_about(entity_id)]
+
+
+@router.get("/entities/{entity_id}/neighbourhood", **roles(*READERS))
+def neighbourhood(
+    entity_id: str,
+    store: StoreDep,
+    hops: Annotated[int, Query(ge=1, le=4)] = 1,
+) -> NeighbourhoodPublic:
+    """Return the entities and current facts within `hops` of the entity (at most 500 nodes)."""
+    store.get_entity(entity_id)
+    depth = {entity_id: 0}
+    edges: dict[Any, Fact] = {}
+    frontier = [entity_id]
+    truncated = False
+    for hop in range(1, hops + 1):
+        nxt: list[str] = []
+        for node in frontier:
+            for fact in [*store.facts_about(node), *store.facts_with_object(node)]:
+                edges[fact.id if fact.id is not None else fact.triple] = fact
+                for other in (fact.subject, fact.object):
+                    if other in depth:
+                        continue
+                    if len(depth) >= MAX_NEIGHBOURHOOD_NODES:
+                        truncated = True
+                        continue
+                    depth[other] = hop
+                    nxt.append(other)
+        frontier = nxt
+    names = store.entity_names(depth)
+    kept = [f for f in edges.values() if f.subject in depth and f.object in depth]
+    return NeighbourhoodPublic(
+        center=entity_id,
+        hops=hops,
+        nodes=[NodePublic(id=i, name=names.get(i, i), hops=h) for i, h in depth.items()],
+        edges=[
+            EdgePublic(fact_id=f.id, source=f.subject, relation=f.relation, target=f.object)
+            for f in kept
+        ],
+        truncated=truncated,
+    )
+
+
+@router.get("/relations", **roles(*READERS))
+def list_relations(store: StoreDep, limit: Limit = 50, offset: Offset = 0) -> Page[RelationPublic]:
+    """List relations by id."""
+    relations = store.list_relations()
+    page = relations[offset : offset + limit]
+    return Page(
+        items=[RelationPublic.of(r) for r in page], total=len(relations), limit=limit, offset=offset
+    )
+
+
+@router.post("/relations", status_code=status.HTTP_201_CREATED, **roles(Role.CURATOR))
+def create_relation(body: RelationCreate, store: StoreDep, caller: CallerDep) -> RelationPublic:
+    """Create a relation with its templates."""
+    templates = RelationTemplates.from_dict(body.templates.model_dump())
+    relation = Relation(body.id, body.label, templates, body.functional)
+    return RelationPublic.of(store.add_relation(relation, who=caller.actor, why=body.reason))
+
+
+@router.get("/relations/{relation_id}", **roles(*READERS))
+def get_relation(relation_id: str, store: StoreDep) -> RelationPublic:
+    """Return one relation."""
+    return RelationPublic.of(store.get_relation(relation_id))
+
+
+@router.get("/facts", **roles(*READERS))
+def list_facts(
+    store: StoreDep,
+    limit: Limit = 50,
+    offset: Offset = 0,
+    status_: Annotated[str, Query(alias="status", pattern="^(current|retracted|all)$")] = "current",
+) -> Page[FactPublic]:
+    """List facts by id (current ones unless `status` says otherwise)."""
+    wanted = None if status_ == "all" else status_
+    facts = store.list_facts(wanted, limit=limit, offset=offset)
+    return Page(
+        items=[FactPublic.of(f) for f in facts],
+        total=store.count_facts(status=wanted),
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.post("/facts", status_code=status.HTTP_201_CREATED, **roles(Role.CURATOR))
+def create_fact(body: FactCreate, store: StoreDep, caller: CallerDep) -> FactPublic:
+    """Add a fact between existing entities (the model follows only through a change set)."""
+    fact = Fact(body.subject, body.relation, body.object, source=body.source)
+    return FactPublic.of(store.add_fact(fact, who=caller.actor, why=body.reason))
+
+
+@router.get("/facts/{fact_id}", **roles(*READERS))
+def get_fact(fact_id: Annotated[int, Path(ge=1, le=2**62)], store: StoreDep) -> FactPublic:
+    """Return one fact by id."""
+    return FactPublic.of(store.get_fact(fact_id))
+
+
+@router.delete("/facts/{fact_id}", **roles(Role.CURATOR))
+def retract_fact(
+    fact_id: Annotated[int, Path(ge=1, le=2**62)],
+    store: StoreDep,
+    caller: CallerDep,
+    reason: Annotated[str, Query(min_length=1, max_length=2000)],
+) -> FactPublic:
+    """Retract a current fact (it stays in the history with status 'retracted')."""
+    fact = store.get_fact(fact_id)
+    retracted = store.retract_fact(
+        fact.subject, fact.relation, fact.object, who=caller.actor, why=reason
+    )
+    return FactPublic.of(retracted)
+
+
+@router.get("/concepts", **roles(*READERS))
+def list_concepts(store: StoreDep, limit: Limit = 50, offset: Offset = 0) -> Page[ConceptPublic]:
+    """List concepts by id."""
+    concepts = store.list_concepts()
+    page = concepts[offset : offset + limit]
+    return Page(
+        items=[ConceptPublic.of(c) for c in page], total=len(concepts), limit=limit, offset=offset
+    )
+
+
+@router.post("/concepts", status_code=status.HTTP_201_CREATED, **roles(Role.CURATOR))
+def create_concept(body: ConceptCreate, store: StoreDep, caller: CallerDep) -> ConceptPublic:
+    """Create a concept."""
+    concept = Concept(body.id, body.name, tuple(body.aliases), body.redirect_to)
+    return ConceptPublic.of(store.add_concept(concept, who=caller.actor, why=body.reason))
+
+
+@router.get("/concepts/{concept_id}", **roles(*READERS))
+def get_concept(concept_id: str, store: StoreDep) -> ConceptPublic:
+    """Return one concept."""
+    return ConceptPublic.of(store.get_concept(concept_id))
