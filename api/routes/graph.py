@@ -62,12 +62,6 @@ def create_entity(body: EntityCreate, store: StoreDep, caller: CallerDep) -> Ent
     return EntityPublic.of(store.add_entity(entity, who=caller.actor, why=body.reason))
 
 
-@router.get("/entities/{entity_id}", **roles(*READERS))
-def get_entity(entity_id: str, store: StoreDep) -> EntityPublic:
-    """Return one entity."""
-    return EntityPublic.of(store.get_entity(entity_id))
-
-
 @router.post("/entities/{entity_id}/aliases", **roles(Role.CURATOR))
 def add_alias(
     entity_id: str, body: AliasCreate, store: StoreDep, caller: CallerDep
@@ -142,7 +136,7 @@ def create_relation(body: RelationCreate, store: StoreDep, caller: CallerDep) ->
     return RelationPublic.of(store.add_relation(relation, who=caller.actor, why=body.reason))
 
 
-@router.get("/relations/{relation_id}", **roles(*READERS))
+@router.get("/relations/{relation_id:path}", **roles(*READERS))
 def get_relation(relation_id: str, store: StoreDep) -> RelationPublic:
     """Return one relation."""
     return RelationPublic.of(store.get_relation(relation_id))
@@ -211,7 +205,13 @@ def create_concept(body: ConceptCreate, store: StoreDep, caller: CallerDep) -> C
     return ConceptPublic.of(store.add_concept(concept, who=caller.actor, why=body.reason))
 
 
-@router.get("/concepts/{concept_id}", **roles(*READERS))
+@router.get("/concepts/{concept_id:path}", **roles(*READERS))
 def get_concept(concept_id: str, store: StoreDep) -> ConceptPublic:
     """Return one concept."""
     return ConceptPublic.of(store.get_concept(concept_id))
+
+
+@router.get("/entities/{entity_id:path}", **roles(*READERS))
+def get_entity(entity_id: str, store: StoreDep) -> EntityPublic:
+    """Return one entity (ids may hold '/'; this route is matched last for that reason)."""
+    return EntityPublic.of(store.get_entity(entity_id))

@@ -1,0 +1,44 @@
+"""API fixtures: an app on in-memory stores, a test client, and one key per role."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.keys import KeyStore, Role
+from kg.store.sql import SqlGraphStore
+from workers.settings import Settings
+
+
+@pytest.fixture
+def api_settings(tmp_path) -> Settings:
+    """Settings whose var dir is a temporary directory."""
+    return Settings(var_dir=tmp_path / "var")
+
+
+@pytest.fixture
+def api_app(api_settings):
+    """The API app on an in-memory graph store and key store."""
+    return create_app(
+        api_settings, store=SqlGraphStore("sqlite://"), key_store=KeyStore("sqlite://")
+    )
+
+
+@pytest.fixture
+def client(api_app):
+    """A test client of the app."""
+    with TestClient(api_app) as c:
+        yield c
+
+
+@pytest.fixture
+def role_keys(api_app) -> dict[Role, str]:
+    """One valid key per role."""
+    return {role: api_app.state.keys.create(f"test {role.value}", role)[0] for role in Role}
+
+
+@pytest.fixture
+def as_role(role_keys):
+    """Return the headers that authenticate as one role."""
+    return lambda role: {"X-API-Key": role_keys[Role(role)]}

@@ -1,0 +1,163 @@
+"""Graph routes through HTTP: CRUD, search, pages, neighbourhoods and bad input."""
+
+from __future__ import annotations
+
+import pytest
+
+EVIL = "x'}) DETACH DELETE n //"
+
+
+@pytest.fixture
+def curated(client, as_role):
+    """A small graph created through the API: Paris, France, Europe and two facts."""
+    h = as_role("curator")
+    for eid, name in [("paris", "Paris"), ("france", "France"), ("europe", "Europe")]:
+        r = client.post(
+            "/v1/graph/entities", json={"id": eid, "name": name, "reason": "t"}, headers=h
+        )
+        assert r.status_code == 201, r.text
+    rel = {
+        "id": "capital_of",
+        "label": "capital of",
+        "templates": {
+            "cloze": ["{} is the capital of"],
+            "question": ["What is {} the capital of?"],
+        },
+        "functional": True,
+        "reason": "t",
+    }
+    assert client.post("/v1/graph/relations", json=rel, headers=h).status_code == 201
+    rel2 = {
+        "id": "part_of",
+        "label": "part of",
+        "templates": {"cloze": ["{} is part of"]},
+        "reason": "t",
+    }
+    assert client.post("/v1/graph/relations", json=rel2, headers=h).status_code == 201
+    facts = [("paris", "capital_of", "france"), ("france", "part_of", "europe")]
+    for s, r_, o in facts:
+        body = {"subject": s, "relation": r_, "object": o, "reason": "t"}
+        assert client.post("/v1/graph/facts", json=body, headers=h).status_code == 201
+    return h
+
+
+def test_crud_and_search(client, curated, as_role):
+    reader = as_role("auditor")
+    r = client.get("/v1/graph/entities", params={"limit": 2}, headers=reader).json()
+    assert r["total"] == 3 and [e["id"] for e in r["items"]] == ["europe", "france"]
+    r = client.get("/v1/graph/entities", params={"limit": 2, "offset": 2}, headers=reader).json()
+    assert [e["id"] for e in r["items"]] == ["paris"]
+    alias = {"alias": "City of Light", "reason": "common name"}
+    assert client.post("/v1/graph/entities/paris/aliases", json=alias, headers=curated).json()[
+        "aliases"
+    ] == ["City of Light"]
+    found = client.get("/v1/graph/entities", params={"q": "city of light"}, headers=reader).json()
+    assert [e["id"] for e in found["items"]] == ["paris"]
+    rel = client.get("/v1/graph/relations/capital_of", headers=reader).json()
+    assert rel["functional"] is True and rel["templates"]["cloze"] == ["{} is the capital of"]
+    facts = client.get("/v1/graph/facts", headers=reader).json()
+    assert facts["total"] == 2
+    fid = facts["items"][0]["id"]
+    assert client.get(f"/v1/graph/facts/{fid}", headers=reader).json()["object"] == "france"
+    gone = client.delete(f"/v1/graph/facts/{fid}", params={"reason": "wrong"}, headers=curated)
+    assert gone.json()["status"] == "retracted"
+    assert client.get("/v1/graph/facts", headers=reader).json()["total"] == 1
+    every = client.get("/v1/graph/facts", params={"status": "all"}, headers=reader).json()
+    assert every["total"] == 2
+    about = client.get("/v1/graph/entities/france/facts", headers=reader).json()
+    assert [f["object"] for f in about] == ["europe"]
+    concept = {"id": "c1", "name": "Paris", "aliases": ["City of Light"], "reason": "t"}
+    assert client.post("/v1/graph/concepts", json=concept, headers=curated).status_code == 201
+    assert client.get("/v1/graph/concepts/c1", headers=reader).json()["aliases"] == [
+        "City of Light"
+    ]
+    assert client.get("/v1/graph/concepts", headers=reader).json()["total"] == 1
+
+
+def test_neighbourhood(client, curated, as_role):
+    reader = as_role("reviewer")
+    one = client.get("/v1/graph/entities/paris/neighbourhood", headers=reader).json()
+    assert {n["id"] for n in one["nodes"]} == {"paris", "france"}
+    two = client.get(
+        "/v1/graph/entities/paris/neighbourhood", params={"hops": 2}, headers=reader
+    ).json()
+    assert {n["id"]: n["hops"] for n in two["nodes"]} == {"paris": 0, "france": 1, "europe": 2}
+    assert {(e["source"], e["target"]) for e in two["edges"]} == {
+        ("paris", "france"),
+        ("france", "europe"),
+    }
+    r = client.get("/v1/graph/entities/paris/neighbourhood", params={"hops": 9}, headers=reader)
+    assert r.status_code == 422
+
+
+def test_bad_input_gets_one_error_shape(client, curated, as_role):
+    reader = as_role("auditor")
+
+    def err(r, status):
+        assert r.status_code == status, r.text
+        body = r.json()["error"]
+        assert set(body) == {"status", "code", "message", "details"} and body["status"] == status
+        return body
+
+    err(client.get("/v1/graph/entities/nowhere", headers=reader), 404)
+    err(client.get("/v1/graph/facts/999999", headers=reader), 404)
+    err(client.get("/v1/graph/facts/abc", headers=reader), 422)
+    dup = {"id": "paris", "name": "Paris", "reason": "again"}
+    err(client.post("/v1/graph/entities", json=dup, headers=curated), 409)
+    bad_fact = {"subject": "paris", "relation": "capital_of", "object": "mars", "reason": "t"}
+    assert (
+        "mars"
+        in err(client.post("/v1/graph/facts", json=bad_fact, headers=curated), 404)["message"]
+    )
+    body = err(
+        client.post(
+            "/v1/graph/entities",
+            content=b'{"id": "x", "name": ',
+            headers={**curated, "content-type": "application/json"},
+        ),
+        422,
+    )
+    assert body["details"]
+    extra = {"id": "y", "name": "Y", "reason": "t", "admin": True}
+    err(client.post("/v1/graph/entities", json=extra, headers=curated), 422)
+    no_reason = {"id": "y", "name": "Y"}
+    err(client.post("/v1/graph/entities", json=no_reason, headers=curated), 422)
+    control = {"id": "y\x00", "name": "Y", "reason": "t"}
+    err(client.post("/v1/graph/entities", json=control, headers=curated), 422)
+    bad_template = {"id": "r", "label": "r", "templates": {"cloze": ["no slot"]}, "reason": "t"}
+    err(client.post("/v1/graph/relations", json=bad_template, headers=curated), 422)
+    huge = {"id": "z", "name": "z" * (2 << 20), "reason": "t"}
+    err(client.post("/v1/graph/entities", json=huge, headers=curated), 413)
+    assert (
+        client.get("/v1/graph/entities", params={"limit": 501}, headers=reader).status_code == 422
+    )
+    assert client.get("/v1/graph/entities", headers=reader).json()["total"] == 3
+
+
+def test_streamed_oversized_body_is_refused(client, curated):
+    def chunks():
+        for _ in range(40):
+            yield b"x" * 65536
+
+    r = client.post(
+        "/v1/graph/entities",
+        content=chunks(),
+        headers={**curated, "content-type": "application/json"},
+    )
+    assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"
+
+
+def test_injection_names_round_trip_as_data(client, curated, as_role):
+    body = {"id": EVIL, "name": EVIL, "aliases": ["'; DROP TABLE facts; --"], "reason": EVIL}
+    r = client.post("/v1/graph/entities", json=body, headers=curated)
+    assert r.status_code == 201, r.text
+    reader = as_role("auditor")
+    from urllib.parse import quote
+
+    got = client.get(f"/v1/graph/entities/{quote(EVIL, safe='')}", headers=reader).json()
+    assert got["name"] == EVIL and got["aliases"] == ["'; DROP TABLE facts; --"]
+    found = client.get(
+        "/v1/graph/entities", params={"q": "'; DROP TABLE facts; --"}, headers=reader
+    )
+    assert [e["id"] for e in found.json()["items"]] == [EVIL]
+    assert client.get("/v1/graph/facts", headers=reader).json()["total"] == 2
