@@ -75,6 +75,12 @@ def verbalise(
     return fill(templates[template_index], subject), obj
 
 
+def statement(fact: Fact, store_or_names: GraphReader, template_index: int = 0) -> str:
+    """Return the fact as one sentence: its cloze prompt followed by the object's name."""
+    prompt, answer = verbalise(fact, store_or_names, TemplateForm.CLOZE, template_index)
+    return f"{prompt} {answer}"
+
+
 def fact_texts(
     store: SqlGraphStore, limit: int | None = None, subjects: Iterable[str] | None = None
 ) -> list[FactText]:
