@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -250,3 +251,85 @@ def related_facts(
         )
     out.sort(key=lambda r: (-r.score, r.fact.triple))
     return out[: config.cap]
+
+
+# -- store-backed discovery ------------------------------------------------------------------
+
+
+def vector_key(text: str) -> str:
+    """Return the cache key of a text's vector (a hash, so keys stay short)."""
+    import hashlib
+
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:40]
+
+
+def target_entities(store: Any, target: str) -> list[str]:
+    """Return the entity ids a forget target names: an entity id, or a concept's names."""
+    from kg.errors import NotFoundError
+
+    if store.entity_names([target]):
+        return [target]
+    try:
+        concept = store.get_concept(target)
+    except NotFoundError:
+        raise NotFoundError("entity or concept", target) from None
+    ids: list[str] = []
+    for name in (concept.name, *concept.aliases):
+        ids += [e.id for e in store.find_entities(name)]
+    return sorted(set(ids))
+
+
+def related_in_store(
+    store: Any,
+    target: str | Collection[str],
+    *,
+    config: RelatedConfig | None = None,
+    embed: Embedder | None = None,
+    model: str | None = None,
+    target_text: str | Sequence[str] | None = None,
+) -> list[RelatedFact]:
+    """Run `related_facts` on the store's k-hop neighbourhood, with vectors cached in the store.
+
+    `target` is an entity id, a concept id (resolved through its name and aliases) or several
+    entity ids. Vectors are read from the store by text hash and only missing ones are
+    computed (and written back) with `embed` under the name `model`.
+    """
+    from kg.embeddings import MODEL_NAME
+    from kg.verbalise import Names, statement
+
+    config = config or RelatedConfig()
+    model = model or MODEL_NAME
+    targets = target_entities(store, target) if isinstance(target, str) else sorted(set(target))
+    if not targets:
+        return []
+    pool = store.neighbourhood(targets, hops=config.hops, limit_per_entity=config.fanout)
+    ids = {f.subject for f in pool} | {f.object for f in pool}
+    names = Names(store.entity_names(ids), {r.id: r for r in store.list_relations()})
+
+    def text_of(fact: Fact) -> str:
+        """Verbalise one fact with its relation's first cloze template."""
+        return statement(fact, names)
+
+    texts = {text_of(f) for f in pool}
+    if isinstance(target_text, str):
+        texts.add(target_text)
+    elif target_text is not None:
+        texts.update(target_text)
+    keys = {vector_key(t): t for t in texts}
+    stored = store.get_vectors(keys, model)
+    cache: dict[str, np.ndarray] = {keys[k]: v for k, v in stored.items()}
+    known = set(cache)
+    found = related_facts(
+        targets,
+        pool,
+        text_of,
+        config=config,
+        embed=embed,
+        cache=cache,
+        target_text=target_text,
+        relation_label=lambda rid: names.relations[rid].label if rid in names.relations else rid,
+    )
+    fresh = {vector_key(t): v for t, v in cache.items() if t not in known}
+    if fresh:
+        store.put_vectors(fresh, model)
+    return found
