@@ -39,3 +39,23 @@ class ImportFormatError(KGError, ValueError):
         self.line_no = line_no
         self.message = message
         super().__init__(f"line {line_no}: {message}")
+
+
+class ConflictError(KGError):
+    """A change is based on a stale view of the graph; `facts` names what changed since.
+
+    Each item of `facts` is a dict with `subject`, `relation`, `expected` (the facts of that
+    (subject, relation) slot the change was based on) and `current` (what the graph holds now).
+    """
+
+    def __init__(self, message: str, facts: list[dict] | None = None) -> None:
+        self.facts = list(facts or [])
+        super().__init__(message)
+
+
+class StateError(KGError, ValueError):
+    """An operation is not allowed in the item's current state (approving a draft, ...)."""
+
+
+class BackendError(KGError):
+    """The graph server failed a query; the message names the store operation that failed."""

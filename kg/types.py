@@ -294,6 +294,12 @@ class ChangeSet:
     created_at: datetime
     operations: tuple[Operation, ...] = ()
     state: ChangeSetState | str = ChangeSetState.DRAFT
+    # curation bookkeeping (kg.curation): the slots the operations were based on, the graph
+    # version an approval produced, and who reviewed it with which note
+    base: tuple[dict[str, Any], ...] = field(default=(), compare=False, hash=False)
+    graph_version: int | None = None
+    reviewer: str | None = None
+    review_note: str = ""
 
     def __post_init__(self) -> None:
         check_id(self.id, "change set id")
@@ -310,6 +316,7 @@ class ChangeSet:
             raise ValidationError(
                 f"change set state {self.state!r} is not one of: {allowed}"
             ) from None
+        object.__setattr__(self, "base", tuple(dict(slot) for slot in self.base))
 
 
 @dataclass(frozen=True)
@@ -321,4 +328,16 @@ class ChangeLogEntry:
     why: str
     action: str
     payload: dict[str, Any] = field(default_factory=dict, hash=False)
+    id: int | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class ForgetMark:
+    """A concept marked to be forgotten by the model, by which change set, who and why."""
+
+    concept_id: str
+    change_set_id: str | None
+    who: str
+    when: datetime
+    why: str
     id: int | None = field(default=None, compare=False)

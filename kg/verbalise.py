@@ -13,7 +13,7 @@ from typing import Protocol
 
 from contracts.types import FactText
 from kg.errors import NotFoundError, ValidationError
-from kg.store.sql import SqlGraphStore
+from kg.store.base import GraphStore
 from kg.types import Fact, FactStatus, Relation, TemplateForm, fill
 
 
@@ -75,8 +75,14 @@ def verbalise(
     return fill(templates[template_index], subject), obj
 
 
+def statement(fact: Fact, store_or_names: GraphReader, template_index: int = 0) -> str:
+    """Return the fact as one sentence: its cloze prompt followed by the object's name."""
+    prompt, answer = verbalise(fact, store_or_names, TemplateForm.CLOZE, template_index)
+    return f"{prompt} {answer}"
+
+
 def fact_texts(
-    store: SqlGraphStore, limit: int | None = None, subjects: Iterable[str] | None = None
+    store: GraphStore, limit: int | None = None, subjects: Iterable[str] | None = None
 ) -> list[FactText]:
     """Return current facts (optionally of some subject ids) with names and cloze templates."""
     facts = store.list_facts(status=FactStatus.CURRENT, subjects=subjects, limit=limit)
@@ -93,6 +99,6 @@ def fact_texts(
     ]
 
 
-def subjects_by_fact_count(store: SqlGraphStore) -> list[tuple[str, int]]:
+def subjects_by_fact_count(store: GraphStore) -> list[tuple[str, int]]:
     """Return (subject id, number of current facts), most facts first, ties by id."""
     return store.count_facts_by_subject(FactStatus.CURRENT)

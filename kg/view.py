@@ -6,14 +6,14 @@ from collections.abc import Iterable
 
 from kg.errors import NotFoundError
 from kg.relsim import RelationEmbedder, RelationSimilarity
-from kg.store.sql import SqlGraphStore
+from kg.store.base import GraphStore
 from kg.types import Fact, Relation
 
 
 class GraphView:
     """Memoised reads of one store: relations, names, facts by subject and by relation."""
 
-    def __init__(self, store: SqlGraphStore, embed: RelationEmbedder | None = None) -> None:
+    def __init__(self, store: GraphStore, embed: RelationEmbedder | None = None) -> None:
         self.store = store
         self._embed = embed
         self._relations: dict[str, Relation] | None = None

