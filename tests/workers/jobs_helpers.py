@@ -5,7 +5,10 @@ Test modules import the fixtures they use from here (`from jobs_helpers import .
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -119,3 +122,81 @@ def env_for(settings: Settings) -> dict[str, str]:
         }
     )
     return env
+
+
+class WorkerProcess:
+    """A real `kgedit worker` process tree (prefork: a parent and its pool child)."""
+
+    READY = "ready."
+
+    def __init__(self, settings: Settings, models: list[str], log_path: Path) -> None:
+        self.settings, self.models, self.log_path = settings, models, log_path
+        self.proc: subprocess.Popen | None = None
+        self.pids: set[int] = set()
+
+    def start(self, timeout: float = 120.0) -> WorkerProcess:
+        """Launch the worker and wait until Celery says it is ready."""
+        import sys
+
+        cmd = [sys.executable, "-m", "api.cli", "worker", "--loglevel", "info"]
+        for m in self.models:
+            cmd += ["--model", m]
+        self._log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            cmd,
+            env=env_for(self.settings),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=Path(__file__).resolve().parents[2],
+        )
+        self.pids.add(self.proc.pid)
+        wait_for(self._ready, timeout, f"worker ready (log: {self.log_path})", interval=0.2)
+        return self
+
+    def _ready(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            pytest.fail(f"worker exited with {self.proc.returncode}: {self.log_path.read_text()}")
+        return self.READY in self.log_path.read_text(errors="replace")
+
+    def tree(self) -> set[int]:
+        """Return the PIDs of the worker and its children (recorded for the final wait)."""
+        import psutil
+
+        if self.proc is None:
+            return set()
+        try:
+            children = psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            children = []
+        self.pids |= {self.proc.pid} | {c.pid for c in children}
+        return set(self.pids)
+
+    def kill(self) -> None:
+        """SIGKILL every process of the worker at once, then wait until all are gone."""
+        for pid in self.tree():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.wait_gone(60)
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Warm shutdown (SIGTERM); SIGKILL whatever is left after `timeout`."""
+        pids = self.tree()
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.wait_gone(timeout)
+        except pytest.fail.Exception:
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            self.wait_gone(30)
+
+    def wait_gone(self, timeout: float) -> None:
+        """Wait until every PID of the worker has exited (and reap the parent)."""
+        if self.proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=timeout)
+        wait_for(lambda: not any(pid_alive(p) for p in self.pids), timeout, "worker PIDs to exit")
+        if getattr(self, "_log", None) is not None:
+            self._log.close()
+            self._log = None
