@@ -233,7 +233,15 @@ class Database:
             yield session
 
     def upgrade(self, revision: str = "head") -> None:
-        """Bring the schema to `revision` with the Alembic migrations (idempotent)."""
+        """Bring the schema up to `revision` with the Alembic migrations (idempotent)."""
+        self._migrate("upgrade", revision)
+
+    def downgrade(self, revision: str) -> None:
+        """Take the schema down to `revision` ("base": no tables)."""
+        self._migrate("downgrade", revision)
+
+    def _migrate(self, direction: str, revision: str) -> None:
+        """Run an Alembic upgrade or downgrade over this engine."""
         from alembic import command
         from alembic.config import Config
 
@@ -244,7 +252,7 @@ class Database:
             try:
                 with self.engine.begin() as connection:
                     config.attributes["connection"] = connection
-                    command.upgrade(config, revision)
+                    getattr(command, direction)(config, revision)
                 return
             except OperationalError:  # another process is migrating the same SQLite file
                 if attempt == 4:

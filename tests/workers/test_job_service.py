@@ -78,6 +78,11 @@ def _bad(model: str) -> list[tuple[object, str]]:
         ({**good, "requests": [{**req, "request_id": "a"}, {**req, "request_id": "a"}]}, "dupl"),
         ({**good, "thresholds": [{"group": "rewrite"}]}, "min_after or max_drop"),
         ({**good, "probes": [{"prompt": "p", "expected": 3, "kind": "rewrite"}]}, "expected"),
+        (
+            {**good, "kind": "unlearn", "method": "no-such", "requests": [{"concept": "X"}]},
+            "no unlearn methods are installed|unknown unlearn method 'no-such'",
+        ),
+        ({**good, "kind": "unlearn", "requests": [req]}, r"requests\[0\]: unknown field"),
     ]
 
 
