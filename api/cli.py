@@ -321,6 +321,11 @@ def audit_schema() -> None:
     print(json.dumps(SCHEMA, indent=1))
 
 
+from api.cli_jobs import register as _register_jobs  # noqa: E402
+
+_register_jobs(app)
+
+
 def main() -> None:
     """Entry point for `python -m api.cli`."""
     app()

@@ -37,6 +37,27 @@ class Settings(BaseSettings):
     api_max_upload_lines: int = Field(10_000, description="most lines in one JSONL upload")
     api_page_max: int = Field(500, description="largest page a list route returns")
 
+    # -- jobs, ledger and Celery (embedded defaults under var_dir) ----------------------------
+    metadata_url: str | None = Field(None, description="SQLAlchemy URL of the metadata database")
+    broker_url: str | None = Field(None, description="Celery broker (sqla+sqlite, redis, amqp)")
+    result_backend: str | None = Field(None, description="Celery result backend")
+    broker_poll_interval: float = Field(
+        0.1, gt=0, description="seconds between polls of the embedded SQLAlchemy broker"
+    )
+    broker_visibility_timeout: int = Field(
+        12 * 3600, gt=0, description="Redis: seconds before an unacked message is redelivered"
+    )
+    ledger_dir: Path | None = Field(None, description="delta files of the model-version ledger")
+    warm_models_max_bytes: int | None = Field(
+        None, gt=0, description="memory bound of the worker's warm models (default: RAM / 4)"
+    )
+    job_lease_seconds: float = Field(
+        60.0, gt=0, description="a running job's owner is presumed lost after this silence"
+    )
+    job_max_retries: int = Field(5, ge=0, description="automatic retries of transient errors")
+    job_retry_backoff_max: float = Field(600.0, gt=0, description="cap of the retry backoff (s)")
+    auto_migrate: bool = Field(True, description="upgrade the metadata schema on first use")
+
     @property
     def graph_store_url(self) -> str:
         """Return the graph store URL, defaulting to a SQLite file under `var_dir`."""
@@ -56,6 +77,26 @@ class Settings(BaseSettings):
     def cache_dir(self) -> Path:
         """Return the cache directory (second-moment statistics, context templates)."""
         return self.var_dir / "cache"
+
+    @property
+    def metadata_db_url(self) -> str:
+        """Return the metadata database URL, defaulting to a SQLite file under `var_dir`."""
+        return self.metadata_url or f"sqlite:///{self.var_dir.resolve() / 'metadata.sqlite'}"
+
+    @property
+    def broker(self) -> str:
+        """Return the Celery broker URL, defaulting to kombu's SQLAlchemy transport on SQLite."""
+        return self.broker_url or f"sqla+sqlite:///{self.var_dir.resolve() / 'broker.sqlite'}"
+
+    @property
+    def results(self) -> str:
+        """Return the Celery result backend URL, defaulting to SQLite under `var_dir`."""
+        return self.result_backend or f"db+sqlite:///{self.var_dir.resolve() / 'results.sqlite'}"
+
+    @property
+    def ledger_path(self) -> Path:
+        """Return the directory holding the ledger's delta files."""
+        return (self.ledger_dir or self.var_dir / "ledger").resolve()
 
     @property
     def evoke_main(self) -> Path:

@@ -1,0 +1,304 @@
+"""`kgedit worker`, `kgedit jobs ...`, `kgedit models ...`, `kgedit db upgrade`: thin commands
+over `workers.jobs` and `workers.ledger`."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+console = Console()
+jobs_app = typer.Typer(help="Submit, watch, cancel and retry jobs.", no_args_is_help=True)
+models_app = typer.Typer(help="Registered models and their versions.", no_args_is_help=True)
+db_app = typer.Typer(help="The metadata database.", no_args_is_help=True)
+
+AsJson = Annotated[bool, typer.Option("--json", help="print JSON")]
+
+
+def _fail(message: str) -> None:
+    """Print an error and exit with status 2."""
+    console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(2)
+
+
+def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call a workers entry point, turning its errors into a clean CLI failure."""
+    from workers.errors import WorkersError
+
+    try:
+        return fn(*args, **kwargs)
+    except WorkersError as exc:
+        _fail(str(exc))
+
+
+def _print(data: Any) -> None:
+    """Print JSON data."""
+    console.print_json(json.dumps(data, default=str))
+
+
+# -- worker ----------------------------------------------------------------------------------
+
+
+def worker(
+    model: Annotated[
+        list[str] | None, typer.Option(help="serve this model's queue (repeat; default: all)")
+    ] = None,
+    pool: Annotated[str, typer.Option(help="prefork (a child runs the jobs) or solo")] = "prefork",
+    loglevel: Annotated[str, typer.Option(help="Celery log level")] = "info",
+) -> None:
+    """Run a Celery worker: one job at a time from each given model's queue."""
+    from workers.celery_app import queue_name
+    from workers.ledger import list_models
+
+    if pool not in {"prefork", "solo"}:
+        _fail(f"--pool must be prefork or solo, not {pool!r}")
+    names = model or [m.name for m in _call(list_models)]
+    if not names:
+        _fail("no registered models; run `kgedit models register NAME PATH` first")
+    from workers.tasks import app as celery_app
+
+    argv = [
+        "worker",
+        "--queues",
+        ",".join(queue_name(n) for n in names),
+        "--concurrency",
+        "1",
+        "--pool",
+        pool,
+        "--loglevel",
+        loglevel,
+        "--hostname",
+        f"kgedit-{os.getpid()}@%h",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+    ]
+    celery_app.worker_main(argv)
+
+
+# -- jobs ------------------------------------------------------------------------------------
+
+
+def _watch(job_id: str, timeout: float) -> Any:
+    """Show a job's progress until it finishes; return its final info."""
+    from workers.jobs import get_job
+
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>5.1f}%"),
+        TextColumn("{task.fields[message]}"),
+        TimeElapsedColumn(),
+    )
+    deadline = time.monotonic() + timeout
+    with Progress(*columns) as bar:
+        task = bar.add_task(f"job {job_id[:8]}", total=1.0, message="")
+        while True:
+            info = get_job(job_id)
+            bar.update(task, completed=info.progress, description=info.state, message=info.message)
+            if info.done or time.monotonic() > deadline:
+                return info
+            time.sleep(0.5)
+
+
+@jobs_app.command("submit")
+def jobs_submit(
+    payload: Annotated[Path, typer.Argument(help="JSON file with the job (JobSpec fields)")],
+    key: Annotated[str | None, typer.Option(help="idempotency key")] = None,
+    wait: Annotated[bool, typer.Option(help="show progress until the job finishes")] = False,
+    timeout: Annotated[float, typer.Option(help="seconds to wait with --wait")] = 3600.0,
+    as_json: AsJson = False,
+) -> None:
+    """Submit a batch of requests as one job."""
+    from workers.jobs import submit_job
+
+    if not payload.is_file():
+        _fail(f"no such file: {payload}")
+    try:
+        data = json.loads(payload.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        _fail(f"{payload} is not valid JSON: {exc}")
+    info = _call(submit_job, data, idempotency_key=key)
+    if wait:
+        info = _watch(info.id, timeout)
+    if as_json:
+        _print(info.to_dict())
+    else:
+        console.print(f"job {info.id}: {info.state} ({info.message})")
+    if wait and info.state != "succeeded":
+        raise typer.Exit(1)
+
+
+@jobs_app.command("show")
+def jobs_show(job_id: str, as_json: AsJson = False) -> None:
+    """Show a job with its transitions."""
+    from workers.jobs import get_job
+
+    info = _call(get_job, job_id)
+    if as_json:
+        _print(info.to_dict())
+        return
+    console.print(
+        f"job {info.id} on {info.model} ({info.method}): [bold]{info.state}[/] "
+        f"{info.progress:.0%} {info.message}"
+    )
+    for t in info.transitions:
+        console.print(f"  {t.at.isoformat()}  {t.from_state or '-'} → {t.to_state}  {t.message}")
+
+
+@jobs_app.command("list")
+def jobs_list(
+    model: Annotated[str | None, typer.Option(help="only this model")] = None,
+    state: Annotated[str | None, typer.Option(help="only this state")] = None,
+    limit: Annotated[int, typer.Option(help="at most this many")] = 50,
+    as_json: AsJson = False,
+) -> None:
+    """List jobs, newest first."""
+    from workers.jobs import list_jobs
+
+    jobs = _call(list_jobs, model=model, state=state, limit=limit)
+    if as_json:
+        _print([j.to_dict() for j in jobs])
+        return
+    table = Table("id", "model", "method", "state", "progress", "created", "message")
+    for j in jobs:
+        table.add_row(
+            j.id[:8],
+            j.model,
+            j.method,
+            j.state,
+            f"{j.progress:.0%}",
+            j.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            j.message[:60],
+        )
+    console.print(table)
+
+
+@jobs_app.command("cancel")
+def jobs_cancel(job_id: str) -> None:
+    """Cancel a queued or running job."""
+    from workers.jobs import cancel_job
+
+    info = _call(cancel_job, job_id)
+    console.print(f"job {info.id}: {info.state} ({info.message})")
+
+
+@jobs_app.command("retry")
+def jobs_retry(job_id: str) -> None:
+    """Queue a failed or cancelled job again."""
+    from workers.jobs import retry_job
+
+    info = _call(retry_job, job_id)
+    console.print(f"job {info.id}: {info.state} (run {info.run})")
+
+
+# -- models ----------------------------------------------------------------------------------
+
+
+@models_app.command("register")
+def models_register(
+    name: str,
+    path: Path,
+    graph: Annotated[str | None, typer.Option(help="graph whose facts feed the statistics")] = None,
+) -> None:
+    """Register a local HF model directory (weights hashed, version 0 created)."""
+    from workers.ledger import register_model
+
+    info = _call(register_model, name, path, graph_url=graph)
+    console.print(f"model {info.name}: {info.path} (weights {info.weights_sha256[:16]}…)")
+
+
+@models_app.command("list")
+def models_list(as_json: AsJson = False) -> None:
+    """List registered models."""
+    from workers.ledger import list_models
+
+    models = _call(list_models)
+    if as_json:
+        _print([m.to_dict() for m in models])
+        return
+    table = Table("name", "head", "versions", "path")
+    for m in models:
+        table.add_row(m.name, str(m.head_version_id), str(m.n_versions), m.path)
+    console.print(table)
+
+
+@models_app.command("versions")
+def models_versions(name: str, as_json: AsJson = False) -> None:
+    """List the versions of a model."""
+    from workers.ledger import list_versions
+
+    versions = _call(list_versions, name)
+    if as_json:
+        _print([v.to_dict() for v in versions])
+        return
+    table = Table("id", "parent", "depth", "status", "method", "requests", "job", "head")
+    for v in versions:
+        table.add_row(
+            str(v.id),
+            str(v.parent_id or "-"),
+            str(v.depth),
+            v.status,
+            v.method or "base",
+            ",".join(v.request_ids)[:40],
+            (v.job_id or "")[:8],
+            "◀" if v.is_head else ("·" if v.on_head_chain else ""),
+        )
+    console.print(table)
+
+
+@models_app.command("rollback")
+def models_rollback(name: str, version: int) -> None:
+    """Make an earlier version the head."""
+    from workers.ledger import rollback
+
+    info = _call(rollback, name, version)
+    console.print(f"model {name}: head is version {info.id} (checksum {info.checksum[:16]}…)")
+
+
+@models_app.command("export")
+def models_export(
+    name: str,
+    out: Path,
+    version: Annotated[int | None, typer.Option(help="version id (default: the head)")] = None,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing directory")] = False,
+) -> None:
+    """Export a version as a merged HF directory (safetensors)."""
+    from workers.ledger import export_version
+
+    info = _call(export_version, name, version, out, overwrite=overwrite)
+    console.print(f"exported version {info.version_id} of {name} to {info.path}")
+
+
+@models_app.command("diff")
+def models_diff(name: str, a: int, b: int) -> None:
+    """Show the deltas between two versions."""
+    from workers.ledger import diff_versions
+
+    _print(_call(diff_versions, name, a, b))
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the Alembic migrations to the metadata database."""
+    from workers.db import Database
+    from workers.settings import get_settings
+
+    url = get_settings().metadata_db_url
+    Database(url, migrate=False).upgrade()
+    console.print(f"metadata database at head: {url.split('@')[-1]}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add these commands to the `kgedit` application."""
+    app.command("worker")(worker)
+    app.add_typer(jobs_app, name="jobs")
+    app.add_typer(models_app, name="models")
+    app.add_typer(db_app, name="db")

@@ -1,0 +1,54 @@
+"""Find a job's method by kind and name, so new registries plug in without touching the runner.
+
+Each kind maps to a registry module exposing `get(name)` and `names()`; `get` returns an
+object like `editor.methods.EditMethod`: `name`, `hparams_cls`, and
+`apply(model, tokenizer, requests, hparams, **resources) -> (deltas, infos)`. Edit methods
+live in `editor.methods`; unlearning methods, when installed, in `editor.unlearning`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from typing import Any
+
+from workers.errors import InvalidInputError
+
+REGISTRIES = {"edit": "editor.methods", "unlearn": "editor.unlearning"}
+
+
+def registry(kind: str) -> Any:
+    """Return the registry module of `kind`, or raise `InvalidInputError`."""
+    module = REGISTRIES.get(kind)
+    if module is None:
+        raise InvalidInputError(f"unknown job kind {kind!r}; kinds: {', '.join(REGISTRIES)}")
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise
+        raise InvalidInputError(f"no {kind} methods are installed ({module} not found)") from None
+
+
+def resolve(kind: str, name: str) -> Any:
+    """Return the registered method `name` of `kind`, or raise `InvalidInputError`."""
+    reg = registry(kind)
+    try:
+        return reg.get(name)
+    except Exception:
+        known = ", ".join(reg.names())
+        raise InvalidInputError(f"unknown {kind} method {name!r}; known: {known}") from None
+
+
+def check_overrides(method: Any, overrides: dict[str, Any]) -> None:
+    """Refuse hyper-parameter overrides that are not fields of the method's hparams class."""
+    cls = method.hparams_cls
+    if not dataclasses.is_dataclass(cls):
+        return
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise InvalidInputError(
+            f"hparams: {', '.join(map(repr, unknown))} not in {cls.__name__} "
+            f"(fields: {', '.join(sorted(fields))})"
+        )

@@ -1,0 +1,162 @@
+"""A job's hyper-parameters and method resources (second moments, context templates).
+
+Resources are keyed by the base model's weights sha256 and always computed on the base
+weights, as the reference code does. A warm model may sit at a later version: the
+resources are then first looked up with every forward pass forbidden (cache hits need
+none); only on a miss is the model moved to its root to compute them and moved back. So an
+interrupted job and an uninterrupted one get bit-identical resources, whatever ran before.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from editor.knowledge.presets import get_preset
+from editor.methods.defaults import default_hparams
+from kg.store.sql import SqlGraphStore
+from workers.errors import InvalidInputError
+from workers.jobs.dispatch import registry
+from workers.jobs.spec import JobSpec
+from workers.knowledge import graph_facts
+from workers.methods import LayerStats, corpus_statements, method_hparams, method_resources
+from workers.settings import Settings
+
+Progress = Callable[[float, str], None]
+
+
+class _ForwardForbiddenError(Exception):
+    """A resource lookup needed a forward pass (a cache miss)."""
+
+
+@contextmanager
+def forbid_forward(model: Any) -> Iterator[None]:
+    """Raise `_ForwardForbiddenError` from any forward pass of `model` inside the block."""
+
+    def refuse(*_: Any) -> None:
+        raise _ForwardForbiddenError
+
+    handle = model.get_input_embeddings().register_forward_pre_hook(refuse)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def job_hparams(spec: JobSpec, method: Any, model: Any, meta: dict[str, Any]) -> Any:
+    """Return the method's hyper-parameters: the defaults for the model, then the overrides."""
+    if spec.kind == "edit":
+        preset = meta.get("knowledge_preset")
+        if preset:
+            layer = get_preset(preset).edit_layer
+            return method_hparams(spec.method, model, layer, spec.hparams or None)
+        return default_hparams(spec.method, model, overrides=spec.hparams or None)
+    reg = registry(spec.kind)
+    if hasattr(reg, "default_hparams"):
+        return reg.default_hparams(spec.method, model, overrides=spec.hparams or None)
+    cls = method.hparams_cls
+    return cls.from_dict(spec.hparams) if hasattr(cls, "from_dict") else cls(**spec.hparams)
+
+
+class ReportingStats(LayerStats):
+    """`LayerStats` that reports its progress while computing a layer's second moment."""
+
+    def __init__(self, *args: Any, report: Progress | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.report = report
+
+    def __call__(self, layer: int) -> Any:
+        """Return E[k kᵀ] at `layer`, reporting "statistics" progress on a computation."""
+        if layer not in self._by_layer:
+            from editor.stats import layer_second_moment
+
+            def on_progress(done: int, total: int) -> None:
+                if self.report is not None:
+                    self.report(done / max(1, total), f"statistics, layer {layer}")
+
+            self._by_layer[layer] = layer_second_moment(
+                self.model,
+                self.tokenizer,
+                layer,
+                self.corpus,
+                n_samples=self.n_samples,
+                cache_dir=self.cache_dir,
+                model_key=self.model_key,
+                on_progress=on_progress,
+            )
+        return self._by_layer[layer]
+
+
+def statistics_corpus(graph_url: str | None, settings: Settings) -> list[str]:
+    """Return the verbalised facts of the model's graph (the second moments' corpus)."""
+    store = SqlGraphStore(graph_url or settings.graph_store_url)
+    texts = corpus_statements(graph_facts(store))
+    if not texts:
+        raise InvalidInputError(
+            f"graph {store.url} holds no facts for the second-moment statistics; "
+            "import facts or register the model with another graph_url"
+        )
+    return texts
+
+
+def _edit_resources(
+    spec: JobSpec, method: Any, hparams: Any, warm: Any, settings: Settings, report: Progress
+) -> dict[str, Any]:
+    """Resources of an edit method (statistics and context templates as it declares)."""
+    corpus = statistics_corpus(warm.graph_url, settings) if method.needs_second_moment else []
+    n_samples = getattr(hparams, "mom2_n_samples", 20_000)
+    stats = ReportingStats(
+        warm.model,
+        warm.tokenizer,
+        corpus,
+        warm.weights_sha256,
+        n_samples=n_samples,
+        cache_dir=settings.cache_dir / "stats",
+        report=report,
+    )
+    return method_resources(
+        spec.method,
+        hparams,
+        warm.model,
+        warm.tokenizer,
+        stats,
+        warm.weights_sha256,
+        context_cache=settings.cache_dir / "context",
+    )
+
+
+def prepare_resources(
+    spec: JobSpec,
+    method: Any,
+    hparams: Any,
+    warm: Any,
+    db: Any,
+    settings: Settings,
+    report: Progress,
+) -> dict[str, Any]:
+    """Return the keyword resources of the job's method, computed on the base weights."""
+    if spec.kind != "edit":
+        return {"model_key": warm.weights_sha256}
+
+    def compute() -> dict[str, Any]:
+        return _edit_resources(spec, method, hparams, warm, settings, report)
+
+    if warm.version_id == warm.root_id:
+        return compute()
+    try:
+        with forbid_forward(warm.model):
+            return compute()
+    except _ForwardForbiddenError:
+        at = warm.version_id
+        warm.checkout(db, warm.root_id, settings.ledger_path)
+        try:
+            return compute()
+        finally:
+            warm.checkout(db, at, settings.ledger_path)
+
+
+def keeps_state(method: Any) -> bool:
+    """Return whether a method carries state from one call to the next (`state=`)."""
+    return "state" in inspect.signature(method.apply).parameters

@@ -1,0 +1,353 @@
+"""Entry points of the job system for the API and the command line.
+
+`submit_job` validates a payload, writes the job row (state `queued`, first transition) and
+sends one message to the model's queue; `get_job`, `list_jobs`, `cancel_job` and
+`retry_job` read and steer it. The job table is the source of truth: a message only says
+"look at job X", so a lost or duplicated message never loses or repeats work.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from workers.db import Database, JobRow, JobTransitionRow, ModelRow, get_database, retry_stale
+from workers.db import utcnow as _now
+from workers.errors import (
+    IdempotencyConflictError,
+    InvalidInputError,
+    InvalidTransitionError,
+    JobNotFoundError,
+    ModelNotFoundError,
+    TransientJobError,
+)
+from workers.jobs.dispatch import check_overrides, resolve
+from workers.jobs.spec import JobSpec, parse_spec
+from workers.jobs.states import ACTIVE, RETRYABLE, TERMINAL, JobState, record_creation, transition
+from workers.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+MAX_KEY = 200
+MAX_LIST = 1000
+
+
+@dataclass(frozen=True)
+class TransitionInfo:
+    """One recorded state change."""
+
+    from_state: str | None
+    to_state: str
+    at: datetime
+    message: str
+    worker_id: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return JSON-ready data."""
+        return {
+            "from": self.from_state,
+            "to": self.to_state,
+            "at": self.at.isoformat(),
+            "message": self.message,
+            "worker_id": self.worker_id,
+        }
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """The public view of a job row (and, from `get_job`, its transitions)."""
+
+    id: str
+    idempotency_key: str
+    model: str
+    kind: str
+    method: str
+    state: str
+    progress: float
+    message: str
+    run: int
+    attempts: int
+    retries: int
+    cancel_requested: bool
+    worker_id: str | None
+    base_version_id: int | None
+    result_version_id: int | None
+    steps_total: int
+    steps_done: int
+    n_requests: int
+    result: dict[str, Any]
+    error: str | None
+    created_at: datetime
+    updated_at: datetime
+    enqueued_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    transitions: tuple[TransitionInfo, ...] = field(default=())
+
+    @property
+    def done(self) -> bool:
+        """Return whether the job reached a final state."""
+        return self.state in TERMINAL
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return JSON-ready data (ISO timestamps)."""
+        out: dict[str, Any] = {}
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
+            if isinstance(value, datetime):
+                value = value.isoformat()
+            elif name == "transitions":
+                value = [t.to_dict() for t in value]
+            out[name] = value
+        return out
+
+
+def job_info(row: JobRow, transitions: list[JobTransitionRow] | None = None) -> JobInfo:
+    """Return the public view of a job row."""
+    return JobInfo(
+        id=row.id,
+        idempotency_key=row.idempotency_key,
+        model=row.model_name,
+        kind=row.kind,
+        method=row.method,
+        state=row.state,
+        progress=float(row.progress),
+        message=row.message,
+        run=row.run,
+        attempts=row.attempts,
+        retries=row.retries,
+        cancel_requested=bool(row.cancel_requested),
+        worker_id=row.worker_id,
+        base_version_id=row.base_version_id,
+        result_version_id=row.result_version_id,
+        steps_total=row.steps_total,
+        steps_done=row.steps_done,
+        n_requests=len(row.payload.get("requests", [])),
+        result=dict(row.result or {}),
+        error=row.error,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        enqueued_at=row.enqueued_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        transitions=tuple(
+            TransitionInfo(t.from_state, t.to_state, t.at, t.message, t.worker_id)
+            for t in transitions or []
+        ),
+    )
+
+
+def _db(settings: Settings | None) -> Database:
+    """Return the metadata database of the settings."""
+    return get_database((settings or get_settings()).metadata_db_url)
+
+
+def _load(session: Any, job_id: str) -> JobRow:
+    """Return the job row or raise `JobNotFoundError`."""
+    if not isinstance(job_id, str) or len(job_id) > 64:
+        raise JobNotFoundError(f"no job with id {job_id!r}")
+    row = session.get(JobRow, job_id)
+    if row is None:
+        raise JobNotFoundError(f"no job with id {job_id!r}")
+    return row
+
+
+def _send(row_id: str, model: str, settings: Settings | None) -> None:
+    """Enqueue a job's message and stamp `enqueued_at`; broker errors become transient."""
+    from workers.celery_app import enqueue
+
+    try:
+        enqueue(row_id, model, settings)
+    except Exception as exc:  # the broker is down: the job waits, recovery re-sends it
+        log.warning("could not enqueue job %s: %s", row_id, exc)
+        raise TransientJobError(
+            f"job {row_id} is recorded as queued but the broker refused it ({exc}); "
+            "submit again with the same idempotency key, or a worker's recovery sends it"
+        ) from exc
+
+    def stamp() -> None:
+        with _db(settings).session() as session:
+            session.get(JobRow, row_id).enqueued_at = _now()
+
+    retry_stale(stamp)
+
+
+def submit_job(
+    spec: JobSpec | Mapping[str, Any],
+    *,
+    idempotency_key: str | None = None,
+    settings: Settings | None = None,
+    enqueue: bool = True,
+) -> JobInfo:
+    """Validate and record a job, then queue it; a known key with the same payload returns it.
+
+    Raises `InvalidInputError` for a malformed payload, `ModelNotFoundError` for an
+    unregistered model and `IdempotencyConflictError` when the key was used for another
+    payload.
+    """
+    parsed = parse_spec(spec)
+    method = resolve(parsed.kind, parsed.method)
+    check_overrides(method, parsed.hparams)
+    key = idempotency_key if idempotency_key is not None else f"auto:{uuid.uuid4()}"
+    if not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY or not key.isprintable():
+        raise InvalidInputError(f"idempotency key must be 1-{MAX_KEY} printable characters")
+    payload, digest = parsed.to_payload(), parsed.payload_sha256()
+    try:
+        row, existing = _insert(parsed, key, payload, digest, _db(settings))
+    except IntegrityError:  # a concurrent submit with the same key won the race
+        row, existing = None, _by_key(key, _db(settings))
+        if existing is None:
+            raise
+    if existing is not None:
+        return _existing(existing, digest, settings, enqueue)
+    assert row is not None
+    if enqueue:
+        _send(row.id, row.model_name, settings)
+    return get_job(row.id, settings=settings)
+
+
+def _by_key(key: str, db: Database) -> JobRow | None:
+    """Return the job holding an idempotency key, if any."""
+    with db.session() as session:
+        return session.scalars(select(JobRow).where(JobRow.idempotency_key == key)).first()
+
+
+def _insert(
+    spec: JobSpec, key: str, payload: dict, digest: str, db: Database
+) -> tuple[JobRow | None, JobRow | None]:
+    """Insert a new queued job, or return (None, existing job) when the key is taken."""
+    with db.session() as session:
+        existing = session.scalars(select(JobRow).where(JobRow.idempotency_key == key)).first()
+        if existing is not None:
+            return None, existing
+        if session.get(ModelRow, spec.model) is None:
+            raise ModelNotFoundError(f"model {spec.model!r} is not registered; register it first")
+        now = _now()
+        row = JobRow(
+            id=str(uuid.uuid4()),
+            idempotency_key=key,
+            payload_sha256=digest,
+            model_name=spec.model,
+            kind=spec.kind,
+            method=spec.method,
+            payload=payload,
+            state=JobState.QUEUED.value,
+            progress=0.0,
+            message="queued",
+            steps_total=spec.steps,
+            result={},
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(row)
+        session.flush()
+        record_creation(session, row)
+        return row, None
+
+
+def _existing(row: JobRow, digest: str, settings: Settings | None, enqueue: bool) -> JobInfo:
+    """Return a job submitted before with the same key (re-sending it if it never left)."""
+    if row.payload_sha256 != digest:
+        raise IdempotencyConflictError(
+            f"idempotency key {row.idempotency_key!r} belongs to job {row.id} "
+            "with a different payload"
+        )
+    if enqueue and row.state == JobState.QUEUED and row.enqueued_at is None:
+        _send(row.id, row.model_name, settings)
+    return get_job(row.id, settings=settings)
+
+
+def get_job(job_id: str, *, settings: Settings | None = None) -> JobInfo:
+    """Return a job with its transitions, or raise `JobNotFoundError`."""
+    with _db(settings).session() as session:
+        row = _load(session, job_id)
+        transitions = session.scalars(
+            select(JobTransitionRow)
+            .where(JobTransitionRow.job_id == job_id)
+            .order_by(JobTransitionRow.id)
+        ).all()
+        return job_info(row, list(transitions))
+
+
+def list_jobs(
+    *,
+    model: str | None = None,
+    state: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+    settings: Settings | None = None,
+) -> list[JobInfo]:
+    """Return jobs, newest first, optionally of one model and one state."""
+    from workers.jobs.states import parse_state
+
+    if not 1 <= limit <= MAX_LIST or offset < 0:
+        raise InvalidInputError(f"limit must be 1..{MAX_LIST} and offset ≥ 0")
+    query = select(JobRow).order_by(JobRow.created_at.desc(), JobRow.id)
+    if model is not None:
+        query = query.where(JobRow.model_name == model)
+    if state is not None:
+        try:
+            query = query.where(JobRow.state == parse_state(state).value)
+        except ValueError as exc:
+            raise InvalidInputError(str(exc)) from None
+    with _db(settings).session() as session:
+        rows = session.scalars(query.limit(limit).offset(offset)).all()
+        return [job_info(r) for r in rows]
+
+
+def cancel_job(job_id: str, *, settings: Settings | None = None) -> JobInfo:
+    """Cancel a job: a queued one at once; a running one at its next checkpoint.
+
+    The worker then rolls back the deltas the job applied and marks it `cancelled`.
+    Raises `InvalidTransitionError` for a job that already finished.
+    """
+
+    def mark() -> None:
+        with _db(settings).session() as session:
+            row = _load(session, job_id)
+            if row.state in TERMINAL:
+                raise InvalidTransitionError(f"job {job_id} already finished ({row.state})")
+            row.cancel_requested = True
+            if row.state == JobState.QUEUED:
+                transition(session, row, JobState.CANCELLED, "cancelled while queued")
+            else:
+                row.message = "cancellation requested"
+                row.updated_at = _now()
+
+    retry_stale(mark)
+    return get_job(job_id, settings=settings)
+
+
+def retry_job(job_id: str, *, settings: Settings | None = None) -> JobInfo:
+    """Queue a failed or cancelled job again as a new run from the model's current head."""
+
+    def requeue() -> str:
+        with _db(settings).session() as session:
+            row = _load(session, job_id)
+            if row.state not in RETRYABLE:
+                raise InvalidTransitionError(
+                    f"job {job_id} is {row.state}; only failed or cancelled jobs are retried"
+                )
+            row.run += 1
+            row.cancel_requested = False
+            row.progress, row.steps_done, row.retries = 0.0, 0, 0
+            row.base_version_id = row.result_version_id = None
+            row.result, row.error = {}, None
+            row.started_at = row.finished_at = row.next_attempt_at = row.enqueued_at = None
+            transition(session, row, JobState.QUEUED, f"retry requested (run {row.run})")
+            return row.model_name
+
+    model = retry_stale(requeue)
+    _send(job_id, model, settings)
+    return get_job(job_id, settings=settings)
+
+
+def is_active(state: str) -> bool:
+    """Return whether a state is one a worker is working in."""
+    return state in ACTIVE

@@ -1,0 +1,108 @@
+"""Celery tasks and worker hooks: `run_job` and the recovery of jobs whose worker was lost.
+
+Start a worker with `kgedit worker` (or `celery -A workers.tasks worker -Q kgedit.model.NAME
+-c 1`). Each worker process keeps one `RunContext` (settings, warm models) for its life.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from celery import signals
+
+from workers.celery_app import TASK_RUN_JOB, enqueue, get_app
+from workers.db import get_database, reset_databases
+from workers.jobs.lease import mark_enqueued, orphans
+from workers.jobs.runner import RunContext, backoff_seconds, execute_job
+from workers.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+app = get_app()
+
+_CONTEXT: RunContext | None = None
+_RECOVERY: threading.Event | None = None
+
+
+def context() -> RunContext:
+    """Return this process's run context (created on first use)."""
+    global _CONTEXT
+    if _CONTEXT is None:
+        _CONTEXT = RunContext.create(get_settings())
+    return _CONTEXT
+
+
+@app.task(
+    name=TASK_RUN_JOB,
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=None,
+)
+def run_job(self: Any, job_id: str) -> dict[str, str]:
+    """Run one delivery of a job (idempotent: the job table and the ledger decide)."""
+    settings = context().settings
+    try:
+        outcome = execute_job(job_id, context())
+    except Exception as exc:  # the outcome could not be recorded (database down): later
+        delay = backoff_seconds(self.request.retries + 1, settings.job_retry_backoff_max)
+        log.exception("job %s: delivery failed, redelivering in %.1fs", job_id, delay)
+        raise self.retry(exc=exc, countdown=delay) from exc
+    if outcome.status == "retry":
+        raise self.retry(countdown=outcome.countdown)
+    return {"job_id": job_id, "status": outcome.status, "detail": outcome.detail}
+
+
+def recover(settings: Settings | None = None, grace_s: float | None = None) -> list[str]:
+    """Send a message again for every job whose worker was lost or whose message never left."""
+    settings = settings or get_settings()
+    db = get_database(settings.metadata_db_url)
+    sent = []
+    for job_id, model in orphans(db, settings.job_lease_seconds, grace_s):
+        try:
+            enqueue(job_id, model, settings)
+        except Exception as exc:
+            log.warning("recovery could not enqueue job %s: %s", job_id, exc)
+            continue
+        mark_enqueued(db, job_id)
+        sent.append(job_id)
+    if sent:
+        log.warning("recovered %d job(s): %s", len(sent), ", ".join(sent))
+    return sent
+
+
+def _recovery_loop(stop: threading.Event, settings: Settings) -> None:
+    """Scan for lost jobs every half lease until `stop` is set."""
+    while not stop.wait(max(1.0, settings.job_lease_seconds / 2)):
+        try:
+            recover(settings)
+        except Exception as exc:
+            log.warning("recovery scan failed: %s", exc)
+
+
+@signals.worker_ready.connect
+def _on_ready(**_: Any) -> None:
+    """At start-up, re-send lost jobs at once, then keep scanning in the background."""
+    global _RECOVERY
+    settings = get_settings()
+    recover(settings, grace_s=0.0)
+    _RECOVERY = threading.Event()
+    threading.Thread(
+        target=_recovery_loop, args=(_RECOVERY, settings), name="kgedit-recovery", daemon=True
+    ).start()
+
+
+@signals.worker_shutdown.connect
+def _on_shutdown(**_: Any) -> None:
+    """Stop the recovery scan."""
+    if _RECOVERY is not None:
+        _RECOVERY.set()
+
+
+@signals.worker_process_init.connect
+def _on_child(**_: Any) -> None:
+    """A forked pool process must not share its parent's database connections."""
+    global _CONTEXT
+    reset_databases()
+    _CONTEXT = None
