@@ -15,12 +15,11 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from pathlib import Path
 
-from sqlalchemy import DateTime, String, create_engine, event, select
-from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
-from sqlalchemy.pool import StaticPool
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from workers.db import ApiKeyRow, Database, get_database
 
 KEY_PREFIX = "kge"
 
@@ -37,27 +36,6 @@ class Role(StrEnum):
 
 class UnknownKeyError(LookupError):
     """A key id names no key."""
-
-
-class _Base(DeclarativeBase):
-    pass
-
-
-class ApiKeyRow(_Base):
-    """One API key (hash only)."""
-
-    __tablename__ = "api_keys"
-
-    key_id: Mapped[str] = mapped_column(String(16), primary_key=True)
-    name: Mapped[str] = mapped_column(String(200))
-    role: Mapped[str] = mapped_column(String(20))
-    secret_sha256: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    created_by: Mapped[str] = mapped_column(String(200))
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-
-
-API_KEYS_TABLE = ApiKeyRow.__table__
 
 
 @dataclass(frozen=True)
@@ -99,33 +77,13 @@ def split_key(key: str) -> tuple[str, str] | None:
     return parts[1], parts[2]
 
 
-def _make_engine(url: str) -> Engine:
-    """Return an engine for the metadata database (SQLite file or in-memory, or PostgreSQL)."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        database = parsed.database
-        if not database or database == ":memory:":
-            return create_engine(
-                url, connect_args={"check_same_thread": False}, poolclass=StaticPool
-            )
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
-
-        @event.listens_for(engine, "connect")
-        def _wal(dbapi_conn, _record) -> None:
-            dbapi_conn.execute("PRAGMA journal_mode=WAL")
-
-        return engine
-    return create_engine(url, pool_pre_ping=True)
-
-
 class KeyStore:
-    """API keys in the metadata database."""
+    """API keys in the metadata database (table `api_keys`, created by its migrations)."""
 
-    def __init__(self, url: str, engine: Engine | None = None) -> None:
-        self._engine = engine or _make_engine(url)
-        _Base.metadata.create_all(self._engine, tables=[API_KEYS_TABLE])
-        self._sessions = sessionmaker(self._engine, expire_on_commit=False)
+    def __init__(self, db: Database | str) -> None:
+        self._db = get_database(db) if isinstance(db, str) else db
+        self._engine = self._db.engine
+        self._sessions = self._db.sessions
         self._lock = threading.Lock()
 
     @property

@@ -1,9 +1,10 @@
 """The metadata database: engine and sessions, the declarative base and every metadata table.
 
 Tables: `models` (registered base models), `model_versions` (the ledger: one row per version,
-each version its parent plus one delta), `jobs` (the source of truth of the job system) and
-`job_transitions` (every state change, timestamped). SQLite (WAL) by default, PostgreSQL in
-production; the schema is created and upgraded by the Alembic migrations under `migrations/`.
+each version its parent plus one delta), `jobs` (the source of truth of the job system),
+`job_transitions` (every state change, timestamped) and `api_keys` (hashed API keys).
+SQLite (WAL) by default, PostgreSQL in production; the schema is created and upgraded by
+the Alembic migrations under `migrations/`.
 
 Rows of `jobs` carry a version counter (SQLAlchemy `version_id_col`): an update made from a
 stale read raises `StaleDataError`, so concurrent writers (a worker's progress, an operator's
@@ -189,6 +190,20 @@ class JobTransitionRow(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     message: Mapped[str] = mapped_column(Text, default="")
     worker_id: Mapped[str | None] = mapped_column(String(KEY_LEN), nullable=True)
+
+
+class ApiKeyRow(Base):
+    """Table `api_keys`: an API key's role and the SHA-256 of its secret (never the secret)."""
+
+    __tablename__ = "api_keys"
+
+    key_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(KEY_LEN))
+    role: Mapped[str] = mapped_column(String(20))
+    secret_sha256: Mapped[str] = mapped_column(String(SHA_LEN))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(KEY_LEN))
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

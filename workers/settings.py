@@ -27,9 +27,6 @@ class Settings(BaseSettings):
     )
     device: str = Field("cpu", description="torch device for model work")
     threads: int | None = Field(None, description="torch CPU threads (default: torch's own)")
-    metadata_url: str | None = Field(
-        None, description="SQLAlchemy URL of the metadata database (jobs, ledger, API keys)"
-    )
     api_host: str = Field("127.0.0.1", description="address `kgedit serve` binds (loopback)")
     api_port: int = Field(8000, description="port `kgedit serve` binds")
     api_max_body_bytes: int = Field(1 << 20, description="largest JSON request body (413 above)")
@@ -38,7 +35,9 @@ class Settings(BaseSettings):
     api_page_max: int = Field(500, description="largest page a list route returns")
 
     # -- jobs, ledger and Celery (embedded defaults under var_dir) ----------------------------
-    metadata_url: str | None = Field(None, description="SQLAlchemy URL of the metadata database")
+    metadata_url: str | None = Field(
+        None, description="SQLAlchemy URL of the metadata database (jobs, ledger, API keys)"
+    )
     broker_url: str | None = Field(None, description="Celery broker (sqla+sqlite, redis, amqp)")
     result_backend: str | None = Field(None, description="Celery result backend")
     broker_poll_interval: float = Field(
@@ -62,11 +61,6 @@ class Settings(BaseSettings):
     def graph_store_url(self) -> str:
         """Return the graph store URL, defaulting to a SQLite file under `var_dir`."""
         return self.graph_url or f"sqlite:///{self.var_dir / 'kg.sqlite'}"
-
-    @property
-    def metadata_db_url(self) -> str:
-        """Return the metadata database URL, defaulting to a SQLite file under `var_dir`."""
-        return self.metadata_url or f"sqlite:///{self.var_dir / 'meta.sqlite'}"
 
     @property
     def models_dir(self) -> Path:

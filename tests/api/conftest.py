@@ -6,7 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.keys import KeyStore, Role
+from api.keys import Role
 from kg.store.sql import SqlGraphStore
 from workers.settings import Settings
 
@@ -14,15 +14,13 @@ from workers.settings import Settings
 @pytest.fixture
 def api_settings(tmp_path) -> Settings:
     """Settings whose var dir is a temporary directory."""
-    return Settings(var_dir=tmp_path / "var")
+    return Settings(var_dir=tmp_path / "var", metadata_url=f"sqlite:///{tmp_path / 'meta.sqlite'}")
 
 
 @pytest.fixture
 def api_app(api_settings):
-    """The API app on an in-memory graph store and key store."""
-    return create_app(
-        api_settings, store=SqlGraphStore("sqlite://"), key_store=KeyStore("sqlite://")
-    )
+    """The API app on an in-memory graph store and a temporary metadata database."""
+    return create_app(api_settings, store=SqlGraphStore("sqlite://"))
 
 
 @pytest.fixture

@@ -70,8 +70,8 @@ def test_keys_are_stored_hashed_and_revocable(client, api_app, as_role):
     assert client.delete("/v1/keys/0badc0de", headers=as_role("admin")).status_code == 404
 
 
-def test_tampered_key_is_refused():
-    keys = KeyStore("sqlite://")
+def test_tampered_key_is_refused(tmp_path):
+    keys = KeyStore(f"sqlite:///{tmp_path / 'meta.sqlite'}")
     key, _ = keys.create("eve", Role.ADMIN)
     assert keys.authenticate(key) is not None
     assert keys.authenticate(key[:-1] + ("A" if key[-1] != "A" else "B")) is None

@@ -33,9 +33,10 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def live_api(tmp_path_factory):
     """A uvicorn server on loopback serving the app; yields (base url, keys by role)."""
-    keys = KeyStore("sqlite://")
+    var = tmp_path_factory.mktemp("fuzzvar")
+    keys = KeyStore(f"sqlite:///{var / 'meta.sqlite'}")
     role_keys = {role: keys.create(f"fuzz {role.value}", role)[0] for role in Role}
-    settings = Settings(var_dir=tmp_path_factory.mktemp("fuzzvar"))
+    settings = Settings(var_dir=var, metadata_url=f"sqlite:///{var / 'meta.sqlite'}")
     app = create_app(settings, store=SqlGraphStore("sqlite://"), key_store=keys)
     port = _free_port()
     server = uvicorn.Server(
