@@ -15,7 +15,7 @@ from sqlalchemy import text
 from api.errors import install_error_handlers
 from api.keys import KeyStore
 from api.limits import BodyLimitMiddleware
-from api.routes import graph, health, keys
+from api.routes import changesets, graph, health, jobs, keys, models
 from workers.settings import Settings, get_settings
 
 API_VERSION = "0.1.0"
@@ -24,9 +24,9 @@ UPLOAD_PATHS = ("/v1/jobs/upload",)
 
 def _open_graph_store(settings: Settings) -> Any:
     """Open the graph store the settings name."""
-    from kg.store.sql import SqlGraphStore
+    from kg.store import open_store
 
-    return SqlGraphStore(settings.graph_store_url)
+    return open_store(settings.graph_store_url)
 
 
 def _graph_check(store: Any) -> Callable[[], object]:
@@ -72,6 +72,6 @@ def create_app(
         return settings.api_max_body_bytes
 
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
-    for module in (health, keys, graph):
+    for module in (health, keys, graph, changesets, jobs, models):
         app.include_router(module.router)
     return app

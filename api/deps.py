@@ -64,11 +64,11 @@ class RoleGuard:
         return principal
 
 
-def roles(*allowed: Role) -> dict[str, Any]:
+def roles(*allowed: Role, openapi_extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Return route-decorator arguments that admit only `allowed` roles."""
     return {
         "dependencies": [Depends(RoleGuard(tuple(allowed)))],
-        "openapi_extra": {"x-required-roles": [r.value for r in allowed]},
+        "openapi_extra": {**(openapi_extra or {}), "x-required-roles": [r.value for r in allowed]},
     }
 
 

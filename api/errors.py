@@ -14,7 +14,18 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from kg.errors import DuplicateError, ImportFormatError, KGError, NotFoundError, ValidationError
+from kg.errors import (
+    ConflictError,
+    DuplicateError,
+    ImportFormatError,
+    KGError,
+    NotFoundError,
+    StateError,
+    ValidationError,
+)
+from workers.errors import ChecksumMismatchError, InvalidInputError, WorkersError
+from workers.errors import ConflictError as WorkersConflict
+from workers.errors import NotFoundError as WorkersNotFound
 
 _CODES = {
     400: "bad_request",
@@ -70,11 +81,22 @@ def _domain_status(exc: KGError) -> int:
         return 404
     if getattr(exc, "http_status", None):
         return int(exc.http_status)  # type: ignore[attr-defined]
-    if isinstance(exc, DuplicateError) or type(exc).__name__.endswith("ConflictError"):
+    if isinstance(exc, DuplicateError | ConflictError | StateError):
         return 409
     if isinstance(exc, ValidationError | ImportFormatError | ValueError):
         return 422
     return 400
+
+
+def _workers_status(exc: WorkersError) -> int:
+    """Return the HTTP status of a job-system or ledger error."""
+    if isinstance(exc, WorkersNotFound):
+        return 404
+    if isinstance(exc, WorkersConflict | ChecksumMismatchError):
+        return 409
+    if isinstance(exc, InvalidInputError):
+        return 422
+    return 500
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -90,6 +112,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _kg_error(_: Request, exc: KGError) -> JSONResponse:
         details = getattr(exc, "details", None) or getattr(exc, "facts", None)
         return error_response(_domain_status(exc), str(exc), details)
+
+    @app.exception_handler(WorkersError)
+    async def _workers_error(_: Request, exc: WorkersError) -> JSONResponse:
+        return error_response(_workers_status(exc), str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

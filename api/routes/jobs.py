@@ -1,0 +1,136 @@
+"""Job routes (operators): submit a batch as JSON or as a JSONL upload, list, status, control.
+
+An `Idempotency-Key` header makes a submission safe to retry: the same key and payload
+return the job already queued; the same key with another payload is a 409.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Header, Query, Request, status
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import CallerDep, roles
+from api.errors import ApiError
+from api.keys import Role
+from api.schemas.jobs import JobCreate, JobPublic
+from api.schemas.requests import parse_jsonl
+from workers.jobs import service
+from workers.jobs.codec import to_plain
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
+
+
+def _spec(body: JobCreate) -> dict:
+    """Return the job payload the job service validates."""
+    requests = [r.to_request() for r in body.requests]
+    kinds = {"edit" if r.type == "edit" else "unlearn" for r in body.requests}
+    if kinds != {body.kind}:
+        raise ApiError(422, f"a {body.kind} job takes only {body.kind} requests")
+    spec = {
+        "model": body.model,
+        "method": body.method,
+        "kind": body.kind,
+        "requests": to_plain(requests),
+        "probes": to_plain([p.to_probe() for p in body.probes]),
+        "hparams": body.hparams,
+        "batch_size": body.batch_size,
+    }
+    if body.thresholds is not None:
+        spec["thresholds"] = [t.model_dump() for t in body.thresholds]
+    return spec
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, **roles(Role.OPERATOR))
+def submit(body: JobCreate, request: Request, _: CallerDep, key: IdemKey = None) -> JobPublic:
+    """Queue a batch of edit or unlearn requests on a registered model."""
+    info = service.submit_job(_spec(body), idempotency_key=key, settings=request.app.state.settings)
+    return JobPublic.of(info)
+
+
+UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/x-ndjson": {"schema": {"type": "string"}}},
+    }
+}
+
+
+@router.post(
+    "/upload",
+    status_code=status.HTTP_201_CREATED,
+    **roles(Role.OPERATOR, openapi_extra=UPLOAD_BODY),
+)
+async def upload(
+    request: Request,
+    _: CallerDep,
+    model: Annotated[str, Query(min_length=1, max_length=64)],
+    edit_method: Annotated[str, Query(max_length=64)] = "rome",
+    unlearn_method: Annotated[str, Query(max_length=64)] = "rocr",
+    key: IdemKey = None,
+) -> list[JobPublic]:
+    """Queue a JSONL file of requests (one per line): one job per kind, in file order."""
+    settings = request.app.state.settings
+    lines = parse_jsonl(await request.body(), settings.api_max_upload_lines)
+    jobs = []
+    for kind, method in (("edit", edit_method), ("unlearn", unlearn_method)):
+        chosen = [r for r in lines if r.type == kind]
+        if not chosen:
+            continue
+        body = JobCreate(model=model, method=method, kind=kind, requests=chosen)
+        info = await run_in_threadpool(
+            service.submit_job,
+            _spec(body),
+            idempotency_key=f"{key}:{kind}" if key else None,
+            settings=settings,
+        )
+        jobs.append(JobPublic.of(info))
+    return jobs
+
+
+@router.get("", **roles(Role.OPERATOR, Role.AUDITOR))
+def list_jobs(
+    request: Request,
+    model: Annotated[str | None, Query(max_length=64)] = None,
+    state: Annotated[
+        Literal[
+            "queued",
+            "planning",
+            "running",
+            "auditing",
+            "succeeded",
+            "failed",
+            "rolled_back",
+            "cancelled",
+        ]
+        | None,
+        Query(),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> list[JobPublic]:
+    """List jobs, newest first."""
+    infos = service.list_jobs(
+        model=model, state=state, limit=limit, offset=offset, settings=request.app.state.settings
+    )
+    return [JobPublic.of(i) for i in infos]
+
+
+@router.get("/{job_id}", **roles(Role.OPERATOR, Role.AUDITOR))
+def get_job(job_id: str, request: Request) -> JobPublic:
+    """Return a job with its progress and every state transition."""
+    return JobPublic.of(service.get_job(job_id, settings=request.app.state.settings))
+
+
+@router.post("/{job_id}/cancel", **roles(Role.OPERATOR))
+def cancel(job_id: str, request: Request) -> JobPublic:
+    """Cancel a queued job, or ask a running one to stop at its next step."""
+    return JobPublic.of(service.cancel_job(job_id, settings=request.app.state.settings))
+
+
+@router.post("/{job_id}/retry", **roles(Role.OPERATOR))
+def retry(job_id: str, request: Request) -> JobPublic:
+    """Queue a failed, cancelled or rolled-back job again."""
+    return JobPublic.of(service.retry_job(job_id, settings=request.app.state.settings))

@@ -1,0 +1,122 @@
+"""Bodies of the job and model routes."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from api.schemas.common import Strict
+from api.schemas.requests import EditRequestIn, ProbeIn, UnlearnRequestIn
+
+ModelName = Field(..., min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class ThresholdIn(Strict):
+    """A gate on one audit group: `min_after` and/or `max_drop`."""
+
+    group: str = Field(..., min_length=1, max_length=100)
+    metric: Literal["success", "entropy", "exact"] = "success"
+    min_after: float | None = Field(None, ge=0, le=1e6)
+    max_drop: float | None = Field(None, ge=0, le=1e6)
+    relative: bool = False
+
+
+class JobCreate(Strict):
+    """A batch of requests of one kind for one model and method."""
+
+    model: str = ModelName
+    method: str = Field(..., min_length=1, max_length=64)
+    kind: Literal["edit", "unlearn"] = "edit"
+    requests: list[EditRequestIn | UnlearnRequestIn] = Field(..., min_length=1, max_length=10_000)
+    probes: list[ProbeIn] = Field(default_factory=list, max_length=100_000)
+    thresholds: list[ThresholdIn] | None = Field(None, max_length=100)
+    hparams: dict[str, Any] = Field(default_factory=dict)
+    batch_size: int = Field(1, ge=1, le=10_000)
+
+
+class JobPublic(BaseModel):
+    """A job's state, progress and result."""
+
+    id: str
+    idempotency_key: str
+    model: str
+    kind: str
+    method: str
+    state: str
+    progress: float
+    message: str
+    attempts: int
+    retries: int
+    cancel_requested: bool
+    base_version_id: int | None
+    result_version_id: int | None
+    steps_total: int
+    steps_done: int
+    n_requests: int
+    result: dict[str, Any]
+    error: str | None
+    created_at: str
+    updated_at: str
+    started_at: str | None
+    finished_at: str | None
+    transitions: list[dict[str, Any]] = Field(default_factory=list)
+
+    @classmethod
+    def of(cls, info: Any) -> JobPublic:
+        """Return the public view of a `JobInfo`."""
+        data = info.to_dict()
+        return cls(**{k: v for k, v in data.items() if k in cls.model_fields})
+
+
+class ModelCreate(Strict):
+    """Register a local model directory (config.json and safetensors weights)."""
+
+    name: str = ModelName
+    path: str = Field(..., min_length=1, max_length=4096)
+    graph_url: str | None = Field(None, max_length=4096)
+
+
+class ModelPublic(BaseModel):
+    """A registered model."""
+
+    name: str
+    path: str
+    weights_sha256: str
+    head_version_id: int | None
+    n_versions: int
+    graph_url: str | None
+    created_at: str
+
+
+class VersionPublic(BaseModel):
+    """One version of a model (its parent plus one delta)."""
+
+    id: int
+    model: str
+    parent_id: int | None
+    depth: int
+    checksum: str
+    status: str
+    method: str | None
+    request_ids: list[str]
+    norm: float | None
+    params: list[str]
+    job_id: str | None
+    created_at: str
+    is_head: bool
+    on_head_chain: bool
+
+
+class RollbackBody(Strict):
+    """The version to make the head again."""
+
+    version_id: int = Field(..., ge=1)
+
+
+class ExportBody(Strict):
+    """Where to write the merged HF directory (under the server's export directory)."""
+
+    version_id: int | None = Field(None, ge=1)
+    name: str = Field(..., min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    overwrite: bool = False
