@@ -15,7 +15,7 @@ from sqlalchemy import text
 from api.errors import install_error_handlers
 from api.keys import KeyStore
 from api.limits import BodyLimitMiddleware
-from api.routes import changesets, graph, health, jobs, keys, models
+from api.routes import audits, changesets, graph, health, jobs, keys, models
 from workers.settings import Settings, get_settings
 
 API_VERSION = "0.1.0"
@@ -72,6 +72,6 @@ def create_app(
         return settings.api_max_body_bytes
 
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
-    for module in (health, keys, graph, changesets, jobs, models):
+    for module in (health, keys, graph, changesets, jobs, models, audits):
         app.include_router(module.router)
     return app

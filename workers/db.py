@@ -2,7 +2,8 @@
 
 Tables: `models` (registered base models), `model_versions` (the ledger: one row per version,
 each version its parent plus one delta), `jobs` (the source of truth of the job system),
-`job_transitions` (every state change, timestamped) and `api_keys` (hashed API keys).
+`job_transitions` (every state change, timestamped), `api_keys` (hashed API keys) and
+`audit_reports` (requested audits of model versions).
 SQLite (WAL) by default, PostgreSQL in production; the schema is created and upgraded by
 the Alembic migrations under `migrations/`.
 
@@ -204,6 +205,25 @@ class ApiKeyRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_by: Mapped[str] = mapped_column(String(KEY_LEN))
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class AuditReportRow(Base):
+    """Table `audit_reports`: a requested audit of a model version, its state and its report."""
+
+    __tablename__ = "audit_reports"
+    __table_args__ = (Index("ix_audit_reports_model", "model_name", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    model_name: Mapped[str] = mapped_column(ForeignKey("models.name", ondelete="CASCADE"))
+    version_id: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    sample_size: Mapped[int] = mapped_column(Integer)
+    requested_by: Mapped[str] = mapped_column(String(KEY_LEN))
+    summary: Mapped[dict[str, Any]] = mapped_column(_JSON, default=dict)
+    path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 from celery import signals
 
+from workers.audit.reports import TASK_RUN_AUDIT, execute_audit
 from workers.celery_app import TASK_RUN_JOB, enqueue, get_app
 from workers.db import get_database, reset_databases
 from workers.jobs.lease import mark_enqueued, orphans
@@ -106,3 +107,10 @@ def _on_child(**_: Any) -> None:
     global _CONTEXT
     reset_databases()
     _CONTEXT = None
+
+
+@app.task(name=TASK_RUN_AUDIT, acks_late=True, reject_on_worker_lost=True)
+def run_audit_task(report_id: str) -> dict[str, str]:
+    """Run one requested audit on this worker (idempotent: a finished audit is kept)."""
+    info = execute_audit(report_id, context().settings)
+    return {"report_id": report_id, "state": info.state}
