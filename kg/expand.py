@@ -19,6 +19,7 @@ the relations allow one, `meta["bucket"]` "2-hop".."n-hop" or "old", `role="forg
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
@@ -263,7 +264,8 @@ def _chain_probes(
             )
         else:
             first = fill(view.relation(relation).templates.cloze[0], subject_name)
-            templates = "|".join(view.relation(r).templates.cloze[0] for r in relations)
-            meta = {**meta, "hops": templates, "subject": subject_name}
+            # the stepwise scorer reads `hops` as a JSON list of `{}` templates, one per hop
+            templates = [view.relation(r).templates.cloze[0] for r in relations]
+            meta = {**meta, "hops": json.dumps(templates), "subject": subject_name}
             out.append(Probe(first, names[chain.end], ProbeKind.MULTI_HOP_STEPWISE, rival, meta))
     return tuple(out)
