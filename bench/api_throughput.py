@@ -36,6 +36,7 @@ from api.keys import KeyStore, Role
 from bench.common import machine, today, update_readme, write_json
 from kg.store.sql import SqlGraphStore
 from kg.types import Entity, Fact, Relation, RelationTemplates
+from workers.settings import Settings
 
 
 def build_graph(url: str, n_facts: int, seed: int = 0) -> list[int]:
@@ -150,7 +151,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="kgedit-api-bench-") as tmp:
         var = Path(tmp)
         ids = build_graph(f"sqlite:///{var / 'kg.sqlite'}", args.facts)
-        keys = KeyStore(f"sqlite:///{var / 'meta.sqlite'}")
+        keys = KeyStore(Settings(var_dir=var).metadata_db_url)
         auditor = keys.create("bench auditor", Role.AUDITOR)[0]
         operator = keys.create("bench operator", Role.OPERATOR)[0]
         port = free_port()
@@ -201,8 +202,29 @@ def main() -> None:
 
 
 def job_scenarios(base: str, operator: str, args, var: Path) -> dict:
-    """Return the job-submission scenario's stats (when the API serves /v1/jobs)."""
-    return {}
+    """Submit one-edit jobs (queued only: no worker runs); return the scenario's stats."""
+    from workers.ledger import register_model
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "workers"))
+    from jobs_helpers import save_random_gpt2
+
+    model_dir = save_random_gpt2(var / "random-gpt2")
+    register_model("bench", model_dir, settings=Settings(var_dir=var))
+    counter = iter(range(10**9))
+    lock = threading.Lock()
+
+    def submit(client: httpx.Client, rng: random.Random) -> bool:
+        with lock:
+            n = next(counter)
+        body = {
+            "model": "bench",
+            "method": "rome",
+            "requests": [{"subject": f"Subject {n}", "prompt": "{} is in", "target_new": "Paris"}],
+        }
+        headers = {"X-API-Key": operator, "Idempotency-Key": f"bench-{n}"}
+        return client.post(f"{base}/v1/jobs", json=body, headers=headers).status_code == 201
+
+    return {"job_submit": load(submit, args.clients, args.seconds)}
 
 
 if __name__ == "__main__":
