@@ -44,6 +44,18 @@ def _db_check(keys_store: KeyStore) -> Callable[[], object]:
     return check
 
 
+def _broker_check(settings: Settings) -> Callable[[], object]:
+    """Return a readiness check that the Celery broker accepts a connection."""
+
+    def check() -> None:
+        from workers.celery_app import get_app
+
+        with get_app(settings).connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=3)
+
+    return check
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -63,6 +75,7 @@ def create_app(
     app.state.readiness_checks = {
         "database": _db_check(app.state.keys),
         "graph": _graph_check(app.state.store),
+        "broker": _broker_check(settings),
     }
     install_error_handlers(app)
 

@@ -80,3 +80,21 @@ def test_tampered_key_is_refused(tmp_path):
         keys.create("  ", Role.ADMIN)
     with pytest.raises(ValueError):
         keys.create("x", "superuser")
+
+
+def test_readiness_names_the_dependency_that_is_down(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from kg.store.sql import SqlGraphStore
+    from workers.settings import Settings
+
+    settings = Settings(
+        var_dir=tmp_path / "var",
+        metadata_url=f"sqlite:///{tmp_path / 'meta.sqlite'}",
+        broker_url="redis://127.0.0.1:1/0",  # nothing listens on port 1
+    )
+    r = TestClient(create_app(settings, store=SqlGraphStore("sqlite://"))).get("/readyz")
+    assert r.status_code == 503
+    checks = r.json()["checks"]
+    assert checks["database"] == "ok" and checks["graph"] == "ok" and checks["broker"] != "ok"
