@@ -22,7 +22,7 @@ from api.schemas.changesets import (
     ReviewBody,
     ReviewPublic,
 )
-from api.schemas.common import Page
+from api.schemas.common import Page, page_of
 from kg import curation
 from kg.planner import Plan, plan
 from kg.types import ChangeSetState
@@ -77,14 +77,7 @@ def list_change_sets(
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> Page[ChangeSetPublic]:
     """List change sets, oldest first, optionally in one review state."""
-    everything = store.list_change_sets(state)
-    page = everything[offset : offset + limit]
-    return Page(
-        items=[ChangeSetPublic.of(c) for c in page],
-        total=len(everything),
-        limit=limit,
-        offset=offset,
-    )
+    return page_of(store.list_change_sets(state), limit, offset, ChangeSetPublic.of)
 
 
 @router.get("/{change_set_id}", **roles(*READERS))

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path, Query, status
 
 from api.deps import READERS, CallerDep, graph_store, roles
 from api.keys import Role
-from api.schemas.common import Page
+from api.schemas.common import Page, page_of
 from api.schemas.graph import (
     AliasCreate,
     ConceptCreate,
@@ -41,11 +41,7 @@ def list_entities(
 ) -> Page[EntityPublic]:
     """List entities by id, or those whose name or alias is `q`."""
     if q is not None:
-        found = store.find_entities(q)
-        page = found[offset : offset + limit]
-        return Page(
-            items=[EntityPublic.of(e) for e in page], total=len(found), limit=limit, offset=offset
-        )
+        return page_of(store.find_entities(q), limit, offset, EntityPublic.of)
     items = store.list_entities(limit=limit, offset=offset)
     return Page(
         items=[EntityPublic.of(e) for e in items],
@@ -121,11 +117,7 @@ def neighbourhood(
 @router.get("/relations", **roles(*READERS))
 def list_relations(store: StoreDep, limit: Limit = 50, offset: Offset = 0) -> Page[RelationPublic]:
     """List relations by id."""
-    relations = store.list_relations()
-    page = relations[offset : offset + limit]
-    return Page(
-        items=[RelationPublic.of(r) for r in page], total=len(relations), limit=limit, offset=offset
-    )
+    return page_of(store.list_relations(), limit, offset, RelationPublic.of)
 
 
 @router.post("/relations", status_code=status.HTTP_201_CREATED, **roles(Role.CURATOR))
@@ -191,11 +183,7 @@ def retract_fact(
 @router.get("/concepts", **roles(*READERS))
 def list_concepts(store: StoreDep, limit: Limit = 50, offset: Offset = 0) -> Page[ConceptPublic]:
     """List concepts by id."""
-    concepts = store.list_concepts()
-    page = concepts[offset : offset + limit]
-    return Page(
-        items=[ConceptPublic.of(c) for c in page], total=len(concepts), limit=limit, offset=offset
-    )
+    return page_of(store.list_concepts(), limit, offset, ConceptPublic.of)
 
 
 @router.post("/concepts", status_code=status.HTTP_201_CREATED, **roles(Role.CURATOR))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,6 +25,12 @@ class Page(BaseModel, Generic[T]):
     total: int
     limit: int
     offset: int
+
+
+def page_of(items: list, limit: int, offset: int, public: Callable[[Any], Any]) -> Page:
+    """Return the page [offset, offset + limit) of an in-memory list, mapped by `public`."""
+    chosen = items[offset : offset + limit]
+    return Page(items=[public(x) for x in chosen], total=len(items), limit=limit, offset=offset)
 
 
 class ErrorDetail(BaseModel):
