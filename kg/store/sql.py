@@ -43,6 +43,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.schema import CreateSchema, DropSchema
@@ -392,6 +393,14 @@ class SqlGraphStore(GraphWalks):
         """Create the tables and indexes that do not exist yet (and add new columns)."""
         self._add_sample_keys()
         Base.metadata.create_all(self._engine)
+        # the version row exists from the start, so a bump is always an UPDATE (a row lock)
+        try:
+            with self._engine.begin() as conn:
+                stmt = select(GraphMetaRow.key).where(GraphMetaRow.key == "graph_version")
+                if conn.execute(stmt).first() is None:
+                    conn.execute(insert(GraphMetaRow), [{"key": "graph_version", "value": 0}])
+        except IntegrityError:
+            pass  # another process created it at the same moment
 
     def _add_sample_keys(self) -> None:
         """Give a `facts` table made by an older kgedit its `sample_key` column, filled."""
