@@ -26,7 +26,9 @@ with limits measured in `research/stack-probe.md`, which the store works around:
 
 from __future__ import annotations
 
+import atexit
 import base64
+import contextlib
 import json
 import re
 import threading
@@ -110,6 +112,16 @@ def _shared_driver(
             entry = _DRIVERS[key] = [driver, 0]
         entry[1] += 1
         return entry[0]
+
+
+@atexit.register
+def _close_drivers() -> None:
+    """Close every shared driver when the process ends."""
+    with _DRIVERS_LOCK:
+        for driver, _ in _DRIVERS.values():
+            with contextlib.suppress(Exception):  # best effort at exit
+                driver.close()
+        _DRIVERS.clear()
 
 
 def _release_driver(driver: Any, keep_open: bool) -> None:
