@@ -118,13 +118,22 @@ def walk(
     avoid: Collection[str] = (),
 ) -> list[Fact]:
     """Return the sampled facts within `config.hops` of `root`, breadth first."""
+    with store.transaction():  # one snapshot (and one server round trip less per hop)
+        return _walk(store, root, config, avoid)
+
+
+def _walk(
+    store: GraphStore, root: str, config: ExpansionConfig, avoid: Collection[str]
+) -> list[Fact]:
+    """Breadth-first sampled walk (see `walk`)."""
     seen = {root, *avoid}
     frontier = [root]
     out: list[Fact] = []
     for hop in range(config.hops):
         if not frontier or len(seen) >= config.max_nodes:
             break
-        scan = max(config.scan, config.cap(hop))
+        # seed 0 takes the first `cap` by sample key, so only those need reading
+        scan = config.cap(hop) if config.seed == 0 else max(config.scan, config.cap(hop))
         incident = store.incident_facts(
             frontier,
             direction=config.direction,

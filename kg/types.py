@@ -111,6 +111,9 @@ class FactStatus(StrEnum):
     PROPOSED = "proposed"
 
 
+_STATUSES = {status.value: status for status in FactStatus}
+
+
 class TemplateForm(StrEnum):
     """Verbal forms a relation has templates for."""
 
@@ -225,6 +228,33 @@ class Fact:
     def triple(self) -> tuple[str, str, str]:
         """Return (subject, relation, object)."""
         return (self.subject, self.relation, self.object)
+
+    @classmethod
+    def trusted(
+        cls,
+        subject: str,
+        relation: str,
+        obj: str,
+        status: str,
+        source: str,
+        version: int,
+        meta: dict[str, Any],
+        fact_id: int | None,
+    ) -> Fact:
+        """Build a fact read back from a store without re-checking its fields (fast path)."""
+        fact = object.__new__(cls)
+        for name, value in (
+            ("subject", subject),
+            ("relation", relation),
+            ("object", obj),
+            ("status", _STATUSES[status]),
+            ("source", source),
+            ("version", version),
+            ("meta", meta),
+            ("id", fact_id),
+        ):
+            object.__setattr__(fact, name, value)
+        return fact
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
-from kg.errors import ValidationError
+from kg.errors import DuplicateError, NotFoundError, ValidationError
 from kg.types import (
     ChangeLogEntry,
     ChangeSet,
@@ -199,6 +199,19 @@ class GraphStore(Protocol):
 
     def add_facts(self, facts: Iterable[Fact], who: str = ..., why: str = ..., **kw: Any) -> int:
         """Bulk-add facts in batches; return how many were added."""
+        ...
+
+    def bulk_import(
+        self,
+        entities: Iterable[Entity],
+        relations: Iterable[Relation],
+        facts: Iterable[Fact],
+        who: str = ...,
+        why: str = ...,
+        *,
+        batch: int = ...,
+    ) -> dict[str, int]:
+        """Load a whole graph into an empty store; return the counts."""
         ...
 
     def get_fact(self, fact_id: int) -> Fact:
@@ -382,9 +395,19 @@ class GraphWalks:
         """Return the current facts within `hops` of the seeds, breadth first, deduplicated."""
         check_hops(hops)
         check_limit(limit_per_entity, "limit_per_entity")
-        seen_nodes = set(seeds)
         if isinstance(seeds, str):
             raise ValidationError("seeds must be a collection of entity ids, not a string")
+        with self.transaction():  # type: ignore[attr-defined]
+            return self._neighbourhood(set(seeds), hops, relations, limit_per_entity)
+
+    def _neighbourhood(
+        self,
+        seen_nodes: set[str],
+        hops: int,
+        relations: RelationFilter | None,
+        limit_per_entity: int | None,
+    ) -> list[Fact]:
+        """Breadth-first collection of facts (see `neighbourhood`)."""
         frontier = sorted(seen_nodes)
         out: dict[tuple[str, str, str], Fact] = {}
         for _ in range(hops):
@@ -482,3 +505,44 @@ def group_incident(
         ordered = sorted(facts_of.values(), key=lambda f: (sample_key(*f.triple), f.triple))
         result[entity] = ordered[:limit] if limit is not None else ordered
     return result
+
+
+def bulk_checked(
+    entities: Iterable[Entity], relations: Iterable[Relation], facts: Iterable[Fact]
+) -> tuple[list[Entity], list[Relation], Iterator[Fact]]:
+    """Check a bulk import in memory: entities and relations now, facts as they stream by.
+
+    The fact iterator raises on a non-Fact, an unknown entity or relation id, or a current
+    triple seen twice, so a bulk import inside a transaction fails whole.
+    """
+    ents, rels = list(entities), list(relations)
+    check_types(ents, Entity)
+    check_types(rels, Relation)
+    entity_ids: set[str] = set()
+    for entity in ents:
+        if entity.id in entity_ids:
+            raise DuplicateError(f"entity id {entity.id!r} appears twice in the import")
+        entity_ids.add(entity.id)
+    relation_ids = {r.id for r in rels}
+    if len(relation_ids) != len(rels):
+        raise DuplicateError("a relation id appears twice in the import")
+
+    def checked() -> Iterator[Fact]:
+        """Yield facts after checking type, references and current duplicates."""
+        current: set[tuple[str, str, str]] = set()
+        for n, fact in enumerate(facts, 1):
+            if not isinstance(fact, Fact):
+                raise ValidationError(f"fact {n}: expected a Fact, got {type(fact).__name__}")
+            if fact.relation not in relation_ids:
+                raise NotFoundError("relation", fact.relation)
+            if fact.subject not in entity_ids:
+                raise NotFoundError("entity", fact.subject)
+            if fact.object not in entity_ids:
+                raise NotFoundError("entity", fact.object)
+            if fact.status is FactStatus.CURRENT:
+                if fact.triple in current:
+                    raise DuplicateError(f"current fact {fact.triple} appears twice in the import")
+                current.add(fact.triple)
+            yield fact
+
+    return ents, rels, checked()

@@ -26,7 +26,9 @@ with limits measured in `research/stack-probe.md`, which the store works around:
 
 from __future__ import annotations
 
+import atexit
 import base64
+import contextlib
 import json
 import re
 import threading
@@ -45,6 +47,7 @@ from kg.store.base import (
     Direction,
     GraphWalks,
     RelationFilter,
+    bulk_checked,
     check_actor,
     check_limit,
     check_types,
@@ -109,6 +112,16 @@ def _shared_driver(
             entry = _DRIVERS[key] = [driver, 0]
         entry[1] += 1
         return entry[0]
+
+
+@atexit.register
+def _close_drivers() -> None:
+    """Close every shared driver when the process ends."""
+    with _DRIVERS_LOCK:
+        for driver, _ in _DRIVERS.values():
+            with contextlib.suppress(Exception):  # best effort at exit
+                driver.close()
+        _DRIVERS.clear()
 
 
 def _release_driver(driver: Any, keep_open: bool) -> None:
@@ -629,15 +642,16 @@ class Neo4jGraphStore(GraphWalks):
 
     @staticmethod
     def _fact(row: Mapping[str, Any]) -> Fact:
-        return Fact(
-            subject=row["s"],
-            relation=row["r"],
-            object=row["o"],
-            status=row["status"],
-            source=row["source"] or "",
-            version=int(row["version"]),
-            meta=json.loads(row["meta"] or "{}"),
-            id=int(row["fid"]),
+        meta = row["meta"]
+        return Fact.trusted(
+            row["s"],
+            row["r"],
+            row["o"],
+            row["status"],
+            row["source"] or "",
+            int(row["version"]),
+            json.loads(meta) if meta and meta != "{}" else {},
+            int(row["fid"]),
         )
 
     def _facts(self, rows: Iterable[Mapping[str, Any]]) -> list[Fact]:
@@ -732,6 +746,83 @@ class Neo4jGraphStore(GraphWalks):
             Fact(f.subject, f.relation, f.object, f.status, f.source, f.version, f.meta, fid)
             for fid, f in zip(ids, keep, strict=True)
         ]
+
+    # -- bulk import ----------------------------------------------------------------------------
+
+    def bulk_import(
+        self,
+        entities: Iterable[Entity],
+        relations: Iterable[Relation],
+        facts: Iterable[Fact],
+        who: str = "system",
+        why: str = "bulk import",
+        *,
+        batch: int = 20_000,
+    ) -> dict[str, int]:
+        """Load a whole graph into an EMPTY store: checks in memory, UNWIND CREATE batches.
+
+        Refused (ValidationError) if the graph already holds entities, relations or facts.
+        On FalkorDB a failure part-way leaves the batches written so far (no rollback).
+        """
+        self._actor(who, why)
+        ents, rels, fact_iter = bulk_checked(entities, relations, facts)
+        counts = {"entities": len(ents), "relations": len(rels), "facts": 0}
+        with self.transaction():
+            if self.count_entities() or self.count_relations() or self.count_facts():
+                raise ValidationError(
+                    "bulk_import needs an empty graph; use add_entities / add_facts to add to "
+                    "a populated one"
+                )
+            self._write(
+                q.CREATE_RELATIONS,
+                [
+                    {
+                        "id": r.id,
+                        "label": r.label,
+                        "templates": json.dumps(r.templates.to_dict()),
+                        "functional": r.functional,
+                    }
+                    for r in rels
+                ],
+            )
+            for chunk in chunks(ents, batch):
+                rows = [
+                    {
+                        "id": e.id,
+                        "name": e.name,
+                        "name_key": name_key(e.name),
+                        "kind": e.kind,
+                        "aliases": list(dict.fromkeys(e.aliases)),
+                    }
+                    for e in chunk
+                ]
+                self._write(q.CREATE_ENTITIES, rows)
+                aliases = [
+                    {"key": name_key(a), "alias": a, "entity_id": e.id}
+                    for e in chunk
+                    for a in dict.fromkeys(e.aliases)
+                ]
+                self._write(q.CREATE_ALIASES, aliases)
+            for chunk in chunks(fact_iter, batch):
+                ids = self._next_ids("fact", len(chunk))
+                rows = [
+                    {
+                        "id": fid,
+                        "s": f.subject,
+                        "r": f.relation,
+                        "o": f.object,
+                        "status": FactStatus(f.status).value,
+                        "source": f.source,
+                        "version": f.version,
+                        "meta": json.dumps(f.meta, sort_keys=True),
+                        "skey": sample_key(*f.triple),
+                    }
+                    for fid, f in zip(ids, chunk, strict=True)
+                ]
+                self._write(q.CREATE_FACTS, rows)
+                counts["facts"] += len(chunk)
+            self._log(who, why, "bulk_import", dict(counts))
+        return counts
 
     def get_fact(self, fact_id: int) -> Fact:
         """Return one fact by its numeric id."""

@@ -193,3 +193,52 @@ def test_change_sets_need_author_and_reason(sqlite_store: GraphStore) -> None:
         curation.create_change_set(sqlite_store, "", "r", [_replace(LONDON, PHILLY)])
     cs = curation.create_change_set(sqlite_store, "alice", "r", [_replace(LONDON, PHILLY)])
     assert cs.author == "alice" and cs.reason == "r" and cs.created_at.tzinfo is not None
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.service)]
+)
+def test_concurrent_approvals_of_one_slot_serialise(backend: str, request, tmp_path) -> None:
+    """Two reviewers approve conflicting change sets at once: one wins, one gets a conflict."""
+    import threading
+    import uuid
+
+    from kg.store.sql import SqlGraphStore
+
+    if backend == "sqlite":
+        store = SqlGraphStore(f"sqlite:///{tmp_path / 'kg.sqlite'}")
+    else:
+        store = SqlGraphStore(
+            request.getfixturevalue("pg_url"), schema=f"kg_c_{uuid.uuid4().hex[:10]}"
+        )
+    try:
+        seed(store)
+        store.add_entity(Entity("Q90", "Paris"))
+        ids = []
+        for new in (PHILLY, "Q90"):
+            cs = curation.create_change_set(store, "alice", "race", [_replace(LONDON, new)])
+            curation.propose(store, cs.id, who="alice")
+            ids.append(cs.id)
+        barrier = threading.Barrier(2)
+        outcomes: dict[str, str] = {}
+
+        def run(cs_id: str) -> None:
+            barrier.wait()
+            try:
+                curation.approve(store, cs_id, reviewer="rita")
+                outcomes[cs_id] = "approved"
+            except ConflictError:
+                outcomes[cs_id] = "conflict"
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in ids]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert sorted(outcomes.values()) == ["approved", "conflict"]
+        assert store.graph_version() == 1
+        assert len(store.facts_about(SPIKE)) == 1
+    finally:
+        if backend == "postgresql":
+            store.drop_schema()
+        store.close()

@@ -371,3 +371,25 @@ def test_open_store_picks_backend(tmp_path) -> None:
             open_store(bad)
     with pytest.raises(ValidationError, match="unknown Neo4j URL options"):
         open_store("bolt://127.0.0.1:1?colour=red")
+
+
+def test_bulk_import_into_an_empty_store(graph_store: GraphStore) -> None:
+    entities = [Entity(f"e{i:02d}", f"E {i}", (f"alias {i}",)) for i in range(30)]
+    facts = [Fact(f"e{i:02d}", "p", f"e{(i * 7) % 30:02d}", source="bulk") for i in range(30)]
+    with pytest.raises(NotFoundError, match="ghost"):
+        graph_store.bulk_import(entities, [_rel("p")], [*facts, Fact("e01", "p", "ghost")])
+    if backend_of(graph_store) == "falkordb":
+        graph_store.drop_all()  # no rollback on FalkorDB: the failed import left its batches
+    with pytest.raises(DuplicateError, match="twice"):
+        graph_store.bulk_import(entities, [_rel("p")], [facts[0], facts[0]])
+    if backend_of(graph_store) == "falkordb":
+        graph_store.drop_all()
+    assert graph_store.count_facts() == 0 and graph_store.count_entities() == 0
+    counts = graph_store.bulk_import(entities, [_rel("p"), _rel("q")], facts, batch=8)
+    assert counts == {"entities": 30, "relations": 2, "facts": 30}
+    assert graph_store.count_facts() == 30 and graph_store.get_entity("e03").aliases == ("alias 3",)
+    assert [e.id for e in graph_store.find_entities("alias 7")] == ["e07"]
+    assert len({f.id for f in graph_store.list_facts()}) == 30
+    assert graph_store.change_log(action="bulk_import")[-1].payload["facts"] == 30
+    with pytest.raises(ValidationError, match="empty"):
+        graph_store.bulk_import([Entity("zz", "Z")], [], [])
