@@ -36,6 +36,7 @@ from workers.settings import Settings, get_settings
 log = logging.getLogger(__name__)
 MAX_KEY = 200
 MAX_LIST = 1000
+INTERNAL_RESULT = frozenset({"gate_before"})  # per-probe scores kept for resumption only
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,7 @@ def job_info(row: JobRow, transitions: list[JobTransitionRow] | None = None) -> 
         steps_total=row.steps_total,
         steps_done=row.steps_done,
         n_requests=len(row.payload.get("requests", [])),
-        result=dict(row.result or {}),
+        result={k: v for k, v in (row.result or {}).items() if k not in INTERNAL_RESULT},
         error=row.error,
         created_at=row.created_at,
         updated_at=row.updated_at,
