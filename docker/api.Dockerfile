@@ -23,5 +23,5 @@ RUN pip install -e ".[postgres]" \
     && chown kgedit /var/lib/kgedit
 USER kgedit
 EXPOSE 8000
-# The HTTP app (api.main:app) comes with the API issue; until then the image serves the CLI.
-CMD ["uvicorn", "api.main:app", "--host", "0.0.0.0", "--port", "8000"]
+# Inside the container the API listens on all interfaces; compose publishes it on loopback.
+CMD ["kgedit", "serve", "--host", "0.0.0.0", "--port", "8000"]
