@@ -24,6 +24,14 @@ from workers.settings import Settings
 MAX_EXAMPLES = 25
 
 
+@schemathesis.serializer("application/x-ndjson")
+def _ndjson(ctx, value) -> bytes:
+    """Send generated JSONL upload bodies as they are (strings) or as one JSON line."""
+    import json
+
+    return value.encode() if isinstance(value, str) else json.dumps(value).encode()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
