@@ -177,3 +177,20 @@ def test_discarded_versions_leave_the_head_chain(chain3):
     with get_database().session() as session, pytest.raises(HeadMovedError):
         job = session.get(JobRow, job_id)
         commit_step(session, job, 3, ids[3], {}, [], [])
+
+
+def test_a_job_on_a_changed_base_fails(job_settings, random_model_dir, tmp_path):  # noqa: F811
+    from workers.jobs import get_job
+    from workers.jobs.runner import RunContext, execute_job
+
+    base = shutil.copytree(random_model_dir, tmp_path / "base")
+    register_model("moved", base)
+    weights = base / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-5] ^= 0x01
+    weights.write_bytes(bytes(data))
+    job = submit_job(edit_payload("moved", [("Ada", "{} was born in", "Paris")]), enqueue=False)
+    assert execute_job(job.id, RunContext.create(job_settings)).status == "failed"
+    info = get_job(job.id)
+    assert "ChecksumMismatchError" in info.message and "refusing to load" in info.message
+    assert len(list_versions("moved")) == 1
