@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     api_max_upload_bytes: int = Field(16 << 20, description="largest JSONL upload (413 above)")
     api_max_upload_lines: int = Field(10_000, description="most lines in one JSONL upload")
     api_page_max: int = Field(500, description="largest page a list route returns")
+    model_roots: list[Path] = Field(
+        default_factory=list,
+        description="directories the API may register models from (besides var_dir/models)",
+    )
 
     # -- jobs, ledger and Celery (embedded defaults under var_dir) ----------------------------
     metadata_url: str | None = Field(
@@ -66,6 +70,11 @@ class Settings(BaseSettings):
     def models_dir(self) -> Path:
         """Return the directory where trained knowledge models are kept."""
         return self.var_dir / "models"
+
+    @property
+    def allowed_model_roots(self) -> list[Path]:
+        """Return the resolved directories models may be registered from over the API."""
+        return [p.expanduser().resolve() for p in [self.models_dir, *self.model_roots]]
 
     @property
     def cache_dir(self) -> Path:

@@ -33,16 +33,21 @@ def _version(info: Any) -> VersionPublic:
 @router.post("", status_code=status.HTTP_201_CREATED, **roles(Role.OPERATOR))
 def register(body: ModelCreate, request: Request, _: CallerDep) -> ModelPublic:
     """Register a local model directory: it must exist and hold config.json and safetensors."""
+    settings = request.app.state.settings
     path = Path(body.path)
     if not path.is_absolute():
         raise ApiError(422, "path must be an absolute directory on the server")
+    path = path.resolve()
+    roots = settings.allowed_model_roots
+    if not any(path.is_relative_to(root) for root in roots):
+        allowed = ", ".join(str(r) for r in roots)
+        raise ApiError(422, f"models may only be registered from: {allowed} (KGEDIT_MODEL_ROOTS)")
     if not path.is_dir():
         raise ApiError(422, f"no such directory: {path}")
     if not (path / "config.json").is_file():
         raise ApiError(422, f"{path} has no config.json")
     if not any(path.glob("*.safetensors")):
         raise ApiError(422, f"{path} has no .safetensors weights")
-    settings = request.app.state.settings
     info = registry.register_model(body.name, path, graph_url=body.graph_url, settings=settings)
     return _model(info)
 

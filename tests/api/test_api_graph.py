@@ -161,3 +161,24 @@ def test_injection_names_round_trip_as_data(client, curated, as_role):
     )
     assert [e["id"] for e in found.json()["items"]] == [EVIL]
     assert client.get("/v1/graph/facts", headers=reader).json()["total"] == 2
+
+
+def test_model_registration_is_validated(client, as_role, api_settings, tmp_path):
+    op = as_role("operator")
+
+    def register(path):
+        return client.post("/v1/models", json={"name": "m1", "path": str(path)}, headers=op)
+
+    assert register("relative/dir").status_code == 422
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    assert "KGEDIT_MODEL_ROOTS" in register(outside).json()["error"]["message"]
+    inside = api_settings.models_dir / "m1"
+    assert "no such directory" in register(inside).json()["error"]["message"]
+    inside.mkdir(parents=True)
+    assert "config.json" in register(inside).json()["error"]["message"]
+    (inside / "config.json").write_text("{}")
+    assert "safetensors" in register(inside).json()["error"]["message"]
+    sneaky = api_settings.models_dir / ".." / ".." / "elsewhere"
+    assert "KGEDIT_MODEL_ROOTS" in register(sneaky).json()["error"]["message"]
+    assert client.get("/v1/models/m1", headers=as_role("auditor")).status_code == 404
