@@ -117,7 +117,6 @@ def jobs_submit(
     as_json: AsJson = False,
 ) -> None:
     """Submit a batch of requests as one job."""
-    from workers.jobs import submit_job
 
     if not payload.is_file():
         _fail(f"no such file: {payload}")
@@ -125,7 +124,16 @@ def jobs_submit(
         data = json.loads(payload.read_text(encoding="utf-8"))
     except ValueError as exc:
         _fail(f"{payload} is not valid JSON: {exc}")
-    info = _call(submit_job, data, idempotency_key=key)
+    submit_and_report(data, key, wait, timeout, as_json)
+
+
+def submit_and_report(
+    spec: Any, key: str | None, wait: bool, timeout: float, as_json: bool
+) -> None:
+    """Submit a job; with `wait`, show its progress and exit 1 unless it succeeds."""
+    from workers.jobs import submit_job
+
+    info = _call(submit_job, spec, idempotency_key=key)
     if wait:
         info = _watch(info.id, timeout)
     if as_json:

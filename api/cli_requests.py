@@ -6,22 +6,7 @@ from typing import Annotated
 
 import typer
 
-from api.cli_jobs import AsJson, _call, _print, _watch, console
-
-
-def _submit(spec: dict, key: str | None, wait: bool, timeout: float, as_json: bool) -> None:
-    """Submit a one-request job; with `wait`, show its progress and fail unless it succeeds."""
-    from workers.jobs import submit_job
-
-    info = _call(submit_job, spec, idempotency_key=key)
-    if wait:
-        info = _watch(info.id, timeout)
-    if as_json:
-        _print(info.to_dict())
-    else:
-        console.print(f"job {info.id}: {info.state} ({info.message})")
-    if wait and info.state != "succeeded":
-        raise typer.Exit(1)
+from api.cli_jobs import AsJson, submit_and_report
 
 
 def edit(
@@ -39,7 +24,7 @@ def edit(
     """Queue one fact edit on a model (a job of one request)."""
     request = {"subject": subject, "prompt": prompt, "target_new": new, "target_true": true}
     spec = {"model": model, "method": method, "kind": "edit", "requests": [request]}
-    _submit(spec, key, wait, timeout, as_json)
+    submit_and_report(spec, key, wait, timeout, as_json)
 
 
 def unlearn(
@@ -56,4 +41,4 @@ def unlearn(
     """Queue the unlearning of one concept on a model (a job of one request)."""
     request = {"concept": concept, "aliases": list(alias or []), "anchor": anchor}
     spec = {"model": model, "method": method, "kind": "unlearn", "requests": [request]}
-    _submit(spec, key, wait, timeout, as_json)
+    submit_and_report(spec, key, wait, timeout, as_json)
