@@ -117,7 +117,6 @@ def jobs_submit(
     as_json: AsJson = False,
 ) -> None:
     """Submit a batch of requests as one job."""
-
     if not payload.is_file():
         _fail(f"no such file: {payload}")
     try:
