@@ -32,7 +32,9 @@ def upgrade() -> None:
         sa.Column("state", sa.String(16), nullable=False),
         sa.Column("sample_size", sa.Integer(), nullable=False),
         sa.Column("requested_by", sa.String(200), nullable=False),
-        sa.Column("summary", sa.JSON().with_variant(postgresql.JSONB(), "postgresql")),
+        sa.Column(
+            "summary", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False
+        ),
         sa.Column("path", sa.Text(), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),

@@ -21,7 +21,16 @@ from workers.ledger import list_versions, register_model
 from workers.settings import get_settings
 
 PG_URL = os.environ.get("KGEDIT_TEST_PG_URL", "postgresql+psycopg://root@127.0.0.1:5432/test")
-TABLES = {"alembic_version", "jobs", "job_transitions", "models", "model_versions"}
+TABLES = {
+    "alembic_version",
+    "jobs",
+    "job_transitions",
+    "models",
+    "model_versions",
+    "api_keys",
+    "audit_reports",
+}
+HEAD = "0003"
 
 
 def _diff(db: Database) -> list:
@@ -59,7 +68,7 @@ def test_the_alembic_command_line_upgrades_a_fresh_database(tmp_path: Path):
     )
     engine = create_engine(url)
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == HEAD
     engine.dispose()
 
 
