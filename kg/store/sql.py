@@ -140,6 +140,7 @@ class ConceptRow(Base):
     name_key: Mapped[str] = mapped_column(String(MAX_NAME_LEN), index=True)
     aliases: Mapped[list[str]] = mapped_column(_JSON, default=list)
     redirect_to: Mapped[str | None] = mapped_column(String(MAX_NAME_LEN), nullable=True)
+    entities: Mapped[list[str] | None] = mapped_column(_JSON, default=list, nullable=True)
 
 
 class ChangeLogRow(Base):
@@ -223,7 +224,11 @@ def _relation(row: RelationRow) -> Relation:
 
 def _concept(row: ConceptRow) -> Concept:
     return Concept(
-        id=row.id, name=row.name, aliases=tuple(row.aliases or ()), redirect_to=row.redirect_to
+        id=row.id,
+        name=row.name,
+        aliases=tuple(row.aliases or ()),
+        redirect_to=row.redirect_to,
+        entities=tuple(row.entities or ()),
     )
 
 
@@ -285,8 +290,23 @@ class SqlGraphStore:
         return self._engine
 
     def create_schema(self) -> None:
-        """Create the tables and indexes that do not exist yet."""
+        """Create the tables and indexes that do not exist yet (and add later columns)."""
         Base.metadata.create_all(self._engine)
+        self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        """Add columns introduced after a table was created (`concepts.entities`)."""
+        from sqlalchemy import inspect as sa_inspect
+
+        found = sa_inspect(self._engine).get_columns("concepts", schema=self._schema)
+        if "entities" not in {c["name"] for c in found}:
+            kind = "JSONB" if self._url.get_backend_name() == "postgresql" else "JSON"
+            table = "concepts"
+            if self._schema is not None:  # identifiers quoted by the dialect, never user SQL
+                quote = self._engine.dialect.identifier_preparer.quote_schema
+                table = f"{quote(self._schema)}.concepts"
+            with self._engine.begin() as conn:
+                conn.execute(text(f"ALTER TABLE {table} ADD COLUMN entities {kind}"))
 
     def drop_schema(self) -> None:
         """Drop every table of the store (and its PostgreSQL schema, if one was given)."""
@@ -835,6 +855,7 @@ class SqlGraphStore:
                 "name_key": name_key(concept.name),
                 "aliases": list(concept.aliases),
                 "redirect_to": concept.redirect_to,
+                "entities": list(concept.entities),
             }
             session.execute(insert(ConceptRow), [row])
             self._log(session, who, why, "add_concept", {"id": concept.id, "name": concept.name})
@@ -846,6 +867,24 @@ class SqlGraphStore:
             row = session.get(ConceptRow, concept_id)
             if row is None:
                 raise NotFoundError("concept", concept_id)
+            return _concept(row)
+
+    def set_concept_redirect(
+        self, concept_id: str, anchor_id: str | None, who: str = "system", why: str = "curation"
+    ) -> Concept:
+        """Set (or clear, with None) a concept's redirect anchor, an entity id; change-logged."""
+        _check_actor(who, why)
+        with self.transaction() as session:
+            row = session.get(ConceptRow, concept_id)
+            if row is None:
+                raise NotFoundError("concept", concept_id)
+            if anchor_id is not None:
+                check_id(anchor_id, "anchor id")
+                self._require(session, "entity", EntityRow.id, [anchor_id])
+            before = row.redirect_to
+            row.redirect_to = anchor_id
+            payload = {"id": concept_id, "redirect_to": anchor_id, "before": before}
+            self._log(session, who, why, "set_concept_redirect", payload)
             return _concept(row)
 
     def list_concepts(self) -> list[Concept]:
