@@ -202,6 +202,15 @@ TABLE: dict[str, dict[str, Row]] = {
             layer_fields={"mid_layer": 3},
         ),
     },
+    # ROCR: the released layers 4-6 of 32 (Llama-3-8B, Mistral-7B), scaled; knowledge models
+    # redirect at the traced layer and the next, like MEMIT, with AlphaEdit's threshold.
+    "rocr": {
+        "gpt2": Row((6, 7, 9), 48),
+        "gptj": Row((4, 5, 6), 32),
+        "gpt_neox": Row((4, 5, 6), 32),
+        **_llama(Row((4, 5, 6), 32)),
+        KNOWLEDGE: Row((0, 1), None, {"nullspace_threshold": 5e-2, **_KNOWLEDGE_STATS}),
+    },
 }
 
 
