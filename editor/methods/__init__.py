@@ -67,7 +67,18 @@ def method_layers(hparams: Any) -> tuple[int, ...]:
 
 
 # Each module registers itself on import.
-from editor.methods import alphaedit, dike, ft, glame, lti, memit, rocr, rome  # noqa: E402
+from editor.methods import (  # noqa: E402
+    alphaedit,
+    dike,
+    ft,
+    glame,
+    gradient_unlearning,
+    lti,
+    memit,
+    rocr,
+    rome,
+    uipe,
+)
 
 __all__ = [
     "EditMethod",
@@ -76,6 +87,7 @@ __all__ = [
     "ft",
     "get",
     "glame",
+    "gradient_unlearning",
     "lti",
     "memit",
     "method_layers",
@@ -83,4 +95,5 @@ __all__ = [
     "register",
     "rocr",
     "rome",
+    "uipe",
 ]
