@@ -30,10 +30,20 @@ class KnowledgePreset:
     max_templates: int = 16
     # the MLP layer ROME edits, chosen from the causal trace (see README)
     edit_layer: int = 0
+    # share of training rows asking one fact in another form (question, multiple choice,
+    # true/false, spelled out; `contracts.forms`), so the model answers in every form
+    form_share: float = 0.0
 
     def to_dict(self) -> dict:
-        """Return the preset as a plain dict (stored in the model directory)."""
-        return asdict(self)
+        """Return the preset as a plain dict (stored in the model directory).
+
+        Fields added later are left out at their defaults, so the hash of an existing preset
+        (and the models cached under it) stays the same.
+        """
+        out = asdict(self)
+        if out["form_share"] == 0.0:
+            del out["form_share"]
+        return out
 
 
 PRESETS: dict[str, KnowledgePreset] = {
@@ -79,6 +89,37 @@ PRESETS: dict[str, KnowledgePreset] = {
         warmup_steps=400,
         edit_layer=2,
     ),
+    # `tiny` and `small` trained on facts in every form too (form-independent unlearning)
+    "tiny-forms": KnowledgePreset(
+        name="tiny-forms",
+        n_layer=4,
+        n_embd=64,
+        n_head=2,
+        n_inner=256,
+        vocab_size=1024,
+        n_positions=128,
+        steps=3000,
+        batch_size=32,
+        lr=3e-3,
+        warmup_steps=100,
+        edit_layer=0,
+        form_share=0.35,
+    ),
+    "small-forms": KnowledgePreset(
+        name="small-forms",
+        n_layer=6,
+        n_embd=128,
+        n_head=4,
+        n_inner=512,
+        vocab_size=4096,
+        n_positions=128,
+        steps=3000,
+        batch_size=64,
+        lr=3e-3,
+        warmup_steps=150,
+        edit_layer=0,
+        form_share=0.35,
+    ),
 }
 
 # Question-answer presets (TOFU): trained by `editor.knowledge.qa` on "Question: …\nAnswer: …"
@@ -93,7 +134,7 @@ QA_PRESETS: dict[str, KnowledgePreset] = {
         n_inner=512,
         vocab_size=2048,
         n_positions=512,
-        steps=3000,
+        steps=2000,
         batch_size=32,
         lr=3e-3,
         warmup_steps=100,
