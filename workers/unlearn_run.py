@@ -148,6 +148,51 @@ def run_unlearning(
     return MethodResult(method, form_rates(all_probes, before, after), seconds)
 
 
+def run_uipe_sweep(
+    model: Any,
+    tokenizer: Any,
+    store: SqlGraphStore,
+    concepts: Sequence[Concept],
+    base: str,
+    hparams: Any,
+    alphas: Sequence[float] = UIPE_ALPHAS,
+    *,
+    forms: FormConfig | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[float, MethodResult]:
+    """UIPE on each concept: grown forget set, one base run, then every α scored and reverted."""
+    view = GraphView(store)
+    probes_all: list[Probe] = []
+    before: list[bool] = []
+    after: dict[float, list[bool]] = {a: [] for a in alphas}
+    seconds: dict[float, list[float]] = {a: [] for a in alphas}
+    for k, concept in enumerate(concepts):
+        request, _ = grown_request(view, concept, unlearn_request(view, concept))
+        probes = form_probes(view, [request], forms)
+        before += answered(model, tokenizer, probes)
+        probes_all += probes
+        seq = EditSequence(model, tokenizer, base, hparams)
+        t0 = time.perf_counter()
+        deltas = seq.apply([request])
+        train_s = time.perf_counter() - t0
+        seq.revert_all()
+        for alpha in alphas:
+            t0 = time.perf_counter()
+            scaled = [extrapolate(d, alpha) for d in deltas]
+            for d in scaled:
+                d.apply(model)
+            seconds[alpha].append(train_s + time.perf_counter() - t0)
+            after[alpha] += answered(model, tokenizer, probes)
+            for d in reversed(scaled):
+                d.revert(model)
+        if progress is not None:
+            progress(k + 1, len(concepts))
+    return {
+        a: MethodResult(f"uipe-{base}", form_rates(probes_all, before, after[a]), seconds[a])
+        for a in alphas
+    }
+
+
 def choose_alpha(
     results: dict[float, MethodResult], base_retain: float, keep: float = 0.9
 ) -> float | None:

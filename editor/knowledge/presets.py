@@ -124,7 +124,7 @@ PRESETS: dict[str, KnowledgePreset] = {
 
 # Question-answer presets (TOFU): trained by `editor.knowledge.qa` on "Question: …\nAnswer: …"
 # rows, the loss on the answer tokens only. `tofu-qa` is sized to train on TOFU's 4,000
-# sentence answers in minutes on two CPU cores; `tofu-qa-tiny` is for tests on slices.
+# sentence answers (about 9 epochs) on two shared CPU cores; `tofu-qa-tiny` is for tests on slices.
 QA_PRESETS: dict[str, KnowledgePreset] = {
     "tofu-qa": KnowledgePreset(
         name="tofu-qa",
@@ -134,7 +134,7 @@ QA_PRESETS: dict[str, KnowledgePreset] = {
         n_inner=512,
         vocab_size=2048,
         n_positions=512,
-        steps=2000,
+        steps=1200,
         batch_size=32,
         lr=3e-3,
         warmup_steps=100,
