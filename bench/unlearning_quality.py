@@ -49,8 +49,8 @@ def main() -> None:
     """Run every method on the same concepts and write the results."""
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--limit", type=int, default=40, help="EVOKE cases per file in the graph")
-    ap.add_argument("--preset", default="tiny-forms")
-    ap.add_argument("--concepts", type=int, default=10)
+    ap.add_argument("--preset", default="tiny")
+    ap.add_argument("--concepts", type=int, default=8)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--batch-size", type=int, default=4)

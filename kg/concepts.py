@@ -9,7 +9,8 @@ Anchor suggestion (ROCR's "harmless concept", chosen from the graph):
   concept's entities;
 * shares no facts with the target: no fact links the two (either direction) and they have no
   (relation, object) pair in common. A shared attribute would survive the redirect, so the
-  model would still state it about the target;
+  model would still state it about the target. Nor a word of its name ("Prince" is not
+  redirected to "Prince Harry"): the name's tokens would carry the target along;
 * ranked by cosine similarity of sentence embeddings (all-MiniLM-L6-v2 from
   `kg.embeddings`, offline) of a profile text: the name followed by the cloze statements of
   up to `profile_facts` of its facts. Ties break by entity id, so the choice is deterministic.
@@ -29,7 +30,7 @@ import numpy as np
 from contracts.types import UnlearnRequest
 from kg.errors import NotFoundError, ValidationError
 from kg.store.sql import SqlGraphStore
-from kg.types import Concept, Fact, FactStatus, fill
+from kg.types import Concept, Fact, FactStatus, fill, slug
 from kg.view import GraphView
 
 Embedder = Callable[[Sequence[str]], np.ndarray]
@@ -81,6 +82,11 @@ def profile_text(view: GraphView, entity_id: str, max_facts: int = 6) -> str:
     return " ".join([names[entity_id] + ".", *(_statement(view, f, names) for f in facts)])
 
 
+def _words(name: str) -> set[str]:
+    """Return the case-folded words of a name."""
+    return set(slug(name).split("_"))
+
+
 def _forgotten_entities(view: GraphView) -> set[str]:
     """Return every entity some concept of the store covers (not harmless as an anchor)."""
     out: set[str] = set()
@@ -109,8 +115,11 @@ def anchor_candidates(
         for fact in view.facts_of_relation(relation):
             if fact.subject not in excluded:
                 candidates.setdefault(fact.subject)
+    words = {w for n in (concept.name, *concept.aliases) for w in _words(n)}
     out = []
     for entity_id in candidates:
+        if words & _words(view.name(entity_id)):
+            continue
         theirs = view.facts_about(entity_id)
         if any((f.relation, f.object) in pairs or f.object in own for f in theirs):
             continue

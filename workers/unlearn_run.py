@@ -48,12 +48,21 @@ def prepare_graph_model(
     return store, facts, model_dir
 
 
-def bench_concepts(store: SqlGraphStore, n: int, min_facts: int = 2) -> list[Concept]:
-    """Return `n` concepts: the subjects with the most current facts (ties by id)."""
+def bench_concepts(
+    store: SqlGraphStore, n: int, min_facts: int = 2, max_inbound: int = 2
+) -> list[Concept]:
+    """Return `n` concepts: the subjects with the most current facts (ties by id), leaving out
+    hubs that are the object of more than `max_inbound` facts (countries, languages)."""
     counts = [(s, c) for s, c in store.count_facts_by_subject() if c >= min_facts]
     counts.sort(key=lambda x: (-x[1], x[0]))
-    names = store.entity_names([s for s, _ in counts[:n]])
-    return [Concept(f"forget:{s}", names[s], entities=(s,)) for s, _ in counts[:n]]
+    chosen = []
+    for subject, _ in counts:
+        if len(store.facts_with_object(subject)) <= max_inbound:
+            chosen.append(subject)
+        if len(chosen) == n:
+            break
+    names = store.entity_names(chosen)
+    return [Concept(f"forget:{s}", names[s], entities=(s,)) for s in chosen]
 
 
 def with_anchor(store: SqlGraphStore | GraphView, concept: Concept) -> Concept:

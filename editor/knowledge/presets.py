@@ -139,6 +139,20 @@ QA_PRESETS: dict[str, KnowledgePreset] = {
         lr=3e-3,
         warmup_steps=100,
     ),
+    # what fits a loaded two-core machine (about 2 epochs): the benchmark's scale here
+    "tofu-qa-small": KnowledgePreset(
+        name="tofu-qa-small",
+        n_layer=2,
+        n_embd=96,
+        n_head=4,
+        n_inner=384,
+        vocab_size=1024,
+        n_positions=512,
+        steps=500,
+        batch_size=16,
+        lr=3e-3,
+        warmup_steps=30,
+    ),
     "tofu-qa-tiny": KnowledgePreset(
         name="tofu-qa-tiny",
         n_layer=2,
