@@ -26,6 +26,7 @@ from bench.common import RESULTS, machine, today, update_readme, write_json
 from editor.knowledge.presets import get_preset
 from editor.loading import load_model, state_checksum
 from editor.methods.gradient_unlearning import GradUnlearnHyperParams
+from kg.related import RelatedConfig
 from kg.unlearn_forms import FORMS, FormConfig
 from workers.methods import LayerStats, corpus_statements, method_hparams
 from workers.unlearn_run import (
@@ -51,9 +52,11 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=40, help="EVOKE cases per file in the graph")
     ap.add_argument("--preset", default="tiny")
     ap.add_argument("--concepts", type=int, default=8)
-    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--batch-size", type=int, default=4)
+    ap.add_argument("--related-cap", type=int, default=10, help="facts UIPE adds per concept")
+    ap.add_argument("--min-known", type=int, default=4, help="known probes a form needs")
     ap.add_argument("--threads", type=int, default=int(os.environ.get("KGEDIT_THREADS", "1")))
     ap.add_argument("--no-readme", action="store_true")
     args = ap.parse_args()
@@ -65,6 +68,8 @@ def main() -> None:
     concepts = [with_anchor(store, c) for c in bench_concepts(store, args.concepts)]
     names = store.entity_names(c.redirect_to for c in concepts if c.redirect_to)
     forms = FormConfig()
+    related = RelatedConfig(cap=args.related_cap)
+    k = args.min_known
     preset = get_preset(args.preset)
     stats = LayerStats(model, tok, corpus_statements(facts), base_sha, 20_000)
     grad = GradUnlearnHyperParams(
@@ -82,14 +87,18 @@ def main() -> None:
         method_hparams("rocr", model, preset.edit_layer),
         {"second_moment": stats},
         forms=forms,
+        min_known=k,
     )
     results["rocr"] = {"rates": rocr.rates, "seconds": rocr.seconds}
     bar.update()
     for method in GRAD:
-        plain = run_unlearning(model, tok, store, concepts, method, grad, forms=forms)
+        plain = run_unlearning(model, tok, store, concepts, method, grad, forms=forms, min_known=k)
         results[method] = {"rates": plain.rates, "seconds": plain.seconds}
         bar.update()
-        sweep = run_uipe_sweep(model, tok, store, concepts, method, grad, UIPE_ALPHAS, forms=forms)
+        sweep = run_uipe_sweep(
+            model, tok, store, concepts, method, grad, UIPE_ALPHAS,
+            forms=forms, related=related, min_known=k,
+        )  # fmt: skip
         alpha = choose_alpha(sweep, base_retain=1.0)
         chosen = sweep[alpha] if alpha is not None else sweep[0.0]
         results[f"{method}+uipe"] = {
@@ -114,6 +123,8 @@ def main() -> None:
             {"name": c.name, "anchor": names.get(c.redirect_to or "", None)} for c in concepts
         ],
         "grad_hparams": grad.to_dict(),
+        "related_cap": args.related_cap,
+        "min_known": k,
         "total_seconds": time.perf_counter() - t0,
         "methods": results,
         "tofu": tofu,
@@ -140,7 +151,11 @@ def readme_table(data: dict) -> str:
     for name, res in data["methods"].items():
         rates = res["rates"]
         per = [_pct(rates["forms"].get(f, {}).get("forget_rate")) for f in FORMS]
-        label = name + (f" (α={res['alpha']})" if "alpha" in res else "")
+        label = name
+        if "alpha" in res:
+            label += (
+                f" (α={res['alpha']})" if res["alpha"] is not None else " (no α kept 90 %: α=0)"
+            )
         secs = sum(res["seconds"]) / max(1, len(res["seconds"]))
         lines.append(
             f"| {label} | "

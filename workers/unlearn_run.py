@@ -23,7 +23,7 @@ from editor.delta import Delta
 from editor.knowledge.presets import get_preset
 from editor.methods.uipe import extrapolate
 from editor.sequence import EditSequence
-from kg.concepts import concept_facts, suggest_anchor, unlearn_request
+from kg.concepts import concept_entities, concept_facts, suggest_anchor, unlearn_request
 from kg.related import RelatedConfig, related_facts
 from kg.store.sql import SqlGraphStore
 from kg.types import Concept, fill
@@ -80,7 +80,7 @@ def grown_request(
     own = {f.triple for f in concept_facts(view, concept)}
     pool = view.store.list_facts()
     found = related_facts(
-        list(concept.entities) or [concept.id],
+        concept_entities(view, concept),
         pool,
         lambda f: _statement(view, f),
         config=config,
@@ -120,6 +120,8 @@ def run_unlearning(
     forms: FormConfig | None = None,
     grow: bool = False,
     uipe_alpha: float | None = None,
+    related: RelatedConfig | None = None,
+    min_known: int = 1,
     progress: Callable[[int, int], None] | None = None,
 ) -> MethodResult:
     """Unlearn each concept from the base weights; score the six forms before and after."""
@@ -131,7 +133,7 @@ def run_unlearning(
     for k, concept in enumerate(concepts):
         request = unlearn_request(view, concept)
         if grow:
-            request, _ = grown_request(view, concept, request)
+            request, _ = grown_request(view, concept, request, related)
         probes = form_probes(view, [request], forms)
         b = answered(model, tokenizer, probes)
         seq = EditSequence(model, tokenizer, method, hparams, **(resources or {}))
@@ -154,7 +156,7 @@ def run_unlearning(
         after += a
         if progress is not None:
             progress(k + 1, len(concepts))
-    return MethodResult(method, form_rates(all_probes, before, after), seconds)
+    return MethodResult(method, form_rates(all_probes, before, after, min_known), seconds)
 
 
 def run_uipe_sweep(
@@ -167,6 +169,8 @@ def run_uipe_sweep(
     alphas: Sequence[float] = UIPE_ALPHAS,
     *,
     forms: FormConfig | None = None,
+    related: RelatedConfig | None = None,
+    min_known: int = 1,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[float, MethodResult]:
     """UIPE on each concept: grown forget set, one base run, then every α scored and reverted."""
@@ -176,7 +180,7 @@ def run_uipe_sweep(
     after: dict[float, list[bool]] = {a: [] for a in alphas}
     seconds: dict[float, list[float]] = {a: [] for a in alphas}
     for k, concept in enumerate(concepts):
-        request, _ = grown_request(view, concept, unlearn_request(view, concept))
+        request, _ = grown_request(view, concept, unlearn_request(view, concept), related)
         probes = form_probes(view, [request], forms)
         before += answered(model, tokenizer, probes)
         probes_all += probes
@@ -197,7 +201,9 @@ def run_uipe_sweep(
         if progress is not None:
             progress(k + 1, len(concepts))
     return {
-        a: MethodResult(f"uipe-{base}", form_rates(probes_all, before, after[a]), seconds[a])
+        a: MethodResult(
+            f"uipe-{base}", form_rates(probes_all, before, after[a], min_known), seconds[a]
+        )
         for a in alphas
     }
 
