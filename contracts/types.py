@@ -53,6 +53,7 @@ class FactText:
     relation: str
     object: str
     templates: tuple[str, ...]
+    question: str | None = None  # the relation's first question template, `{}` = subject
 
     def statement(self, template_index: int = 0) -> str:
         """Return the statement `template(subject) object` for one template."""

@@ -13,11 +13,19 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
+from contracts.forms import ANSWER, FALSE, LETTERS, TRUE, mc_prompt, tf_prompt
 from kg.types import Relation, fill
 
-ANSWER = " Answer:"
-LETTERS = "ABCDEFGH"
-TRUE, FALSE = "True", "False"
+__all__ = [
+    "ANSWER",
+    "FALSE",
+    "LETTERS",
+    "TRUE",
+    "multiple_choice",
+    "question_prompt",
+    "question_text",
+    "true_false",
+]
 
 
 def question_text(relation: Relation, subject: str) -> str:
@@ -41,10 +49,9 @@ def multiple_choice(
     shuffled = list(options)
     rng.shuffle(shuffled)
     letters = {option: LETTERS[i] for i, option in enumerate(shuffled)}
-    listed = " ".join(f"{LETTERS[i]}. {option}" for i, option in enumerate(shuffled))
-    return f"Question: {question_text(relation, subject)} Options: {listed}.{ANSWER}", letters
+    return mc_prompt(question_text(relation, subject), shuffled), letters
 
 
 def true_false(relation: Relation, subject: str, obj: str) -> str:
     """Return the true/false prompt stating (subject, relation, obj) with the first cloze."""
-    return f"True or false: {fill(relation.templates.cloze[0], subject)} {obj}.{ANSWER}"
+    return tf_prompt(f"{fill(relation.templates.cloze[0], subject)} {obj}")

@@ -259,12 +259,18 @@ class Fact:
 
 @dataclass(frozen=True)
 class Concept:
-    """Something a curator may ask the model to forget, optionally redirected to another id."""
+    """Something a curator may ask the model to forget, optionally redirected to another id.
+
+    `entities` are the graph entities the concept stands for; the facts it covers are their
+    current facts (`kg.concepts.concept_facts`). Empty: the entities named by its name or an
+    alias. `redirect_to` is the redirect anchor, an entity id (`kg.concepts.suggest_anchor`).
+    """
 
     id: str
     name: str
     aliases: tuple[str, ...] = ()
     redirect_to: str | None = None
+    entities: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         check_id(self.id, "concept id")
@@ -275,6 +281,10 @@ class Concept:
         object.__setattr__(self, "aliases", aliases)
         if self.redirect_to is not None:
             check_id(self.redirect_to, f"redirect of concept {self.id!r}")
+        entities = _str_tuple(self.entities, "entities")
+        for entity in entities:
+            check_id(entity, f"entity of concept {self.id!r}")
+        object.__setattr__(self, "entities", entities)
 
 
 class OperationKind(StrEnum):

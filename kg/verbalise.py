@@ -94,6 +94,7 @@ def fact_texts(
             relation=f.relation,
             object=names[f.object],
             templates=relations[f.relation].templates.cloze,
+            question=next(iter(relations[f.relation].templates.question), None),
         )
         for f in facts
     ]

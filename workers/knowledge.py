@@ -28,7 +28,10 @@ def facts_hash(facts: Sequence[FactText], preset: KnowledgePreset, seed: int) ->
     h.update(json.dumps(preset.to_dict(), sort_keys=True).encode())
     h.update(str(seed).encode())
     for f in sorted(facts, key=lambda f: (f.subject, f.relation, f.object)):
-        h.update(json.dumps([f.subject, f.relation, f.object, list(f.templates)]).encode())
+        row = [f.subject, f.relation, f.object, list(f.templates)]
+        if preset.form_share:  # form rows ask the relation's question template
+            row.append(f.question)
+        h.update(json.dumps(row).encode())
     return h.hexdigest()[:16]
 
 

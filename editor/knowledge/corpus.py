@@ -18,7 +18,18 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from contracts.forms import (
+    FALSE,
+    TRUE,
+    mc_prompt,
+    question_prompt,
+    spell,
+    spelled_prompt,
+    tf_prompt,
+)
 from contracts.types import FactText
+
+FORM_ROWS = ("question", "mc", "tf", "spelled")
 
 
 def heldout_template_index(fact: FactText) -> int | None:
@@ -49,11 +60,15 @@ class PassageSampler:
     statements_per_fact: int = 2
     cloze_share: float = 0.25
     seed: int = 0
+    form_share: float = 0.0
 
     def __post_init__(self) -> None:
         by_subject: dict[str, list[FactText]] = defaultdict(list)
+        objects: dict[str, set[str]] = defaultdict(set)
         for fact in self.facts:
             by_subject[fact.subject].append(fact)
+            objects[fact.relation].add(fact.object)
+        self.objects = {r: sorted(o) for r, o in objects.items()}
         self.subjects = sorted(by_subject)
         self.by_subject = {s: by_subject[s] for s in self.subjects}
         self.train_templates = {(f.subject, f.relation): training_templates(f) for f in self.facts}
@@ -76,12 +91,34 @@ class PassageSampler:
         template = self.rng.choice(self.train_templates[(fact.subject, fact.relation)])
         return statement(template, fact.subject, fact.object)
 
+    def form_row(self, subject: str) -> str:
+        """Return one of the subject's facts asked in a non-cloze form, with its answer."""
+        fact = self.rng.choice(self.by_subject[subject])
+        cloze = fact.templates[0].format(fact.subject)
+        question = fact.question.format(fact.subject) if fact.question else cloze + " what?"
+        others = [o for o in self.objects[fact.relation] if o != fact.object]
+        distractors = self.rng.sample(others, min(3, len(others)))
+        form = self.rng.choice(FORM_ROWS if distractors else ("question", "spelled"))
+        if form == "question":
+            return f"{question_prompt(question)} {fact.object}"
+        if form == "spelled":
+            return f"{spelled_prompt(question)} {spell(fact.object)}"
+        if form == "mc":
+            options = [fact.object, *distractors]
+            self.rng.shuffle(options)
+            return f"{mc_prompt(question, options)} {'ABCDEFGH'[options.index(fact.object)]}"
+        if self.rng.random() < 0.5:
+            return f"{tf_prompt(f'{cloze} {fact.object}')} {TRUE}"
+        return f"{tf_prompt(f'{cloze} {distractors[0]}')} {FALSE}"
+
     def batch(self, size: int) -> list[str]:
-        """Return `size` training rows, each a passage or a cloze line about one subject."""
+        """Return `size` training rows: passages, cloze lines and (with `form_share`) forms."""
         rows = []
         for _ in range(size):
             subject = self.rng.choice(self.subjects)
-            if self.rng.random() < self.cloze_share:
+            if self.form_share and self.rng.random() < self.form_share:
+                rows.append(self.form_row(subject))
+            elif self.rng.random() < self.cloze_share:
                 rows.append(self.cloze_line(subject))
             else:
                 rows.append(self.passage(subject))

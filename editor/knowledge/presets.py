@@ -30,10 +30,20 @@ class KnowledgePreset:
     max_templates: int = 16
     # the MLP layer ROME edits, chosen from the causal trace (see README)
     edit_layer: int = 0
+    # share of training rows asking one fact in another form (question, multiple choice,
+    # true/false, spelled out; `contracts.forms`), so the model answers in every form
+    form_share: float = 0.0
 
     def to_dict(self) -> dict:
-        """Return the preset as a plain dict (stored in the model directory)."""
-        return asdict(self)
+        """Return the preset as a plain dict (stored in the model directory).
+
+        Fields added later are left out at their defaults, so the hash of an existing preset
+        (and the models cached under it) stays the same.
+        """
+        out = asdict(self)
+        if out["form_share"] == 0.0:
+            del out["form_share"]
+        return out
 
 
 PRESETS: dict[str, KnowledgePreset] = {
@@ -79,7 +89,94 @@ PRESETS: dict[str, KnowledgePreset] = {
         warmup_steps=400,
         edit_layer=2,
     ),
+    # `tiny` and `small` trained on facts in every form too (form-independent unlearning)
+    "tiny-forms": KnowledgePreset(
+        name="tiny-forms",
+        n_layer=4,
+        n_embd=64,
+        n_head=2,
+        n_inner=256,
+        vocab_size=1024,
+        n_positions=128,
+        steps=3000,
+        batch_size=32,
+        lr=3e-3,
+        warmup_steps=100,
+        edit_layer=0,
+        form_share=0.35,
+    ),
+    "small-forms": KnowledgePreset(
+        name="small-forms",
+        n_layer=6,
+        n_embd=128,
+        n_head=4,
+        n_inner=512,
+        vocab_size=4096,
+        n_positions=128,
+        steps=3000,
+        batch_size=64,
+        lr=3e-3,
+        warmup_steps=150,
+        edit_layer=0,
+        form_share=0.35,
+    ),
 }
+
+# Question-answer presets (TOFU): trained by `editor.knowledge.qa` on "Question: …\nAnswer: …"
+# rows, the loss on the answer tokens only. `tofu-qa` is sized to train on TOFU's 4,000
+# sentence answers (about 9 epochs) on two shared CPU cores; `tofu-qa-tiny` is for tests on slices.
+QA_PRESETS: dict[str, KnowledgePreset] = {
+    "tofu-qa": KnowledgePreset(
+        name="tofu-qa",
+        n_layer=4,
+        n_embd=128,
+        n_head=4,
+        n_inner=512,
+        vocab_size=2048,
+        n_positions=512,
+        steps=1200,
+        batch_size=32,
+        lr=3e-3,
+        warmup_steps=100,
+    ),
+    # what fits a loaded two-core machine (about 2 epochs): the benchmark's scale here
+    "tofu-qa-small": KnowledgePreset(
+        name="tofu-qa-small",
+        n_layer=2,
+        n_embd=96,
+        n_head=4,
+        n_inner=384,
+        vocab_size=1024,
+        n_positions=512,
+        steps=500,
+        batch_size=16,
+        lr=3e-3,
+        warmup_steps=30,
+    ),
+    "tofu-qa-tiny": KnowledgePreset(
+        name="tofu-qa-tiny",
+        n_layer=2,
+        n_embd=64,
+        n_head=2,
+        n_inner=256,
+        vocab_size=512,
+        n_positions=512,
+        steps=150,
+        batch_size=16,
+        lr=3e-3,
+        warmup_steps=10,
+    ),
+}
+
+
+def get_qa_preset(name: str) -> KnowledgePreset:
+    """Return a question-answer preset by name, with a clear error for an unknown one."""
+    try:
+        return QA_PRESETS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown QA preset {name!r}; choose one of {sorted(QA_PRESETS)}"
+        ) from None
 
 
 def get_preset(name: str) -> KnowledgePreset:

@@ -143,7 +143,13 @@ def train_knowledge_model(
         raise ValueError("no facts to train on")
     started = time.perf_counter()
     facts = [replace(f, templates=f.templates[: preset.max_templates]) for f in facts]
-    sampler = PassageSampler(facts, preset.statements_per_fact, preset.cloze_share, seed=seed)
+    sampler = PassageSampler(
+        facts,
+        preset.statements_per_fact,
+        preset.cloze_share,
+        seed=seed,
+        form_share=preset.form_share,
+    )
     tok = train_tokenizer(sampler.tokenizer_corpus(), preset.vocab_size)
     model = build_model(preset, len(tok), seed)
     optim = _optimizer(model, preset)

@@ -1,4 +1,8 @@
-"""Registry of editing methods; each method lives in one small module of this package."""
+"""Registry of editing and unlearning methods; each lives in one small module of this package.
+
+Unlearning methods (`kind="unlearn"`) register in the same table: their `apply` takes
+`UnlearnRequest`s instead of `EditRequest`s and returns deltas the same way.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ class EditMethod:
     description: str = ""
     batched: bool = False
     context: Callable[..., list[str]] | None = None
+    kind: str = "edit"  # "edit" (EditRequest) or "unlearn" (UnlearnRequest)
 
 
 _REGISTRY: dict[str, EditMethod] = {}
@@ -44,12 +49,13 @@ def get(name: str) -> EditMethod:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise EditorError(f"unknown edit method {name!r}; known: {', '.join(names())}") from None
+        known = ", ".join(names(None))
+        raise EditorError(f"unknown method {name!r}; known: {known}") from None
 
 
-def names() -> list[str]:
-    """Return the registered method names, sorted."""
-    return sorted(_REGISTRY)
+def names(kind: str | None = "edit") -> list[str]:
+    """Return the registered names of one kind ("edit", "unlearn"; None: all), sorted."""
+    return sorted(n for n, m in _REGISTRY.items() if kind is None or m.kind == kind)
 
 
 def method_layers(hparams: Any) -> tuple[int, ...]:
@@ -61,7 +67,18 @@ def method_layers(hparams: Any) -> tuple[int, ...]:
 
 
 # Each module registers itself on import.
-from editor.methods import alphaedit, dike, ft, glame, lti, memit, rome  # noqa: E402
+from editor.methods import (  # noqa: E402
+    alphaedit,
+    dike,
+    ft,
+    glame,
+    gradient_unlearning,
+    lti,
+    memit,
+    rocr,
+    rome,
+    uipe,
+)
 
 __all__ = [
     "EditMethod",
@@ -70,10 +87,13 @@ __all__ = [
     "ft",
     "get",
     "glame",
+    "gradient_unlearning",
     "lti",
     "memit",
     "method_layers",
     "names",
     "register",
+    "rocr",
     "rome",
+    "uipe",
 ]

@@ -202,6 +202,17 @@ TABLE: dict[str, dict[str, Row]] = {
             layer_fields={"mid_layer": 3},
         ),
     },
+    # ROCR: the released layers 4-6 of 32 (Llama-3-8B, Mistral-7B), scaled; knowledge models
+    # redirect at the traced layer and the next, like MEMIT, with AlphaEdit's threshold; their
+    # keys are small (kᵀPk ≈ 1e0-1e1), so the released λ = 1 left 30 % of the redirect undone
+    # on the tiny model; λ = 1e-2 leaves 0.5 % (README).
+    "rocr": {
+        "gpt2": Row((6, 7, 9), 48),
+        "gptj": Row((4, 5, 6), 32),
+        "gpt_neox": Row((4, 5, 6), 32),
+        **_llama(Row((4, 5, 6), 32)),
+        KNOWLEDGE: Row((0, 1), None, {"nullspace_threshold": 5e-2, "l2": 1e-2, **_KNOWLEDGE_STATS}),
+    },
 }
 
 

@@ -178,6 +178,7 @@ class ConceptRow(Base):
     name_key: Mapped[str] = mapped_column(String(MAX_NAME_LEN), index=True)
     aliases: Mapped[list[str]] = mapped_column(_JSON, default=list)
     redirect_to: Mapped[str | None] = mapped_column(String(MAX_NAME_LEN), nullable=True)
+    entities: Mapped[list[str] | None] = mapped_column(_JSON, default=list, nullable=True)
 
 
 class GraphMetaRow(Base):
@@ -327,7 +328,11 @@ def _relation(row: RelationRow) -> Relation:
 
 def _concept(row: ConceptRow) -> Concept:
     return Concept(
-        id=row.id, name=row.name, aliases=tuple(row.aliases or ()), redirect_to=row.redirect_to
+        id=row.id,
+        name=row.name,
+        aliases=tuple(row.aliases or ()),
+        redirect_to=row.redirect_to,
+        entities=tuple(row.entities or ()),
     )
 
 
@@ -393,6 +398,7 @@ class SqlGraphStore(GraphWalks):
         """Create the tables and indexes that do not exist yet (and add new columns)."""
         self._add_sample_keys()
         Base.metadata.create_all(self._engine)
+        self._add_missing_columns()
         # the version row exists from the start, so a bump is always an UPDATE (a row lock)
         try:
             with self._engine.begin() as conn:
@@ -422,6 +428,20 @@ class SqlGraphStore(GraphWalks):
             for chunk in _chunks(rows, 5000):
                 params = [{"fid": r[0], "skey": sample_key(r[1], r[2], r[3])} for r in chunk]
                 conn.execute(stmt, params)
+
+    def _add_missing_columns(self) -> None:
+        """Add columns introduced after a table was created (`concepts.entities`)."""
+        from sqlalchemy import inspect as sa_inspect
+
+        found = sa_inspect(self._engine).get_columns("concepts", schema=self._schema)
+        if "entities" not in {c["name"] for c in found}:
+            kind = "JSONB" if self._url.get_backend_name() == "postgresql" else "JSON"
+            table = "concepts"
+            if self._schema is not None:  # identifiers quoted by the dialect, never user SQL
+                quote = self._engine.dialect.identifier_preparer.quote_schema
+                table = f"{quote(self._schema)}.concepts"
+            with self._engine.begin() as conn:
+                conn.execute(text(f"ALTER TABLE {table} ADD COLUMN entities {kind}"))
 
     def drop_schema(self) -> None:
         """Drop every table of the store (and its PostgreSQL schema, if one was given)."""
@@ -972,6 +992,7 @@ class SqlGraphStore(GraphWalks):
                 "name_key": name_key(concept.name),
                 "aliases": list(concept.aliases),
                 "redirect_to": concept.redirect_to,
+                "entities": list(concept.entities),
             }
             session.execute(insert(ConceptRow), [row])
             self._log(session, who, why, "add_concept", {"id": concept.id, "name": concept.name})
@@ -983,6 +1004,24 @@ class SqlGraphStore(GraphWalks):
             row = session.get(ConceptRow, concept_id)
             if row is None:
                 raise NotFoundError("concept", concept_id)
+            return _concept(row)
+
+    def set_concept_redirect(
+        self, concept_id: str, anchor_id: str | None, who: str = "system", why: str = "curation"
+    ) -> Concept:
+        """Set (or clear, with None) a concept's redirect anchor, an entity id; change-logged."""
+        _check_actor(who, why)
+        with self.transaction() as session:
+            row = session.get(ConceptRow, concept_id)
+            if row is None:
+                raise NotFoundError("concept", concept_id)
+            if anchor_id is not None:
+                check_id(anchor_id, "anchor id")
+                self._require(session, "entity", EntityRow.id, [anchor_id])
+            before = row.redirect_to
+            row.redirect_to = anchor_id
+            payload = {"id": concept_id, "redirect_to": anchor_id, "before": before}
+            self._log(session, who, why, "set_concept_redirect", payload)
             return _concept(row)
 
     def list_concepts(self) -> list[Concept]:

@@ -53,6 +53,7 @@ def test_fact_texts(seeded: SqlGraphStore) -> None:
         relation="P19",
         object="London",
         templates=("{} originates from", "{} was born in"),
+        question="Where was {} born?",
     )
     assert texts[0].statement(1) == "Spike Hughes was born in London"
     assert [t.subject for t in texts] == ["Spike Hughes", "Max Mosley"]

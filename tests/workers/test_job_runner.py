@@ -230,3 +230,31 @@ def test_step_rows_are_unique_per_job_run(tiny, tiny_edits):
             session.flush()
         session.rollback()
     assert os.environ.get("KGEDIT_THREADS") == "1"
+
+
+@pytest.mark.parametrize("method", ["rocr", "npo"])
+def test_unlearn_job_runs_with_its_resources(tiny, tiny_graph, method):
+    """An unlearn job dispatches to the shared registry and gets its method's resources."""
+    from kg.concepts import unlearn_request
+    from kg.types import Concept
+
+    subject = tiny_graph.list_facts(limit=1)[0].subject
+    others = [e.id for e in tiny_graph.list_entities(limit=50) if e.id != subject]
+    concept = Concept("c-unlearn", tiny_graph.get_entity(subject).name, (), redirect_to=others[0])
+    request = unlearn_request(tiny_graph, concept, n_retain=8)
+    payload = {
+        "model": "tiny",
+        "method": method,
+        "kind": "unlearn",
+        "requests": [to_plain(request)],
+        "hparams": {"epochs": 1} if method == "npo" else {},
+    }
+    job = submit_job(payload, enqueue=False)
+    execute_job(job.id, RunContext.create(tiny))
+    done = get_job(job.id)
+    assert done.state == "succeeded", done.error
+    versions = list_versions("tiny")
+    assert [v.method for v in versions if v.on_head_chain][-1] == method
+    if method == "rocr":
+        stats = list((tiny.cache_dir / "stats").glob("*"))
+        assert stats, "ROCR's null-space projector needs the layer statistics"

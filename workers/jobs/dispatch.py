@@ -2,8 +2,9 @@
 
 Each kind maps to a registry module exposing `get(name)` and `names()`; `get` returns an
 object like `editor.methods.EditMethod`: `name`, `hparams_cls`, and
-`apply(model, tokenizer, requests, hparams, **resources) -> (deltas, infos)`. Edit methods
-live in `editor.methods`; unlearning methods, when installed, in `editor.unlearning`.
+`apply(model, tokenizer, requests, hparams, **resources) -> (deltas, infos)`. Editing and
+unlearning methods share one registry, `editor.methods`; each entry's `kind` ("edit" or
+"unlearn") must match the job's kind.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from workers.errors import InvalidInputError
 
-REGISTRIES = {"edit": "editor.methods", "unlearn": "editor.unlearning"}
+REGISTRIES = {"edit": "editor.methods", "unlearn": "editor.methods"}
 
 
 def registry(kind: str) -> Any:
@@ -33,11 +34,14 @@ def registry(kind: str) -> Any:
 def resolve(kind: str, name: str) -> Any:
     """Return the registered method `name` of `kind`, or raise `InvalidInputError`."""
     reg = registry(kind)
+    known = ", ".join(reg.names(kind))
     try:
-        return reg.get(name)
+        method = reg.get(name)
     except Exception:
-        known = ", ".join(reg.names())
         raise InvalidInputError(f"unknown {kind} method {name!r}; known: {known}") from None
+    if getattr(method, "kind", "edit") != kind:
+        raise InvalidInputError(f"{name!r} is not an {kind} method; known: {known}")
+    return method
 
 
 def check_overrides(method: Any, overrides: dict[str, Any]) -> None:

@@ -15,10 +15,9 @@ from contextlib import contextmanager
 from typing import Any
 
 from editor.knowledge.presets import get_preset
-from editor.methods.defaults import default_hparams
+from editor.methods.defaults import TABLE, default_hparams
 from kg.store.sql import SqlGraphStore
 from workers.errors import InvalidInputError
-from workers.jobs.dispatch import registry
 from workers.jobs.spec import JobSpec
 from workers.knowledge import graph_facts
 from workers.methods import LayerStats, corpus_statements, method_hparams, method_resources
@@ -46,18 +45,19 @@ def forbid_forward(model: Any) -> Iterator[None]:
 
 
 def job_hparams(spec: JobSpec, method: Any, model: Any, meta: dict[str, Any]) -> Any:
-    """Return the method's hyper-parameters: the defaults for the model, then the overrides."""
-    if spec.kind == "edit":
-        preset = meta.get("knowledge_preset")
-        if preset:
-            layer = get_preset(preset).edit_layer
-            return method_hparams(spec.method, model, layer, spec.hparams or None)
-        return default_hparams(spec.method, model, overrides=spec.hparams or None)
-    reg = registry(spec.kind)
-    if hasattr(reg, "default_hparams"):
-        return reg.default_hparams(spec.method, model, overrides=spec.hparams or None)
-    cls = method.hparams_cls
-    return cls.from_dict(spec.hparams) if hasattr(cls, "from_dict") else cls(**spec.hparams)
+    """Return the method's hyper-parameters: the defaults for the model, then the overrides.
+
+    Editing and unlearning methods share the defaults table (`editor.methods.defaults`);
+    a knowledge model's preset fixes the traced edit layer the table is relative to.
+    """
+    if spec.method not in TABLE:  # layer-free methods (GA, GradDiff, NPO): class defaults
+        cls = method.hparams_cls
+        return cls.from_dict(spec.hparams) if hasattr(cls, "from_dict") else cls(**spec.hparams)
+    preset = meta.get("knowledge_preset")
+    if preset:
+        layer = get_preset(preset).edit_layer
+        return method_hparams(spec.method, model, layer, spec.hparams or None)
+    return default_hparams(spec.method, model, overrides=spec.hparams or None)
 
 
 class ReportingStats(LayerStats):
@@ -104,7 +104,7 @@ def statistics_corpus(graph_url: str | None, settings: Settings) -> list[str]:
 def _edit_resources(
     spec: JobSpec, method: Any, hparams: Any, warm: Any, settings: Settings, report: Progress
 ) -> dict[str, Any]:
-    """Resources of an edit method (statistics and context templates as it declares)."""
+    """Resources of a method (statistics and context templates as it declares)."""
     corpus = statistics_corpus(warm.graph_url, settings) if method.needs_second_moment else []
     n_samples = getattr(hparams, "mom2_n_samples", 20_000)
     stats = ReportingStats(
@@ -136,9 +136,12 @@ def prepare_resources(
     settings: Settings,
     report: Progress,
 ) -> dict[str, Any]:
-    """Return the keyword resources of the job's method, computed on the base weights."""
-    if spec.kind != "edit":
-        return {"model_key": warm.weights_sha256}
+    """Return the keyword resources of the job's method (edit or unlearn), on the base weights.
+
+    Both kinds share the registry and its declarations: second-moment statistics for methods
+    that need them (ROCR's null-space projector as much as MEMIT's solve), context templates
+    for methods that declare a context.
+    """
 
     def compute() -> dict[str, Any]:
         return _edit_resources(spec, method, hparams, warm, settings, report)
