@@ -59,7 +59,19 @@ def main() -> None:
     ap.add_argument("--min-known", type=int, default=4, help="known probes a form needs")
     ap.add_argument("--threads", type=int, default=int(os.environ.get("KGEDIT_THREADS", "1")))
     ap.add_argument("--no-readme", action="store_true")
+    ap.add_argument(
+        "--report-only",
+        action="store_true",
+        help="re-read the last results, attach bench/tofu.py's, rewrite JSON and README",
+    )
     args = ap.parse_args()
+    if args.report_only:
+        data = json.loads((RESULTS / "unlearning_quality.json").read_text())
+        tofu_path = RESULTS / "tofu.json"
+        data["tofu"] = json.loads(tofu_path.read_text()) if tofu_path.is_file() else None
+        write_json("unlearning_quality", data)
+        update_readme("unlearning-quality", readme_table(data))
+        return
     torch.set_num_threads(args.threads)
 
     store, facts, model_dir = prepare_graph_model(args.limit, args.preset)
@@ -170,6 +182,19 @@ def readme_table(data: dict) -> str:
         + ", ".join(f"{f} {known[f]['forget_known']}/{known[f]['forget_n']}" for f in known)
         + ".",
     ]
+    tofu = data.get("tofu")
+    if tofu:
+        lines += ["", "TOFU (from `bench/tofu.py`, table below): forget quality / model utility."]
+        lines += ["", "| split | " + " | ".join(next(iter(tofu["splits"].values()))) + " |"]
+        lines.append("|---|" + "---|" * len(next(iter(tofu["splits"].values()))))
+        for split, rows in tofu["splits"].items():
+            cells = [
+                f"{r['forget_quality']:.3g} / {r['model_utility']:.3f}"
+                if "forget_quality" in r
+                else "–"
+                for r in rows.values()
+            ]
+            lines.append(f"| {split} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

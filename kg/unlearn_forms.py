@@ -119,6 +119,7 @@ class _Deriver:
         }
 
         def probe(form: str, prompt: str, expected: str, others: Sequence[str]) -> Probe:
+            """Build one probe of this fact in `form`."""
             kind = FORM_KINDS[form]
             return Probe(prompt, expected, kind, meta={**meta, "form": form}, rivals=tuple(others))
 
