@@ -9,6 +9,8 @@ import torch
 
 from contracts.types import EditRequest
 from editor.arch import arch_spec
+from editor.delta import Delta
+from editor.errors import EditorError
 from editor.loading import load_model, state_checksum
 from editor.methods import alphaedit as ae
 from editor.methods.alphaedit import (
@@ -125,3 +127,29 @@ def test_earlier_keys_are_protected_and_forgotten_on_revert(model_dirs, corpus, 
     assert float(ratio) < 0.5 * float(ratio_alone)
     seq.revert_all()
     assert state.n_keys == 0 and state_checksum(model) == before
+
+
+def test_a_sequence_resumes_from_saved_deltas_and_keys(model_dirs, corpus, tmp_path) -> None:
+    model, tok, sms, hp = _setup("gpt2", model_dirs, corpus, tmp_path)
+    before = state_checksum(model)
+    seq = EditSequence(model, tok, "alphaedit", hp, second_moment=sms, context_templates=CTX)
+    seq.apply(FIRST, batch_size=1)
+    for i, delta in enumerate(seq.deltas):
+        delta.save(tmp_path / f"{i}.safetensors")
+    tensors, tokens = seq.state["alphaedit"].tensors()
+    seq.apply(SECOND)
+    continued = seq.deltas[-1].entries[0].math_update()  # (d, m)
+    seq.revert_all()
+    assert state_checksum(model) == before
+
+    resumed = EditSequence(model, tok, "alphaedit", hp, second_moment=sms, context_templates=CTX)
+    loaded = [Delta.load(tmp_path / f"{i}.safetensors") for i in range(len(FIRST))]
+    state = AlphaEditState.from_tensors(tensors, tokens)
+    resumed.replay(loaded, {"alphaedit": state})
+    assert state.n_keys == len(FIRST) and len(resumed) == len(FIRST)
+    resumed.apply(SECOND)
+    torch.testing.assert_close(resumed.deltas[-1].entries[0].math_update(), continued)
+    resumed.revert_all()  # the replayed deltas revert too and drop their keys
+    assert state_checksum(model) == before and state.n_keys == 0
+    with pytest.raises(EditorError):  # a delta made on other weights is refused
+        EditSequence(model, tok, "alphaedit", hp, second_moment=sms).replay(loaded[1:])
