@@ -106,12 +106,15 @@ def method_resources(
     return out
 
 
-def graph_edits(facts: Sequence[FactText], seed: int = 0) -> list[EditRequest]:
+def graph_edits(
+    facts: Sequence[FactText], seed: int = 0, distinct_subjects: bool = False
+) -> list[EditRequest]:
     """Return one counterfactual edit per (subject, relation) of the graph, in seeded order.
 
     The prompt is the fact's first template; the new object is another object of the same
     relation (which the model has learned), picked by a hash of the fact, so the model can
-    say it. Relations with a single object are skipped.
+    say it. Relations with a single object are skipped. `distinct_subjects` keeps only the
+    first edit (in the seeded order) of each subject.
     """
     objects: dict[str, list[str]] = defaultdict(list)
     for f in facts:
@@ -136,7 +139,12 @@ def graph_edits(facts: Sequence[FactText], seed: int = 0) -> list[EditRequest]:
             )
         )
     random.Random(seed).shuffle(out)
-    return out
+    if not distinct_subjects:
+        return out
+    first: dict[str, EditRequest] = {}
+    for r in out:
+        first.setdefault(r.subject, r)
+    return list(first.values())
 
 
 def glame_subgraph(

@@ -78,6 +78,7 @@ class AlphaEditHyperParams(HParams):
     kl_factor: float = 0.0625
     v_loss_stop: float = 0.05
     nullspace_threshold: float = 2e-2
+    nullspace_energy: float | None = None
     l2: float = 10.0
     context_template_length_params: tuple[tuple[int, int], ...] = ((10, 5),)
     context_seeds: tuple[str, ...] = MEMIT_SEEDS
@@ -116,6 +117,24 @@ def eigen(sm: SecondMoment, cache_dir: str | Path | None = None) -> tuple[torch.
 def eigenvalues(sm: SecondMoment) -> torch.Tensor:
     """Return the eigenvalues of C (ascending, float64): the spectrum τ is chosen from."""
     return eigen(sm)[0]
+
+
+def energy_threshold(sm: SecondMoment, energy: float) -> float:
+    """Return the τ whose null space is the most smallest-eigenvalue directions of C that
+    together hold at most `energy` (a fraction) of its trace: a scale-free choice of τ."""
+    if not 0.0 <= energy < 1.0:
+        raise EditorError(f"nullspace_energy must be in [0, 1), not {energy}")
+    vals = eigen(sm)[0].clamp(min=0.0)  # (m,) ascending
+    share = torch.cumsum(vals, 0) / vals.sum()  # (m,)
+    n = int((share <= energy).sum())  # directions kept in the null space
+    return float(vals[n]) if n < vals.numel() else float(vals[-1]) + 1.0
+
+
+def layer_threshold(sm: SecondMoment, hparams: AlphaEditHyperParams) -> float:
+    """Return τ for one layer: from `nullspace_energy` when set, else `nullspace_threshold`."""
+    if hparams.nullspace_energy is None:
+        return float(hparams.nullspace_threshold)
+    return energy_threshold(sm, hparams.nullspace_energy)
 
 
 def null_space_projector(
@@ -256,7 +275,9 @@ def apply_alphaedit(
         context_templates = memit_context_templates(model, tokenizer, hparams, model_key)
     projectors = {
         layer: null_space_projector(
-            moment_for(second_moment, layer), hparams.nullspace_threshold, cache_dir
+            moment_for(second_moment, layer),
+            layer_threshold(moment_for(second_moment, layer), hparams),
+            cache_dir,
         )
         for layer in layers
     }

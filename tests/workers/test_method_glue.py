@@ -66,3 +66,15 @@ def test_batched_methods_through_the_edit_runner(
     assert run.rates()["rewrite"]["after"] > run.rates()["rewrite"]["before"]
     run.sequence.revert_all()
     assert state_checksum(model) == before
+
+
+def test_graph_edits_can_keep_one_edit_per_subject(tiny_facts) -> None:
+    every = graph_edits(tiny_facts, seed=3)
+    distinct = graph_edits(tiny_facts, seed=3, distinct_subjects=True)
+    subjects = [r.subject for r in distinct]
+    assert len(subjects) == len(set(subjects)) == len({r.subject for r in every})
+    assert len(distinct) < len(every)  # the tiny graph has subjects with several facts
+    first = {}
+    for r in every:
+        first.setdefault(r.subject, r)
+    assert distinct == list(first.values())  # the first of each subject, in the same order
