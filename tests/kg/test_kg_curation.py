@@ -229,6 +229,8 @@ def test_concurrent_approvals_of_one_slot_serialise(backend: str, request, tmp_p
                 outcomes[cs_id] = "approved"
             except ConflictError:
                 outcomes[cs_id] = "conflict"
+            except Exception as exc:  # recorded, so a failure names what went wrong
+                outcomes[cs_id] = f"{type(exc).__name__}: {exc}"
 
         threads = [threading.Thread(target=run, args=(i,)) for i in ids]
         for t in threads:
