@@ -13,7 +13,6 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -58,6 +57,15 @@ from kg.store.base import (
     group_incident,
     sample_key,
 )
+from kg.store.base import (
+    check_actor as _check_actor,
+)
+from kg.store.base import (
+    check_types as _check_types,
+)
+from kg.store.base import (
+    chunks as _chunks,
+)
 from kg.types import (
     MAX_NAME_LEN,
     ChangeLogEntry,
@@ -78,7 +86,6 @@ from kg.types import (
 
 DEFAULT_URL = "sqlite:///var/kg.sqlite"
 _IN_CHUNK = 500  # ids per IN (...) list: far below SQLite's bound-parameter limit
-_MAX_WHY = 10_000
 _JSON = JSON().with_variant(JSONB(), "postgresql")
 _CURRENT = text("status = 'current'")  # constant predicate of the partial unique index
 
@@ -245,12 +252,6 @@ class ChangeLogRow(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(_JSON, default=dict)
 
 
-def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
-    it = iter(items)
-    while chunk := list(islice(it, size)):
-        yield chunk
-
-
 def _utc(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
@@ -261,20 +262,6 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
-
-
-def _check_actor(who: str, why: str) -> None:
-    check_name(who, "who")
-    if not isinstance(why, str) or not why.strip():
-        raise ValidationError("why must not be empty")
-    if len(why) > _MAX_WHY:
-        raise ValidationError(f"why is {len(why)} characters long (max {_MAX_WHY})")
-
-
-def _check_types(items: Iterable[object], kind: type) -> None:
-    for item in items:
-        if not isinstance(item, kind):
-            raise ValidationError(f"expected a {kind.__name__}, got {type(item).__name__}")
 
 
 def _fact(row: FactRow) -> Fact:
