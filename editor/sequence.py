@@ -106,6 +106,21 @@ class EditSequence:
                 on_batch(min(start + size, len(requests)), len(requests))
         return new
 
+    def replay(self, deltas: Sequence[Delta], state: dict[str, Any] | None = None) -> None:
+        """Re-apply deltas an earlier run made (e.g. loaded from disk), in order, and adopt
+        the method state that run had after them, so the sequence continues where it stopped.
+
+        Each delta checks that the weights are those it was made on, so a wrong order or a
+        different base model raises `EditorError` (the deltas applied so far stay recorded).
+        """
+        for delta in deltas:
+            delta.apply(self.model)
+            self.deltas.append(delta)
+            self.infos.append({"replayed": True})
+            self.seconds.append(float(delta.meta.get("seconds", 0.0)))
+        if state:
+            self.state.update(state)
+
     def revert_to(self, n: int) -> list[Delta]:
         """Revert every delta after the first `n`, newest first; return the reverted ones."""
         if not 0 <= n <= len(self.deltas):

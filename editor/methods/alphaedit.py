@@ -78,6 +78,7 @@ class AlphaEditHyperParams(HParams):
     kl_factor: float = 0.0625
     v_loss_stop: float = 0.05
     nullspace_threshold: float = 2e-2
+    nullspace_energy: float | None = None
     l2: float = 10.0
     context_template_length_params: tuple[tuple[int, int], ...] = ((10, 5),)
     context_seeds: tuple[str, ...] = MEMIT_SEEDS
@@ -118,6 +119,24 @@ def eigenvalues(sm: SecondMoment) -> torch.Tensor:
     return eigen(sm)[0]
 
 
+def energy_threshold(sm: SecondMoment, energy: float) -> float:
+    """Return the τ whose null space is the most smallest-eigenvalue directions of C that
+    together hold at most `energy` (a fraction) of its trace: a scale-free choice of τ."""
+    if not 0.0 <= energy < 1.0:
+        raise EditorError(f"nullspace_energy must be in [0, 1), not {energy}")
+    vals = eigen(sm)[0].clamp(min=0.0)  # (m,) ascending
+    share = torch.cumsum(vals, 0) / vals.sum()  # (m,)
+    n = int((share <= energy).sum())  # directions kept in the null space
+    return float(vals[n]) if n < vals.numel() else float(vals[-1]) + 1.0
+
+
+def layer_threshold(sm: SecondMoment, hparams: AlphaEditHyperParams) -> float:
+    """Return τ for one layer: from `nullspace_energy` when set, else `nullspace_threshold`."""
+    if hparams.nullspace_energy is None:
+        return float(hparams.nullspace_threshold)
+    return energy_threshold(sm, hparams.nullspace_energy)
+
+
 def null_space_projector(
     sm: SecondMoment, threshold: float, cache_dir: str | Path | None = None
 ) -> torch.Tensor:
@@ -138,34 +157,76 @@ def clear_cache() -> None:
 
 @dataclass
 class AlphaEditState:
-    """Keys (m, n) per layer of every batch edited so far in one sequence, in order."""
+    """Keys (m, n) per layer of every batch edited so far in one sequence, in order.
+
+    C_p per layer is kept as a running float64 sum: adding a batch adds its K Kᵀ, forgetting
+    one subtracts it (and an empty state is exactly zero again).
+    """
 
     batches: list[tuple[str, dict[int, torch.Tensor]]] = field(default_factory=list)
+    _cp: dict[int, torch.Tensor] = field(default_factory=dict, repr=False)
 
     def cp(self, layer: int, m: int) -> torch.Tensor:
         """Return C_p = Σ K_p K_pᵀ (m, m, float64) of `layer` over the kept batches."""
-        out = torch.zeros(m, m, dtype=torch.float64)  # (m, m)
-        for _, keys in self.batches:
-            if layer in keys:
-                K = keys[layer].double()  # (m, n)
-                out += K @ K.T
-        return out
+        if layer not in self._cp:
+            return torch.zeros(m, m, dtype=torch.float64)
+        return self._cp[layer].clone()
 
     def add(self, keys: dict[int, torch.Tensor]) -> str:
-        """Record one batch's keys; return its token."""
+        """Record one batch's keys (layer -> (m, n)); return its token."""
         token = f"alphaedit-{next(_COUNTER)}"
-        self.batches.append((token, {k: v.detach().cpu() for k, v in keys.items()}))
+        self._push(token, keys)
         return token
+
+    def _push(self, token: str, keys: dict[int, torch.Tensor]) -> None:
+        """Append one batch's keys (layer -> (m, n)) and add its K Kᵀ to C_p."""
+        kept = {k: v.detach().cpu().double() for k, v in sorted(keys.items())}
+        self.batches.append((token, kept))
+        for layer, K in kept.items():
+            outer = K @ K.T  # (m, m)
+            self._cp[layer] = self._cp[layer] + outer if layer in self._cp else outer
 
     def forget(self, delta: Delta) -> None:
         """Drop the keys of the batch `delta` edited (called when the delta is reverted)."""
         token = delta.meta.get("alphaedit_batch")
+        for t, keys in self.batches:
+            if t == token:
+                for layer, K in keys.items():
+                    self._cp[layer] = self._cp[layer] - K @ K.T
         self.batches = [(t, k) for t, k in self.batches if t != token]
+        if not self.batches:
+            self._cp.clear()
 
     @property
     def n_keys(self) -> int:
         """Return how many edited keys are kept (per layer)."""
         return sum(next(iter(k.values())).shape[1] for _, k in self.batches if k)
+
+    def tensors(self) -> tuple[dict[str, torch.Tensor], list[str]]:
+        """Return the kept keys as named tensors (`i.layer`) and the batch tokens, in order."""
+        out = {
+            f"{i}.{layer}": K.contiguous()
+            for i, (_, keys) in enumerate(self.batches)
+            for layer, K in keys.items()
+        }
+        return out, [token for token, _ in self.batches]
+
+    @classmethod
+    def from_tensors(
+        cls, tensors: dict[str, torch.Tensor], tokens: Sequence[str]
+    ) -> AlphaEditState:
+        """Rebuild a state written by `tensors` (C_p summed again in the original order)."""
+        state = cls()
+        for i, token in enumerate(tokens):
+            keys = {
+                int(name.split(".", 1)[1]): K
+                for name, K in tensors.items()
+                if name.split(".", 1)[0] == str(i)
+            }
+            if not keys:
+                raise EditorError(f"AlphaEdit state: no keys for batch {i} ({token})")
+            state._push(token, keys)
+        return state
 
 
 def alphaedit_update(
@@ -214,7 +275,9 @@ def apply_alphaedit(
         context_templates = memit_context_templates(model, tokenizer, hparams, model_key)
     projectors = {
         layer: null_space_projector(
-            moment_for(second_moment, layer), hparams.nullspace_threshold, cache_dir
+            moment_for(second_moment, layer),
+            layer_threshold(moment_for(second_moment, layer), hparams),
+            cache_dir,
         )
         for layer in layers
     }

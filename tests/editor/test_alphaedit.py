@@ -9,6 +9,8 @@ import torch
 
 from contracts.types import EditRequest
 from editor.arch import arch_spec
+from editor.delta import Delta
+from editor.errors import EditorError
 from editor.loading import load_model, state_checksum
 from editor.methods import alphaedit as ae
 from editor.methods.alphaedit import (
@@ -73,6 +75,30 @@ def test_threshold_is_exposed_and_cached(tmp_path: Path) -> None:
     torch.testing.assert_close(null_space_projector(sm, 1e-4, cache_dir=tmp_path), P1)
 
 
+def test_energy_threshold_bounds_the_preserved_energy_in_the_null_space() -> None:
+    ae.clear_cache()
+    g = torch.Generator().manual_seed(5)
+    Q, _ = torch.linalg.qr(torch.randn(12, 12, generator=g, dtype=torch.float64))  # (m, m)
+    vals = torch.tensor([1e-4, 2e-4, 1e-3, 0.01, 0.05, 0.1, 0.3, 0.5, 1.0, 2.0, 4.0, 8.0])
+    C = Q @ torch.diag(vals.double()) @ Q.T  # (m, m)
+    sm = SecondMoment(mom2=C.float(), count=1)
+    total = float(vals.sum())
+    for energy in (0.0, 1e-4, 0.001, 0.01, 0.05):
+        P = null_space_projector(sm, ae.energy_threshold(sm, energy))
+        kept = float(torch.trace(P @ C.double()))  # preserved energy left in the null space
+        assert kept <= energy * total + 1e-9
+        dims = int(torch.trace(P).round())
+        assert float(vals[: dims + 1].sum()) > energy * total  # one more direction is too many
+    # scale-free: the same fraction picks the same directions of 100·C
+    big = SecondMoment(mom2=(100 * C).float(), count=1)
+    assert int(torch.trace(null_space_projector(big, ae.energy_threshold(big, 0.01))).round()) == 5
+    hp = AlphaEditHyperParams(layers=(0,), nullspace_energy=0.01)
+    assert ae.layer_threshold(sm, hp) == ae.energy_threshold(sm, 0.01)
+    assert ae.layer_threshold(sm, hp.replace(nullspace_energy=None)) == hp.nullspace_threshold
+    with pytest.raises(EditorError):
+        ae.energy_threshold(sm, 1.0)
+
+
 def _setup(arch: str, model_dirs, corpus, tmp_path: Path):
     model, tok = load_model(model_dirs[arch])
     sm = layer_second_moment(model, tok, 0, corpus, cache_dir=tmp_path / "stats")
@@ -125,3 +151,29 @@ def test_earlier_keys_are_protected_and_forgotten_on_revert(model_dirs, corpus, 
     assert float(ratio) < 0.5 * float(ratio_alone)
     seq.revert_all()
     assert state.n_keys == 0 and state_checksum(model) == before
+
+
+def test_a_sequence_resumes_from_saved_deltas_and_keys(model_dirs, corpus, tmp_path) -> None:
+    model, tok, sms, hp = _setup("gpt2", model_dirs, corpus, tmp_path)
+    before = state_checksum(model)
+    seq = EditSequence(model, tok, "alphaedit", hp, second_moment=sms, context_templates=CTX)
+    seq.apply(FIRST, batch_size=1)
+    for i, delta in enumerate(seq.deltas):
+        delta.save(tmp_path / f"{i}.safetensors")
+    tensors, tokens = seq.state["alphaedit"].tensors()
+    seq.apply(SECOND)
+    continued = seq.deltas[-1].entries[0].math_update()  # (d, m)
+    seq.revert_all()
+    assert state_checksum(model) == before
+
+    resumed = EditSequence(model, tok, "alphaedit", hp, second_moment=sms, context_templates=CTX)
+    loaded = [Delta.load(tmp_path / f"{i}.safetensors") for i in range(len(FIRST))]
+    state = AlphaEditState.from_tensors(tensors, tokens)
+    resumed.replay(loaded, {"alphaedit": state})
+    assert state.n_keys == len(FIRST) and len(resumed) == len(FIRST)
+    resumed.apply(SECOND)
+    torch.testing.assert_close(resumed.deltas[-1].entries[0].math_update(), continued)
+    resumed.revert_all()  # the replayed deltas revert too and drop their keys
+    assert state_checksum(model) == before and state.n_keys == 0
+    with pytest.raises(EditorError):  # a delta made on other weights is refused
+        EditSequence(model, tok, "alphaedit", hp, second_moment=sms).replay(loaded[1:])

@@ -1,0 +1,302 @@
+"""Sequential stress: 1,000 EVOKE-graph edits one after another on the `small` model, then
+rewrite accuracy on the first 100, for ROME, MEMIT and AlphaEdit.
+
+The edits are counterfactual rewrites of graph facts the model knows (`graph_edits`: the new
+object another object of the same relation, seeded order), one per subject (`--same-subject`
+allows several): a subject-keyed method stores every fact of a subject that starts its
+prompts under one key, so a later edit of the same subject rewrites the same memory slot.
+Each method applies them in order with `EditSequence` (batches of `--batch`, default 1),
+keeping every delta. After each edit its own rewrite is scored ("landed"); at each
+checkpoint the rewrite accuracy (P(new) > P(true) on the edit prompt) of the first 100
+edits and the exact recall of 200 untouched graph facts are measured. At the end every delta
+is reverted and the weights are checked against the base checksum.
+
+Nothing is lost when the run stops: every delta is saved under `var/bench/sequential_stress/`
+as it is made, with AlphaEdit's kept keys and the figures so far at each checkpoint; a rerun
+with the same arguments replays the saved deltas and goes on. Results are written to
+bench/results/sequential_stress.json after every checkpoint, and the README block between the
+`sequential-stress` markers when a method finishes.
+
+    nice -n 10 .venv/bin/python bench/sequential_stress.py [--edits 1000] [--methods rome,memit]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from rich.console import Console
+from rich.progress import Progress
+from safetensors.torch import load_file, save_file
+
+from bench.common import RESULTS, machine, today, update_readme, write_json
+from contracts.types import Probe, ProbeKind
+from editor.delta import Delta
+from editor.knowledge.presets import get_preset
+from editor.loading import state_checksum, weights_sha256
+from editor.methods.alphaedit import AlphaEditState
+from editor.probe_scoring import probe_success
+from editor.sequence import EditSequence
+from workers.demo import prepare
+from workers.edit_run import select_known_edits
+from workers.methods import (
+    LayerStats,
+    corpus_statements,
+    graph_edits,
+    method_hparams,
+    method_resources,
+)
+from workers.settings import get_settings
+
+CHECKPOINTS = (100, 250, 500, 750, 1000)
+SAVE_EVERY = 25
+
+
+def rewrite_probes(edits) -> list[Probe]:
+    """Return the rewrite probe (new against true) of each edit."""
+    return [
+        Probe(r.rendered(), r.target_new, ProbeKind.REWRITE, unexpected=r.target_true)
+        for r in edits
+    ]
+
+
+def untouched_probes(facts, edits, n: int, seed: int) -> list[Probe]:
+    """Return exact-recall probes of `n` graph facts whose subject and relation are not edited."""
+    edited = {(r.subject, r.relation) for r in edits}
+    pool = [f for f in facts if (f.subject, f.relation) not in edited]
+    chosen = random.Random(seed).sample(pool, min(n, len(pool)))
+    return [
+        Probe(f.templates[0].format(f.subject), f.object, ProbeKind.SAME_SUBJECT) for f in chosen
+    ]
+
+
+class RunStore:
+    """One method's run on disk: its deltas in order, AlphaEdit's keys and the figures so far."""
+
+    def __init__(self, root: Path, fingerprint: str) -> None:
+        self.root, self.fingerprint = root, fingerprint
+        self.progress_path = root / "progress.json"
+
+    def load(self) -> dict | None:
+        """Return the saved progress of a run with the same inputs, or None."""
+        if not self.progress_path.is_file():
+            return None
+        data = json.loads(self.progress_path.read_text())
+        return data if data.get("fingerprint") == self.fingerprint else None
+
+    def deltas(self, n: int) -> list[Delta]:
+        """Return the first `n` saved deltas."""
+        return [Delta.load(self.root / "deltas" / f"{i:05d}.safetensors") for i in range(n)]
+
+    def state(self) -> dict:
+        """Return the saved method state (AlphaEdit's keys), if any."""
+        path = self.root / "alphaedit-state.safetensors"
+        if not path.is_file():
+            return {}
+        meta = json.loads((self.root / "alphaedit-state.json").read_text())
+        return {"alphaedit": AlphaEditState.from_tensors(load_file(str(path)), meta["tokens"])}
+
+    def save(self, seq: EditSequence, saved: int, progress: dict) -> int:
+        """Write the deltas made since `saved`, the method state and the progress."""
+        for i in range(saved, len(seq.deltas)):
+            seq.deltas[i].save(self.root / "deltas" / f"{i:05d}.safetensors")
+        state = seq.state.get("alphaedit")
+        if isinstance(state, AlphaEditState):
+            tensors, tokens = state.tensors()
+            save_file(tensors, str(self.root / "alphaedit-state.safetensors"))
+            (self.root / "alphaedit-state.json").write_text(json.dumps({"tokens": tokens}))
+        progress["n_deltas"] = len(seq.deltas)
+        tmp = self.progress_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({**progress, "fingerprint": self.fingerprint}, indent=1))
+        tmp.replace(self.progress_path)
+        return len(seq.deltas)
+
+
+def run_method(console, setup, method, edits, checks, untouched, args, key, stats, report) -> dict:
+    """Apply the edits in order with one method; return accuracy at each checkpoint.
+
+    `report(partial)` is called with the figures so far at every checkpoint.
+    """
+    model, tok = setup.model, setup.tokenizer
+    hp = method_hparams(method, model, get_preset("small").edit_layer, overrides_for(args, method))
+    res = method_resources(method, hp, model, tok, stats, key, facts=setup.facts)
+    base = state_checksum(model)
+    fingerprint = hashlib.sha256(
+        json.dumps(
+            [key, method, hp.to_dict(), args.batch, [r.request_id for r in edits]],
+            sort_keys=True,
+            default=str,
+        ).encode()
+    ).hexdigest()[:16]
+    store = RunStore(get_settings().var_dir / "bench" / "sequential_stress" / method, fingerprint)
+    seq = EditSequence(model, tok, method, hp, **res)
+    progress = store.load() or {
+        "done": 0,
+        "points": [],
+        "landed": [],
+        "seconds": 0.0,
+        "untouched_recall_before": float(probe_success(model, tok, untouched).float().mean()),
+    }
+    done = progress["done"]
+    if done:
+        console.print(f"{method}: resuming after {done} saved edits")
+        seq.replay(store.deltas(progress["n_deltas"]), store.state())
+    saved = len(seq.deltas)
+    probes = rewrite_probes(edits)
+    marks = [c for c in CHECKPOINTS if c < len(edits)] + [len(edits)]
+    with Progress(console=console) as bar:
+        task = bar.add_task(f"{method} sequential edits", total=len(edits), completed=done)
+        while done < len(edits):
+            batch = edits[done : done + args.batch]
+            t0 = time.perf_counter()
+            seq.apply(batch)
+            progress["seconds"] += time.perf_counter() - t0
+            ok = probe_success(model, tok, probes[done : done + len(batch)])
+            progress["landed"] += [bool(x) for x in ok]
+            done += len(batch)
+            progress["done"] = done
+            bar.update(task, completed=done)
+            if done in marks or done % SAVE_EVERY == 0:
+                if done in marks:
+                    point = measure(model, tok, checks, untouched, progress, done)
+                    progress["points"].append(point)
+                    report(summary(hp, progress, len(edits)))
+                    console.print(
+                        f"{method}: {done} edits, first-100 rewrite "
+                        f"{point['first_100_rewrite']:.1%}, landed {point['landed_so_far']:.1%}, "
+                        f"untouched {point['untouched_recall']:.1%}"
+                    )
+                saved = store.save(seq, saved, progress)
+    seq.revert_all()
+    reverted = state_checksum(model) == base
+    if not reverted:
+        raise RuntimeError(f"{method}: reverting {len(edits)} deltas did not restore the weights")
+    return {**summary(hp, progress, len(edits)), "reverted_bit_exact": reverted}
+
+
+def summary(hp, progress: dict, n_edits: int) -> dict:
+    """Return a method's figures so far."""
+    return {
+        "hparams": hp.to_dict(),
+        "points": progress["points"],
+        "done": progress["done"],
+        "landed": sum(progress["landed"]) / max(1, len(progress["landed"])),
+        "untouched_recall_before": progress["untouched_recall_before"],
+        "seconds_per_edit": progress["seconds"] / max(1, progress["done"]),
+        "finished": False,
+    }
+
+
+def measure(model, tok, checks, untouched, progress, done) -> dict:
+    """Return the figures of one checkpoint."""
+    return {
+        "edits": done,
+        "first_100_rewrite": float(probe_success(model, tok, checks).float().mean()),
+        "untouched_recall": float(probe_success(model, tok, untouched).float().mean()),
+        "landed_so_far": sum(progress["landed"]) / len(progress["landed"]),
+        "seconds": progress["seconds"],
+    }
+
+
+def overrides_for(args, method: str) -> dict | None:
+    """Return the method's hyper-parameter overrides from `--hparams` (a JSON file or text)."""
+    if not args.hparams:
+        return None
+    text = args.hparams
+    data = json.loads(Path(text).read_text() if Path(text).is_file() else text)
+    return data.get(method) if isinstance(data.get(method), dict) else None
+
+
+def readme_block(data: dict) -> str:
+    """Return the README table of the finished methods."""
+    results = {m: r for m, r in data["results"].items() if r.get("finished")}
+    marks = sorted({p["edits"] for r in results.values() for p in r["points"]})
+    same = "one edit per subject" if not data["same_subject"] else "subjects may repeat"
+    lines = [
+        f"Measured {data['date']} on {data['machine']}; `small` model, {data['edits']} graph "
+        f"edits ({same}) applied one after another in batches of {data['batch_size']}; rewrite "
+        "accuracy (P(new) > P(true)) of the first 100 edits after each number of edits, the "
+        "share of edits that held right after they were made, and exact recall of 200 "
+        "untouched graph facts.",
+        "",
+        "| method | layers | "
+        + " | ".join(f"after {m}" for m in marks)
+        + " | landed | untouched recall (before → after) | s/edit |",
+        "|---|---|" + "---|" * len(marks) + "---|---|---|",
+    ]
+    for method, r in results.items():
+        by_mark = {p["edits"]: p for p in r["points"]}
+        accs = " | ".join(
+            f"{by_mark[m]['first_100_rewrite']:.1%}" if m in by_mark else "–" for m in marks
+        )
+        layers = ",".join(str(x) for x in r["hparams"].get("layers", [r["hparams"].get("layer")]))
+        lines.append(
+            f"| {method} | {layers} | {accs} | {r['landed']:.1%} | "
+            f"{r['untouched_recall_before']:.1%} → {r['points'][-1]['untouched_recall']:.1%} | "
+            f"{r['seconds_per_edit']:.2f} |"
+        )
+    lines.append("\nEvery delta was reverted afterwards; the weights matched the base checksum.")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    """Run the stress test and write its JSON and README table."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--edits", type=int, default=1000)
+    parser.add_argument("--methods", default="alphaedit,memit,rome")
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--same-subject", action="store_true", help="allow repeated subjects")
+    parser.add_argument("--no-readme", action="store_true")
+    parser.add_argument("--out", default="sequential_stress")
+    parser.add_argument("--hparams", help="JSON overrides keyed by method (file or text)")
+    args = parser.parse_args()
+    console = Console()
+    setup = prepare(console, "small")
+    key = weights_sha256(setup.model_dir)
+    stats = LayerStats(setup.model, setup.tokenizer, corpus_statements(setup.facts), key)
+    candidates = graph_edits(setup.facts, seed=args.seed, distinct_subjects=not args.same_subject)
+    edits = select_known_edits(setup.model, setup.tokenizer, candidates, args.edits)
+    if len(edits) < args.edits:
+        console.print(f"only {len(edits)} known graph edits of {args.edits} asked for")
+    checks = rewrite_probes(edits[:100])
+    untouched = untouched_probes(setup.facts, edits, 200, args.seed)
+    console.print(f"{len(edits)} graph edits of {len(candidates)} candidates")
+    path = RESULTS / f"{args.out}.json"
+    old = json.loads(path.read_text()) if path.is_file() else {}
+    same_setup = old.get("edits") == len(edits) and old.get("batch_size") == args.batch
+    data = {
+        "date": today(),
+        "machine": machine(),
+        "preset": "small",
+        "edits": len(edits),
+        "batch_size": args.batch,
+        "same_subject": args.same_subject,
+        "results": old.get("results", {}) if same_setup else {},
+    }
+    for method in args.methods.split(","):
+
+        def report(partial: dict, method: str = method) -> None:
+            """Write the figures so far of a running method."""
+            data["results"][method] = partial
+            write_json(args.out, data)
+
+        result = run_method(
+            console, setup, method, edits, checks, untouched, args, key, stats, report
+        )
+        data["results"][method] = {**result, "finished": True}
+        write_json(args.out, data)
+        if not args.no_readme:
+            update_readme("sequential-stress", readme_block(data))
+    console.print(readme_block(data))
+
+
+if __name__ == "__main__":
+    main()

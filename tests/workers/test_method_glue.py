@@ -1,0 +1,80 @@
+"""Workers glue for every method: graph edits, GLAME subgraphs, defaults, resources, runs."""
+
+from __future__ import annotations
+
+import pytest
+
+from editor.loading import load_model, state_checksum, weights_sha256
+from workers.edit_run import probes_for, run_edits, select_known_edits
+from workers.methods import (
+    LayerStats,
+    corpus_statements,
+    glame_subgraph,
+    graph_edits,
+    method_hparams,
+    method_resources,
+)
+
+
+def test_graph_edits_are_counterfactual_and_distinct(tiny_facts) -> None:
+    edits = graph_edits(tiny_facts, seed=1)
+    assert edits == graph_edits(tiny_facts, seed=1)  # deterministic
+    keys = [(r.subject, r.relation) for r in edits]
+    assert len(keys) == len(set(keys)) > 100
+    objects = {}
+    for f in tiny_facts:
+        objects.setdefault(f.relation, set()).add(f.object)
+    for r in edits[:50]:
+        assert r.target_new != r.target_true and r.target_new in objects[r.relation]
+        assert r.target_true in objects[r.relation] and "{}" in r.prompt
+
+
+def test_glame_subgraph_reaches_the_new_objects_facts(tiny_facts) -> None:
+    hub = next(f.object for f in tiny_facts if any(g.subject == f.object for g in tiny_facts))
+    edit = (
+        next(r for r in graph_edits(tiny_facts) if r.target_new == hub)
+        if any(r.target_new == hub for r in graph_edits(tiny_facts))
+        else None
+    )
+    if edit is None:
+        pytest.skip("no edit targets an object with facts of its own in the tiny graph")
+    g = glame_subgraph(tiny_facts, edit, size=5, labels={edit.relation: "label"})
+    assert g.nodes[:2] == (edit.subject, edit.target_new) and g.center == 0
+    assert g.edges[0].relation == "label" and 2 <= len(g.edges) <= 5
+    assert all(e.head == 1 for e in g.edges[1:])  # o*'s own facts
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["memit", "alphaedit", "lti-memit"])
+def test_batched_methods_through_the_edit_runner(
+    method, tiny_model_dir, tiny_graph, tiny_facts, evoke_paths, tiny_cases, tmp_path
+) -> None:
+    from kg.importers.evoke import evoke_cases
+
+    model, tok = load_model(tiny_model_dir)
+    edits = select_known_edits(model, tok, evoke_cases(*evoke_paths, limit=tiny_cases), 3)
+    probes = [probes_for(tiny_graph, tok, tiny_facts, r) for r in edits]
+    key = weights_sha256(tiny_model_dir)
+    hp = method_hparams(method, model, 0, {"v_num_grad_steps": 15})
+    stats = LayerStats(model, tok, corpus_statements(tiny_facts), key, cache_dir=tmp_path)
+    res = method_resources(method, hp, model, tok, stats, key, context_cache=tmp_path)
+    sm, ctx = res.pop("second_moment"), res.pop("context_templates")
+    before = state_checksum(model)
+    run = run_edits(model, tok, edits, probes, hp, sm, ctx, mode="batch", method=method,
+                    resources=res)  # fmt: skip
+    assert len(run.deltas) == 1 and run.sequence is not None
+    assert run.rates()["rewrite"]["after"] > run.rates()["rewrite"]["before"]
+    run.sequence.revert_all()
+    assert state_checksum(model) == before
+
+
+def test_graph_edits_can_keep_one_edit_per_subject(tiny_facts) -> None:
+    every = graph_edits(tiny_facts, seed=3)
+    distinct = graph_edits(tiny_facts, seed=3, distinct_subjects=True)
+    subjects = [r.subject for r in distinct]
+    assert len(subjects) == len(set(subjects)) == len({r.subject for r in every})
+    assert len(distinct) < len(every)  # the tiny graph has subjects with several facts
+    first = {}
+    for r in every:
+        first.setdefault(r.subject, r)
+    assert distinct == list(first.values())  # the first of each subject, in the same order
