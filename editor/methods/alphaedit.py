@@ -175,11 +175,11 @@ class AlphaEditState:
     def add(self, keys: dict[int, torch.Tensor]) -> str:
         """Record one batch's keys (layer -> (m, n)); return its token."""
         token = f"alphaedit-{next(_COUNTER)}"
-        self._push(token, keys)
+        self.push(token, keys)
         return token
 
-    def _push(self, token: str, keys: dict[int, torch.Tensor]) -> None:
-        """Append one batch's keys (layer -> (m, n)) and add its K Kᵀ to C_p."""
+    def push(self, token: str, keys: dict[int, torch.Tensor]) -> None:
+        """Append one batch's keys (layer -> (m, n)) under `token` and add its K Kᵀ to C_p."""
         kept = {k: v.detach().cpu().double() for k, v in sorted(keys.items())}
         self.batches.append((token, kept))
         for layer, K in kept.items():
@@ -225,7 +225,7 @@ class AlphaEditState:
             }
             if not keys:
                 raise EditorError(f"AlphaEdit state: no keys for batch {i} ({token})")
-            state._push(token, keys)
+            state.push(token, keys)
         return state
 
 

@@ -43,7 +43,7 @@ def _alphaedit(
         for layer in method_layers(hparams)
     }  # layer -> (m, n)
     for delta in deltas:
-        own.batches.append((str(delta.meta.get("alphaedit_batch")), keys))
+        own.push(str(delta.meta.get("alphaedit_batch")), keys)
 
 
 REBUILDERS: dict[str, Rebuilder] = {"alphaedit": _alphaedit}
