@@ -56,6 +56,7 @@ def main() -> None:
     parser.add_argument("--no-readme", action="store_true")
     args = parser.parse_args()
     console = Console()
+    load_before = os.getloadavg()[0]
     setup = prepare(console, "small")
     model, tok = setup.model, setup.tokenizer
     view = GraphView(setup.store)
@@ -107,7 +108,9 @@ def main() -> None:
     data = {
         "date": today(),
         "machine": machine(),
+        "load_average_before": load_before,
         "load_average": os.getloadavg(),
+        "niceness": os.nice(0),
         "probes": len(probes),
         "teacher_forced": len(forced),
         "edits": len(changes),
@@ -123,7 +126,8 @@ def main() -> None:
     write_json("audit_throughput", data)
     lines = [
         f"Measured {data['date']} on {data['machine'].rsplit(',', 1)[0]} (load average "
-        f"{data['load_average'][0]:.1f} from other work on the shared machine), `nice -n 10`; "
+        f"{load_before:.1f} before the run, {data['load_average'][0]:.1f} at its end with its "
+        f"own threads; niceness {data['niceness']}); "
         f"`small` model; {len(probes):,} audit probes of {len(changes)} EVOKE edits and "
         f"{args.sample:,} sample facts ({len(forced):,} teacher-forced). Best of "
         f"{args.repeats} runs (median in brackets).",
