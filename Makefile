@@ -19,10 +19,12 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/kgedit demo
 
+# torch single-threaded unless told otherwise: the suite runs worker processes beside the test
+# process, and two threads per process on two cores lose to one (README "Tests")
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(PY) -m pytest -q
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m pytest -q
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
