@@ -58,7 +58,7 @@ def create_entity(body: EntityCreate, store: StoreDep, caller: CallerDep) -> Ent
     return EntityPublic.of(store.add_entity(entity, who=caller.actor, why=body.reason))
 
 
-@router.post("/entities/{entity_id}/aliases", **roles(Role.CURATOR))
+@router.post("/entities/{entity_id:path}/aliases", **roles(Role.CURATOR))
 def add_alias(
     entity_id: str, body: AliasCreate, store: StoreDep, caller: CallerDep
 ) -> EntityPublic:
@@ -68,13 +68,13 @@ def add_alias(
     )
 
 
-@router.get("/entities/{entity_id}/facts", **roles(*READERS))
+@router.get("/entities/{entity_id:path}/facts", **roles(*READERS))
 def entity_facts(entity_id: str, store: StoreDep) -> list[FactPublic]:
     """Return the current facts whose subject is the entity."""
     return [FactPublic.of(f) for f in store.facts_about(entity_id)]
 
 
-@router.get("/entities/{entity_id}/neighbourhood", **roles(*READERS))
+@router.get("/entities/{entity_id:path}/neighbourhood", **roles(*READERS))
 def neighbourhood(
     entity_id: str,
     store: StoreDep,

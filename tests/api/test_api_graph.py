@@ -182,3 +182,25 @@ def test_model_registration_is_validated(client, as_role, api_settings, tmp_path
     sneaky = api_settings.models_dir / ".." / ".." / "elsewhere"
     assert "KGEDIT_MODEL_ROOTS" in register(sneaky).json()["error"]["message"]
     assert client.get("/v1/models/m1", headers=as_role("auditor")).status_code == 404
+
+
+def test_entity_ids_with_slashes_reach_every_entity_route(client, curated, as_role):
+    h, reader = as_role("curator"), as_role("reviewer")
+    eid = "wd/entity/Q90"
+    body = {"id": eid, "name": "Paris (Wikidata)", "reason": "t"}
+    assert client.post("/v1/graph/entities", json=body, headers=h).status_code == 201
+    fact = {"subject": eid, "relation": "part_of", "object": "france", "reason": "t"}
+    assert client.post("/v1/graph/facts", json=fact, headers=h).status_code == 201
+    base = f"/v1/graph/entities/{eid}"
+    assert client.get(base, headers=reader).json()["id"] == eid
+    r = client.post(f"{base}/aliases", json={"alias": "Lutetia", "reason": "t"}, headers=h)
+    assert r.status_code == 200, r.text
+    assert "Lutetia" in r.json()["aliases"]
+    facts = client.get(f"{base}/facts", headers=reader)
+    assert facts.status_code == 200, facts.text
+    assert [f["object"] for f in facts.json()] == ["france"]
+    hood = client.get(f"{base}/neighbourhood", headers=reader)
+    assert hood.status_code == 200, hood.text
+    assert "france" in {n["id"] for n in hood.json()["nodes"]}
+    missing = client.get("/v1/graph/entities/wd/entity/Q404/facts", headers=reader)
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
