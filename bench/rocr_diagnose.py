@@ -110,25 +110,46 @@ def oracle_answered(model, tok, probe, name: str, anchor: str, layers) -> tuple[
     return before, bool(patched[0] > patched[1:].max())
 
 
+def swap_answered(model, tok, probe, name: str, anchor: str) -> tuple[bool, bool]:
+    """Return (answered, answered with the anchor's whole name written in place of the name)."""
+    cands = [probe.expected, *[r for r in (probe.unexpected, *probe.rivals) if r]]
+    plain = mean_logprobs(model, tok, probe.prompt, cands)
+    swapped = mean_logprobs(model, tok, probe.prompt.replace(name, anchor), cands)
+    return bool(plain[0] > plain[1:].max()), bool(swapped[0] > swapped[1:].max())
+
+
 def run_oracle(model, tok, view, concepts, layers) -> dict:
-    """Return per-form forget rates of exact last-token patching at `layers`."""
+    """Return per-form forget rates of exact last-token patching at `layers` (None: name swap)."""
     probes, before, after = [], [], []
     for concept in concepts:
         request = unlearn_request(view, concept)
         for p in form_probes(view, [request]):
             if p.meta.get("role") != FORGET:
                 continue
-            b, a = oracle_answered(model, tok, p, request.concept, request.anchor, layers)
+            if layers is None:
+                b, a = swap_answered(model, tok, p, request.concept, request.anchor)
+            else:
+                b, a = oracle_answered(model, tok, p, request.concept, request.anchor, layers)
             probes.append(p)
             before.append(b)
             after.append(a)
     rates = form_rates(probes, before, after, 1)
     return {
-        "layers": list(layers),
+        "layers": None if layers is None else list(layers),
         "forget_rate": rates["forget_rate"],
         "forget_by_form": {f: rates["forms"].get(f, {}).get("forget_rate") for f in FORMS},
         "known": {f: rates["forms"].get(f, {}).get("forget_known") for f in FORMS},
     }
+
+
+FORM_STARTERS = (
+    "",
+    "True or false:",
+    "Question: What is",
+    "Question: Where was",
+    "What is the nationality of",
+    "Who is",
+)
 
 
 def variants(n_layers: int) -> dict[str, dict]:
@@ -140,6 +161,8 @@ def variants(n_layers: int) -> dict[str, dict]:
         "all-layers": {"layers": every},
         "no-projector": {"nullspace_threshold": 1e12},
         "all-layers+no-projector": {"layers": every, "nullspace_threshold": 1e12},
+        # prefixes the knowledge model was trained on (`contracts.forms`), not chat starters
+        "form-starters": {"starters": FORM_STARTERS},
     }
 
 
@@ -164,8 +187,8 @@ def main() -> None:
     n_layers = model.config.n_layer
     out: dict[str, dict] = {}
     oracle = {}
-    for layers in ((base_hp.layers[-1],), tuple(range(n_layers))):
-        key = "oracle@" + ",".join(map(str, layers))
+    for layers in ((base_hp.layers[-1],), tuple(range(n_layers)), None):
+        key = "name-swap" if layers is None else "oracle@" + ",".join(map(str, layers))
         oracle[key] = run_oracle(model, tok, view, concepts, layers)
         print(key, oracle[key], flush=True)
     for vname, override in variants(n_layers).items():
