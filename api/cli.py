@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from api.cli_concepts import concept_anchor
 from api.cli_requests import edit, unlearn
 from api.cli_server import keys_app, serve
 from api.progress import progress_bar
@@ -24,6 +25,7 @@ console = Console()
 app.command("serve")(serve)
 app.command("edit")(edit)
 app.command("unlearn")(unlearn)
+app.command("concept-anchor")(concept_anchor)
 app.add_typer(keys_app, name="keys")
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -15,7 +15,9 @@ Anchor suggestion (ROCR's "harmless concept", chosen from the graph):
   `kg.embeddings`, offline) of a profile text: the name followed by the cloze statements of
   up to `profile_facts` of its facts. Ties break by entity id, so the choice is deterministic.
 
-The curator overrides the suggestion with `SqlGraphStore.set_concept_redirect`.
+The curator overrides the suggestion with `GraphStore.set_concept_redirect` (every backend;
+change-logged), over HTTP with `PUT /v1/graph/concepts/{id}/redirect` (role curator) or
+with `kgedit concept-anchor ID ANCHOR` (`--clear` removes it).
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from api.schemas.graph import (
     AliasCreate,
     ConceptCreate,
     ConceptPublic,
+    ConceptRedirect,
     EdgePublic,
     EntityCreate,
     EntityPublic,
@@ -191,6 +192,17 @@ def create_concept(body: ConceptCreate, store: StoreDep, caller: CallerDep) -> C
     """Create a concept."""
     concept = Concept(body.id, body.name, tuple(body.aliases), body.redirect_to)
     return ConceptPublic.of(store.add_concept(concept, who=caller.actor, why=body.reason))
+
+
+@router.put("/concepts/{concept_id:path}/redirect", **roles(Role.CURATOR))
+def set_concept_redirect(
+    concept_id: str, body: ConceptRedirect, store: StoreDep, caller: CallerDep
+) -> ConceptPublic:
+    """Override a concept's redirect anchor (an entity id; null clears it); change-logged."""
+    concept = store.set_concept_redirect(
+        concept_id, body.redirect_to, who=caller.actor, why=body.reason
+    )
+    return ConceptPublic.of(concept)
 
 
 @router.get("/concepts/{concept_id:path}", **roles(*READERS))

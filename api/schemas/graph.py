@@ -119,6 +119,13 @@ class ConceptCreate(Strict):
     reason: str = Reason
 
 
+class ConceptRedirect(Strict):
+    """A curator's redirect anchor for a concept: an entity id, or null to clear it."""
+
+    redirect_to: str | None = Field(..., max_length=512)
+    reason: str = Reason
+
+
 class ConceptPublic(BaseModel):
     """A concept as the API shows it."""
 

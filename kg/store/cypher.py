@@ -167,12 +167,16 @@ INCIDENT = {
 
 # -- concepts and forget marks ----------------------------------------------------------------
 
-CONCEPT_FIELDS = "c.id AS id, c.name AS name, c.aliases AS aliases, c.redirect_to AS redirect_to"
+CONCEPT_FIELDS = (
+    "c.id AS id, c.name AS name, c.aliases AS aliases, c.redirect_to AS redirect_to, "
+    "c.entities AS entities"
+)
 CREATE_CONCEPT = (
     "CREATE (:Concept {id: $id, name: $name, name_key: $name_key, aliases: $aliases, "
-    "redirect_to: $redirect_to})"
+    "redirect_to: $redirect_to, entities: $entities})"
 )
 GET_CONCEPT = "MATCH (c:Concept {id: $id}) RETURN " + CONCEPT_FIELDS
+SET_CONCEPT_REDIRECT = "MATCH (c:Concept {id: $id}) SET c.redirect_to = $redirect_to"
 LIST_CONCEPTS = "MATCH (c:Concept) RETURN " + CONCEPT_FIELDS + " ORDER BY c.id"
 COUNT_CONCEPTS = "MATCH (c:Concept) RETURN count(c) AS n"
 MARK_FIELDS = (

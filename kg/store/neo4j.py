@@ -34,6 +34,7 @@ import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
@@ -991,13 +992,35 @@ class Neo4jGraphStore(GraphWalks):
                 name_key=name_key(concept.name),
                 aliases=list(concept.aliases),
                 redirect_to=concept.redirect_to,
+                entities=list(concept.entities),
             )
             self._log(who, why, "add_concept", {"id": concept.id, "name": concept.name})
         return concept
 
     @staticmethod
     def _concept(row: Mapping[str, Any]) -> Concept:
-        return Concept(row["id"], row["name"], tuple(row["aliases"] or ()), row["redirect_to"])
+        return Concept(
+            row["id"],
+            row["name"],
+            tuple(row["aliases"] or ()),
+            row["redirect_to"],
+            tuple(row.get("entities") or ()),
+        )
+
+    def set_concept_redirect(
+        self, concept_id: str, anchor_id: str | None, who: str = "system", why: str = "curation"
+    ) -> Concept:
+        """Set (or clear, with None) a concept's redirect anchor, an entity id; change-logged."""
+        self._actor(who, why)
+        with self.transaction():
+            before = self.get_concept(concept_id)
+            if anchor_id is not None:
+                check_id(anchor_id, "anchor id")
+                self._require("entity", q.EXISTING_ENTITIES, [anchor_id])
+            self._run(q.SET_CONCEPT_REDIRECT, id=concept_id, redirect_to=anchor_id)
+            payload = {"id": concept_id, "redirect_to": anchor_id, "before": before.redirect_to}
+            self._log(who, why, "set_concept_redirect", payload)
+        return replace(before, redirect_to=anchor_id)
 
     def get_concept(self, concept_id: str) -> Concept:
         """Return one concept; NotFoundError if the id is unknown."""

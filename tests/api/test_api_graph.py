@@ -74,6 +74,32 @@ def test_crud_and_search(client, curated, as_role):
     assert client.get("/v1/graph/concepts", headers=reader).json()["total"] == 1
 
 
+def test_curator_overrides_concept_anchor(client, curated, as_role):
+    reader = as_role("auditor")
+    concept = {"id": "forget:paris", "name": "Paris", "reason": "t"}
+    assert client.post("/v1/graph/concepts", json=concept, headers=curated).status_code == 201
+    url = "/v1/graph/concepts/forget:paris/redirect"
+    body = {"redirect_to": "europe", "reason": "a better anchor"}
+    r = client.put(url, json=body, headers=curated)
+    assert r.status_code == 200, r.text
+    assert r.json()["redirect_to"] == "europe"
+    assert client.get("/v1/graph/concepts/forget:paris", headers=reader).json()["redirect_to"] == (
+        "europe"
+    )
+    assert client.put(url, json=body, headers=reader).status_code == 403
+    cleared = client.put(url, json={"redirect_to": None, "reason": "none"}, headers=curated)
+    assert cleared.json()["redirect_to"] is None
+    for path, payload, ident in [
+        ("/v1/graph/concepts/c404/redirect", body, "c404"),
+        (url, {"redirect_to": "mars", "reason": "t"}, "mars"),
+    ]:
+        r = client.put(path, json=payload, headers=curated)
+        assert r.status_code == 404, r.text
+        err = r.json()["error"]
+        assert err["code"] == "not_found" and ident in err["message"]
+    assert client.put(url, json={"reason": "t"}, headers=curated).status_code == 422
+
+
 def test_neighbourhood(client, curated, as_role):
     reader = as_role("reviewer")
     one = client.get("/v1/graph/entities/paris/neighbourhood", headers=reader).json()

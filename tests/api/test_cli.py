@@ -49,3 +49,29 @@ def test_trace_refuses_a_directory_that_is_not_a_model(tmp_path):
     out = runner.invoke(app, ["trace", "--model", str(tmp_path)])
     assert out.exit_code == 2
     assert "config.json" in out.output or "model" in out.output
+
+
+def test_concept_anchor_override_and_errors(tmp_path):
+    from kg.store.sql import SqlGraphStore
+    from kg.types import Concept, Entity
+
+    url = f"sqlite:///{tmp_path / 'k.sqlite'}"
+    store = SqlGraphStore(url)
+    store.add_entities([Entity("p:ada", "Ada"), Entity("p:cy", "Cy")])
+    store.add_concept(Concept("forget:ada", "Ada", entities=("p:ada",)))
+    args = ["concept-anchor", "forget:ada", "p:cy", "--graph", url, "--who", "eve", "--json"]
+    out = runner.invoke(app, [*args, "--reason", "closer kind"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output)["redirect_to"] == "p:cy"
+    assert store.get_concept("forget:ada").redirect_to == "p:cy"
+    entry = store.change_log(action="set_concept_redirect")[-1]
+    assert entry.who == "eve" and entry.why == "closer kind"
+    out = runner.invoke(app, ["concept-anchor", "forget:ada", "--clear", "--graph", url])
+    assert out.exit_code == 0, out.output
+    assert store.get_concept("forget:ada").redirect_to is None
+    out = runner.invoke(app, ["concept-anchor", "forget:nobody", "p:cy", "--graph", url])
+    assert out.exit_code == 2 and "forget:nobody" in out.output
+    out = runner.invoke(app, ["concept-anchor", "forget:ada", "p:ghost", "--graph", url])
+    assert out.exit_code == 2 and "p:ghost" in out.output
+    out = runner.invoke(app, ["concept-anchor", "forget:ada", "--graph", url])
+    assert out.exit_code == 2 and "exactly one" in out.output

@@ -329,6 +329,28 @@ def test_forget_marks(graph_store: GraphStore) -> None:
     assert graph_store.count_concepts() == 1
 
 
+def test_concept_redirect_override(graph_store: GraphStore) -> None:
+    seed(graph_store)
+    concept = Concept("c1", "London", ("LDN",), entities=("Q84",))
+    graph_store.add_concept(concept, who="alice", why="curation")
+    assert graph_store.get_concept("c1") == concept
+    got = graph_store.set_concept_redirect("c1", "Q935334", who="bob", why="better anchor")
+    assert got.redirect_to == "Q935334" and got.entities == ("Q84",)
+    assert graph_store.get_concept("c1") == got
+    entry = graph_store.change_log(action="set_concept_redirect")[-1]
+    assert entry.action == "set_concept_redirect" and entry.who == "bob"
+    assert entry.payload == {"id": "c1", "redirect_to": "Q935334", "before": None}
+    assert graph_store.set_concept_redirect("c1", None, who="bob", why="clear").redirect_to is None
+    assert graph_store.get_concept("c1").redirect_to is None
+    for call, ident in [
+        (lambda: graph_store.set_concept_redirect("c404", "Q84"), "c404"),
+        (lambda: graph_store.set_concept_redirect("c1", "ghost"), "ghost"),
+    ]:
+        with pytest.raises(NotFoundError, match=ident):
+            call()
+    assert graph_store.get_concept("c1").redirect_to is None
+
+
 def test_vector_cache_round_trip(graph_store: GraphStore) -> None:
     rng = np.random.default_rng(0)
     vectors = {

@@ -1,0 +1,82 @@
+"""Forget/retain trade-off of plain GA, GradDiff and NPO as they train longer, on the concepts
+of `bench/unlearning_quality.py`: the curve UIPE's extrapolation must beat to raise forgetting
+"at equal utility".
+
+    python bench/unlearning_tradeoff.py [--preset tiny-forms] [--epochs 5 10 20]
+
+Writes bench/results/unlearning_tradeoff.json (no README block).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch
+
+from bench.common import machine, today, write_json
+from editor.loading import load_model, state_checksum
+from editor.methods.gradient_unlearning import GradUnlearnHyperParams
+from kg.unlearn_forms import FormConfig
+from workers.unlearn_run import bench_concepts, prepare_graph_model, run_unlearning, with_anchor
+
+
+def main() -> None:
+    """Run each gradient method at several epoch counts; write forget/retain per run."""
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--limit", type=int, default=40)
+    ap.add_argument("--preset", default="tiny-forms")
+    ap.add_argument("--concepts", type=int, default=8)
+    ap.add_argument("--lr", type=float, default=3e-4)
+    ap.add_argument("--epochs", type=int, nargs="+", default=[5, 10, 20])
+    ap.add_argument("--methods", nargs="+", default=["ga", "graddiff", "npo"])
+    ap.add_argument("--min-known", type=int, default=4)
+    ap.add_argument("--threads", type=int, default=int(os.environ.get("KGEDIT_THREADS", "1")))
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    store, _, model_dir = prepare_graph_model(args.limit, args.preset)
+    model, tok = load_model(model_dir)
+    base_sha = state_checksum(model)
+    concepts = [with_anchor(store, c) for c in bench_concepts(store, args.concepts)]
+    runs = []
+    for method in args.methods:
+        for epochs in args.epochs:
+            hp = GradUnlearnHyperParams(lr=args.lr, epochs=epochs, batch_size=4, warmup_epochs=0.0)
+            t0 = time.perf_counter()
+            res = run_unlearning(
+                model, tok, store, concepts, method, hp, forms=FormConfig(),
+                min_known=args.min_known,
+            )  # fmt: skip
+            rates = res.rates
+            row = {
+                "method": method,
+                "epochs": epochs,
+                "forget_rate": rates["forget_rate"],
+                "retain_rate": rates["retain_rate"],
+                "worst_form": rates["worst_form"],
+                "worst_forget": rates.get("worst_forget"),
+                "seconds": time.perf_counter() - t0,
+            }
+            runs.append(row)
+            print(row, flush=True)
+    assert state_checksum(model) == base_sha, "a method did not revert"
+    write_json(
+        "unlearning_tradeoff",
+        {
+            "date": today(),
+            "machine": machine(),
+            "load_average": os.getloadavg(),
+            "preset": args.preset,
+            "lr": args.lr,
+            "runs": runs,
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
