@@ -139,7 +139,7 @@ QA_PRESETS: dict[str, KnowledgePreset] = {
         lr=3e-3,
         warmup_steps=100,
     ),
-    # what fits a loaded two-core machine (about 2 epochs): the benchmark's scale here
+    # about 2 epochs: the earlier TOFU benchmark scale (bench/results/tofu-qa-small.json)
     "tofu-qa-small": KnowledgePreset(
         name="tofu-qa-small",
         n_layer=2,
