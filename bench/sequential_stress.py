@@ -56,7 +56,7 @@ from workers.methods import (
 )
 from workers.settings import get_settings
 
-CHECKPOINTS = (100, 250, 500, 750, 1000)
+CHECKPOINTS = tuple(range(100, 1001, 100))  # every 100 edits, so a cut-off run still reports
 SAVE_EVERY = 25
 
 
