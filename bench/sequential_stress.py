@@ -11,7 +11,7 @@ checkpoint the rewrite accuracy (P(new) > P(true) on the edit prompt) of the fir
 edits and the exact recall of 200 untouched graph facts are measured. At the end every delta
 is reverted and the weights are checked against the base checksum.
 
-Nothing is lost when the run stops: every delta is saved under `var/bench/sequential_stress/`
+Nothing is lost when the run stops: every delta is saved under `var/bench/<--out>/<method>/`
 as it is made, with AlphaEdit's kept keys and the figures so far at each checkpoint; a rerun
 with the same arguments replays the saved deltas and goes on. Results are written to
 bench/results/sequential_stress.json after every checkpoint, and the README block between the
@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import random
 import sys
 import time
@@ -55,7 +56,7 @@ from workers.methods import (
 )
 from workers.settings import get_settings
 
-CHECKPOINTS = (100, 250, 500, 750, 1000)
+CHECKPOINTS = tuple(range(100, 1001, 100))  # every 100 edits, so a cut-off run still reports
 SAVE_EVERY = 25
 
 
@@ -135,7 +136,7 @@ def run_method(console, setup, method, edits, checks, untouched, args, key, stat
             default=str,
         ).encode()
     ).hexdigest()[:16]
-    store = RunStore(get_settings().var_dir / "bench" / "sequential_stress" / method, fingerprint)
+    store = RunStore(get_settings().var_dir / "bench" / args.out / method, fingerprint)
     seq = EditSequence(model, tok, method, hp, **res)
     progress = store.load() or {
         "done": 0,
@@ -215,13 +216,16 @@ def overrides_for(args, method: str) -> dict | None:
 
 
 def readme_block(data: dict) -> str:
-    """Return the README table of the finished methods."""
-    results = {m: r for m, r in data["results"].items() if r.get("finished")}
+    """Return the README table: finished methods, and unfinished ones up to their last
+    checkpoint (marked as stopped)."""
+    results = {m: r for m, r in data["results"].items() if r.get("points")}
     marks = sorted({p["edits"] for r in results.values() for p in r["points"]})
     same = "one edit per subject" if not data["same_subject"] else "subjects may repeat"
     lines = [
-        f"Measured {data['date']} on {data['machine']}; `small` model, {data['edits']} graph "
-        f"edits ({same}) applied one after another in batches of {data['batch_size']}; rewrite "
+        f"Measured {data['date']} on {data['machine']} (load average "
+        f"{data.get('load_average', ['?'])[0]} at the last write); `small` model, "
+        f"{data['edits']} graph edits ({same}) applied one after another in batches of "
+        f"{data['batch_size']}; rewrite "
         "accuracy (P(new) > P(true)) of the first 100 edits after each number of edits, the "
         "share of edits that held right after they were made, and exact recall of 200 "
         "untouched graph facts.",
@@ -237,13 +241,30 @@ def readme_block(data: dict) -> str:
             f"{by_mark[m]['first_100_rewrite']:.1%}" if m in by_mark else "–" for m in marks
         )
         layers = ",".join(str(x) for x in r["hparams"].get("layers", [r["hparams"].get("layer")]))
+        name = method if r.get("finished") else f"{method} (stopped after {r['done']})"
         lines.append(
-            f"| {method} | {layers} | {accs} | {r['landed']:.1%} | "
+            f"| {name} | {layers} | {accs} | {r['landed']:.1%} | "
             f"{r['untouched_recall_before']:.1%} → {r['points'][-1]['untouched_recall']:.1%} | "
             f"{r['seconds_per_edit']:.2f} |"
         )
-    lines.append("\nEvery delta was reverted afterwards; the weights matched the base checksum.")
+    done = [m for m, r in results.items() if r.get("finished")]
+    if done:
+        lines.append(
+            f"\nAfter the run of {', '.join(done)} every delta was reverted; the weights matched "
+            "the base checksum."
+        )
     return "\n".join(lines)
+
+
+def record(out: str, data: dict, method: str, result: dict) -> None:
+    """Write one method's figures into bench/results/OUT.json, keeping the other methods'
+    results of the same setup as they are on disk (runs of different methods may overlap)."""
+    path = RESULTS / f"{out}.json"
+    old = json.loads(path.read_text()) if path.is_file() else {}
+    same = all(old.get(k) == data[k] for k in ("edits", "batch_size", "same_subject"))
+    data["results"] = {**(old.get("results", {}) if same else {}), method: result}
+    data["load_average"] = [round(x, 2) for x in os.getloadavg()]
+    write_json(out, data)
 
 
 def main() -> None:
@@ -269,9 +290,6 @@ def main() -> None:
     checks = rewrite_probes(edits[:100])
     untouched = untouched_probes(setup.facts, edits, 200, args.seed)
     console.print(f"{len(edits)} graph edits of {len(candidates)} candidates")
-    path = RESULTS / f"{args.out}.json"
-    old = json.loads(path.read_text()) if path.is_file() else {}
-    same_setup = old.get("edits") == len(edits) and old.get("batch_size") == args.batch
     data = {
         "date": today(),
         "machine": machine(),
@@ -279,20 +297,18 @@ def main() -> None:
         "edits": len(edits),
         "batch_size": args.batch,
         "same_subject": args.same_subject,
-        "results": old.get("results", {}) if same_setup else {},
+        "results": {},
     }
     for method in args.methods.split(","):
 
         def report(partial: dict, method: str = method) -> None:
             """Write the figures so far of a running method."""
-            data["results"][method] = partial
-            write_json(args.out, data)
+            record(args.out, data, method, partial)
 
         result = run_method(
             console, setup, method, edits, checks, untouched, args, key, stats, report
         )
-        data["results"][method] = {**result, "finished": True}
-        write_json(args.out, data)
+        record(args.out, data, method, {**result, "finished": True})
         if not args.no_readme:
             update_readme("sequential-stress", readme_block(data))
     console.print(readme_block(data))
