@@ -414,6 +414,8 @@ def main() -> None:
         if not args.no_readme:
             update_readme("editing-quality", readme_block(data))
     data = write_results(args, setup, edits, n_main, before_rec, recs, hparams)
+    if not args.no_readme:
+        update_readme("editing-quality", readme_block(data))
     console.print(readme_block(data))
 
 
