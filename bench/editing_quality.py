@@ -164,15 +164,22 @@ def fingerprint_of(*parts) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def run_method(console, setup, method, edits, probes, records, key, stats, report) -> None:
-    """Apply one method to every edit not yet recorded, from the base weights each time."""
+def run_method(
+    console, setup, method, edits, probes, records, key, stats, report, shard=(0, 1)
+) -> None:
+    """Apply one method to every edit not yet recorded, from the base weights each time
+    (only the edits of `shard` = (k, n): every n-th one from the k-th)."""
     model, tok = setup.model, setup.tokenizer
     hp = method_hparams(method, model, get_preset("small").edit_layer)
     res = method_resources(method, hp, model, tok, stats, key, facts=setup.facts)
     base = state_checksum(model)
     requests = glame_ready(setup, edits) if method == "glame" else edits
     seq = EditSequence(model, tok, method, hp, **res)
-    todo = [i for i, r in enumerate(edits) if r.request_id not in records.by_id]
+    todo = [
+        i
+        for i, r in enumerate(edits)
+        if r.request_id not in records.by_id and i % shard[1] == shard[0]
+    ]
     if len(todo) < len(edits):
         console.print(f"{method}: {len(edits) - len(todo)} edits already recorded")
     with Progress(console=console) as bar:
@@ -375,6 +382,9 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=DEMO_CASES, help="EVOKE cases per file")
     parser.add_argument("--no-readme", action="store_true")
     parser.add_argument("--out", default="editing_quality")
+    parser.add_argument(
+        "--shard", default="0/1", help="k/n: run only every n-th edit from the k-th (parallel runs)"
+    )
     args = parser.parse_args()
     console = Console()
     setup = prepare(console, "small", n_cases=args.cases)
@@ -405,7 +415,8 @@ def main() -> None:
             """Write the figures so far."""
             write_results(args, setup, edits, n_main, before_rec, recs, hparams)
 
-        run_method(console, setup, method, edits, probes, recs[method], key, stats, report)
+        shard = tuple(int(x) for x in args.shard.split("/"))
+        run_method(console, setup, method, edits, probes, recs[method], key, stats, report, shard)
         data = write_results(args, setup, edits, n_main, before_rec, recs, hparams)
         s = data["summary"][method]
         console.print(
@@ -414,6 +425,8 @@ def main() -> None:
         if not args.no_readme:
             update_readme("editing-quality", readme_block(data))
     data = write_results(args, setup, edits, n_main, before_rec, recs, hparams)
+    if not args.no_readme:
+        update_readme("editing-quality", readme_block(data))
     console.print(readme_block(data))
 
 

@@ -63,6 +63,14 @@ _KNOWLEDGE_STEPS = {"v_num_grad_steps": 100, **_KNOWLEDGE_STATS}
 # v* ended above NLL 0.5 on 6 of 30 EVOKE edits (MEMIT efficacy 86.7 %); 1.5·‖h‖ left 2 of 30
 # (96.7 %); z at block 3 needed ‖δ‖ ≈ 110 (README "Editing methods").
 _KNOWLEDGE_Z = {"clamp_norm_factor": 1.5, **_KNOWLEDGE_STEPS}
+# Dev check of these rows (2026-11-21, `bench/editing_dev.py`: the last 40 known EVOKE edits
+# of the `small` model, none of them in `bench/editing_quality.py`'s edits; efficacy /
+# paraphrase / neighbourhood, CounterFact scoring): ROME as below 97.5 / 79.5 / 97.3 (81 v*
+# steps on average); MEMIT as below 97.5 / 73.5 / 96.8 (74 steps). MEMIT with v_loss_stop
+# 0.01: 97.5 / 73.5 / 96.5 (every edit ran all 100 steps; the KL term keeps the total above
+# 0.01, final NLL median 0.034 → 0.021); with λ = 10: 97.5 / 74.5 / 96.5. ROME with 31
+# context templates ((5,10),(10,10),(20,10)): 97.5 / 78.5 / 97.1. None moved paraphrase by
+# more than 2 of 200 probes, so the values stay (README "Editing quality").
 
 TABLE: dict[str, dict[str, Row]] = {
     "rome": {
