@@ -16,6 +16,7 @@ triple, a fixed 62-bit hash. Taking the first n is then a deterministic, uniform
 from __future__ import annotations
 
 import hashlib
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -376,9 +377,10 @@ class GraphStore(Protocol):
         ...
 
 
-class GraphWalks:
+class GraphWalks(ABC):
     """Neighbourhood and path search for any store that has `incident_facts`."""
 
+    @abstractmethod
     def incident_facts(
         self,
         entity_ids: Iterable[str],
@@ -387,8 +389,7 @@ class GraphWalks:
         relations: RelationFilter | None = None,
         limit_per_entity: int | None = None,
     ) -> dict[str, list[Fact]]:
-        """Implemented by each backend."""
-        raise NotImplementedError
+        """Return the current facts touching each entity (each backend's own query)."""
 
     def neighbourhood(
         self,

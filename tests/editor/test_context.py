@@ -42,7 +42,8 @@ def test_lengths_count_the_seed_token(gpt2) -> None:
     for t in templates[1:]:
         text = t[: -len(". {}")]
         n = len(tok(text, add_special_tokens=False)["input_ids"])
-        assert 1 <= n <= 4  # 2 sampled tokens (BPE may re-split the decoded text)
+        # the seed plus 2 sampled tokens; re-encoding the decoded text may merge or split one
+        assert 2 <= n <= 4, (t, n)
 
 
 def test_memory_and_disk_cache(gpt2, tmp_path: Path) -> None:
