@@ -6,6 +6,12 @@ Each configuration is a JSON object of overrides; the script prints efficacy, pa
 and neighbourhood (CounterFact scoring), mean v* steps and seconds per edit, and appends
 one JSON line per configuration to `var/bench/editing_dev.jsonl`.
 
+Paraphrase is also split (`paraphrase_split`) by what the trainer did with each paraphrase
+template: `trained` (among the first `max_templates` of the relation, not
+held out for that fact), `heldout` (the fact's held-out template), `unseen` (past
+`max_templates`: no fact was trained on it), and by whether the unedited model's greedy
+answer to the paraphrase was the true object (`known_before` / `unknown_before`).
+
     nice -n 10 .venv/bin/python bench/editing_dev.py --method rome \
         --config '{"v_loss_stop": 0.01}' --config '{}'
 """
@@ -16,6 +22,8 @@ import argparse
 import json
 import sys
 import time
+from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -24,6 +32,8 @@ import numpy as np
 from rich.console import Console
 
 from bench.common import today
+from contracts.types import Probe, ProbeKind
+from editor.knowledge.corpus import heldout_template_index
 from editor.knowledge.presets import get_preset
 from editor.loading import weights_sha256
 from editor.probe_scoring import ScoringConfig, score_probes
@@ -51,15 +61,59 @@ def dev_probes(setup, edits) -> list[list]:
     return out
 
 
-def run_config(setup, method, overrides, edits, probes, stats, key) -> dict:
+def template_class(setup, request, template: str) -> str:
+    """Return `trained`, `heldout` or `unseen`: what the trainer did with this template."""
+    max_templates = get_preset("small").max_templates
+    fact = next(
+        f for f in setup.facts if f.subject == request.subject and f.relation == request.relation
+    )
+    trained = fact.templates[:max_templates]
+    if template not in trained:
+        return "unseen"
+    held = heldout_template_index(replace(fact, templates=trained))
+    return "heldout" if held is not None and trained[held] == template else "trained"
+
+
+def paraphrase_labels(setup, edits, probes) -> list[list[tuple[str, bool] | None]]:
+    """Return, per probe, (template class, true object known before) for paraphrases."""
+    model, tok = setup.model, setup.tokenizer
+    out = []
+    for request, group in zip(edits, probes, strict=True):
+        para = [p for p in group if str(p.kind) == "paraphrase"]
+        truth = [
+            Probe(p.prompt, p.unexpected or "", ProbeKind.REWRITE, unexpected=p.expected)
+            for p in para
+        ]
+        known = iter(s.exact_match for s in score_probes(model, tok, truth, ScoringConfig()))
+        out.append(
+            [
+                (template_class(setup, request, p.meta["template"]), bool(next(known)))
+                if str(p.kind) == "paraphrase"
+                else None
+                for p in group
+            ]
+        )
+    return out
+
+
+def split_rates(hits: list[tuple[tuple[str, bool], float]]) -> dict:
+    """Return paraphrase success by template class and by prior knowledge, with counts."""
+    groups: dict[str, list[float]] = defaultdict(list)
+    for (cls, known), ok in hits:
+        groups[f"template:{cls}"].append(ok)
+        groups["known_before" if known else "unknown_before"].append(ok)
+    return {k: {"rate": float(np.mean(v)), "n": len(v)} for k, v in sorted(groups.items())}
+
+
+def run_config(setup, method, overrides, edits, probes, stats, key, labels) -> dict:
     """Apply `method` with `overrides` to each edit from the base weights; return the rates."""
     model, tok = setup.model, setup.tokenizer
     hp = method_hparams(method, model, get_preset("small").edit_layer, overrides)
     res = method_resources(method, hp, model, tok, stats, key, facts=setup.facts)
     seq = EditSequence(model, tok, method, hp, **res)
     hits: dict[str, list[float]] = {k: [] for k in KINDS}
-    seconds, steps, nll = [], [], []
-    for request, group in zip(edits, probes, strict=True):
+    seconds, steps, nll, para = [], [], [], []
+    for request, group, label in zip(edits, probes, labels, strict=True):
         t0 = time.perf_counter()
         seq.apply([request])
         seconds.append(time.perf_counter() - t0)
@@ -67,8 +121,11 @@ def run_config(setup, method, overrides, edits, probes, stats, key) -> dict:
         losses = info.get("losses") or (info.get("targets") or [{}])[0].get("losses") or [{}]
         steps.append(len(losses))
         nll.append(losses[-1].get("nll", float("nan")))
-        for s, p in zip(score_probes(model, tok, group, ScoringConfig()), group, strict=True):
+        scores = score_probes(model, tok, group, ScoringConfig())
+        for s, p, lab in zip(scores, group, label, strict=True):
             hits[str(p.kind)].append(float(bool(s.success)))
+            if lab is not None:
+                para.append((lab, float(bool(s.success))))
         seq.revert_all()
     return {
         "method": method,
@@ -78,6 +135,7 @@ def run_config(setup, method, overrides, edits, probes, stats, key) -> dict:
         "seconds_per_edit": float(np.mean(seconds)),
         "vstar_steps": float(np.mean(steps)),
         "final_nll_median": float(np.median(nll)),
+        "paraphrase_split": split_rates(para),
     }
 
 
@@ -97,10 +155,11 @@ def main() -> None:
     edits = known[-args.edits :]
     console.print(f"dev subset: the last {len(edits)} of {len(known)} known edits")
     probes = dev_probes(setup, edits)
+    labels = paraphrase_labels(setup, edits, probes)
     out = get_settings().var_dir / "bench" / "editing_dev.jsonl"
     out.parent.mkdir(parents=True, exist_ok=True)
     for text in args.config or ["{}"]:
-        row = run_config(setup, args.method, json.loads(text), edits, probes, stats, key)
+        row = run_config(setup, args.method, json.loads(text), edits, probes, stats, key, labels)
         row["date"] = today()
         console.print(json.dumps(row))
         with out.open("a") as handle:
