@@ -111,6 +111,13 @@ def _watch(job_id: str, timeout: float) -> Any:
 @jobs_app.command("submit")
 def jobs_submit(
     payload: Annotated[Path, typer.Argument(help="JSON file with the job (JobSpec fields)")],
+    hparams: Annotated[
+        Path | None,
+        typer.Option(
+            help="JSON or YAML file of hyper-parameter overrides: the fields, or an object "
+            "keyed by method name; its fields replace the payload's `hparams`"
+        ),
+    ] = None,
     key: Annotated[str | None, typer.Option(help="idempotency key")] = None,
     wait: Annotated[bool, typer.Option(help="show progress until the job finishes")] = False,
     timeout: Annotated[float, typer.Option(help="seconds to wait with --wait")] = 3600.0,
@@ -123,7 +130,26 @@ def jobs_submit(
         data = json.loads(payload.read_text(encoding="utf-8"))
     except ValueError as exc:
         _fail(f"{payload} is not valid JSON: {exc}")
+    if hparams is not None:
+        data = with_overrides_file(data, hparams)
     submit_and_report(data, key, wait, timeout, as_json)
+
+
+def with_overrides_file(data: Any, path: Path) -> dict[str, Any]:
+    """Return the job payload with the method's overrides from a JSON or YAML file merged in."""
+    from editor.errors import EditorError
+    from editor.methods.defaults import load_overrides
+
+    if not isinstance(data, dict) or not isinstance(data.get("method"), str):
+        _fail("the job payload must be a JSON object with a `method` to take --hparams")
+    inline = data.get("hparams") or {}
+    if not isinstance(inline, dict):
+        _fail("the job payload's `hparams` must be an object")
+    try:
+        overrides = load_overrides(path, data["method"])
+    except EditorError as exc:
+        _fail(str(exc))
+    return {**data, "hparams": {**inline, **overrides}}
 
 
 def submit_and_report(

@@ -12,8 +12,9 @@ Layers:
   and the next one (z at the output of block 1); LTI's middle layer sits at ~60 % depth as
   in the released configs.
 
-Overrides come from a dict or a JSON file: either the fields themselves or an object keyed
-by method name (`{"memit": {"mom2_update_weight": 5000}}`).
+Overrides come from a dict or a JSON or YAML file (`.yaml`/`.yml`, read with `safe_load`,
+so no tags that build Python objects): either the fields themselves or an object keyed by
+method name (`{"memit": {"mom2_update_weight": 5000}}`).
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from torch import nn
 
 from editor.errors import EditorError
-from editor.methods import get
+from editor.methods import get, names
 
 KNOWLEDGE = "knowledge"
 LLAMA_LIKE = ("llama", "mistral", "qwen2")
@@ -246,19 +248,37 @@ def resolve_layers(row: Row, n_layers: int, trace_layer: int | None) -> tuple[in
     return layers
 
 
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+def read_overrides_file(path: str | Path) -> dict[str, Any]:
+    """Return the object in a JSON or YAML overrides file (YAML by its suffix)."""
+    path = Path(path)
+    if not path.is_file():
+        raise EditorError(f"no such hyper-parameter file: {path}")
+    text = path.read_text(encoding="utf-8")
+    is_yaml = path.suffix.lower() in YAML_SUFFIXES
+    try:
+        data = yaml.safe_load(text) if is_yaml else json.loads(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        kind = "YAML" if is_yaml else "JSON"
+        raise EditorError(f"{path} is not valid {kind}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise EditorError(f"hyper-parameter overrides in {path} must be an object (a mapping)")
+    return data
+
+
 def load_overrides(source: Mapping[str, Any] | str | Path | None, method: str) -> dict[str, Any]:
-    """Return the override fields for `method` from a dict or a JSON file."""
+    """Return the override fields for `method` from a dict or a JSON or YAML file."""
     if source is None:
         return {}
-    data = (
-        dict(source)
-        if isinstance(source, Mapping)
-        else json.loads(Path(source).read_text(encoding="utf-8"))
-    )
-    if not isinstance(data, dict):
-        raise EditorError("hyper-parameter overrides must be a JSON object")
-    if method in data and isinstance(data[method], dict):
-        return dict(data[method])
+    data = dict(source) if isinstance(source, Mapping) else read_overrides_file(source)
+    keyed = [k for k in data if k in names(None)]
+    if keyed:  # an object keyed by method name: this method's entry (or nothing)
+        entry = data.get(method, {})
+        if not isinstance(entry, dict):
+            raise EditorError(f"overrides for {method!r} must be an object, not {entry!r}")
+        return dict(entry)
     return data
 
 
@@ -282,8 +302,8 @@ def default_hparams(
     n_layers = int(model.config.num_hidden_layers)
     layers = resolve_layers(row, n_layers, trace_layer)
     data: dict[str, Any] = dict(row.fields)
-    names = set(getattr(cls, "__dataclass_fields__", {}))
-    if "layers" in names:
+    fields = set(getattr(cls, "__dataclass_fields__", {}))
+    if "layers" in fields:
         data["layers"] = layers
     else:
         data["layer"] = layers[0]

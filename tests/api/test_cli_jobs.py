@@ -66,3 +66,50 @@ def test_errors_are_reported_cleanly(job_settings, tmp_path):  # noqa: F811
         result = runner.invoke(app, args)
         assert result.exit_code == 2, (args, result.output)
         assert message in result.output, (args, result.output)
+
+
+def test_submit_takes_yaml_or_json_overrides_for_the_method(
+    job_settings,  # noqa: F811
+    random_model_dir,  # noqa: F811
+    tmp_path,
+):
+    from sqlalchemy import select
+
+    from workers.db import JobRow, get_database
+
+    _ok("models", "register", "rand", str(random_model_dir))
+    payload = tmp_path / "job.json"
+    payload.write_text(
+        json.dumps(
+            {
+                "model": "rand",
+                "method": "rome",
+                "hparams": {"v_lr": 0.1, "v_num_grad_steps": 7},
+                "requests": [{"subject": "Ada", "prompt": "{} was born in", "target_new": "Rome"}],
+            }
+        )
+    )
+    yaml_file = tmp_path / "hp.yaml"
+    yaml_file.write_text("rome:\n  v_num_grad_steps: 12\n  kl_factor: 0.5\nmemit:\n  v_lr: 9\n")
+    job = json.loads(_ok("jobs", "submit", str(payload), "--hparams", str(yaml_file), "--json"))
+    with get_database(job_settings.metadata_db_url).session() as session:
+        row = session.scalars(select(JobRow).where(JobRow.id == job["id"])).one()
+        stored = row.payload["hparams"]
+    # the file's fields for this method replace the payload's; the other method's are ignored
+    assert stored == {"v_lr": 0.1, "v_num_grad_steps": 12, "kl_factor": 0.5}
+
+    flat = tmp_path / "hp.json"
+    flat.write_text(json.dumps({"no_such_field": 1}))
+    unsafe = tmp_path / "unsafe.yml"
+    unsafe.write_text("!!python/object/apply:os.system ['echo pwned']\n")
+    listed = tmp_path / "list.yaml"
+    listed.write_text("- 1\n- 2\n")
+    for path, message in [
+        (flat, "no_such_field"),
+        (unsafe, "not valid YAML"),
+        (listed, "must be an object"),
+        (tmp_path / "missing.yaml", "no such hyper-parameter file"),
+    ]:
+        result = runner.invoke(app, ["jobs", "submit", str(payload), "--hparams", str(path)])
+        assert result.exit_code == 2, (path, result.output)
+        assert message in " ".join(result.output.split()), (path, result.output)
