@@ -126,7 +126,8 @@ def run_method(console, setup, method, edits, checks, untouched, args, key, stat
     `report(partial)` is called with the figures so far at every checkpoint.
     """
     model, tok = setup.model, setup.tokenizer
-    hp = method_hparams(method, model, get_preset("small").edit_layer, overrides_for(args, method))
+    edit_layer = get_preset(args.preset).edit_layer
+    hp = method_hparams(method, model, edit_layer, overrides_for(args, method))
     res = method_resources(method, hp, model, tok, stats, key, facts=setup.facts)
     base = state_checksum(model)
     fingerprint = hashlib.sha256(
@@ -223,7 +224,8 @@ def readme_block(data: dict) -> str:
     same = "one edit per subject" if not data["same_subject"] else "subjects may repeat"
     lines = [
         f"Measured {data['date']} on {data['machine']} (load average "
-        f"{data.get('load_average', ['?'])[0]} at the last write); `small` model, "
+        f"{data.get('load_average', ['?'])[0]} at the last write); "
+        f"`{data.get('preset', 'small')}` model, "
         f"{data['edits']} graph edits ({same}) applied one after another in batches of "
         f"{data['batch_size']}; rewrite "
         "accuracy (P(new) > P(true)) of the first 100 edits after each number of edits, the "
@@ -261,7 +263,10 @@ def record(out: str, data: dict, method: str, result: dict) -> None:
     results of the same setup as they are on disk (runs of different methods may overlap)."""
     path = RESULTS / f"{out}.json"
     old = json.loads(path.read_text()) if path.is_file() else {}
-    same = all(old.get(k) == data[k] for k in ("edits", "batch_size", "same_subject"))
+    same = all(
+        old.get(k, "small" if k == "preset" else None) == data[k]
+        for k in ("preset", "edits", "batch_size", "same_subject")
+    )
     data["results"] = {**(old.get("results", {}) if same else {}), method: result}
     data["load_average"] = [round(x, 2) for x in os.getloadavg()]
     write_json(out, data)
@@ -278,9 +283,10 @@ def main() -> None:
     parser.add_argument("--no-readme", action="store_true")
     parser.add_argument("--out", default="sequential_stress")
     parser.add_argument("--hparams", help="JSON overrides keyed by method (file or text)")
+    parser.add_argument("--preset", default="small", help="knowledge model (trained if missing)")
     args = parser.parse_args()
     console = Console()
-    setup = prepare(console, "small")
+    setup = prepare(console, args.preset)
     key = weights_sha256(setup.model_dir)
     stats = LayerStats(setup.model, setup.tokenizer, corpus_statements(setup.facts), key)
     candidates = graph_edits(setup.facts, seed=args.seed, distinct_subjects=not args.same_subject)
@@ -293,7 +299,7 @@ def main() -> None:
     data = {
         "date": today(),
         "machine": machine(),
-        "preset": "small",
+        "preset": args.preset,
         "edits": len(edits),
         "batch_size": args.batch,
         "same_subject": args.same_subject,

@@ -75,6 +75,22 @@ PRESETS: dict[str, KnowledgePreset] = {
         warmup_steps=150,
         edit_layer=0,
     ),
+    # `small` with a 4× wider MLP (2,048 key dimensions per layer, more than the 1,285 subjects
+    # of the demo graph): the capacity check of sequential AlphaEdit (README "Sequential stress")
+    "small-wide": KnowledgePreset(
+        name="small-wide",
+        n_layer=6,
+        n_embd=128,
+        n_head=4,
+        n_inner=2048,
+        vocab_size=4096,
+        n_positions=128,
+        steps=2500,
+        batch_size=64,
+        lr=3e-3,
+        warmup_steps=150,
+        edit_layer=0,
+    ),
     "base": KnowledgePreset(
         name="base",
         n_layer=12,
