@@ -52,6 +52,11 @@ def test_record_drops_results_of_another_setup(tmp_path, monkeypatch) -> None:
     ss.record("out", {**_data(), "edits": 150}, "memit", _result(100, False))
     ss.record("out", _data(), "rome", _result(100, False))
     assert set(json.loads((tmp_path / "out.json").read_text())["results"]) == {"rome"}
+    wide = {**_data(), "preset": "small-wide"}
+    ss.record("out", wide, "alphaedit", _result(100, False))
+    saved = json.loads((tmp_path / "out.json").read_text())
+    assert set(saved["results"]) == {"alphaedit"} and saved["preset"] == "small-wide"
+    assert "`small-wide` model" in ss.readme_block(saved)
 
 
 def test_readme_block_marks_a_stopped_run() -> None:
