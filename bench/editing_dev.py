@@ -3,7 +3,8 @@
 The dev subset is the *last* `--edits` known edits of the demo graph (the quality bench
 takes the first ones), so choosing hyper-parameters does not look at the reported edits.
 Each configuration is a JSON object of overrides; the script prints efficacy, paraphrase
-and neighbourhood (CounterFact scoring), mean v* steps and seconds per edit, and appends
+and neighbourhood (CounterFact scoring), EVOKE's prefix-distraction overfit probe (EOS,
+higher is less overfit), mean v* steps and seconds per edit, and appends
 one JSON line per configuration to `var/bench/editing_dev.jsonl`.
 
 Paraphrase is also split (`paraphrase_split`) by what the trainer did with each paraphrase
@@ -45,9 +46,9 @@ from workers.edit_run import select_known_edits
 from workers.methods import LayerStats, corpus_statements, method_hparams, method_resources
 from workers.settings import get_settings
 
-KINDS = ("rewrite", "paraphrase", "neighbour")
+KINDS = ("rewrite", "paraphrase", "neighbour", "prefix_distraction")
 PROBES = ProbeConfig(
-    n_paraphrases=5, n_neighbours=10, n_prefix=0, max_hops=0, stepwise=False, fluency=False
+    n_paraphrases=5, n_neighbours=10, n_prefix=5, max_hops=0, stepwise=False, fluency=False
 )
 
 
