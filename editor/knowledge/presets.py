@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -75,22 +75,6 @@ PRESETS: dict[str, KnowledgePreset] = {
         warmup_steps=150,
         edit_layer=0,
     ),
-    # `small` with a 4× wider MLP (2,048 key dimensions per layer, more than the 1,285 subjects
-    # of the demo graph): the capacity check of sequential AlphaEdit (README "Sequential stress")
-    "small-wide": KnowledgePreset(
-        name="small-wide",
-        n_layer=6,
-        n_embd=128,
-        n_head=4,
-        n_inner=2048,
-        vocab_size=4096,
-        n_positions=128,
-        steps=2500,
-        batch_size=64,
-        lr=3e-3,
-        warmup_steps=150,
-        edit_layer=0,
-    ),
     "base": KnowledgePreset(
         name="base",
         n_layer=12,
@@ -137,6 +121,10 @@ PRESETS: dict[str, KnowledgePreset] = {
         form_share=0.35,
     ),
 }
+
+# `small` with a 4× wider MLP (2,048 key dimensions per layer, more than the 1,285 subjects
+# of the demo graph): the capacity check of sequential AlphaEdit (README "Sequential stress")
+PRESETS["small-wide"] = replace(PRESETS["small"], name="small-wide", n_inner=2048)
 
 # Question-answer presets (TOFU): trained by `editor.knowledge.qa` on "Question: …\nAnswer: …"
 # rows, the loss on the answer tokens only. `tofu-qa` is sized to train on TOFU's 4,000
