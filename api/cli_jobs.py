@@ -137,18 +137,14 @@ def jobs_submit(
 
 def with_overrides_file(data: Any, path: Path) -> dict[str, Any]:
     """Return the job payload with the method's overrides from a JSON or YAML file merged in."""
-    from editor.errors import EditorError
-    from editor.methods.defaults import load_overrides
+    from workers.jobs.dispatch import overrides_from_file
 
     if not isinstance(data, dict) or not isinstance(data.get("method"), str):
         _fail("the job payload must be a JSON object with a `method` to take --hparams")
     inline = data.get("hparams") or {}
     if not isinstance(inline, dict):
         _fail("the job payload's `hparams` must be an object")
-    try:
-        overrides = load_overrides(path, data["method"])
-    except EditorError as exc:
-        _fail(str(exc))
+    overrides = _call(overrides_from_file, path, data["method"])
     return {**data, "hparams": {**inline, **overrides}}
 
 

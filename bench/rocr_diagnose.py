@@ -37,7 +37,7 @@ import torch
 from bench.common import machine, today, write_json
 from editor.arch import arch_spec, get_module
 from editor.knowledge.presets import get_preset
-from editor.loading import load_model, state_checksum
+from editor.loading import state_checksum
 from editor.methods.alphaedit import null_space_projector
 from editor.methods.rocr import mean_state_at_name, task_contexts
 from editor.sequence import EditSequence
@@ -47,7 +47,7 @@ from kg.unlearn_forms import FORGET, FORMS, form_probes
 from kg.view import GraphView
 from workers.methods import LayerStats, corpus_statements, method_hparams
 from workers.unlearn_eval import answered, form_rates
-from workers.unlearn_run import bench_concepts, prepare_graph_model, with_anchor
+from workers.unlearn_run import concept_bench
 
 
 def probe_template(prompt: str, name: str) -> str | None:
@@ -176,12 +176,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=int(os.environ.get("KGEDIT_THREADS", "1")))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    store, facts, model_dir = prepare_graph_model(args.limit, args.preset)
-    model, tok = load_model(model_dir)
-    base_sha = state_checksum(model)
-    view = GraphView(store)
-    concepts = [with_anchor(store, c) for c in bench_concepts(store, args.concepts)]
-    stats = LayerStats(model, tok, corpus_statements(facts), base_sha, 20_000)
+    bench = concept_bench(args.limit, args.preset, args.concepts)
+    model, tok, base_sha, concepts = bench.model, bench.tokenizer, bench.base_sha, bench.concepts
+    view = GraphView(bench.store)
+    stats = LayerStats(model, tok, corpus_statements(bench.facts), base_sha, 20_000)
     base_hp = method_hparams("rocr", model, get_preset(args.preset).edit_layer)
     spec = arch_spec(model)
     n_layers = model.config.n_layer

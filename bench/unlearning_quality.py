@@ -24,19 +24,17 @@ from tqdm.auto import tqdm
 
 from bench.common import RESULTS, machine, today, update_readme, write_json
 from editor.knowledge.presets import get_preset
-from editor.loading import load_model, state_checksum
+from editor.loading import state_checksum
 from editor.methods.gradient_unlearning import GradUnlearnHyperParams
 from kg.related import RelatedConfig
 from kg.unlearn_forms import FORMS, FormConfig
 from workers.methods import LayerStats, corpus_statements, method_hparams
 from workers.unlearn_run import (
     UIPE_ALPHAS,
-    bench_concepts,
     choose_alpha,
-    prepare_graph_model,
+    concept_bench,
     run_uipe_sweep,
     run_unlearning,
-    with_anchor,
 )
 
 GRAD = ("ga", "graddiff", "npo")
@@ -74,10 +72,9 @@ def main() -> None:
         return
     torch.set_num_threads(args.threads)
 
-    store, facts, model_dir = prepare_graph_model(args.limit, args.preset)
-    model, tok = load_model(model_dir)
-    base_sha = state_checksum(model)
-    concepts = [with_anchor(store, c) for c in bench_concepts(store, args.concepts)]
+    bench = concept_bench(args.limit, args.preset, args.concepts)
+    store, facts, model, tok = bench.store, bench.facts, bench.model, bench.tokenizer
+    base_sha, concepts = bench.base_sha, bench.concepts
     names = store.entity_names(c.redirect_to for c in concepts if c.redirect_to)
     forms = FormConfig()
     related = RelatedConfig(cap=args.related_cap)

@@ -20,10 +20,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch
 
 from bench.common import machine, today, write_json
-from editor.loading import load_model, state_checksum
+from editor.loading import state_checksum
 from editor.methods.gradient_unlearning import GradUnlearnHyperParams
 from kg.unlearn_forms import FormConfig
-from workers.unlearn_run import bench_concepts, prepare_graph_model, run_unlearning, with_anchor
+from workers.unlearn_run import concept_bench, run_unlearning
 
 
 def main() -> None:
@@ -39,10 +39,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=int(os.environ.get("KGEDIT_THREADS", "1")))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    store, _, model_dir = prepare_graph_model(args.limit, args.preset)
-    model, tok = load_model(model_dir)
-    base_sha = state_checksum(model)
-    concepts = [with_anchor(store, c) for c in bench_concepts(store, args.concepts)]
+    bench = concept_bench(args.limit, args.preset, args.concepts)
+    store, model, tok, concepts = bench.store, bench.model, bench.tokenizer, bench.concepts
     runs = []
     for method in args.methods:
         for epochs in args.epochs:
@@ -64,7 +62,7 @@ def main() -> None:
             }
             runs.append(row)
             print(row, flush=True)
-    assert state_checksum(model) == base_sha, "a method did not revert"
+    assert state_checksum(model) == bench.base_sha, "a method did not revert"
     write_json(
         "unlearning_tradeoff",
         {

@@ -51,10 +51,13 @@ def load_model(
 
     path = Path(path)
     _check_model_dir(path)
-    kwargs: dict[str, Any] = {"local_files_only": True, "use_safetensors": True}
-    kwargs["dtype"] = dtype if dtype is not None else "auto"
     try:
-        model = AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(
+            str(path),
+            local_files_only=True,
+            use_safetensors=True,
+            dtype=dtype if dtype is not None else "auto",
+        )
     except Exception as exc:
         raise ModelLoadError(f"cannot load model from {path}: {exc}") from exc
     try:

@@ -21,6 +21,7 @@ from typing import Any
 from contracts.types import FactText, Probe, UnlearnRequest
 from editor.delta import Delta
 from editor.knowledge.presets import get_preset
+from editor.loading import load_model, state_checksum
 from editor.methods.uipe import extrapolate
 from editor.sequence import EditSequence
 from kg.concepts import concept_entities, concept_facts, suggest_anchor, unlearn_request
@@ -46,6 +47,27 @@ def prepare_graph_model(
     facts = graph_facts(store)
     model_dir, _ = train_or_reuse(facts, get_preset(preset_name), settings.models_dir, 0, progress)
     return store, facts, model_dir
+
+
+@dataclass
+class ConceptBench:
+    """What every concept-unlearning bench starts from: the graph, its loaded knowledge model,
+    the base weights' checksum and the bench concepts with their anchors."""
+
+    store: SqlGraphStore
+    facts: list[FactText]
+    model: Any
+    tokenizer: Any
+    base_sha: str
+    concepts: list[Concept]
+
+
+def concept_bench(limit: int, preset_name: str, n_concepts: int) -> ConceptBench:
+    """Return the EVOKE graph of `limit` cases, its model loaded, and `n_concepts` anchored."""
+    store, facts, model_dir = prepare_graph_model(limit, preset_name)
+    model, tok = load_model(model_dir)
+    concepts = [with_anchor(store, c) for c in bench_concepts(store, n_concepts)]
+    return ConceptBench(store, facts, model, tok, state_checksum(model), concepts)
 
 
 def bench_concepts(

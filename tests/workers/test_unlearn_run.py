@@ -59,3 +59,21 @@ def test_rocr_and_npo_on_graph_concepts(tiny_model_dir, tiny_graph, tiny_facts, 
     )
     assert uipe.rates["forget_rate"] is not None
     assert state_checksum(model) == before
+
+
+@pytest.mark.slow
+def test_concept_bench_loads_the_model_and_anchors_the_concepts(
+    tiny_model_dir, tiny_graph, tiny_facts, monkeypatch
+):
+    from workers import unlearn_run
+
+    monkeypatch.setattr(
+        unlearn_run,
+        "prepare_graph_model",
+        lambda limit, preset: (tiny_graph, tiny_facts, tiny_model_dir),
+    )
+    bench = unlearn_run.concept_bench(40, "tiny", 2)
+    assert bench.store is tiny_graph and bench.facts is tiny_facts
+    assert bench.base_sha == state_checksum(load_model(tiny_model_dir)[0])
+    assert [c.id for c in bench.concepts] == [c.id for c in bench_concepts(tiny_graph, 2)]
+    assert all(c.redirect_to for c in bench.concepts)

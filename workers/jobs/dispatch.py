@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+from pathlib import Path
 from typing import Any
 
 from workers.errors import InvalidInputError
@@ -56,3 +57,15 @@ def check_overrides(method: Any, overrides: dict[str, Any]) -> None:
             f"hparams: {', '.join(map(repr, unknown))} not in {cls.__name__} "
             f"(fields: {', '.join(sorted(fields))})"
         )
+
+
+def overrides_from_file(path: str | Path, method: str) -> dict[str, Any]:
+    """Return `method`'s hyper-parameter overrides from a JSON or YAML file, or raise
+    `InvalidInputError` (missing, unreadable or not a mapping)."""
+    from editor.errors import EditorError
+    from editor.methods.defaults import load_overrides
+
+    try:
+        return load_overrides(Path(path), method)
+    except EditorError as exc:
+        raise InvalidInputError(str(exc)) from None
