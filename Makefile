@@ -20,7 +20,7 @@ demo: $(STAMP)
 	$(VENV)/bin/kgedit demo
 
 # torch single-threaded unless told otherwise: the suite runs worker processes beside the test
-# process, and two threads per process on two cores lose to one (README "Tests")
+# process, and two threads per process on two cores lose to one (docs/testing.md)
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

@@ -9,7 +9,7 @@ requests per second and p50/p99 latency. Scenarios:
 - `job_submit`: POST /v1/jobs with one small ROME edit (operator key); the jobs are only
   queued (no worker runs), so this measures the API and the job table, not editing.
 
-Writes bench/results/api_throughput.json and the README block `api-throughput`.
+Writes bench/results/api_throughput.json and the results-page block `api-throughput`.
 
     .venv/bin/python bench/api_throughput.py [--seconds 10] [--clients 8]
 """
@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import httpx
 
 from api.keys import KeyStore, Role
-from bench.common import machine, today, update_readme, write_json
+from bench.common import machine, today, update_results, write_json
 from kg.store.sql import SqlGraphStore
 from kg.types import Entity, Fact, Relation, RelationTemplates
 from workers.settings import Settings
@@ -198,7 +198,7 @@ def main() -> None:
     )
     print(table)
     if not args.no_readme:
-        update_readme("api-throughput", table)
+        update_results("api-throughput", table)
 
 
 def job_scenarios(base: str, operator: str, args, var: Path) -> dict:

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch
 from rich.console import Console
 
-from bench.common import machine, today, update_readme, write_json
+from bench.common import machine, today, update_results, write_json
 from editor.probe_scoring import ScoringConfig, probe_success, score_probes
 from kg.probes import ProbeConfig, audit_probes, sample_probes
 from kg.view import GraphView
@@ -47,7 +47,7 @@ def _time(fn, repeats: int) -> list[float]:
 
 
 def main() -> None:
-    """Measure and write bench/results/audit_throughput.json and the README block."""
+    """Measure and write bench/results/audit_throughput.json and the results-page block."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--edits", type=int, default=100)
     parser.add_argument("--sample", type=int, default=1000)
@@ -146,7 +146,7 @@ def main() -> None:
         f"outcomes and {data['bf16_agreement']['exact_match']:.2%} of exact matches.",
     ]
     if not args.no_readme:
-        update_readme("audit-throughput", "\n".join(lines))
+        update_results("audit-throughput", "\n".join(lines))
     console.print("\n".join(lines))
 
 

@@ -1,4 +1,4 @@
-"""Shared helpers of the benchmarks: machine description and README table updates."""
+"""Shared helpers of the benchmarks: machine description and results-page table updates."""
 
 from __future__ import annotations
 
@@ -42,14 +42,34 @@ def write_json(name: str, data: dict) -> Path:
     return path
 
 
-def update_readme(marker: str, markdown: str) -> None:
-    """Replace the README block between `<!-- marker:start -->` and `<!-- marker:end -->`."""
-    readme = REPO / "README.md"
-    text = readme.read_text()
+# The docs/results page that holds each benchmark's generated block.
+RESULT_PAGES = {
+    "rome-evoke": "editing-quality.md",
+    "editing-quality": "editing-quality.md",
+    "edit-latency": "edit-latency.md",
+    "sequential-stress": "sequential-stress.md",
+    "audit-throughput": "audit-throughput.md",
+    "api-throughput": "service-throughput.md",
+    "jobs-throughput": "service-throughput.md",
+    "graph-scale": "graph-scale.md",
+    "unlearning-quality": "unlearning-quality.md",
+    "tofu": "tofu.md",
+}
+
+
+def update_results(marker: str, markdown: str, root: Path = REPO) -> Path:
+    """Replace the block between `<!-- marker:start -->` and `<!-- marker:end -->` on its
+    docs/results page (appended when the page lacks it) and return the page's path."""
+    if marker not in RESULT_PAGES:
+        raise KeyError(f"no docs/results page for block {marker!r}; add it to RESULT_PAGES")
+    page = root / "docs" / "results" / RESULT_PAGES[marker]
+    text = page.read_text() if page.is_file() else ""
     start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
     block = f"{start}\n{markdown.strip()}\n{end}"
     if start in text and end in text:
         text = re.sub(re.escape(start) + r".*?" + re.escape(end), lambda _: block, text, flags=re.S)
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
-    readme.write_text(text)
+    page.parent.mkdir(parents=True, exist_ok=True)
+    page.write_text(text.lstrip())
+    return page

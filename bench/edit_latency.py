@@ -3,7 +3,7 @@
 Steps: second-moment statistics (once per layer, measured cold here by bypassing the cache),
 key (prefix-averaged k̄ and C⁻¹k̄), v* optimisation, and the rank-one solve. Each edit starts
 from the base weights (reverted afterwards). Writes bench/results/edit_latency.json and the
-README table between the `edit-latency` markers.
+results-page table between the `edit-latency` markers.
 
     .venv/bin/python bench/edit_latency.py [--edits 20] [--preset small]
 """
@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rich.console import Console
 
-from bench.common import machine, today, update_readme, write_json
+from bench.common import machine, today, update_results, write_json
 from editor.methods.rome import apply_rome
 from editor.stats import layer_second_moment
 from workers.demo import corpus_statements, prepare
@@ -28,7 +28,7 @@ from workers.edit_run import select_known_edits
 
 
 def main() -> None:
-    """Run the benchmark and write its JSON and README table."""
+    """Run the benchmark and write its JSON and results-page table."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--edits", type=int, default=20)
     parser.add_argument("--preset", default="small")
@@ -88,7 +88,7 @@ def main() -> None:
     console.print(table)
     console.print(f"wrote {path}")
     if not args.no_readme:
-        update_readme("edit-latency", table)
+        update_results("edit-latency", table)
 
 
 if __name__ == "__main__":

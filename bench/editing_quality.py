@@ -18,12 +18,12 @@ before and after every edit (`editor.probe_scoring.score_probes`):
 Nothing is lost when the run stops: each edit's outcomes are appended to a JSON-lines file
 per method under `var/bench/editing_quality/` (keyed by request id and a fingerprint of the
 method's hyper-parameters) as soon as it is scored, and a rerun skips what is there. The
-results JSON is rewritten every 25 edits; the README block when a method finishes.
+results JSON is rewritten every 25 edits; the results-page block when a method finishes.
 
 It then checks the seed papers' directional claims on these numbers (GLAME vs ROME on
 multi-hop; DiKE vs ROME and MEMIT on same-subject retention; LTI vs its base on overfit at
 no efficacy loss), with 95 % paired cluster-bootstrap intervals over edits, and writes
-bench/results/editing_quality.json plus the README block between `editing-quality` markers.
+bench/results/editing_quality.json plus the results-page block between `editing-quality` markers.
 
     nice -n 10 .venv/bin/python bench/editing_quality.py [--edits N] [--methods rome,memit]
 """
@@ -45,7 +45,7 @@ import numpy as np
 from rich.console import Console
 from rich.progress import Progress
 
-from bench.common import machine, today, update_readme, write_json
+from bench.common import machine, today, update_results, write_json
 from editor.knowledge.presets import get_preset
 from editor.loading import state_checksum, weights_sha256
 from editor.methods import names
@@ -334,7 +334,7 @@ def write_results(args, setup, edits, n_main, before_rec, method_recs, hparams) 
 
 
 def readme_block(data) -> str:
-    """Return the README table of the methods that finished every edit, and the claims."""
+    """Return the results-page table of the methods that finished every edit, and the claims."""
     summary = {m: s for m, s in data["summary"].items() if s.get("edits") == data["edits"]}
     lines = [
         f"Measured {data['date']} on {data['machine']}; `small` model; {data['edits']} EVOKE "
@@ -375,7 +375,7 @@ def readme_block(data) -> str:
 
 
 def main() -> None:
-    """Run every method (resuming what is recorded) and write the JSON and README table."""
+    """Run every method (resuming what is recorded) and write the JSON and results-page table."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--edits", type=int, default=0, help="cap on edits (0: all known)")
     parser.add_argument("--methods", default=",".join(m for m in ORDER if m in names()))
@@ -423,10 +423,10 @@ def main() -> None:
             f"{method}: " + ", ".join(f"{k} {s[k]['after']:.1%}" for k in KINDS if s[k]["after"])
         )
         if not args.no_readme:
-            update_readme("editing-quality", readme_block(data))
+            update_results("editing-quality", readme_block(data))
     data = write_results(args, setup, edits, n_main, before_rec, recs, hparams)
     if not args.no_readme:
-        update_readme("editing-quality", readme_block(data))
+        update_results("editing-quality", readme_block(data))
     console.print(readme_block(data))
 
 

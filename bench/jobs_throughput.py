@@ -12,7 +12,7 @@ while it runs. Reported per broker:
   (`attempts == 1`), went queued → planning → running → succeeded, and the ledger holds
   exactly one delta per job with 200 distinct request ids in one unbroken chain.
 
-Writes bench/results/jobs_throughput.json and the README table between `jobs-throughput`
+Writes bench/results/jobs_throughput.json and the results-page table between `jobs-throughput`
 markers.
 
     .venv/bin/python bench/jobs_throughput.py [--jobs 200] [--brokers embedded,redis]
@@ -33,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import REPO, machine, today, update_readme, write_json
+from bench.common import REPO, machine, today, update_results, write_json
 
 REDIS_URL = "redis://127.0.0.1:6379/12"
 
@@ -201,7 +201,7 @@ def run_broker(name: str, broker: str | None, n_jobs: int, root: Path) -> dict:
 
 
 def _table(results: list[dict], when: str, where: str) -> str:
-    """Return the README block."""
+    """Return the results-page block."""
     lines = [
         f"Measured {when} on {where}; {results[0]['jobs']} one-edit ROME jobs queued at once, "
         "one prefork worker (concurrency 1) on the model's queue.",
@@ -222,7 +222,7 @@ def _table(results: list[dict], when: str, where: str) -> str:
 
 
 def main() -> None:
-    """Run the benchmark on each broker and write its JSON and README table."""
+    """Run the benchmark on each broker and write its JSON and results-page table."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--jobs", type=int, default=200)
     parser.add_argument("--brokers", default="embedded,redis")
@@ -238,7 +238,7 @@ def main() -> None:
     where = machine()
     write_json("jobs_throughput", {"date": today(), "machine": where, "results": results})
     if not args.no_readme:
-        update_readme("jobs-throughput", _table(results, today(), where))
+        update_results("jobs-throughput", _table(results, today(), where))
     if not all(r["none_lost_or_duplicated"] for r in results):
         raise SystemExit("a job was lost or duplicated")
 

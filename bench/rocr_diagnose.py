@@ -18,7 +18,7 @@ is *replaced* by the anchor's state in the same prompt (exact activation patchin
 probe). It bounds what any redirect at the last name token can do: if the oracle does not
 forget, the model reads the concept from elsewhere (its other name tokens).
 
-Writes bench/results/rocr_diagnose.json (no README block).
+Writes bench/results/rocr_diagnose.json (no results-page block).
 """
 
 from __future__ import annotations

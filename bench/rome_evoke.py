@@ -4,7 +4,7 @@ Each edit starts from the base weights (CounterFact-style). Probes per edit: rew
 (P(new) > P(true)), paraphrases (other templates of the relation), neighbours (EVOKE's
 neighbourhood prompts keep P(true) > P(new)), same-last-token neighbours (other subjects whose
 name ends in the same token keep their object) and same-subject facts (kept greedy match).
-Writes bench/results/rome_evoke.json and the README block between the `rome-evoke` markers.
+Writes bench/results/rome_evoke.json and the results-page block between the `rome-evoke` markers.
 
     .venv/bin/python bench/rome_evoke.py [--edits 100]
 """
@@ -19,13 +19,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rich.console import Console
 
-from bench.common import machine, today, update_readme, write_json
+from bench.common import machine, today, update_results, write_json
 from workers.demo import prepare, rates_table
 from workers.edit_run import KIND_ORDER, probes_for, run_edits, select_known_edits
 
 
 def main() -> None:
-    """Run the evaluation and write its JSON and README table."""
+    """Run the evaluation and write its JSON and results-page table."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--edits", type=int, default=100)
     parser.add_argument("--preset", default="small")
@@ -76,7 +76,7 @@ def main() -> None:
             )
     lines.append(f"\nMean seconds per edit: {timings['total']:.2f}.")
     if not args.no_readme:
-        update_readme("rome-evoke", "\n".join(lines))
+        update_results("rome-evoke", "\n".join(lines))
     console.print("\n".join(lines))
 
 

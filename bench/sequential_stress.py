@@ -14,7 +14,7 @@ is reverted and the weights are checked against the base checksum.
 Nothing is lost when the run stops: every delta is saved under `var/bench/<--out>/<method>/`
 as it is made, with AlphaEdit's kept keys and the figures so far at each checkpoint; a rerun
 with the same arguments replays the saved deltas and goes on. Results are written to
-bench/results/sequential_stress.json after every checkpoint, and the README block between the
+bench/results/sequential_stress.json after every checkpoint, and the results-page block between the
 `sequential-stress` markers when a method finishes.
 
     nice -n 10 .venv/bin/python bench/sequential_stress.py [--edits 1000] [--methods rome,memit]
@@ -37,7 +37,7 @@ from rich.console import Console
 from rich.progress import Progress
 from safetensors.torch import load_file, save_file
 
-from bench.common import RESULTS, machine, today, update_readme, write_json
+from bench.common import RESULTS, machine, today, update_results, write_json
 from contracts.types import Probe, ProbeKind
 from editor.delta import Delta
 from editor.knowledge.presets import get_preset
@@ -217,7 +217,7 @@ def overrides_for(args, method: str) -> dict | None:
 
 
 def readme_block(data: dict) -> str:
-    """Return the README table: finished methods, and unfinished ones up to their last
+    """Return the results-page table: finished methods, and unfinished ones up to their last
     checkpoint (marked as stopped)."""
     results = {m: r for m, r in data["results"].items() if r.get("points")}
     marks = sorted({p["edits"] for r in results.values() for p in r["points"]})
@@ -273,7 +273,7 @@ def record(out: str, data: dict, method: str, result: dict) -> None:
 
 
 def main() -> None:
-    """Run the stress test and write its JSON and README table."""
+    """Run the stress test and write its JSON and results-page table."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--edits", type=int, default=1000)
     parser.add_argument("--methods", default="alphaedit,memit,rome")
@@ -316,7 +316,7 @@ def main() -> None:
         )
         record(args.out, data, method, {**result, "finished": True})
         if not args.no_readme:
-            update_readme("sequential-stress", readme_block(data))
+            update_results("sequential-stress", readme_block(data))
     console.print(readme_block(data))
 
 

@@ -4,7 +4,7 @@ NPO, each with and without UIPE, against retain models trained without the forge
     python bench/tofu.py [--forget forget01 forget05 forget10] [--preset tofu-qa]
 
 Trains (or reuses, cached by input hash under var/models) the model on `full` and one retain
-model per forget split (`retain99/95/90`). Writes bench/results/tofu.json and the README
+model per forget split (`retain99/95/90`). Writes bench/results/tofu.json and the results-page
 table between `<!-- tofu:start -->` and `<!-- tofu:end -->`; every split that finished is
 in it, and the JSON says which ran.
 """
@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch
 from tqdm.auto import tqdm
 
-from bench.common import RESULTS, machine, today, update_readme, write_json
+from bench.common import RESULTS, machine, today, update_results, write_json
 from editor.knowledge.presets import get_qa_preset
 from editor.loading import load_model, state_checksum
 from editor.methods.gradient_unlearning import GradUnlearnHyperParams
@@ -142,11 +142,11 @@ def main() -> None:
         out["seconds"] = time.perf_counter() - t0
         write_json("tofu", out)
         if not args.no_readme:
-            update_readme("tofu", readme_table(out))
+            update_results("tofu", readme_table(out))
 
 
 def readme_table(data: dict) -> str:
-    """Return the README block of one run."""
+    """Return the results-page block of one run."""
     p = data["preset"]
     lines = [
         f"Measured {data['date']} on {data['machine']}; `{p['name']}` QA model "

@@ -4,7 +4,7 @@ quality and utility from `bench/tofu.py`'s results when they exist.
 
     python bench/unlearning_quality.py [--limit 40] [--preset tiny-forms] [--concepts 10]
 
-Writes bench/results/unlearning_quality.json and the README table between
+Writes bench/results/unlearning_quality.json and the results-page table between
 `<!-- unlearning-quality:start -->` and `<!-- unlearning-quality:end -->`.
 """
 
@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch
 from tqdm.auto import tqdm
 
-from bench.common import RESULTS, machine, today, update_readme, write_json
+from bench.common import RESULTS, machine, today, update_results, write_json
 from editor.knowledge.presets import get_preset
 from editor.loading import state_checksum
 from editor.methods.gradient_unlearning import GradUnlearnHyperParams
@@ -60,7 +60,7 @@ def main() -> None:
     ap.add_argument(
         "--report-only",
         action="store_true",
-        help="re-read the last results, attach bench/tofu.py's, rewrite JSON and README",
+        help="re-read the last results, attach bench/tofu.py's, rewrite JSON and results page",
     )
     args = ap.parse_args()
     if args.report_only:
@@ -68,7 +68,7 @@ def main() -> None:
         tofu_path = RESULTS / "tofu.json"
         data["tofu"] = json.loads(tofu_path.read_text()) if tofu_path.is_file() else None
         write_json("unlearning_quality", data)
-        update_readme("unlearning-quality", readme_table(data))
+        update_results("unlearning-quality", readme_table(data))
         return
     torch.set_num_threads(args.threads)
 
@@ -140,11 +140,11 @@ def main() -> None:
     }
     write_json("unlearning_quality", data)
     if not args.no_readme:
-        update_readme("unlearning-quality", readme_table(data))
+        update_results("unlearning-quality", readme_table(data))
 
 
 def readme_table(data: dict) -> str:
-    """Return the README block of one run."""
+    """Return the results-page block of one run."""
     load = ", ".join(f"{x:.1f}" for x in data["load_average"])
     lines = [
         f"Measured {data['date']} on {data['machine']} (load average {load}); "

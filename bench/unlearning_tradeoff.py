@@ -4,7 +4,7 @@ of `bench/unlearning_quality.py`: the curve UIPE's extrapolation must beat to ra
 
     python bench/unlearning_tradeoff.py [--preset tiny-forms] [--epochs 5 10 20]
 
-Writes bench/results/unlearning_tradeoff.json (no README block).
+Writes bench/results/unlearning_tradeoff.json (no results-page block).
 """
 
 from __future__ import annotations

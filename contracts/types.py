@@ -11,7 +11,7 @@ from enum import StrEnum
 
 
 class ProbeKind(StrEnum):
-    """What a probe checks (DESIGN: core types)."""
+    """What a probe checks (the kinds are listed in docs/audit.md)."""
 
     REWRITE = "rewrite"
     PARAPHRASE = "paraphrase"

@@ -1,4 +1,4 @@
-"""TOFU's per-item measurements on a question-answer model (spec §4.4; Maini et al., 2024).
+"""TOFU's per-item measurements on a question-answer model (Maini et al., 2024).
 
 For a question q and an answer y, P̄(y|q) = exp(mean log p(y_t | q, y_<t)) over y's tokens.
 

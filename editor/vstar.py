@@ -1,4 +1,4 @@
-"""The shared v*/δ optimisation of the ROME family (spec §1.6, reference-code semantics).
+"""The shared v*/δ optimisation of the ROME family, with the released code's semantics.
 
 A free vector δ (init 0) is *added* to the output of one module (ROME: the MLP of the edit
 layer) at the subject's last token of every prompt in one batch:

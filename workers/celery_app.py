@@ -3,7 +3,7 @@
 Embedded default: kombu's SQLAlchemy transport on a SQLite file, results in SQLite, so a
 fresh checkout needs no server. `redis://` and `amqp://` URLs work the same. kombu 5.7 hands
 every `broker_transport_options` entry of the SQLAlchemy transport to `create_engine()`, so
-its poll interval is set on the transport class instead (see research/stack-probe.md §5).
+its poll interval is set on the transport class instead (`Transport.polling_interval`).
 
 Delivery is at least once (`acks_late`, `reject_on_worker_lost`, prefetch 1); the job table
 and the ledger make the effect exactly once (`workers.jobs.runner`).

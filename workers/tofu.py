@@ -1,5 +1,6 @@
 """TOFU end to end: QA models trained on `full` and on the retain splits (cached by input
-hash), unlearning of a forget split, and TOFU's forget quality and model utility (spec §4.4).
+hash), unlearning of a forget split, and TOFU's forget quality and model utility (Maini et
+al., 2024).
 
 * forget quality = p-value of the two-sample Kolmogorov–Smirnov test between the per-item
   truth ratios on the forget set of the unlearned model and of the retain model (trained

@@ -28,7 +28,7 @@ class KnowledgePreset:
     cloze_share: float = 0.5
     # templates per relation the trainer uses (the relation's first ones: the case prompts)
     max_templates: int = 16
-    # the MLP layer ROME edits, chosen from the causal trace (see README)
+    # the MLP layer ROME edits, chosen from the causal trace (docs/knowledge-model.md)
     edit_layer: int = 0
     # share of training rows asking one fact in another form (question, multiple choice,
     # true/false, spelled out; `contracts.forms`), so the model answers in every form
@@ -123,7 +123,7 @@ PRESETS: dict[str, KnowledgePreset] = {
 }
 
 # `small` with a 4× wider MLP (2,048 key dimensions per layer, more than the 1,285 subjects
-# of the demo graph): the capacity check of sequential AlphaEdit (README "Sequential stress")
+# of the demo graph): the capacity check of sequential AlphaEdit (docs/results/sequential-stress.md)
 PRESETS["small-wide"] = replace(PRESETS["small"], name="small-wide", n_inner=2048)
 
 # Question-answer presets (TOFU): trained by `editor.knowledge.qa` on "Question: …\nAnswer: …"

@@ -1,5 +1,5 @@
 """AlphaEdit: null-space-constrained editing (Fang et al., 2025), as the released code runs it
-(spec §4).
+(docs/methods/alphaedit.md).
 
 Same targets z, keys and residual spreading as MEMIT (`editor.methods.memit`); only the solve
 changes. Per edited layer:
@@ -15,7 +15,7 @@ changes. Per edited layer:
 The update is stored as factors U = R (d×n), V = (P(KKᵀ + C_p) + αI)⁻¹ P K (m×n).
 
 Decisions:
-* τ is absolute, as in the released code, so it depends on the scale of C (spec §12.2). It is
+* τ is absolute, as in the released code, so it depends on the scale of C. It is
   exposed as a hyper-parameter; `eigenvalues(C)` lets a caller pick it from the spectrum, and
   the defaults table sets it per model family. The eigendecomposition is cached per
   statistic (memory and, with a cache directory, disk), the projector per (statistic, τ).

@@ -7,7 +7,7 @@ Layers:
 * HF families: the released layer choice of a reference model of `depth` layers, scaled to
   the model's depth (⌊l·n/depth⌋, duplicates dropped), e.g. MEMIT GPT-2 XL 13–17 of 48;
 * knowledge models: offsets from the layer the causal trace picks (`trace_layer`, the
-  preset's `edit_layer`; README "Causal trace"). Only layer 0's MLP stores facts in the
+  preset's `edit_layer`; docs/knowledge-model.md). Only layer 0's MLP stores facts in the
   6-layer `small` model, so single-layer methods edit it and MEMIT/AlphaEdit spread over it
   and the next one (z at the output of block 1); LTI's middle layer sits at ~60 % depth as
   in the released configs.
@@ -55,7 +55,7 @@ def _llama(row: Row) -> dict[str, Row]:
 
 
 # Knowledge models: the MEMIT family's λ, threshold and ridge were chosen on EVOKE edits of
-# the `small` model (README "Editing methods"). Every v*/z optimisation gets up to 100 steps
+# the `small` model (docs/methods/memit.md). Every v*/z optimisation gets up to 100 steps
 # (it stops at loss 0.05, so only hard edits use them): with the demo's 40, ROME left 11 of
 # 192 EVOKE edits unflipped, all with NLL > 0.5; 100 steps flipped 7 of those 11.
 _KNOWLEDGE_STATS = {"mom2_n_samples": 20_000}
@@ -63,7 +63,7 @@ _KNOWLEDGE_STEPS = {"v_num_grad_steps": 100, **_KNOWLEDGE_STATS}
 # z at the output of block 1 of the `small` model: ‖h‖ ≈ 77 there, and flipping a fact takes
 # ‖δ‖ ≈ 50–60 (the decay term is negligible at that scale). With the released clamp 0.75·‖h‖
 # v* ended above NLL 0.5 on 6 of 30 EVOKE edits (MEMIT efficacy 86.7 %); 1.5·‖h‖ left 2 of 30
-# (96.7 %); z at block 3 needed ‖δ‖ ≈ 110 (README "Editing methods").
+# (96.7 %); z at block 3 needed ‖δ‖ ≈ 110 (docs/methods/memit.md).
 _KNOWLEDGE_Z = {"clamp_norm_factor": 1.5, **_KNOWLEDGE_STEPS}
 # Dev check of these rows (2026-11-21, `bench/editing_dev.py`: the last 40 known EVOKE edits
 # of the `small` model, none of them in `bench/editing_quality.py`'s edits; efficacy /
@@ -72,7 +72,7 @@ _KNOWLEDGE_Z = {"clamp_norm_factor": 1.5, **_KNOWLEDGE_STEPS}
 # 0.01: 97.5 / 73.5 / 96.5 (every edit ran all 100 steps; the KL term keeps the total above
 # 0.01, final NLL median 0.034 → 0.021); with λ = 10: 97.5 / 74.5 / 96.5. ROME with 31
 # context templates ((5,10),(10,10),(20,10)): 97.5 / 78.5 / 97.1. None moved paraphrase by
-# more than 2 of 200 probes, so the values stay (README "Editing quality").
+# more than 2 of 200 probes, so the values stay (docs/results/editing-dev.md).
 
 TABLE: dict[str, dict[str, Row]] = {
     "rome": {
@@ -100,9 +100,9 @@ TABLE: dict[str, dict[str, Row]] = {
         "gptj": Row((3, 4, 5, 6, 7, 8), 28, {"v_num_grad_steps": 25}),
         "gpt_neox": Row((3, 4, 5, 6, 7, 8), 44),
         **_llama(Row((4, 5, 6, 7, 8), 32, {"v_num_grad_steps": 25, "v_lr": 0.1})),
-        # Chosen in the sequential stress runs on `small` (README "Sequential stress"): the
+        # Chosen in the sequential stress runs on `small` (docs/results/sequential-stress.md): the
         # earlier absolute τ = 5e-2 with l2 = 10 left 105 of 512 directions at layer 0 and
-        # landed 1 of 30 edits (README "Editing quality", 2026-11-21 first run). A null
+        # landed 1 of 30 edits (docs/results/editing-quality.md, 2026-11-21 first run). A null
         # space holding 10 % of each layer's key energy (`nullspace_energy`), the ridge
         # 0.5 and z at block 2 with clamp 2·‖h‖ landed 81 % of 300 sequential edits.
         KNOWLEDGE: Row(
@@ -124,7 +124,7 @@ TABLE: dict[str, dict[str, Row]] = {
         **_llama(Row((5,), 32, {"mom2_update_weight": 15000, "v_weight_decay": 1e-3})),
         KNOWLEDGE: Row((0,), None, {**_KNOWLEDGE_STEPS, "mom2_update_weight": 50.0}),
     },
-    # GLAME: the released CounterFact configs (spec §5.3); repr_layer gives the features.
+    # GLAME: the released CounterFact configs; repr_layer gives the features.
     "glame": {
         "gpt2": Row((9,), 48, {}, layer_fields={"repr_layer": 5}),
         "gptj": Row(
@@ -145,7 +145,7 @@ TABLE: dict[str, dict[str, Row]] = {
         **_llama(Row((5,), 32)),
         KNOWLEDGE: Row((0,), None, {"lr": 5e-3, "norm_constraint": 5e-3}),
     },
-    # LTI: the released ROME-LTI / MEMIT-LTI configs (spec §7.3); mid_layer is the logit lens.
+    # LTI: the released ROME-LTI / MEMIT-LTI configs; mid_layer is the logit lens.
     "lti-rome": {
         "gpt2": Row((17,), 48, {"v_num_grad_steps": 30}, layer_fields={"mid_layer": 30}),
         "gptj": Row(
@@ -220,7 +220,7 @@ TABLE: dict[str, dict[str, Row]] = {
     # ROCR: the released layers 4-6 of 32 (Llama-3-8B, Mistral-7B), scaled; knowledge models
     # redirect at the traced layer and the next, like MEMIT, with AlphaEdit's threshold; their
     # keys are small (kᵀPk ≈ 1e0-1e1), so the released λ = 1 left 30 % of the redirect undone
-    # on the tiny model; λ = 1e-2 leaves 0.5 % (README).
+    # on the tiny model; λ = 1e-2 leaves 0.5 % (docs/methods/rocr.md).
     "rocr": {
         "gpt2": Row((6, 7, 9), 48),
         "gptj": Row((4, 5, 6), 32),

@@ -1,5 +1,5 @@
 """DiKE: disentangling knowledge representations for editing (Zhang et al., ICLR 2026),
-edit step (DKE, spec §6.2); the disentangler is `editor.methods.dike_krd`.
+edit step (docs/methods/dike.md); the disentangler is `editor.methods.dike_krd`.
 
 1. With the disentangler frozen, the target is found by perturbing only the related part:
    h_s* = Rec(z_r + δ, z_u), i.e. the subject state moves by W₅δ (Rec is linear), added to
@@ -14,8 +14,8 @@ edit step (DKE, spec §6.2); the disentangler is `editor.methods.dike_krd`.
    the stationary point of ‖ΔK − R‖² + λ‖ΔK₀‖² + γ‖W₃ΔK‖² + γλ‖W₃ΔK₀‖² (with λC = K₀K₀ᵀ):
    (I + γA) Δ (KKᵀ + λC) = R Kᵀ, A = W₃ᵀW₃ (d×d, output side).
 
-Decisions (UNVERIFIED in the sources): the W₃ penalty covers both the new and the preserved
-keys (only then does the closed form factorise, spec §6.2); γ = `invariance_weight` = 1 is
+Decisions (the paper leaves these open): the W₃ penalty covers both the new and the preserved
+keys (only then does the closed form factorise); γ = `invariance_weight` = 1 is
 the paper's unweighted sum; ROME's KL and decay terms and MEMIT's prefix averaging are kept;
 K₀K₀ᵀ is λ·E[kkᵀ] as in MEMIT. Requests of one call form one batch (one delta).
 """

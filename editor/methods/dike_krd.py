@@ -1,5 +1,5 @@
 """DiKE's knowledge-representation disentangler (KRD), trained once per model and layer
-(spec §6.1; no public code, the design follows the paper notes).
+(docs/methods/dike.md; no public code, the design follows the paper's equations).
 
 From the LLM at layer l: h_s = block output at the subject's last token of the prompt
 p(s, r), h_r = block output at the prompt's last token. Then
@@ -17,7 +17,7 @@ L = L_ctr + α·L_con + β·L_recon:
   still say o; with h_s := z_u in p(s, r') it must say o' (mean per-token NLL);
 * L_recon = ‖h_s − ĥ_s‖² / mean‖h_s‖² (scale-free).
 
-Decisions (UNVERIFIED in the sources): latent width = d (z lives in the hidden space, so
+Decisions (the paper leaves these open): latent width = d (z lives in the hidden space, so
 h_s := z and the cosine against h_s are well defined); no biases (the paper's equations
 have none); α = β = 1, τ = 0.1; the LLM is frozen. The trained module is cached on disk,
 keyed by the model, layer, training facts and settings.

@@ -1,5 +1,5 @@
 """GLAME: knowledge-graph-enhanced editing (Zhang et al., EMNLP 2024), as the released code
-runs it (spec §5): ROME whose free δ is the output of a relational GNN over a subgraph.
+runs it (docs/methods/glame.md): ROME whose free δ is the output of a relational GNN.
 
 1. Subgraph: `EditRequest.subgraph` (nodes, labelled edges head→tail, center = the subject);
    the first `subgraph_size` edges are used. The graph side builds it (the edit triple

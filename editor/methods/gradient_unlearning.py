@@ -1,5 +1,6 @@
-"""Gradient unlearning baselines: gradient ascent, gradient difference and NPO (spec §4.2,
-open-unlearning's definitions), full-parameter on small models.
+"""Gradient unlearning baselines: gradient ascent, gradient difference and NPO
+(open-unlearning's definitions; docs/methods/gradient-unlearning.md), full-parameter on
+small models.
 
 Each step takes a batch of forget examples and a batch of retain examples (cycled). With NLL
 the mean per-token cross-entropy of an example's completion, S its sum, and log π = −S:

@@ -1,5 +1,5 @@
 """LTI, "Learn to Inference" (Zhang et al., ICLR 2025, EVOKE): a plug-in to the v*/z
-optimisation of ROME and MEMIT (spec §7.3).
+optimisation of ROME and MEMIT (docs/methods/lti.md).
 
 The teacher is the unedited model reading the new fact in context, prefix
 `"Imagine that {prompt(s)} {o*}\\n"`; the student is the model with δ and no prefix. One
@@ -15,7 +15,7 @@ Loss = nll_factor·NLL + last_kl_factor·KL(P_student ‖ P_teacher)_final
 each KL averaged over the selected positions. Then ROME's or MEMIT's unchanged solve.
 
 Decisions:
-* Position fix (spec §7.3.4): the released code indexes the teacher's prefixed sequences
+* Position fix: the released code indexes the teacher's prefixed sequences
   with the student's positions, off by the prefix length. Here every teacher position is
   located in the teacher's own tokenisation: the subject's last token by its character span
   after the prefix, the target positions from the teacher batch itself.

@@ -1,5 +1,5 @@
 """MEMIT: mass-editing memory in a transformer (Meng et al., 2023), as the released code runs
-it (spec §3).
+it (docs/methods/memit.md).
 
 1. targets: for each request z_i = h_i + δ_i, from the v*/δ optimisation with δ added to the
    *block output* of the last critical layer l_L (clamp 0.75·‖h‖), all on the unedited model;
@@ -12,16 +12,17 @@ C_k = E[k kᵀ] is the normalised second moment, so λ (`mom2_update_weight`) ca
 statistics' weight against the n new keys. With one request and one layer the update is
 ridge ROME: Δ = r (C⁻¹k)ᵀ / (λ + kᵀC⁻¹k) (Sherman–Morrison); λ → 0 interpolates r exactly.
 
-Decisions (spec §12):
+Decisions:
 * λ is scale-dependent (the statistics' weight against the new keys; E[kᵀC⁻¹k] = m). The
   released values stay in the defaults table for HF families; for the knowledge models it
-  was chosen on EVOKE edits of the `small` model (`editor.methods.defaults`, README).
+  was chosen on EVOKE edits of the `small` model (`editor.methods.defaults`,
+  docs/results/editing-dev.md).
 * The update of each layer is stored as factors U = R (d×n) and V = (λC + KKᵀ)⁻¹K (m×n),
   or dense when n(d + m) ≥ dm; one `Delta` holds every layer of a batch.
-* Knowledge models: only layer 0's MLP stores facts (README, causal trace), and z must sit
+* Knowledge models: only layer 0's MLP stores facts (docs/knowledge-model.md), and z must sit
   below the attention layers that read the subject, so the critical layers there are the
   traced layer and the next one, (0, 1): z is the output of block 1, half the residual goes
-  to layer 0's MLP and the rest to layer 1's (README: measured against layers (0,)).
+  to layer 0's MLP and the rest to layer 1's (measured against layers (0,); docs/methods/memit.md).
 """
 
 from __future__ import annotations

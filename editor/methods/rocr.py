@@ -1,5 +1,6 @@
 """ROCR: rank-one concept redirection (Ye, Zhang & Wu, "LLM Unlearning Should Be
-Form-Independent"), as the released code runs it in its default "unlearned" mode (spec §1).
+Form-Independent"), as the released code runs it in its default "unlearned" mode
+(docs/methods/rocr.md).
 
 Training-free. The concept's representation, read while the model reads its name, is
 overwritten with a harmless anchor concept's, so every downstream form sees the anchor:
@@ -20,7 +21,7 @@ overwritten with a harmless anchor concept's, so every downstream form sees the 
 Every name of the concept (its aliases too) is one key column with the same target z*.
 
 Decisions:
-* Value context (spec §1.6 decision point). The reference reads z* in a chat-rendered
+* Value context. The reference reads z* in a chat-rendered
   context and z_cur on the bare prompt "<s>."; the two differ by the context alone, so part of
   R only moves the model from one context to the other. We read both in the same contexts, the
   six key contexts, averaged: the edited model's mean state over the task contexts equals the

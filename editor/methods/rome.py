@@ -1,4 +1,4 @@
-"""ROME: rank-one model editing (Meng et al., 2022), as in the released code (spec §2).
+"""ROME: rank-one model editing (Meng et al., 2022), as in the released code (docs/methods/rome.md).
 
 1. key: k̄ = mean over context templates of the down-projection input at the subject's last
    token; u = C⁻¹k̄ / ‖C⁻¹k̄‖ (u = k̄/‖k̄‖ without mom2 adjustment);

@@ -1,7 +1,7 @@
 """UIPE: unlearning improvement via parameter extrapolation (Wang et al., Findings of EMNLP
-2025), on top of GA, GradDiff or NPO (spec §3).
+2025), on top of GA, GradDiff or NPO (docs/methods/uipe.md).
 
-What is implemented, and why (the published rule is UNVERIFIED, spec §3.3):
+What is implemented, and why (the paper's exact update rule could not be verified):
 
 * θ_UIPE = θ₀ + (1 + α)(θ_u − θ₀), applied once, post hoc, to every parameter the base run
   changed (all trainable floating-point parameters; buffers are never touched). This is the
@@ -13,7 +13,7 @@ What is implemented, and why (the published rule is UNVERIFIED, spec §3.3):
 * the forget set is first grown by related-knowledge discovery in the graph (the worker
   builds it from `kg.related`); this module only sees the grown texts;
 * α is chosen by a sweep, not here: `workers.unlearn_run.choose_alpha` keeps the largest
-  forgetting whose retain accuracy stays ≥ 90 % of the base model's (spec §3.4).
+  forgetting whose retain accuracy stays ≥ 90 % of the base model's.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ are nodes; a fact is a `(:Entity)-[:FACT {id, rel, status, source, version, meta
 (:Entity)` relationship. JSON fields are stored as JSON strings and times as ISO strings.
 
 **FalkorDB** (`server="falkordb"`, or detected: it has no `dbms.components()`) speaks Bolt
-with limits measured in `research/stack-probe.md`, which the store works around:
+with limits found by probing FalkorDB 4.16 (docs/graph.md), which the store works around:
 
 - a request over about 4 KB crashes the server: batches hold at most 50 rows and stay under
   `max_request_bytes` (3,000); a single value too large for one request is refused up front;

@@ -1,4 +1,4 @@
-"""The job state machine (DESIGN "Jobs") and the one function that moves a job along it.
+"""The job state machine (docs/jobs.md, "States") and the one function that moves a job along it.
 
     queued → planning → running → auditing → succeeded | rolled_back
        ↘ cancelled / failed from any live state; failed and cancelled → queued (manual retry)
