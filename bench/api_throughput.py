@@ -146,7 +146,7 @@ def main() -> None:
     parser.add_argument("--facts", type=int, default=20_000)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--no-readme", action="store_true")
+    parser.add_argument("--no-results-page", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="kgedit-api-bench-") as tmp:
         var = Path(tmp)
@@ -197,7 +197,7 @@ def main() -> None:
         ]
     )
     print(table)
-    if not args.no_readme:
+    if not args.no_results_page:
         update_results("api-throughput", table)
 
 

@@ -53,7 +53,7 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--no-readme", action="store_true")
+    parser.add_argument("--no-results-page", action="store_true")
     args = parser.parse_args()
     console = Console()
     load_before = os.getloadavg()[0]
@@ -145,7 +145,7 @@ def main() -> None:
         f"bfloat16 agrees with float32 on {data['bf16_agreement']['success']:.2%} of probe "
         f"outcomes and {data['bf16_agreement']['exact_match']:.2%} of exact matches.",
     ]
-    if not args.no_readme:
+    if not args.no_results_page:
         update_results("audit-throughput", "\n".join(lines))
     console.print("\n".join(lines))
 

@@ -32,7 +32,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--edits", type=int, default=20)
     parser.add_argument("--preset", default="small")
-    parser.add_argument("--no-readme", action="store_true")
+    parser.add_argument("--no-results-page", action="store_true")
     args = parser.parse_args()
     console = Console()
     setup = prepare(console, args.preset)
@@ -87,7 +87,7 @@ def main() -> None:
     )
     console.print(table)
     console.print(f"wrote {path}")
-    if not args.no_readme:
+    if not args.no_results_page:
         update_results("edit-latency", table)
 
 

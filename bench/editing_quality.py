@@ -380,7 +380,7 @@ def main() -> None:
     parser.add_argument("--edits", type=int, default=0, help="cap on edits (0: all known)")
     parser.add_argument("--methods", default=",".join(m for m in ORDER if m in names()))
     parser.add_argument("--cases", type=int, default=DEMO_CASES, help="EVOKE cases per file")
-    parser.add_argument("--no-readme", action="store_true")
+    parser.add_argument("--no-results-page", action="store_true")
     parser.add_argument("--out", default="editing_quality")
     parser.add_argument(
         "--shard", default="0/1", help="k/n: run only every n-th edit from the k-th (parallel runs)"
@@ -422,10 +422,10 @@ def main() -> None:
         console.print(
             f"{method}: " + ", ".join(f"{k} {s[k]['after']:.1%}" for k in KINDS if s[k]["after"])
         )
-        if not args.no_readme:
+        if not args.no_results_page:
             update_results("editing-quality", readme_block(data))
     data = write_results(args, setup, edits, n_main, before_rec, recs, hparams)
-    if not args.no_readme:
+    if not args.no_results_page:
         update_results("editing-quality", readme_block(data))
     console.print(readme_block(data))
 

@@ -163,7 +163,7 @@ def main() -> None:
     parser.add_argument("--targets", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-falkordb", action="store_true")
-    parser.add_argument("--no-readme", action="store_true")
+    parser.add_argument("--no-results-page", action="store_true")
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -195,7 +195,7 @@ def main() -> None:
     result["load_after"] = os.getloadavg()
     write_json("graph_scale", result)
     print_summary(result)
-    if not args.no_readme:
+    if not args.no_results_page:
         update_results("graph-scale", readme_table(result))
 
 

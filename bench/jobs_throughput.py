@@ -226,7 +226,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--jobs", type=int, default=200)
     parser.add_argument("--brokers", default="embedded,redis")
-    parser.add_argument("--no-readme", action="store_true")
+    parser.add_argument("--no-results-page", action="store_true")
     args = parser.parse_args()
     urls = {"embedded": None, "redis": REDIS_URL}
     results = []
@@ -237,7 +237,7 @@ def main() -> None:
         print(results[-1])
     where = machine()
     write_json("jobs_throughput", {"date": today(), "machine": where, "results": results})
-    if not args.no_readme:
+    if not args.no_results_page:
         update_results("jobs-throughput", _table(results, today(), where))
     if not all(r["none_lost_or_duplicated"] for r in results):
         raise SystemExit("a job was lost or duplicated")

@@ -29,7 +29,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--edits", type=int, default=100)
     parser.add_argument("--preset", default="small")
-    parser.add_argument("--no-readme", action="store_true")
+    parser.add_argument("--no-results-page", action="store_true")
     args = parser.parse_args()
     console = Console()
     setup = prepare(console, args.preset)
@@ -75,7 +75,7 @@ def main() -> None:
                 f"| {kind} | {r['n']} | {r['before']:.1%} | {r['after']:.1%} | {r['kept']:.1%} |"
             )
     lines.append(f"\nMean seconds per edit: {timings['total']:.2f}.")
-    if not args.no_readme:
+    if not args.no_results_page:
         update_results("rome-evoke", "\n".join(lines))
     console.print("\n".join(lines))
 

@@ -280,7 +280,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--same-subject", action="store_true", help="allow repeated subjects")
-    parser.add_argument("--no-readme", action="store_true")
+    parser.add_argument("--no-results-page", action="store_true")
     parser.add_argument("--out", default="sequential_stress")
     parser.add_argument("--hparams", help="JSON overrides keyed by method (file or text)")
     parser.add_argument("--preset", default="small", help="knowledge model (trained if missing)")
@@ -315,7 +315,7 @@ def main() -> None:
             console, setup, method, edits, checks, untouched, args, key, stats, report
         )
         record(args.out, data, method, {**result, "finished": True})
-        if not args.no_readme:
+        if not args.no_results_page:
             update_results("sequential-stress", readme_block(data))
     console.print(readme_block(data))
 

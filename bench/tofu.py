@@ -78,7 +78,7 @@ def main() -> None:
     ap.add_argument("--retain-eval-size", type=int, default=100)
     ap.add_argument("--max-new-tokens", type=int, default=32)
     ap.add_argument("--threads", type=int, default=int(os.environ.get("KGEDIT_THREADS", "1")))
-    ap.add_argument("--no-readme", action="store_true")
+    ap.add_argument("--no-results-page", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     settings = get_settings()
@@ -141,7 +141,7 @@ def main() -> None:
         out["splits"][split] = rows
         out["seconds"] = time.perf_counter() - t0
         write_json("tofu", out)
-        if not args.no_readme:
+        if not args.no_results_page:
             update_results("tofu", readme_table(out))
 
 

@@ -56,7 +56,7 @@ def main() -> None:
     ap.add_argument("--related-cap", type=int, default=10, help="facts UIPE adds per concept")
     ap.add_argument("--min-known", type=int, default=4, help="known probes a form needs")
     ap.add_argument("--threads", type=int, default=int(os.environ.get("KGEDIT_THREADS", "1")))
-    ap.add_argument("--no-readme", action="store_true")
+    ap.add_argument("--no-results-page", action="store_true")
     ap.add_argument(
         "--report-only",
         action="store_true",
@@ -139,7 +139,7 @@ def main() -> None:
         "tofu": tofu,
     }
     write_json("unlearning_quality", data)
-    if not args.no_readme:
+    if not args.no_results_page:
         update_results("unlearning-quality", readme_table(data))
 
 
