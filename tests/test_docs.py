@@ -116,3 +116,15 @@ def test_docs_pages_named_in_code_exist():
                 if not (REPO / name).is_file():
                     missing.append(f"{path.relative_to(REPO)}: {name}")
     assert not missing, "; ".join(missing)
+
+
+@pytest.mark.parametrize(
+    "page",
+    sorted(p for p in (REPO / "docs" / "results").glob("*.md") if p.name != "index.md"),
+    ids=lambda p: p.name,
+)
+def test_results_pages_are_dated(page: Path):
+    """Every results page says when its figures were measured, and the index lists it."""
+    assert re.search(r"\b20\d\d-\d\d-\d\d\b", page.read_text(encoding="utf-8"))
+    index = (REPO / "docs" / "results" / "index.md").read_text(encoding="utf-8")
+    assert f"]({page.name})" in index
