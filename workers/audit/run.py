@@ -27,7 +27,7 @@ from kg.probes import (
 )
 from kg.store.sql import SqlGraphStore
 from kg.view import GraphView
-from workers.audit.report import build_report, settings_dict, trend_point
+from workers.audit.build import build_report, settings_dict, trend_point
 from workers.audit.stats import DEFAULT_THRESHOLDS, Threshold
 
 Progress = Callable[[str, int, int], None]
