@@ -197,4 +197,3 @@ def diff_versions(
             "checksum_from": chain_a[-1].checksum,
             "checksum_to": chain_b[-1].checksum,
         }
-
