@@ -48,13 +48,9 @@ class AnchorSuggestion:
     reason: str
 
 
-def _view(store: SqlGraphStore | GraphView) -> GraphView:
-    return store if isinstance(store, GraphView) else GraphView(store)
-
-
 def concept_entities(store: SqlGraphStore | GraphView, concept: Concept) -> list[str]:
     """Return the entity ids a concept stands for: its own list, else its names resolved."""
-    view = _view(store)
+    view = GraphView.of(store)
     if concept.entities:
         known = view.names(concept.entities)
         missing = [e for e in concept.entities if e not in known]
@@ -67,7 +63,7 @@ def concept_entities(store: SqlGraphStore | GraphView, concept: Concept) -> list
 
 def concept_facts(store: SqlGraphStore | GraphView, concept: Concept) -> list[Fact]:
     """Return the current facts the concept covers (its entities as subject), in store order."""
-    view = _view(store)
+    view = GraphView.of(store)
     return [f for e in concept_entities(view, concept) for f in view.facts_about(e)]
 
 
@@ -101,7 +97,7 @@ def anchor_candidates(
     store: SqlGraphStore | GraphView, concept: Concept, max_candidates: int = 2000
 ) -> list[str]:
     """Return entity ids that may serve as the concept's anchor (see the module docstring)."""
-    view = _view(store)
+    view = GraphView.of(store)
     own = set(concept_entities(view, concept))
     if not own:
         raise ValidationError(f"concept {concept.id!r} names no entity of the graph")
@@ -143,7 +139,7 @@ def suggest_anchor(
     profile_facts: int = 6,
 ) -> AnchorSuggestion | None:
     """Return the harmless same-kind entity closest to the concept in embedding space."""
-    view = _view(store)
+    view = GraphView.of(store)
     candidates = anchor_candidates(view, concept, max_candidates)
     if not candidates:
         return None
@@ -180,7 +176,7 @@ def retain_facts(
 ) -> list[Fact]:
     """Return `n` random current facts unrelated to the concepts (no concept entity in them,
     nor a neighbour one hop away), for retain batches."""
-    view = _view(store)
+    view = GraphView.of(store)
     near: set[str] = set()
     for concept in concepts:
         for entity in concept_entities(view, concept):
@@ -206,7 +202,7 @@ def unlearn_request(
     """Return the `UnlearnRequest` of a concept: forget texts are its facts as statements in
     its relations' first cloze templates, retain texts the graph's unrelated facts; the anchor
     is the concept's redirect entity by name (None when no anchor is set)."""
-    view = _view(store)
+    view = GraphView.of(store)
     facts = concept_facts(view, concept)
     if not facts:
         raise ValidationError(f"concept {concept.id!r} covers no current fact")

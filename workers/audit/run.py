@@ -106,7 +106,7 @@ def run_audit(
 ) -> dict:
     """Audit the version `model` + `deltas` against the graph; return the report dict."""
     config = config or AuditConfig()
-    view = store if isinstance(store, GraphView) else GraphView(store)
+    view = GraphView.of(store)
     report_progress = progress or (lambda stage, done, total: None)
     touched = {entity for c in changes for entity in c.entities.values()}
     t0 = time.perf_counter()
