@@ -85,7 +85,7 @@ LastToken = Callable[[str], int]  # a name -> the id of its last token (the mode
 
 @dataclass(frozen=True)
 class ProbeConfig:
-    """How many probes of each kind the audit derives per change."""
+    """How many probes of each kind are derived per change."""
 
     n_paraphrases: int | None = None  # None: every other cloze template of the relation
     n_neighbours: int = 10  # also the cap of last-token neighbours
