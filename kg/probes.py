@@ -65,7 +65,7 @@ from contracts.types import (
 from kg.chains import Chain, chains_from, composed_prompt, follow, reverse_template
 from kg.errors import ValidationError
 from kg.forms import FALSE, TRUE, multiple_choice, question_prompt, true_false
-from kg.store.base import GraphStore
+from kg.store import GraphStore
 from kg.types import Fact, FactStatus, fill
 from kg.view import GraphView
 

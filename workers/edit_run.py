@@ -25,7 +25,7 @@ from editor.probe_scoring import probe_success
 from editor.scoring import score_targets
 from editor.sequence import EditSequence
 from kg.probes import KIND_LAST_TOKEN_NEIGHBOUR, edit_probes
-from kg.store.base import GraphStore
+from kg.store import GraphStore
 from kg.view import GraphView
 
 KIND_ORDER = (
