@@ -31,6 +31,7 @@ bench/results/editing_quality.json plus the results-page block between `editing-
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import statistics
@@ -51,6 +52,7 @@ from editor.loading import state_checksum, weights_sha256
 from editor.methods import names
 from editor.probe_scoring import ScoringConfig, score_probes
 from editor.sequence import EditSequence
+from kg.expand import ExpansionConfig, expand_request
 from kg.probes import ProbeConfig, audit_probes
 from kg.view import GraphView
 from workers.audit.stats import cluster_bootstrap
@@ -59,7 +61,6 @@ from workers.edit_run import select_known_edits
 from workers.methods import (
     LayerStats,
     corpus_statements,
-    glame_subgraph,
     method_hparams,
     method_resources,
 )
@@ -77,6 +78,7 @@ KINDS = (
     "multi_hop_stepwise",
     "prefix_distraction",
 )
+GLAME_SUBGRAPH = ExpansionConfig(hops=1, fanout=(19,))  # (s, r, o*) and 19 facts of o*
 PROBES = ProbeConfig(n_paraphrases=5, n_neighbours=10, n_prefix=5, max_hops=3, chains_per_length=2)
 COLUMNS = (
     ("rewrite", "efficacy"),
@@ -118,15 +120,10 @@ def outcomes(scores, probes) -> dict[str, list[float]]:
 
 def glame_ready(setup, edits) -> list:
     """Return the edits with GLAME's subgraph around the new object attached."""
-    import dataclasses
-
-    labels = {}
-    for r in edits:
-        for rel in {r.relation, *(f.relation for f in setup.facts if f.subject == r.target_new)}:
-            if rel and rel not in labels:
-                labels[rel] = setup.store.get_relation(rel).label
+    view = GraphView(setup.store)
     return [
-        dataclasses.replace(r, subgraph=glame_subgraph(setup.facts, r, 20, labels)) for r in edits
+        dataclasses.replace(r, subgraph=expand_request(view, r, GLAME_SUBGRAPH).subgraph)
+        for r in edits
     ]
 
 

@@ -1,9 +1,10 @@
 """ROME quality on real EVOKE edits with the `small` knowledge model.
 
-Each edit starts from the base weights (CounterFact-style). Probes per edit: rewrite
-(P(new) > P(true)), paraphrases (other templates of the relation), neighbours (EVOKE's
-neighbourhood prompts keep P(true) > P(new)), same-last-token neighbours (other subjects whose
-name ends in the same token keep their object) and same-subject facts (kept greedy match).
+Each edit starts from the base weights (CounterFact-style). Probes per edit, all from
+`kg.probes.edit_probes`: rewrite (P(new) > P(true)), paraphrases (other templates of the
+relation), neighbours (other subjects of the relation, those sharing the true object first,
+keep P(their object) > P(new)), same-last-token neighbours (the same for subjects whose name
+ends in the edited subject's last token) and same-subject facts (P(their object) > P(new)).
 Writes bench/results/rome_evoke.json and the results-page block between the `rome-evoke` markers.
 
     .venv/bin/python bench/rome_evoke.py [--edits 100]

@@ -31,7 +31,7 @@ import numpy as np
 
 from contracts.types import UnlearnRequest
 from kg.errors import NotFoundError, ValidationError
-from kg.store.sql import SqlGraphStore
+from kg.store import GraphStore
 from kg.types import Concept, Fact, FactStatus, fill, slug
 from kg.view import GraphView
 
@@ -48,13 +48,9 @@ class AnchorSuggestion:
     reason: str
 
 
-def _view(store: SqlGraphStore | GraphView) -> GraphView:
-    return store if isinstance(store, GraphView) else GraphView(store)
-
-
-def concept_entities(store: SqlGraphStore | GraphView, concept: Concept) -> list[str]:
+def concept_entities(store: GraphStore | GraphView, concept: Concept) -> list[str]:
     """Return the entity ids a concept stands for: its own list, else its names resolved."""
-    view = _view(store)
+    view = GraphView.of(store)
     if concept.entities:
         known = view.names(concept.entities)
         missing = [e for e in concept.entities if e not in known]
@@ -65,9 +61,9 @@ def concept_entities(store: SqlGraphStore | GraphView, concept: Concept) -> list
     return list(dict.fromkeys(i for n in names for i in view.resolve(n)))
 
 
-def concept_facts(store: SqlGraphStore | GraphView, concept: Concept) -> list[Fact]:
+def concept_facts(store: GraphStore | GraphView, concept: Concept) -> list[Fact]:
     """Return the current facts the concept covers (its entities as subject), in store order."""
-    view = _view(store)
+    view = GraphView.of(store)
     return [f for e in concept_entities(view, concept) for f in view.facts_about(e)]
 
 
@@ -98,10 +94,10 @@ def _forgotten_entities(view: GraphView) -> set[str]:
 
 
 def anchor_candidates(
-    store: SqlGraphStore | GraphView, concept: Concept, max_candidates: int = 2000
+    store: GraphStore | GraphView, concept: Concept, max_candidates: int = 2000
 ) -> list[str]:
     """Return entity ids that may serve as the concept's anchor (see the module docstring)."""
-    view = _view(store)
+    view = GraphView.of(store)
     own = set(concept_entities(view, concept))
     if not own:
         raise ValidationError(f"concept {concept.id!r} names no entity of the graph")
@@ -135,7 +131,7 @@ def anchor_candidates(
 
 
 def suggest_anchor(
-    store: SqlGraphStore | GraphView,
+    store: GraphStore | GraphView,
     concept: Concept,
     *,
     embed: Embedder | None = None,
@@ -143,7 +139,7 @@ def suggest_anchor(
     profile_facts: int = 6,
 ) -> AnchorSuggestion | None:
     """Return the harmless same-kind entity closest to the concept in embedding space."""
-    view = _view(store)
+    view = GraphView.of(store)
     candidates = anchor_candidates(view, concept, max_candidates)
     if not candidates:
         return None
@@ -173,14 +169,14 @@ def suggest_anchor(
 
 
 def retain_facts(
-    store: SqlGraphStore | GraphView,
+    store: GraphStore | GraphView,
     concepts: Iterable[Concept],
     n: int,
     seed: int = 0,
 ) -> list[Fact]:
     """Return `n` random current facts unrelated to the concepts (no concept entity in them,
     nor a neighbour one hop away), for retain batches."""
-    view = _view(store)
+    view = GraphView.of(store)
     near: set[str] = set()
     for concept in concepts:
         for entity in concept_entities(view, concept):
@@ -196,7 +192,7 @@ def retain_facts(
 
 
 def unlearn_request(
-    store: SqlGraphStore | GraphView,
+    store: GraphStore | GraphView,
     concept: Concept,
     *,
     n_retain: int = 64,
@@ -206,7 +202,7 @@ def unlearn_request(
     """Return the `UnlearnRequest` of a concept: forget texts are its facts as statements in
     its relations' first cloze templates, retain texts the graph's unrelated facts; the anchor
     is the concept's redirect entity by name (None when no anchor is set)."""
-    view = _view(store)
+    view = GraphView.of(store)
     facts = concept_facts(view, concept)
     if not facts:
         raise ValidationError(f"concept {concept.id!r} covers no current fact")

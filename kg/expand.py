@@ -1,33 +1,30 @@
-"""GLAME subgraph expansion of an edit (s, r, o → o*), and the derived knowledge that changes.
+"""GLAME subgraph expansion of an edit (s, r, o → o*): the knowledge around the new object.
 
-**Subgraph.** GLAME feeds a relational GNN the edit triple (s, r, o*) plus the knowledge
-around the new object. This module walks up to `hops` hops out of o* (outgoing facts by
-default, as GLAME's sampler does; `direction="both"` adds incoming ones), keeping at most
-`fanout[h]` facts per entity at hop h, following only relations the allow/deny lists admit,
-and stopping at `max_nodes` entities. Sampling is deterministic: the store hands back each
-entity's facts ordered by the triple's fixed sample key (bottom-k, served from an index),
-at most `scan` of them; with `seed != 0` those candidates are re-ranked by a hash keyed by the
-seed. The result is a `contracts.Subgraph`: node labels are entity names, edge labels are
-relation labels, the center (index 0) is the subject, edge 0 is (s, r, o*).
+GLAME feeds a relational GNN the edit triple (s, r, o*) plus the knowledge around the new
+object. This module walks up to `hops` hops out of o* (outgoing facts by default, as GLAME's
+sampler does; `direction="both"` adds incoming ones), keeping at most `fanout[h]` facts per
+entity at hop h, following only relations the allow/deny lists admit, and stopping at
+`max_nodes` entities. Sampling is deterministic: the store hands back each entity's facts
+ordered by the triple's fixed sample key (bottom-k, served from an index), at most `scan` of
+them; with `seed != 0` those candidates are re-ranked by a hash keyed by the seed. The result
+is a `contracts.Subgraph`: node labels are entity names, edge labels are relation labels, the
+center (index 0) is the subject, edge 0 is (s, r, o*).
 
-**Derived knowledge.** Chains that start with the edit: s -r-> o* -r2-> x2 … (new, they hold
-after the edit) and s -r-> o -r2-> y2 … (old, they must stop holding unless o* leads to the
-same end). Each becomes a multi-hop probe in the audit's format (composed cloze prompt where
-the relations allow one, `meta["bucket"]` "2-hop".."n-hop" or "old", `role="forget"` on old).
+`expand_edit` works from entity ids (the planner's intents), `expand_request` from an
+`EditRequest`'s names (the benchmarks and workers). The multi-hop probes of the chains through
+o* and o are derived with every other probe kind in `kg.probes`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from contracts.types import Probe, ProbeKind, Subgraph, SubgraphEdge
-from kg.chains import composed_prompt, follow
+from contracts.types import EditRequest, Subgraph, SubgraphEdge
 from kg.errors import NotFoundError, ValidationError
 from kg.store.base import Direction, GraphStore, RelationFilter, check_hops
-from kg.types import Fact, fill
+from kg.types import Fact
 from kg.view import GraphView
 
 
@@ -43,7 +40,6 @@ class ExpansionConfig:
     max_nodes: int = 200
     seed: int = 0
     scan: int = 256  # candidates read per entity before sampling
-    max_chains: int = 40
 
     def __post_init__(self) -> None:
         check_hops(self.hops)
@@ -53,7 +49,7 @@ class ExpansionConfig:
         object.__setattr__(self, "fanout", fanout)
         if self.direction not in ("out", "in", "both"):
             raise ValidationError(f"direction must be out, in or both, got {self.direction!r}")
-        for name in ("max_nodes", "scan", "max_chains"):
+        for name in ("max_nodes", "scan"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValidationError(f"{name} must be a positive integer, got {value!r}")
@@ -72,30 +68,12 @@ class ExpansionConfig:
 
 
 @dataclass(frozen=True)
-class ChainPath:
-    """A chain from the edited subject: the facts after the edit's first hop."""
-
-    subject: str
-    relations: tuple[str, ...]
-    entities: tuple[str, ...]  # the entity after each hop; entities[0] is o* or o
-    old: bool = False
-
-    @property
-    def end(self) -> str:
-        """Return the entity the chain ends in."""
-        return self.entities[-1]
-
-
-@dataclass(frozen=True)
 class Expansion:
-    """An edit's subgraph for GLAME, its chains, and their multi-hop probes."""
+    """An edit's subgraph for GLAME, with the entity id of each node and fact of each edge."""
 
     subgraph: Subgraph
     node_ids: tuple[str, ...]
     facts: tuple[Fact, ...]  # the subgraph's edges after edge 0, in order
-    new_chains: tuple[ChainPath, ...] = ()
-    old_chains: tuple[ChainPath, ...] = ()
-    probes: tuple[Probe, ...] = field(default=(), compare=False)
 
 
 def _seeded_rank(seed: int, fact: Fact) -> bytes:
@@ -160,46 +138,20 @@ def _walk(
     return list(unique.values())
 
 
-def _chains(
-    subject: str, start: str, facts: Sequence[Fact], hops: int, limit: int, old: bool
-) -> list[ChainPath]:
-    """Return chains that leave `start` along outgoing `facts`, 1..hops further hops."""
-    out_of: dict[str, list[Fact]] = {}
-    for fact in facts:
-        out_of.setdefault(fact.subject, []).append(fact)
-    found: list[ChainPath] = []
-    stack: list[tuple[tuple[str, ...], tuple[str, ...]]] = [((), (start,))]
-    while stack and len(found) < limit:
-        relations, entities = stack.pop(0)
-        if len(relations) >= hops:
-            continue
-        for fact in out_of.get(entities[-1], ()):
-            if fact.object in entities or fact.object == subject:
-                continue
-            path = ((*relations, fact.relation), (*entities, fact.object))
-            found.append(ChainPath(subject, path[0], path[1], old))
-            stack.append(path)
-            if len(found) >= limit:
-                break
-    return found
-
-
 def expand_edit(
     store: GraphStore,
     subject: str,
     relation: str,
     new_object: str,
-    old_object: str | None = None,
     config: ExpansionConfig | None = None,
     view: GraphView | None = None,
 ) -> Expansion:
-    """Return the GLAME subgraph of (subject, relation, old → new), its chains and probes."""
+    """Return the GLAME subgraph of (subject, relation, new object) around the new object."""
     config = config or ExpansionConfig()
     view = view or GraphView(store)
     rel = view.relation(relation)
-    ids = [subject, new_object] + ([old_object] if old_object else [])
-    names = view.names(ids)
-    for entity_id in ids:
+    names = view.names([subject, new_object])
+    for entity_id in (subject, new_object):
         if entity_id not in names:
             raise NotFoundError("entity", entity_id)
     new_facts = walk(store, new_object, config, avoid=[subject])
@@ -218,63 +170,19 @@ def expand_edit(
         for f in edge_facts
     ]
     subgraph = Subgraph(tuple(labels[i] for i in node_ids), tuple(edges), center=0)
-
-    out_new = [f for f in new_facts if f.subject != subject]
-    new_chains = _chains(subject, new_object, out_new, config.hops, config.max_chains, False)
-    old_chains: list[ChainPath] = []
-    if old_object is not None:
-        old_facts = walk(store, old_object, config, avoid=[subject])
-        candidates = _chains(subject, old_object, old_facts, config.hops, config.max_chains, True)
-        still = {(c.relations, c.end) for c in new_chains}
-        old_chains = [
-            c
-            for c in candidates
-            if (c.relations, c.end) not in still and follow(view, new_object, c.relations) != c.end
-        ]
-    probes = _chain_probes(view, subject, relation, new_chains, old_chains, old_object)
-    return Expansion(
-        subgraph, tuple(node_ids), tuple(edge_facts), tuple(new_chains), tuple(old_chains), probes
-    )
+    return Expansion(subgraph, tuple(node_ids), tuple(edge_facts))
 
 
-def _chain_probes(
-    view: GraphView,
-    subject: str,
-    relation: str,
-    new_chains: Sequence[ChainPath],
-    old_chains: Sequence[ChainPath],
-    old_object: str | None,
-) -> tuple[Probe, ...]:
-    """Return a multi-hop probe per chain (composed prompt, or stepwise when none composes)."""
-    ends = {c.end for c in (*new_chains, *old_chains)} | {subject}
-    if old_object:
-        ends.add(old_object)
-    old_by_path = {c.relations: c.end for c in old_chains}
-    names = view.names(ends)
-    subject_name = names[subject]
-    out: list[Probe] = []
-    for chain in (*new_chains, *old_chains):
-        relations = (relation, *chain.relations)
-        hops = len(relations)
-        meta = {
-            "bucket": "old" if chain.old else f"{hops}-hop",
-            "path": "/".join(relations),
-            "chain": "/".join(chain.entities),
-        }
-        if chain.old:
-            meta["role"] = "forget"
-        rival = None if chain.old else names.get(old_by_path.get(chain.relations, ""))
-        prompt = composed_prompt(view, subject_name, relations)
-        if prompt is not None:
-            out.append(
-                Probe(
-                    prompt, names[chain.end], ProbeKind.MULTI_HOP, rival, {**meta, "form": "cloze"}
-                )
-            )
-        else:
-            first = fill(view.relation(relation).templates.cloze[0], subject_name)
-            # the stepwise scorer reads `hops` as a JSON list of `{}` templates, one per hop
-            templates = [view.relation(r).templates.cloze[0] for r in relations]
-            meta = {**meta, "hops": json.dumps(templates), "subject": subject_name}
-            out.append(Probe(first, names[chain.end], ProbeKind.MULTI_HOP_STEPWISE, rival, meta))
-    return tuple(out)
+def expand_request(
+    graph: GraphStore | GraphView, request: EditRequest, config: ExpansionConfig | None = None
+) -> Expansion:
+    """Return the GLAME subgraph of an edit request, its names resolved in the graph."""
+    if request.relation is None:
+        raise ValidationError(f"edit {request.request_id!r} names no relation")
+    view = GraphView.of(graph)
+    subject = view.pick(request.subject, request.relation, "subject")
+    new_object = view.pick(request.target_new, request.relation, "object")
+    for entity_id, name in ((subject, request.subject), (new_object, request.target_new)):
+        if entity_id is None:
+            raise NotFoundError("entity", name)
+    return expand_edit(view.store, subject, request.relation, new_object, config, view)

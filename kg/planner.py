@@ -15,8 +15,8 @@
    an edit and a forget on the same subject. Conflicting requests never share a batch.
 5. **Batches** hold one kind of request each and at most `batch_size` of them.
 6. **Probes.** Every edit carries rewrite, paraphrase (every other cloze template),
-   neighbour, same-subject, reverse and form probes (`kg.probes`), and the multi-hop probes
-   of its GLAME expansion (`kg.expand`), whose subgraph goes into `EditRequest.subgraph`.
+   neighbour, same-subject, multi-hop, reverse and form probes (`kg.probes`, the audit's
+   derivation), and its GLAME subgraph (`kg.expand`) goes into `EditRequest.subgraph`.
    Every unlearn request carries forget probes in every form and retain probes; a concept's
    forget texts include the related facts UIPE-style discovery (`kg.related`) finds.
 """
@@ -44,6 +44,8 @@ _AUDIT_KINDS = {
     ProbeKind.PARAPHRASE,
     ProbeKind.NEIGHBOUR,
     ProbeKind.SAME_SUBJECT,
+    ProbeKind.MULTI_HOP,
+    ProbeKind.MULTI_HOP_STEPWISE,
     ProbeKind.REVERSE,
     ProbeKind.FORM_CLOZE,
     ProbeKind.FORM_QUESTION,
@@ -213,8 +215,8 @@ class _Builder:
         """Return an entity's name."""
         return self.view.name(entity_id)
 
-    def edit(self, intent: Intent, request_id: str) -> tuple[EditRequest, tuple[Probe, ...]]:
-        """Return the edit request with its GLAME subgraph and chain probes."""
+    def edit(self, intent: Intent, request_id: str) -> EditRequest:
+        """Return the edit request with its GLAME subgraph (`_attach_audit_probes` adds probes)."""
         assert intent.subject and intent.relation and intent.new
         relation = self.view.relation(intent.relation)
         expansion = expand_edit(
@@ -222,7 +224,6 @@ class _Builder:
             intent.subject,
             intent.relation,
             intent.new,
-            intent.old,
             self.config.expansion,
             view=self.view,
         )
@@ -236,7 +237,7 @@ class _Builder:
             relation=intent.relation,
             request_id=request_id,
         )
-        return request, expansion.probes
+        return request
 
     def forget_fact(
         self, intent: Intent, request_id: str
@@ -377,10 +378,10 @@ def plan(
     for intent, sources in _dedupe(items):
         request_id = f"{intent.change_set}:{intent.position}"
         if intent.kind == EDIT:
-            request, probes = builder.edit(intent, request_id)
+            request = builder.edit(intent, request_id)
             planned.append(
                 PlannedRequest(
-                    request_id, EDIT, request, probes, tuple(sources), (intent.subject,),
+                    request_id, EDIT, request, (), tuple(sources), (intent.subject,),
                     intent.relation, intent.old, intent.new,
                 )
             )  # fmt: skip
@@ -407,7 +408,7 @@ def plan(
 def _attach_audit_probes(
     view: GraphView, planned: list[PlannedRequest], config: PlannerConfig
 ) -> list[PlannedRequest]:
-    """Add rewrite/paraphrase/neighbour/same-subject/reverse/form probes to every edit."""
+    """Add the audit's probes (every kind but fluency) to every edit."""
     edits = [p for p in planned if p.kind == EDIT]
     if not edits:
         return planned

@@ -1,13 +1,48 @@
-"""Probes derived from the graph for one edit: what the edited model must and must not say.
+"""Probes derived from the graph: what an edited model must say, and what it must keep saying.
 
-- rewrite: the edit prompt, new object against the true one;
-- paraphrase: other cloze templates of the relation, new against true;
-- neighbour: other subjects with the same relation and true object, true against new;
-- same_subject: the edited subject's other current facts, which must stay (greedy match).
+One derivation serves every caller: the edit runner and the demo (`edit_probes`), and the
+benchmarks, the planner and the audit (`audit_probes`). Both run the same `_EditDeriver` in
+the same order, so `edit_probes` returns exactly the audit's probes of its kinds for the same
+`ProbeConfig`. For an edit (s, r, o → o*):
 
-`audit_probes` derives the audit's full set per edit (every kind of `ProbeKind`),
-`unlearn_probes` the forget and retain probes of unlearning requests, and `sample_probes` the
-whole-graph sample of untouched facts.
+- rewrite: the edit prompt, o* against o;
+- paraphrase: r's other cloze templates and the request's own `{}` templates, o* against o
+  (`n_paraphrases` of them drawn by the request's seeded generator; None: all);
+- neighbour: other subjects of r, those whose object is o first (CounterFact's neighbourhood),
+  one probe each, their object against o*;
+- last-token neighbour (when the caller passes its tokenizer's `last_token`): other subjects
+  of r whose name ends in the same token as s, the ones a key read at s's last token also
+  reaches; their object against o*;
+- same_subject: s's other facts (at most `n_same_subject`), their object against o*,
+  bucketed easy/middle/hard by how similar their relation is to r;
+- multi_hop / multi_hop_stepwise: chains s -r-> o* -> … of 2..`max_hops` hops, composed into
+  one cloze where the relations allow it and asked hop by hop; chains through o that o* does
+  not also complete must stop answering (bucket "old", role "forget");
+- reverse: o* → s, and o → s where r is one-to-one in the graph (stale, must go);
+- form_*: the edited fact as cloze, question, multiple choice and true/false;
+- prefix_distraction (EVOKE): the edited statement followed by a neighbour's prompt;
+- fluency: open prompts whose generations are scored for n-gram entropy.
+
+Every locality probe (neighbours, same-subject, prefix distraction) avoids the subjects and
+facts that any request of the same batch edits.
+
+Two derivations grew apart before they were merged here; where they differed, this rule won:
+
+- Neighbours come from the graph, never from `EditRequest.neighbours`. The graph is the source
+  of truth and the model was trained on it; requests made by the planner or `graph_edits`
+  carry no neighbours; and a request cannot know which other subjects its batch edits. EVOKE's
+  neighbourhood prompts are imported as graph facts with the case's true object, so those
+  subjects still come first.
+- Same-subject facts are those of the one entity the name denotes in r (a namesake's facts say
+  nothing about this edit), and they are compared against o*: EVOKE's subject-specificity
+  measure of an edit that leaks o* into every prompt about s. The audit's scorer reports the
+  greedy exact match beside it; `editor.probe_scoring.probe_success` uses the comparison.
+- Last-token neighbours follow the neighbour rule: compared against o* (they were judged by
+  greedy match before) and never a subject the batch edits.
+- Paraphrases include the request's own `{}` templates besides the relation's.
+
+`unlearn_probes` derives the forget and retain probes of unlearning requests, and
+`sample_probes` the whole-graph sample of untouched facts.
 """
 
 from __future__ import annotations
@@ -16,7 +51,7 @@ import hashlib
 import json
 import random
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from contracts.types import (
@@ -28,111 +63,32 @@ from contracts.types import (
     UnlearnRequest,
 )
 from kg.chains import Chain, chains_from, composed_prompt, follow, reverse_template
-from kg.errors import NotFoundError, ValidationError
+from kg.errors import ValidationError
 from kg.forms import FALSE, TRUE, multiple_choice, question_prompt, true_false
-from kg.store.sql import SqlGraphStore
+from kg.store import GraphStore
 from kg.types import Fact, FactStatus, fill
 from kg.view import GraphView
 
-
-def _rng(request: EditRequest) -> random.Random:
-    """A generator seeded by the request, so probes are the same on every run."""
-    key = f"{request.request_id}|{request.subject}|{request.prompt}".encode()
-    return random.Random(int.from_bytes(hashlib.sha256(key).digest()[:8], "big"))
-
-
-def paraphrase_probes(store: SqlGraphStore, request: EditRequest, limit: int = 5) -> list[Probe]:
-    """Return up to `limit` probes of the relation's other cloze templates (new vs true)."""
-    if request.relation is None:
-        return []
-    templates = [t for t in store.get_relation(request.relation).templates.cloze]
-    templates = [t for t in templates if t != request.prompt]
-    chosen = _rng(request).sample(templates, min(limit, len(templates)))
-    return [
-        Probe(
-            prompt=fill(t, request.subject),
-            expected=request.target_new,
-            unexpected=request.target_true,
-            kind=ProbeKind.PARAPHRASE,
-        )
-        for t in chosen
-    ]
-
-
-def same_subject_probes(store: SqlGraphStore, request: EditRequest) -> list[Probe]:
-    """Return the subject's other current facts as probes that must keep their object."""
-    probes: list[Probe] = []
-    seen: set[tuple[str, str]] = set()
-    for entity in store.find_entities(request.subject):
-        try:
-            facts = store.facts_about(entity.id)
-        except NotFoundError:
-            continue
-        objects = store.entity_names({f.object for f in facts})
-        for fact in facts:
-            if fact.relation == request.relation:
-                continue
-            key = (fact.relation, fact.object)
-            if key in seen:
-                continue
-            seen.add(key)
-            template = store.get_relation(fact.relation).templates.cloze[0]
-            probes.append(
-                Probe(
-                    prompt=fill(template, request.subject),
-                    expected=objects[fact.object],
-                    kind=ProbeKind.SAME_SUBJECT,
-                    meta={"relation": fact.relation},
-                )
-            )
-    return probes
-
-
-def edit_probes(
-    store: SqlGraphStore, request: EditRequest, n_paraphrases: int = 5, n_neighbours: int = 10
-) -> list[Probe]:
-    """Return rewrite, paraphrase, neighbour and same-subject probes for one edit."""
-    probes = [
-        Probe(
-            prompt=request.rendered(),
-            expected=request.target_new,
-            unexpected=request.target_true,
-            kind=ProbeKind.REWRITE,
-        )
-    ]
-    probes += paraphrase_probes(store, request, n_paraphrases)
-    for p in request.neighbours[:n_neighbours]:
-        if p.kind == ProbeKind.NEIGHBOUR:
-            probes.append(
-                Probe(
-                    prompt=p.prompt,
-                    expected=p.expected,
-                    unexpected=request.target_new,
-                    kind=ProbeKind.NEIGHBOUR,
-                )
-            )
-    probes += same_subject_probes(store, request)
-    return probes
-
-
-# -- the audit's probes ------------------------------------------------------------------------
-#
-# Every probe below carries `meta["change"]` (the change it audits, the bootstrap's cluster)
-# and, where a kind has sub-groups, `meta["bucket"]`: same-subject easy/middle/hard, multi-hop
+# Every probe carries `meta["change"]` (the change it audits, the bootstrap's cluster) and,
+# where a kind has sub-groups, `meta["bucket"]`: same-subject easy/middle/hard, multi-hop
 # "2-hop".."4-hop" or "old", reverse "new"/"stale", true/false "new"/"old", and for unlearning
 # "forget"/"retain". `meta["role"] == "forget"` marks a probe whose answer must no longer come.
 
 AUDIT_SUFFIX = " The answer to this question, most simply, is"  # EVOKE's multi-hop suffix
 KIND_SAMPLE = "sample"
 KIND_RETAIN = "retain"
+KIND_LAST_TOKEN_NEIGHBOUR = "last_token_neighbour"
+EDIT_KINDS = (ProbeKind.REWRITE, ProbeKind.PARAPHRASE, ProbeKind.NEIGHBOUR, ProbeKind.SAME_SUBJECT)
+
+LastToken = Callable[[str], int]  # a name -> the id of its last token (the model's tokenizer)
 
 
 @dataclass(frozen=True)
 class ProbeConfig:
-    """How many probes of each kind the audit derives per change."""
+    """How many probes of each kind are derived per change."""
 
     n_paraphrases: int | None = None  # None: every other cloze template of the relation
-    n_neighbours: int = 10
+    n_neighbours: int = 10  # also the cap of last-token neighbours
     n_prefix: int = 5
     max_hops: int = 4
     chains_per_length: int = 2
@@ -141,6 +97,9 @@ class ProbeConfig:
     n_unlearn_facts: int = 10
     stepwise: bool = True
     fluency: bool = True
+
+
+EDIT_RUN_PROBES = ProbeConfig(n_paraphrases=5, n_neighbours=10)
 
 
 @dataclass
@@ -177,39 +136,38 @@ def _probe(
     return Probe(prompt, expected, kind, unexpected, dict(meta), kept)
 
 
-def _pick_entity(view: GraphView, name: str | None, relation: str | None, side: str) -> str | None:
-    """Resolve a name to one entity id, preferring one that takes part in `relation`."""
-    if not name:
-        return None
-    ids = view.resolve(name)
-    if not ids:
-        return None
-    if relation is not None:
-        for entity_id in ids:
-            facts = view.facts_of_relation(relation)
-            if any((f.subject if side == "subject" else f.object) == entity_id for f in facts):
-                return entity_id
-    return ids[0]
+@dataclass(frozen=True)
+class _Batch:
+    """What a batch of edits changes: (subject, relation) slots and the subjects."""
+
+    edited: frozenset[tuple[str, str]]
+    subjects: frozenset[str]
+
+    @classmethod
+    def of(cls, view: GraphView, requests: Iterable[EditRequest]) -> _Batch:
+        """Resolve the batch's subjects in the graph."""
+        edited, subjects = set(), set()
+        for r in requests:
+            s = view.pick(r.subject, r.relation, "subject")
+            if s is not None and r.relation is not None:
+                edited.add((s, r.relation))
+                subjects.add(s)
+        return cls(frozenset(edited), frozenset(subjects))
 
 
 class _EditDeriver:
     """Derives every probe kind of one edit from the graph."""
 
     def __init__(
-        self,
-        view: GraphView,
-        request: EditRequest,
-        config: ProbeConfig,
-        edited: set[tuple[str, str]],
-        edited_subjects: set[str],
+        self, view: GraphView, request: EditRequest, config: ProbeConfig, batch: _Batch
     ) -> None:
         if request.relation is None:
             raise ValidationError(f"edit {request.request_id!r} names no relation")
         self.view, self.r, self.cfg = view, request, config
-        self.edited, self.edited_subjects = edited, edited_subjects
         self.change = request.request_id or f"{request.subject}|{request.relation}"
         self.rel = view.relation(request.relation)
-        self.s = _pick_entity(view, request.subject, request.relation, "subject")
+        self.s = view.pick(request.subject, request.relation, "subject")
+        self.edited, self.edited_subjects = batch.edited, batch.subjects - {self.s}
         self.o = None
         if self.s is not None and request.target_true:
             names = view.names(f.object for f in view.facts_about(self.s))
@@ -219,8 +177,8 @@ class _EditDeriver:
                 ):
                     self.o = fact.object
         if self.o is None:
-            self.o = _pick_entity(view, request.target_true, request.relation, "object")
-        self.new = _pick_entity(view, request.target_new, request.relation, "object")
+            self.o = view.pick(request.target_true, request.relation, "object")
+        self.new = view.pick(request.target_new, request.relation, "object")
         self.rng = _seeded(self.change, request.subject, request.prompt)
 
     def p(self, kind: ProbeKind | str, prompt: str, expected: str, *args, **meta) -> Probe:
@@ -251,15 +209,19 @@ class _EditDeriver:
             for t in templates
         ]
 
-    def _neighbour_facts(self, limit: int) -> list[Fact]:
-        """Other subjects with the relation: same old object first (CounterFact), then others."""
-        facts = [
+    def _untouched(self, facts: Iterable[Fact]) -> list[Fact]:
+        """Keep the facts of other subjects that no edit of the batch touches."""
+        return [
             f
-            for f in self.view.facts_of_relation(self.rel.id)
+            for f in facts
             if f.subject != self.s
             and f.subject not in self.edited_subjects
             and (f.subject, f.relation) not in self.edited
         ]
+
+    def _neighbour_facts(self, limit: int) -> list[Fact]:
+        """Other subjects with the relation: same old object first (CounterFact), then others."""
+        facts = self._untouched(self.view.facts_of_relation(self.rel.id))
         same = [f for f in facts if f.object == self.o]
         other = [f for f in facts if f.object != self.o]
         self.rng.shuffle(same)
@@ -311,6 +273,31 @@ class _EditDeriver:
             if names[f.object] != self.r.target_new
         ]
 
+    def last_token_neighbours(self, last_token: LastToken) -> list[Probe]:
+        """Other subjects of the relation whose name ends in the subject's last token."""
+        token = last_token(self.r.subject)
+        facts = self._untouched(self.view.facts_of_relation(self.rel.id))
+        names = self.view.names({f.subject for f in facts} | {f.object for f in facts})
+        template = self.rel.templates.cloze[0]
+        out: list[Probe] = []
+        seen: set[str] = set()
+        for f in facts:
+            if len(out) >= self.cfg.n_neighbours:
+                break
+            if f.subject in seen or last_token(names[f.subject]) != token:
+                continue
+            seen.add(f.subject)
+            out.append(
+                self.p(
+                    KIND_LAST_TOKEN_NEIGHBOUR,
+                    fill(template, names[f.subject]),
+                    names[f.object],
+                    self.r.target_new,
+                    neighbour=f.subject,
+                )
+            )
+        return out
+
     def same_subject(self) -> list[Probe]:
         """The subject's other facts, bucketed easy/middle/hard by relation similarity."""
         if self.s is None:
@@ -320,26 +307,20 @@ class _EditDeriver:
             f
             for f in self.view.facts_about(self.s)
             if f.relation != self.rel.id and (f.subject, f.relation) not in self.edited
-        ]
+        ][: self.cfg.n_same_subject]  # one subject's facts are distinct (relation, object)
         names = self.view.names(f.object for f in facts)
-        out, seen = [], set()
-        for fact in facts[: self.cfg.n_same_subject]:
-            if (fact.relation, fact.object) in seen:
-                continue
-            seen.add((fact.relation, fact.object))
-            template = self.view.relation(fact.relation).templates.cloze[0]
-            out.append(
-                self.p(
-                    ProbeKind.SAME_SUBJECT,
-                    fill(template, self.r.subject),
-                    names[fact.object],
-                    self.r.target_new,
-                    bucket=sim.bucket(self.rel.id, fact.relation),
-                    relation=fact.relation,
-                    similarity=f"{sim.similarity(self.rel.id, fact.relation):.4f}",
-                )
+        return [
+            self.p(
+                ProbeKind.SAME_SUBJECT,
+                fill(self.view.relation(fact.relation).templates.cloze[0], self.r.subject),
+                names[fact.object],
+                self.r.target_new,
+                bucket=sim.bucket(self.rel.id, fact.relation),
+                relation=fact.relation,
+                similarity=f"{sim.similarity(self.rel.id, fact.relation):.4f}",
             )
-        return out
+            for fact in facts
+        ]
 
     def _rival_subjects(self, exclude_object: str | None) -> list[str]:
         """Subjects of the relation not linked to `exclude_object`, as reverse distractors."""
@@ -552,11 +533,17 @@ class _EditDeriver:
             edge(fact.subject, fact.relation, fact.object, "current")
         return Subgraph(tuple(nodes), tuple(edges), center=0), tuple(status)
 
-    def derive(self) -> ChangeProbes:
+    def edit_kinds(self, last_token: LastToken | None = None) -> list[Probe]:
+        """Rewrite, paraphrase, neighbour and same-subject probes (and last-token neighbours)."""
+        probes = self.rewrite() + self.paraphrases() + self.neighbours() + self.same_subject()
+        if last_token is not None:
+            probes += self.last_token_neighbours(last_token)
+        return probes
+
+    def derive(self, last_token: LastToken | None = None) -> ChangeProbes:
         """Return every probe of the edit and its subgraph."""
-        probes = self.rewrite() + self.paraphrases() + self.neighbours()
-        probes += self.same_subject() + self.multi_hop() + self.reverse() + self.forms()
-        probes += self.prefix_distraction()
+        probes = self.edit_kinds(last_token)
+        probes += self.multi_hop() + self.reverse() + self.forms() + self.prefix_distraction()
         if self.cfg.fluency:
             probes += self.fluency()
         subgraph, status = self.subgraph()
@@ -564,28 +551,37 @@ class _EditDeriver:
         return ChangeProbes(self.change, "edit", self.r, probes, subgraph, status, entities)
 
 
+def edit_probes(
+    graph: GraphStore | GraphView,
+    request: EditRequest,
+    config: ProbeConfig = EDIT_RUN_PROBES,
+    *,
+    batch: Sequence[EditRequest] = (),
+    last_token: LastToken | None = None,
+) -> list[Probe]:
+    """Return one edit's rewrite, paraphrase, neighbour and same-subject probes.
+
+    The audit's probes of these kinds for the same config. `batch`: the edits applied with
+    this one, whose subjects and facts the locality probes avoid. `last_token` adds the
+    last-token neighbours.
+    """
+    view = GraphView.of(graph)
+    context = _Batch.of(view, [request, *batch])
+    return _EditDeriver(view, request, config, context).edit_kinds(last_token)
+
+
 def audit_probes(
-    store: SqlGraphStore | GraphView,
+    graph: GraphStore | GraphView,
     requests: Sequence[EditRequest],
     config: ProbeConfig | None = None,
+    *,
+    last_token: LastToken | None = None,
 ) -> list[ChangeProbes]:
     """Return the audit probes of a batch of edits; locality probes avoid every edited fact."""
-    view = store if isinstance(store, GraphView) else GraphView(store)
+    view = GraphView.of(graph)
     config = config or ProbeConfig()
-    edited: set[tuple[str, str]] = set()
-    edited_subjects: set[str] = set()
-    for r in requests:
-        s = _pick_entity(view, r.subject, r.relation, "subject")
-        if s is not None and r.relation is not None:
-            edited.add((s, r.relation))
-            edited_subjects.add(s)
-    out = []
-    for request in requests:
-        others = edited_subjects - {
-            _pick_entity(view, request.subject, request.relation, "subject")
-        }
-        out.append(_EditDeriver(view, request, config, edited, others).derive())
-    return out
+    batch = _Batch.of(view, requests)
+    return [_EditDeriver(view, r, config, batch).derive(last_token) for r in requests]
 
 
 def _unlearn_change(
@@ -687,26 +683,26 @@ def _unlearn_change(
 
 
 def unlearn_probes(
-    store: SqlGraphStore | GraphView,
+    graph: GraphStore | GraphView,
     requests: Sequence[UnlearnRequest],
     config: ProbeConfig | None = None,
 ) -> list[ChangeProbes]:
     """Return forget probes (cloze, question, choice, true/false, reverse) and retain probes."""
-    view = store if isinstance(store, GraphView) else GraphView(store)
+    view = GraphView.of(graph)
     config = config or ProbeConfig()
     forgotten = {i for r in requests for n in (r.concept, *r.aliases) for i in view.resolve(n)}
     return [_unlearn_change(view, r, config, forgotten) for r in requests]
 
 
 def sample_probes(
-    store: SqlGraphStore | GraphView,
+    graph: GraphStore | GraphView,
     n: int = 1000,
     seed: int = 0,
     exclude_subjects: Iterable[str] = (),
     exclude_names: Iterable[str] = (),
 ) -> list[Probe]:
     """Return `n` random current facts (cloze) whose subject no change touches."""
-    view = store if isinstance(store, GraphView) else GraphView(store)
+    view = GraphView.of(graph)
     excluded = set(exclude_subjects)
     for name in exclude_names:
         excluded.update(view.resolve(name))

@@ -148,7 +148,7 @@ def form_probes(
     config: FormConfig | None = None,
 ) -> list[Probe]:
     """Return forget probes in six forms for every request's facts, and retain probes."""
-    view = store if isinstance(store, GraphView) else GraphView(store)
+    view = GraphView.of(store)
     config = config or FormConfig()
     ids_of = {}
     for r in requests:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Literal
 
 from kg.errors import NotFoundError
 from kg.relsim import RelationEmbedder, RelationSimilarity
 from kg.store.base import GraphStore
 from kg.types import Fact, Relation
+
+Side = Literal["subject", "object"]
 
 
 class GraphView:
@@ -22,6 +25,11 @@ class GraphView:
         self._of_relation: dict[str, list[Fact]] = {}
         self._resolved: dict[str, list[str]] = {}
         self._similarity: RelationSimilarity | None = None
+
+    @classmethod
+    def of(cls, graph: GraphStore | GraphView) -> GraphView:
+        """Return `graph` if it is a view already, else a new view over the store."""
+        return graph if isinstance(graph, GraphView) else cls(graph)
 
     def relations(self) -> dict[str, Relation]:
         """Return every relation by id."""
@@ -81,6 +89,20 @@ class GraphView:
         if name not in self._resolved:
             self._resolved[name] = [e.id for e in self.store.find_entities(name)]
         return self._resolved[name]
+
+    def pick(self, name: str | None, relation: str | None, side: Side) -> str | None:
+        """Resolve a name to one entity id, preferring one that is the `side` of `relation`."""
+        if not name:
+            return None
+        ids = self.resolve(name)
+        if not ids:
+            return None
+        if relation is not None:
+            facts = self.facts_of_relation(relation)
+            for entity_id in ids:
+                if any((f.subject if side == "subject" else f.object) == entity_id for f in facts):
+                    return entity_id
+        return ids[0]
 
     def similarity(self) -> RelationSimilarity:
         """Return the relation similarity of the whole graph (built on first use)."""

@@ -24,15 +24,15 @@ from editor.methods.common import StatsSource
 from editor.probe_scoring import probe_success
 from editor.scoring import score_targets
 from editor.sequence import EditSequence
-from kg.probes import edit_probes
-from kg.store.sql import SqlGraphStore
+from kg.probes import KIND_LAST_TOKEN_NEIGHBOUR, edit_probes
+from kg.store import GraphStore
+from kg.view import GraphView
 
-LAST_TOKEN_NEIGHBOUR = "last_token_neighbour"
 KIND_ORDER = (
     ProbeKind.REWRITE.value,
     ProbeKind.PARAPHRASE.value,
     ProbeKind.NEIGHBOUR.value,
-    LAST_TOKEN_NEIGHBOUR,
+    KIND_LAST_TOKEN_NEIGHBOUR,
     ProbeKind.SAME_SUBJECT.value,
 )
 
@@ -72,34 +72,26 @@ class EditRun:
         return out
 
 
-def last_token_neighbour_probes(
-    tokenizer: Any, facts: Sequence[FactText], request: EditRequest, limit: int = 10
-) -> list[Probe]:
-    """Return facts of other subjects whose name ends in the edited subject's last token."""
-    last = tokenizer(request.subject, add_special_tokens=False)["input_ids"][-1]
-    probes = []
-    for fact in facts:
-        if fact.subject == request.subject or fact.relation != request.relation:
-            continue
-        if tokenizer(fact.subject, add_special_tokens=False)["input_ids"][-1] != last:
-            continue
-        probes.append(
-            Probe(
-                prompt=fact.templates[0].format(fact.subject),
-                expected=fact.object,
-                kind=LAST_TOKEN_NEIGHBOUR,
-            )
-        )
-        if len(probes) >= limit:
-            break
-    return probes
+def last_token(tokenizer: Any) -> Callable[[str], int]:
+    """Return name -> id of the name's last token under `tokenizer` (no special tokens)."""
+    return lambda name: tokenizer(name, add_special_tokens=False)["input_ids"][-1]
 
 
 def probes_for(
-    store: SqlGraphStore, tokenizer: Any, facts: Sequence[FactText], request: EditRequest
+    graph: GraphStore | GraphView,
+    tokenizer: Any,
+    facts: Sequence[FactText],
+    request: EditRequest,
+    *,
+    batch: Sequence[EditRequest] = (),
 ) -> list[Probe]:
-    """Return every probe of one edit, graph-derived plus same-last-token neighbours."""
-    return edit_probes(store, request) + last_token_neighbour_probes(tokenizer, facts, request)
+    """Return one edit's probes (`kg.probes.edit_probes`) plus its last-token neighbours.
+
+    `batch`: the edits applied together with this one (sequential and batch modes), whose
+    subjects the locality probes avoid. `facts` is not read: every probe comes from `graph`
+    (its facts in verbal form are what the model learned); callers still pass it.
+    """
+    return edit_probes(graph, request, batch=batch, last_token=last_token(tokenizer))
 
 
 def speakable_edits(

@@ -12,7 +12,7 @@ from typing import Any
 
 from celery import signals
 
-from workers.audit.reports import TASK_RUN_AUDIT, execute_audit
+from workers.audit.requested import TASK_RUN_AUDIT, execute_audit
 from workers.celery_app import TASK_RUN_JOB, enqueue, get_app
 from workers.db import get_database, reset_databases
 from workers.jobs.lease import mark_enqueued, orphans

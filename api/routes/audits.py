@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from api.deps import CallerDep, roles
 from api.keys import Role
 from api.schemas.common import Strict
-from workers.audit import reports
+from workers.audit import requested
 from workers.audit.html import render_html
 
 router = APIRouter(prefix="/v1/audits", tags=["audits"])
@@ -24,7 +24,7 @@ class AuditCreate(Strict):
 
     model: str = Field(..., min_length=1, max_length=64)
     version_id: int | None = Field(None, ge=1)
-    sample_size: int = Field(1000, ge=1, le=reports.MAX_SAMPLE)
+    sample_size: int = Field(1000, ge=1, le=requested.MAX_SAMPLE)
 
 
 class AuditPublic(BaseModel):
@@ -42,7 +42,7 @@ class AuditPublic(BaseModel):
     finished_at: str | None
 
     @classmethod
-    def of(cls, info: reports.AuditInfo) -> AuditPublic:
+    def of(cls, info: requested.AuditInfo) -> AuditPublic:
         """Return the public view of an audit record."""
         return cls(**info.to_dict())
 
@@ -50,7 +50,7 @@ class AuditPublic(BaseModel):
 @router.post("", status_code=status.HTTP_202_ACCEPTED, **roles(*RUNNERS))
 def run_audit(body: AuditCreate, request: Request, caller: CallerDep) -> AuditPublic:
     """Queue an audit of a version on the model's worker (poll it, then fetch the report)."""
-    info = reports.request_audit(
+    info = requested.request_audit(
         body.model,
         body.version_id,
         sample_size=body.sample_size,
@@ -68,7 +68,7 @@ def list_audits(
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> list[AuditPublic]:
     """List audits, newest first."""
-    infos = reports.list_audits(
+    infos = requested.list_audits(
         model=model, limit=limit, offset=offset, settings=request.app.state.settings
     )
     return [AuditPublic.of(i) for i in infos]
@@ -77,17 +77,17 @@ def list_audits(
 @router.get("/{audit_id}", **roles(*RUNNERS))
 def get_audit(audit_id: str, request: Request) -> AuditPublic:
     """Return one audit's state and headline."""
-    return AuditPublic.of(reports.get_audit(audit_id, settings=request.app.state.settings))
+    return AuditPublic.of(requested.get_audit(audit_id, settings=request.app.state.settings))
 
 
 @router.get("/{audit_id}/report", **roles(*RUNNERS))
 def report_json(audit_id: str, request: Request) -> dict[str, Any]:
     """Return the full report JSON (schema: docs/audit-report.md); 409 until it is done."""
-    return reports.load_report(audit_id, settings=request.app.state.settings)
+    return requested.load_report(audit_id, settings=request.app.state.settings)
 
 
 @router.get("/{audit_id}/report.html", response_class=HTMLResponse, **roles(*RUNNERS))
 def report_html(audit_id: str, request: Request) -> HTMLResponse:
     """Return the report as one self-contained HTML page (no external assets)."""
-    report = reports.load_report(audit_id, settings=request.app.state.settings)
+    report = requested.load_report(audit_id, settings=request.app.state.settings)
     return HTMLResponse(render_html(report), headers={"Content-Security-Policy": REPORT_CSP})

@@ -12,7 +12,7 @@ from api.errors import ApiError
 from api.keys import Role
 from api.schemas.jobs import ExportBody, ModelCreate, ModelPublic, RollbackBody, VersionPublic
 from workers.ledger import export as ledger_export
-from workers.ledger import registry, versions
+from workers.ledger import registry, store, versions
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 READ = (Role.OPERATOR, Role.AUDITOR)
@@ -83,7 +83,7 @@ def diff(
     settings = request.app.state.settings
     out = versions.diff_versions(name, from_, to, settings=settings)
     if per_layer:
-        out["norms"] = versions.delta_norms(
+        out["norms"] = store.delta_norms(
             name, [d["id"] for d in out["revert"] + out["apply"]], settings=settings
         )
     return out

@@ -7,9 +7,19 @@ from collections import Counter
 
 import pytest
 
-from contracts.types import EditRequest, ProbeKind, UnlearnRequest
+from contracts.types import EditRequest, Probe, ProbeKind, UnlearnRequest
 from kg.chains import composed_prompt, noun_phrase, reverse_template
-from kg.probes import KIND_RETAIN, KIND_SAMPLE, audit_probes, sample_probes, unlearn_probes
+from kg.probes import (
+    EDIT_KINDS,
+    KIND_LAST_TOKEN_NEIGHBOUR,
+    KIND_RETAIN,
+    KIND_SAMPLE,
+    ProbeConfig,
+    audit_probes,
+    edit_probes,
+    sample_probes,
+    unlearn_probes,
+)
 from kg.relsim import EASY, HARD
 from kg.store.sql import SqlGraphStore
 from kg.types import Entity, Fact, Relation, RelationTemplates
@@ -198,6 +208,57 @@ def test_derivation_is_deterministic_and_avoids_other_edits(graph):
     assert statuses[:2] == ("new", "old")
     nodes = first[0].subgraph.nodes
     assert nodes[0] == "Ada Byron" and nodes[first[0].subgraph.edges[0].tail] == "Paris"
+
+
+def test_edit_probes_are_the_audit_probes_of_their_kinds(graph):
+    edit = _edit()
+    config = ProbeConfig(n_paraphrases=1)
+    (change,) = audit_probes(graph, [edit], config)
+    kinds = {k.value for k in EDIT_KINDS}
+    expected = [p for p in change.probes if str(p.kind) in kinds]
+    assert {str(p.kind) for p in expected} == kinds
+    assert edit_probes(graph, edit, config) == expected
+
+
+def test_neighbours_come_from_the_graph_not_the_request(graph):
+    stray = Probe("Somebody was born in", "Nowhere", ProbeKind.NEIGHBOUR)
+    neighbours = _by_kind(edit_probes(graph, _edit(neighbours=(stray,))), ProbeKind.NEIGHBOUR)
+    assert {p.prompt.split(" was")[0] for p in neighbours} == set(PEOPLE) - {"Ada Byron"}
+    assert all(p.unexpected == "Paris" for p in neighbours if p.expected != "Paris")
+
+
+def test_same_subject_skips_a_namesake_and_is_compared_with_the_new_object(graph):
+    graph.add_entities([Entity("p9", "Ada Byron")])  # a namesake who never was born anywhere
+    graph.add_facts([Fact("p9", "P20", "c_vienna", source="t")])
+    same = _by_kind(edit_probes(graph, _edit(target_new="Berlin")), ProbeKind.SAME_SUBJECT)
+    assert sorted((p.prompt, p.expected, p.unexpected) for p in same) == [
+        ("Ada Byron died in", "Paris", "Berlin"),
+        ("The mother tongue of Ada Byron is", "English", "Berlin"),
+    ]
+
+
+def test_last_token_neighbours_share_the_subjects_last_token_and_avoid_the_batch(graph):
+    graph.add_entities([Entity("q1", "Lord Byron"), Entity("q2", "George Byron")])
+    graph.add_facts(
+        [Fact("q1", "P19", "c_paris", source="t"), Fact("q2", "P19", "c_berlin", source="t")]
+    )
+    vocab: dict[str, int] = {}
+
+    def last_token(name: str) -> int:
+        return vocab.setdefault(name.split()[-1], len(vocab))
+
+    edit = _edit(target_new="Vienna")
+    alone = _by_kind(edit_probes(graph, edit, last_token=last_token), KIND_LAST_TOKEN_NEIGHBOUR)
+    assert sorted((p.prompt, p.expected, p.unexpected) for p in alone) == [
+        ("George Byron was born in", "Berlin", "Vienna"),
+        ("Lord Byron was born in", "Paris", "Vienna"),
+    ]
+    other = _edit(subject="George Byron", target_true="Berlin", request_id="e4")
+    probes = edit_probes(graph, edit, batch=[other], last_token=last_token)
+    assert [p.prompt for p in _by_kind(probes, KIND_LAST_TOKEN_NEIGHBOUR)] == [
+        "Lord Byron was born in"
+    ]
+    assert not [p for p in probes if p.prompt.startswith("George Byron")]
 
 
 def test_noun_phrases_and_composed_prompts(graph):

@@ -1,13 +1,15 @@
-"""GLAME subgraph expansion: shape, caps, filters, deterministic sampling, chain probes."""
+"""GLAME subgraph expansion: shape, caps, filters, deterministic sampling, requests by name."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import pytest
 from geo_graph import build
 
-from contracts.types import ProbeKind, SubgraphEdge
+from contracts.types import EditRequest, SubgraphEdge
 from kg.errors import NotFoundError, ValidationError
-from kg.expand import ExpansionConfig, expand_edit, sample_facts
+from kg.expand import ExpansionConfig, expand_edit, expand_request, sample_facts
 from kg.store.base import GraphStore, sample_key
 from kg.types import Entity, Fact
 
@@ -19,7 +21,7 @@ def geo(sqlite_store: GraphStore) -> GraphStore:
 
 
 def test_subgraph_around_the_new_object(geo: GraphStore) -> None:
-    exp = expand_edit(geo, "spike", "P19", "philly", "london", ExpansionConfig(hops=2))
+    exp = expand_edit(geo, "spike", "P19", "philly", ExpansionConfig(hops=2))
     sg = exp.subgraph
     assert sg.center == 0 and sg.nodes[:2] == ("Spike Hughes", "Philadelphia")
     assert sg.edges[0] == SubgraphEdge(0, "place of birth", 1)
@@ -33,41 +35,29 @@ def test_subgraph_around_the_new_object(geo: GraphStore) -> None:
     assert all(0 <= e.head < len(sg.nodes) and 0 <= e.tail < len(sg.nodes) for e in sg.edges)
 
 
-def test_new_and_old_chains_become_multi_hop_probes(geo: GraphStore) -> None:
-    exp = expand_edit(geo, "spike", "P19", "philly", "london", ExpansionConfig(hops=2))
-    assert {(c.relations, c.end) for c in exp.new_chains} == {
-        (("P17",), "usa"),
-        (("P17", "P37"), "english"),
-        (("P17", "P36"), "washington"),
-    }
-    # london → uk → english still holds through philly → usa → english: not an old chain
-    assert {(c.relations, c.end) for c in exp.old_chains} == {
-        (("P17",), "uk"),
-    }
-    by_path = {p.meta["path"]: p for p in exp.probes if p.meta["bucket"] != "old"}
-    two_hop = by_path["P19/P17"]
-    assert two_hop.kind == ProbeKind.MULTI_HOP
-    assert two_hop.prompt == "The place of birth of Spike Hughes is located in the country of"
-    assert two_hop.expected == "United States" and two_hop.unexpected == "United Kingdom"
-    assert two_hop.meta["bucket"] == "2-hop"
-    three = by_path["P19/P17/P37"]
-    assert three.prompt == (
-        "The official language of the country of the place of birth of Spike Hughes is"
+def test_a_request_is_expanded_by_its_names(geo: GraphStore) -> None:
+    request = EditRequest(
+        "Spike Hughes", "{} was born in", "Philadelphia", "London", relation="P19"
     )
-    assert three.expected == "English" and three.meta["bucket"] == "3-hop"
-    old = [p for p in exp.probes if p.meta["bucket"] == "old"]
-    assert [(p.expected, p.meta["role"]) for p in old] == [("United Kingdom", "forget")]
+    config = ExpansionConfig(hops=2)
+    assert expand_request(geo, request, config) == expand_edit(
+        geo, "spike", "P19", "philly", config
+    )
+    with pytest.raises(NotFoundError, match="Atlantis"):
+        expand_request(geo, dataclasses.replace(request, target_new="Atlantis"), config)
+    with pytest.raises(ValidationError, match="relation"):
+        expand_request(geo, dataclasses.replace(request, relation=None), config)
 
 
 def test_fanout_caps_filters_and_max_nodes(geo: GraphStore) -> None:
     geo.add_entities([Entity(f"town{i:02d}", f"Town {i}") for i in range(30)])
     geo.add_facts([Fact(f"town{i:02d}", "P17", "usa") for i in range(30)])
     wide = expand_edit(
-        geo, "spike", "P19", "usa", None, ExpansionConfig(hops=1, fanout=(100,), direction="both")
+        geo, "spike", "P19", "usa", ExpansionConfig(hops=1, fanout=(100,), direction="both")
     )
     assert len(wide.facts) == 34  # 30 towns + philly + washington (in), english + washington (out)
     capped = expand_edit(
-        geo, "spike", "P19", "usa", None, ExpansionConfig(hops=1, fanout=(5,), direction="both")
+        geo, "spike", "P19", "usa", ExpansionConfig(hops=1, fanout=(5,), direction="both")
     )
     assert len(capped.facts) == 5
     in_order = sorted(wide.facts, key=lambda f: sample_key(*f.triple))
@@ -77,7 +67,6 @@ def test_fanout_caps_filters_and_max_nodes(geo: GraphStore) -> None:
         "spike",
         "P19",
         "usa",
-        None,
         ExpansionConfig(hops=1, allow=frozenset({"P36"}), direction="both"),
     )
     assert {f.triple for f in only.facts} == {("usa", "P36", "washington")}
@@ -86,12 +75,11 @@ def test_fanout_caps_filters_and_max_nodes(geo: GraphStore) -> None:
         "spike",
         "P19",
         "usa",
-        None,
         ExpansionConfig(hops=1, deny=frozenset({"P17"}), direction="both"),
     )
     assert {f.relation for f in denied.facts} == {"P36", "P37"}
     small = expand_edit(
-        geo, "spike", "P19", "usa", None, ExpansionConfig(hops=2, max_nodes=4, direction="both")
+        geo, "spike", "P19", "usa", ExpansionConfig(hops=2, max_nodes=4, direction="both")
     )
     assert len(small.node_ids) <= 4
 
@@ -101,12 +89,12 @@ def test_expansion_is_deterministic_and_seeded(graph_store: GraphStore) -> None:
     graph_store.add_entities([Entity(f"town{i:02d}", f"Town {i}") for i in range(30)])
     graph_store.add_facts([Fact(f"town{i:02d}", "P17", "usa") for i in range(30)])
     config = ExpansionConfig(hops=2, fanout=(6, 3), direction="both")
-    first = expand_edit(graph_store, "spike", "P19", "philly", "london", config)
-    again = expand_edit(graph_store, "spike", "P19", "philly", "london", config)
-    assert first == again and first.probes == again.probes
+    first = expand_edit(graph_store, "spike", "P19", "philly", config)
+    again = expand_edit(graph_store, "spike", "P19", "philly", config)
+    assert first == again
     seeded = ExpansionConfig(hops=2, fanout=(6, 3), direction="both", seed=7)
-    other = expand_edit(graph_store, "spike", "P19", "philly", "london", seeded)
-    assert other == expand_edit(graph_store, "spike", "P19", "philly", "london", seeded)
+    other = expand_edit(graph_store, "spike", "P19", "philly", seeded)
+    assert other == expand_edit(graph_store, "spike", "P19", "philly", seeded)
     assert {f.triple for f in other.facts} != {f.triple for f in first.facts}
     # the same sample on every backend: bottom-k by the triple's fixed key
     towns = [f for f in first.facts if f.subject.startswith("town")]

@@ -75,6 +75,29 @@ def test_edit_request_carries_subgraph_and_every_probe_kind(geo: GraphStore) -> 
     assert result.graph_version == 1 and result.conflicts == ()
 
 
+def test_multi_hop_probes_follow_new_chains_and_retire_old_ones(geo: GraphStore) -> None:
+    cs = _approve(geo, _replace("spike", "P19", "london", "philly"))
+    (item,) = plan(geo, [cs]).batches[0].requests
+    chains = [p for p in item.probes if p.kind == ProbeKind.MULTI_HOP]
+    by_path = {p.meta["path"]: p for p in chains if p.meta["bucket"] != "old"}
+    two = by_path["P19/P17"]
+    assert two.prompt == "The place of birth of Spike Hughes is located in the country of"
+    assert (two.expected, two.unexpected, two.meta["bucket"]) == (
+        "United States",
+        "United Kingdom",
+        "2-hop",
+    )
+    three = by_path["P19/P17/P37"]
+    assert three.prompt == (
+        "The official language of the country of the place of birth of Spike Hughes is"
+    )
+    assert (three.expected, three.meta["bucket"]) == ("English", "3-hop")
+    # london → uk → english still holds through philly → usa → english: not an old chain
+    old = [p for p in chains if p.meta["bucket"] == "old"]
+    assert [(p.expected, p.meta["role"]) for p in old] == [("United Kingdom", "forget")]
+    assert any(p.kind == ProbeKind.MULTI_HOP_STEPWISE for p in item.probes)
+
+
 def test_dependent_edits_stay_in_order(geo: GraphStore) -> None:
     first = _approve(geo, _replace("spike", "P19", "london", "philly"))
     second = _approve(geo, _replace("philly", "P17", "usa", "france"))  # chains through philly

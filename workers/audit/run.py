@@ -27,7 +27,7 @@ from kg.probes import (
 )
 from kg.store.sql import SqlGraphStore
 from kg.view import GraphView
-from workers.audit.report import build_report, settings_dict, trend_point
+from workers.audit.build import build_report, settings_dict, trend_point
 from workers.audit.stats import DEFAULT_THRESHOLDS, Threshold
 
 Progress = Callable[[str, int, int], None]
@@ -106,7 +106,7 @@ def run_audit(
 ) -> dict:
     """Audit the version `model` + `deltas` against the graph; return the report dict."""
     config = config or AuditConfig()
-    view = store if isinstance(store, GraphView) else GraphView(store)
+    view = GraphView.of(store)
     report_progress = progress or (lambda stage, done, total: None)
     touched = {entity for c in changes for entity in c.entities.values()}
     t0 = time.perf_counter()

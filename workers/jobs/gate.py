@@ -1,7 +1,7 @@
 """The audit gate: score a job's probes before and after its deltas, check its thresholds.
 
 A minimal probe runner over the audit's own parts: `editor.probe_scoring.score_probes`
-scores, `workers.audit.report.summarise` groups by kind (and bucket) with bootstrap
+scores, `workers.audit.build.summarise` groups by kind (and bucket) with bootstrap
 intervals and applies the thresholds. The full audit (graph-derived probes, HTML report)
 stays in `workers.audit`; a job carries its probes and thresholds in its payload.
 """
@@ -13,7 +13,7 @@ from typing import Any
 
 from contracts.types import Probe
 from editor.probe_scoring import ProbeScore, ScoringConfig, score_probes
-from workers.audit.report import summarise
+from workers.audit.build import summarise
 from workers.audit.stats import Threshold
 
 BOOTSTRAP = 200

@@ -25,7 +25,7 @@ from workers.db import JobRow, ModelRow, VersionRow, utcnow
 from workers.errors import ChecksumMismatchError, InvalidInputError
 from workers.ledger.checksums import file_sha256, ledger_checksum, param_hashes
 from workers.ledger.registry import db_of, model_row
-from workers.ledger.versions import DISCARDED, chain, set_head, version_hashes
+from workers.ledger.versions import DISCARDED, chain, set_head, version_hashes, version_row
 from workers.settings import Settings, get_settings
 
 
@@ -197,3 +197,20 @@ def discard_job_versions(session: Any, job: JobRow) -> list[int]:
     for r in rows:
         r.status = DISCARDED
     return ids
+
+
+def delta_norms(
+    model: str, version_ids: Sequence[int], *, settings: Settings | None = None
+) -> dict[str, dict[str, float]]:
+    """Return {version id: {module: Frobenius norm}} read from the verified delta files."""
+    directory = ledger_dir(settings)
+    out: dict[str, dict[str, float]] = {}
+    with db_of(settings).session() as session:
+        rows = [version_row(session, model, v) for v in version_ids]
+    for row in rows:
+        if row.delta_path is None:
+            continue
+        out[str(row.id)] = {
+            k: round(float(v), 6) for k, v in load_delta(row, directory).norms().items()
+        }
+    return out

@@ -8,7 +8,6 @@ cancelled mark their versions `discarded`, which can never become the head again
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -198,22 +197,3 @@ def diff_versions(
             "checksum_from": chain_a[-1].checksum,
             "checksum_to": chain_b[-1].checksum,
         }
-
-
-def delta_norms(
-    model: str, version_ids: Sequence[int], *, settings: Settings | None = None
-) -> dict[str, dict[str, float]]:
-    """Return {version id: {module: Frobenius norm}} read from the verified delta files."""
-    from workers.ledger.store import ledger_dir, load_delta
-
-    directory = ledger_dir(settings)
-    out: dict[str, dict[str, float]] = {}
-    with db_of(settings).session() as session:
-        rows = [version_row(session, model, v) for v in version_ids]
-    for row in rows:
-        if row.delta_path is None:
-            continue
-        out[str(row.id)] = {
-            k: round(float(v), 6) for k, v in load_delta(row, directory).norms().items()
-        }
-    return out
