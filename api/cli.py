@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from api.cli_ask import ask
 from api.cli_concepts import concept_anchor
 from api.cli_requests import edit, unlearn
 from api.cli_server import keys_app, serve
@@ -23,6 +24,7 @@ app = typer.Typer(
 console = Console()
 
 app.command("serve")(serve)
+app.command("ask")(ask)
 app.command("edit")(edit)
 app.command("unlearn")(unlearn)
 app.command("concept-anchor")(concept_anchor)
@@ -33,8 +35,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
 def _fail(message: str) -> None:
-    """Print an error and exit with status 2."""
-    console.print(f"[bold red]error:[/] {message}")
+    """Print an error (one line, never wrapped) and exit with status 2."""
+    console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -52,6 +54,7 @@ def import_cmd(
     from kg.importers.evoke import import_evoke
     from kg.io_jsonl import import_jsonl
     from kg.store.sql import SqlGraphStore
+    from workers.errors import DataSetMissingError
     from workers.settings import get_settings
 
     settings = get_settings()
@@ -65,7 +68,7 @@ def import_cmd(
             if not Path(source).is_file():
                 _fail(f"no such file: {source}")
             summary = import_jsonl(store, source, "cli", "kgedit import")
-    except KGError as exc:
+    except (KGError, DataSetMissingError) as exc:
         _fail(str(exc))
     data = summary.__dict__ if hasattr(summary, "__dict__") else summary
     if as_json:
@@ -172,8 +175,12 @@ def demo(
 ) -> None:
     """Build the EVOKE graph, train or reuse the model, apply and revert ROME edits."""
     from workers.demo import run_demo
+    from workers.errors import DataSetMissingError
 
-    run_demo(console, n_edits=n_edits, preset_name=preset)
+    try:
+        run_demo(console, n_edits=n_edits, preset_name=preset)
+    except DataSetMissingError as exc:
+        _fail(str(exc))
 
 
 audit_app = typer.Typer(

@@ -14,9 +14,6 @@ from kg.store.sql import SqlGraphStore
 from kg.types import Entity, Fact, Relation, RelationTemplates
 
 PG_URL = os.environ.get("KGEDIT_TEST_PG_URL", "postgresql+psycopg://root@127.0.0.1:5432/test")
-EVOKE_DIR = Path(os.environ.get("KGEDIT_EVOKE_DIR", "/work/shared/data/evoke"))
-EVOKE_MAIN = EVOKE_DIR / "evoke_main.json"
-EVOKE_SUBJ = EVOKE_DIR / "evoke_subj_spec.json"
 
 
 def _pg_unavailable() -> str | None:
@@ -123,14 +120,6 @@ def seeded(store: SqlGraphStore) -> SqlGraphStore:
     """Return `store` holding the `seed` graph."""
     seed(store)
     return store
-
-
-@pytest.fixture(scope="session")
-def evoke_paths() -> tuple[Path, Path]:
-    """Return the EVOKE files, skipping when they are not on this machine."""
-    if not EVOKE_MAIN.exists() or not EVOKE_SUBJ.exists():
-        pytest.skip(f"EVOKE data not found under {EVOKE_DIR}")
-    return EVOKE_MAIN, EVOKE_SUBJ
 
 
 # -- the GraphStore contract: every backend -------------------------------------------------
