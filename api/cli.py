@@ -42,16 +42,19 @@ def _fail(message: str) -> None:
 
 @app.command("import")
 def import_cmd(
-    source: Annotated[str, typer.Argument(help="'evoke' or a JSONL file of facts")],
+    source: Annotated[str, typer.Argument(help="'evoke', 'synthetic' or a JSONL file of facts")],
     graph: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the graph store")] = None,
     limit: Annotated[
         int | None, typer.Option(help="EVOKE: only the first N cases of each file")
     ] = None,
+    people: Annotated[int, typer.Option(min=1, help="synthetic: number of people")] = 200,
+    seed: Annotated[int, typer.Option(help="synthetic: seed of the world")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """Import EVOKE or a JSONL file of facts into the graph store."""
+    """Import EVOKE, the synthetic world or a JSONL file of facts into the graph store."""
     from kg.errors import KGError
     from kg.importers.evoke import import_evoke
+    from kg.importers.synthetic import import_synthetic
     from kg.io_jsonl import import_jsonl
     from kg.store.sql import SqlGraphStore
     from workers.errors import DataSetMissingError
@@ -64,6 +67,8 @@ def import_cmd(
             summary = import_evoke(
                 store, settings.evoke_main, settings.evoke_subj_spec, limit=limit
             )
+        elif source == "synthetic":
+            summary = import_synthetic(store, n_people=people, seed=seed)
         else:
             if not Path(source).is_file():
                 _fail(f"no such file: {source}")
