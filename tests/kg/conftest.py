@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from service_checks import skip_or_fail
 from sqlalchemy import create_engine, text
 
 from kg.store.sql import SqlGraphStore
@@ -27,13 +28,6 @@ def _pg_unavailable() -> str | None:
     finally:
         engine.dispose()
     return None
-
-
-def skip_or_fail(reason: str) -> None:
-    """Skip the test, or fail it when CI=true (a missing service must not pass silently)."""
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(reason)
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
