@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from api.cli_ask import ask
 from api.cli_concepts import concept_anchor
 from api.cli_requests import edit, unlearn
 from api.cli_server import keys_app, serve
@@ -23,6 +24,7 @@ app = typer.Typer(
 console = Console()
 
 app.command("serve")(serve)
+app.command("ask")(ask)
 app.command("edit")(edit)
 app.command("unlearn")(unlearn)
 app.command("concept-anchor")(concept_anchor)
@@ -33,25 +35,29 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
 def _fail(message: str) -> None:
-    """Print an error and exit with status 2."""
-    console.print(f"[bold red]error:[/] {message}")
+    """Print an error (one line, never wrapped) and exit with status 2."""
+    console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
     raise typer.Exit(2)
 
 
 @app.command("import")
 def import_cmd(
-    source: Annotated[str, typer.Argument(help="'evoke' or a JSONL file of facts")],
+    source: Annotated[str, typer.Argument(help="'evoke', 'synthetic' or a JSONL file of facts")],
     graph: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the graph store")] = None,
     limit: Annotated[
         int | None, typer.Option(help="EVOKE: only the first N cases of each file")
     ] = None,
+    people: Annotated[int, typer.Option(min=1, help="synthetic: number of people")] = 200,
+    seed: Annotated[int, typer.Option(help="synthetic: seed of the world")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """Import EVOKE or a JSONL file of facts into the graph store."""
+    """Import EVOKE, the synthetic world or a JSONL file of facts into the graph store."""
     from kg.errors import KGError
     from kg.importers.evoke import import_evoke
+    from kg.importers.synthetic import import_synthetic
     from kg.io_jsonl import import_jsonl
     from kg.store.sql import SqlGraphStore
+    from workers.errors import DataSetMissingError
     from workers.settings import get_settings
 
     settings = get_settings()
@@ -61,11 +67,13 @@ def import_cmd(
             summary = import_evoke(
                 store, settings.evoke_main, settings.evoke_subj_spec, limit=limit
             )
+        elif source == "synthetic":
+            summary = import_synthetic(store, n_people=people, seed=seed)
         else:
             if not Path(source).is_file():
                 _fail(f"no such file: {source}")
             summary = import_jsonl(store, source, "cli", "kgedit import")
-    except KGError as exc:
+    except (KGError, DataSetMissingError) as exc:
         _fail(str(exc))
     data = summary.__dict__ if hasattr(summary, "__dict__") else summary
     if as_json:
@@ -172,8 +180,12 @@ def demo(
 ) -> None:
     """Build the EVOKE graph, train or reuse the model, apply and revert ROME edits."""
     from workers.demo import run_demo
+    from workers.errors import DataSetMissingError
 
-    run_demo(console, n_edits=n_edits, preset_name=preset)
+    try:
+        run_demo(console, n_edits=n_edits, preset_name=preset)
+    except DataSetMissingError as exc:
+        _fail(str(exc))
 
 
 audit_app = typer.Typer(

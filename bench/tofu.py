@@ -82,7 +82,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     settings = get_settings()
-    data = load_tofu(settings.data_dir / "tofu")
+    data = load_tofu(settings.tofu_dir)
     preset = get_qa_preset(args.preset)
     config = EvalConfig(args.retain_eval_size, args.max_new_tokens)
     hp = GradUnlearnHyperParams(lr=args.lr, epochs=args.epochs, batch_size=args.batch_size)

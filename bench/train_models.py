@@ -61,7 +61,7 @@ def main() -> None:
     from workers.tofu import train_or_reuse_qa, training_pairs
 
     settings = get_settings()
-    data = load_tofu(settings.data_dir / "tofu")
+    data = load_tofu(settings.tofu_dir)
     preset = get_qa_preset(args.preset)
     for split in args.splits:
         pairs = training_pairs(data, split)

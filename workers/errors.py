@@ -23,6 +23,10 @@ class InvalidInputError(WorkersError):
     """Malformed or oversized input; nothing was written."""
 
 
+class DataSetMissingError(InvalidInputError):
+    """A benchmark data set is not under the configured data folder (`KGEDIT_DATA_DIR`)."""
+
+
 class JobNotFoundError(NotFoundError):
     """No job has this id."""
 

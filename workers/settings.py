@@ -11,7 +11,15 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from workers.errors import DataSetMissingError
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# Benchmark data sets read in place under `data_dir`: the folder of each and the files it needs.
+DATA_SETS: dict[str, tuple[str, ...]] = {
+    "evoke": ("evoke_main.json", "evoke_subj_spec.json"),
+    "tofu": ("full.json", "forget01.json", "retain99.json"),
+}
 
 
 class Settings(BaseSettings):
@@ -101,15 +109,36 @@ class Settings(BaseSettings):
         """Return the directory holding the ledger's delta files."""
         return (self.ledger_dir or self.var_dir / "ledger").resolve()
 
+    def has_data_set(self, name: str) -> bool:
+        """Return whether every file of a data set (`DATA_SETS`) is under `data_dir`."""
+        folder = self.data_dir / name
+        return all((folder / file).is_file() for file in DATA_SETS[name])
+
+    def data_set(self, name: str) -> Path:
+        """Return a data set's folder; `DataSetMissingError` (one line) when files are missing."""
+        folder = self.data_dir / name
+        missing = [file for file in DATA_SETS[name] if not (folder / file).is_file()]
+        if missing:
+            raise DataSetMissingError(
+                f"{name.upper()} data not found: {folder} lacks {', '.join(missing)}; "
+                f"set KGEDIT_DATA_DIR to the folder that holds {name}/"
+            )
+        return folder
+
     @property
     def evoke_main(self) -> Path:
-        """Return the path of EVOKE's main set."""
-        return self.data_dir / "evoke" / "evoke_main.json"
+        """Return the path of EVOKE's main set (`DataSetMissingError` when absent)."""
+        return self.data_set("evoke") / "evoke_main.json"
 
     @property
     def evoke_subj_spec(self) -> Path:
-        """Return the path of EVOKE's subject-specificity set."""
-        return self.data_dir / "evoke" / "evoke_subj_spec.json"
+        """Return the path of EVOKE's subject-specificity set (`DataSetMissingError` if absent)."""
+        return self.data_set("evoke") / "evoke_subj_spec.json"
+
+    @property
+    def tofu_dir(self) -> Path:
+        """Return the folder of the TOFU splits (`DataSetMissingError` when absent)."""
+        return self.data_set("tofu")
 
 
 @lru_cache

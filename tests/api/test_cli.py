@@ -29,6 +29,18 @@ def test_import_evoke_then_export_round_trip(tmp_path, evoke_paths):
     assert f"wrote {n_facts} facts" in out.output
 
 
+def test_import_the_synthetic_world(tmp_path):
+    url = f"sqlite:///{tmp_path / 'kg.sqlite'}"
+    args = ["import", "synthetic", "--graph", url, "--people", "30", "--seed", "5", "--json"]
+    out = runner.invoke(app, args)
+    assert out.exit_code == 0, out.output
+    summary = json.loads(out.output)
+    assert summary["entities_by_kind"]["person"] == 30 and summary["seed"] == 5
+    assert summary["added"]["facts"] == sum(summary["facts_by_relation"].values()) > 120
+    again = json.loads(runner.invoke(app, args).output)
+    assert again["added"] == {"entities": 0, "relations": 0, "facts": 0}
+
+
 def test_malformed_jsonl_names_the_line_and_exits_2(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"type": "relation"}\nnot json\n')

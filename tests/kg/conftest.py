@@ -8,15 +8,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from service_checks import skip_or_fail
 from sqlalchemy import create_engine, text
 
 from kg.store.sql import SqlGraphStore
 from kg.types import Entity, Fact, Relation, RelationTemplates
 
 PG_URL = os.environ.get("KGEDIT_TEST_PG_URL", "postgresql+psycopg://root@127.0.0.1:5432/test")
-EVOKE_DIR = Path(os.environ.get("KGEDIT_EVOKE_DIR", "/work/shared/data/evoke"))
-EVOKE_MAIN = EVOKE_DIR / "evoke_main.json"
-EVOKE_SUBJ = EVOKE_DIR / "evoke_subj_spec.json"
 
 
 def _pg_unavailable() -> str | None:
@@ -30,13 +28,6 @@ def _pg_unavailable() -> str | None:
     finally:
         engine.dispose()
     return None
-
-
-def skip_or_fail(reason: str) -> None:
-    """Skip the test, or fail it when CI=true (a missing service must not pass silently)."""
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(reason)
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
@@ -123,14 +114,6 @@ def seeded(store: SqlGraphStore) -> SqlGraphStore:
     """Return `store` holding the `seed` graph."""
     seed(store)
     return store
-
-
-@pytest.fixture(scope="session")
-def evoke_paths() -> tuple[Path, Path]:
-    """Return the EVOKE files, skipping when they are not on this machine."""
-    if not EVOKE_MAIN.exists() or not EVOKE_SUBJ.exists():
-        pytest.skip(f"EVOKE data not found under {EVOKE_DIR}")
-    return EVOKE_MAIN, EVOKE_SUBJ
 
 
 # -- the GraphStore contract: every backend -------------------------------------------------

@@ -7,13 +7,13 @@ import math
 from pathlib import Path
 
 import pytest
+from data_sets import data_set_or_skip
 
 from editor.knowledge.presets import get_qa_preset
 from editor.loading import load_model, state_checksum
 from editor.methods.gradient_unlearning import GradUnlearnHyperParams
 from kg.errors import ImportFormatError, ValidationError
 from kg.importers.tofu import authors, load_tofu, read_split
-from workers.settings import get_settings
 from workers.tofu import (
     EvalConfig,
     evaluate,
@@ -23,16 +23,13 @@ from workers.tofu import (
     unlearn_split,
 )
 
-TOFU_DIR = get_settings().data_dir / "tofu"
 TEST_CACHE = Path(__file__).resolve().parents[2] / "var" / "test-cache"
 
 
 @pytest.fixture(scope="module")
 def tofu():
-    """The real TOFU files from the shared data folder."""
-    if not (TOFU_DIR / "full.json").is_file():
-        pytest.fail(f"TOFU data not found at {TOFU_DIR} (set KGEDIT_DATA_DIR)")
-    return load_tofu(TOFU_DIR)
+    """The real TOFU files from the data folder (skipped, or failed under CI=true, if absent)."""
+    return load_tofu(data_set_or_skip("tofu"))
 
 
 def test_importer_reads_and_checks_the_splits(tofu):

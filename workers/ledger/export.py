@@ -1,4 +1,5 @@
-"""Export a version as an ordinary HF directory: merged weights in safetensors, provenance."""
+"""Export a version as an ordinary HF directory: merged weights in safetensors, provenance
+(`kgedit_version.json`) and a model card (`README.md`, `workers.ledger.card`)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,14 @@ from typing import Any
 from editor.loading import weights_sha256
 from workers.errors import ConflictError
 from workers.knowledge import REPORT_FILE
+from workers.ledger.card import model_card
 from workers.ledger.registry import db_of, model_row
 from workers.ledger.store import load_version
 from workers.ledger.versions import chain
 from workers.settings import Settings
 
 PROVENANCE_FILE = "kgedit_version.json"
+CARD_FILE = "README.md"
 
 
 @dataclass(frozen=True)
@@ -51,16 +54,19 @@ def export_version(
     if out.exists() and not overwrite:
         raise ConflictError(f"{out} exists; pass overwrite=True to replace it")
     lm, tok, _ = load_version(model, version_id, verify=True, settings=settings)
-    with db_of(settings).session() as session:
-        row = model_row(session, model)
-        version_id = row.head_version_id if version_id is None else version_id
-        rows = chain(session, model, version_id)
-        base_path, base_sha = Path(row.path), row.weights_sha256
     tmp = out.with_name(f".{out.name}.partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     lm.save_pretrained(tmp, safe_serialization=True)
     tok.save_pretrained(tmp)
+    export_sha = weights_sha256(tmp)
+    with db_of(settings).session() as session:
+        row = model_row(session, model)
+        version_id = row.head_version_id if version_id is None else version_id
+        rows = chain(session, model, version_id)
+        base_path, base_sha = Path(row.path), row.weights_sha256
+        card = model_card(session, row, rows, export_sha)
+    (tmp / CARD_FILE).write_text(card, encoding="utf-8")
     if (base_path / REPORT_FILE).is_file():
         shutil.copy2(base_path / REPORT_FILE, tmp / REPORT_FILE)
     provenance = {
@@ -77,4 +83,4 @@ def export_version(
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)
-    return ExportInfo(str(out), model, version_id, rows[-1].checksum, weights_sha256(out))
+    return ExportInfo(str(out), model, version_id, rows[-1].checksum, export_sha)
