@@ -61,7 +61,26 @@ from kg.types import (
 )
 
 Kind = Literal["entity", "relation", "concept"]
+Counted = Literal["entities", "relations", "concepts"]
+CountBy = Literal["all", "source", "subject"]
 FactKey = tuple[Any, ...]
+Ids = Iterable[str] | None
+Rels = RelationFilter | None
+Record = dict[str, Any]
+Triple = tuple[str, str, str]
+Versioned = tuple[str, str, str, str, int]  # a stored fact's triple, status and version
+Checked = tuple[list[Entity], list[Relation], Iterator[Fact]]  # see `bulk_checked`
+
+
+@dataclass(frozen=True)
+class Page:
+    """A window of an ordered read: skip `offset` rows, return at most `limit`."""
+
+    limit: int | None = None
+    offset: int = 0
+
+
+ALL = Page()
 
 
 @dataclass(frozen=True)
@@ -210,14 +229,7 @@ class StoreCore(GraphWalks):
         """Return which of the ids are stored."""
 
     @abstractmethod
-    def _select_entities(
-        self,
-        ids: Iterable[str] | None = None,
-        *,
-        kind: str | None = None,
-        limit: int | None = None,
-        offset: int = 0,
-    ) -> list[Entity]:
+    def _select_entities(self, ids: Ids, kind: str | None = None, page: Page = ALL) -> list[Entity]:
         """Return entities ordered by id: of the given ids, or a page of all (of one kind)."""
 
     @abstractmethod
@@ -233,19 +245,11 @@ class StoreCore(GraphWalks):
         """Return the facts that match a query, ordered by id."""
 
     @abstractmethod
-    def _stored_versions(
-        self, triples: Sequence[tuple[str, str, str]], *, current_only: bool
-    ) -> Iterable[tuple[str, str, str, str, int]]:
+    def _stored_versions(self, triples: list[Triple], current_only: bool) -> list[Versioned]:
         """Return (subject, relation, object, status, version) of stored facts of the triples."""
 
     @abstractmethod
-    def _incident(
-        self,
-        ids: Sequence[str],
-        direction: Direction,
-        relations: RelationFilter | None,
-        limit_per_entity: int | None,
-    ) -> list[Fact]:
+    def _incident(self, ids: list[str], way: Direction, rels: Rels, cap: int | None) -> list[Fact]:
         """Return current facts touching the ids (at least the first n by sample key each)."""
 
     @abstractmethod
@@ -257,13 +261,7 @@ class StoreCore(GraphWalks):
         """Return forget marks in id order (of one concept if given)."""
 
     @abstractmethod
-    def _select_change_sets(
-        self,
-        change_set_id: str | None = None,
-        state: str | None = None,
-        limit: int | None = None,
-        offset: int = 0,
-    ) -> list[dict[str, Any]]:
+    def _select_change_sets(self, key: str | None, state: str | None, page: Page) -> list[Record]:
         """Return change-set records in creation order (see `change_set_record`)."""
 
     @abstractmethod
@@ -275,13 +273,11 @@ class StoreCore(GraphWalks):
         """Return change-log entries, oldest first."""
 
     @abstractmethod
-    def _count(self, kind: Literal["entities", "relations", "concepts"]) -> int:
+    def _count(self, kind: Counted) -> int:
         """Return the number of entities, relations or concepts."""
 
     @abstractmethod
-    def _fact_counts(
-        self, by: Literal["all", "source", "subject"], status: str | None, source: str | None
-    ) -> dict[str, int]:
+    def _fact_counts(self, by: CountBy, status: str | None, source: str | None) -> dict[str, int]:
         """Return fact counts, grouped by source or subject ({"": n} for `all`)."""
 
     @abstractmethod
@@ -395,7 +391,7 @@ class StoreCore(GraphWalks):
         self, limit: int | None = None, offset: int = 0, kind: str | None = None
     ) -> list[Entity]:
         """Return entities ordered by id."""
-        return self._select_entities(kind=kind, limit=limit, offset=offset)
+        return self._select_entities(None, kind, Page(limit, offset))
 
     def find_entities(self, name_or_alias: str) -> list[Entity]:
         """Return entities whose name or an alias equals the text (case-insensitive)."""
@@ -403,7 +399,7 @@ class StoreCore(GraphWalks):
 
     def entity_names(self, ids: Iterable[str]) -> dict[str, str]:
         """Return {id: name} for the given ids (unknown ids are left out)."""
-        return {e.id: e.name for e in self._select_entities(ids)}
+        return {e.id: e.name for e in self._select_entities(list(ids))}
 
     def add_alias(
         self, entity_id: str, alias: str, who: str = "system", why: str = "import"
@@ -547,18 +543,13 @@ class StoreCore(GraphWalks):
                         f"bulk_import needs an empty store (it holds {n} {kind}); "
                         "use add_entities / add_facts to add to a populated graph"
                     )
-            counts["facts"] = self._bulk_write(ents, rels, fact_iter, batch)
+            counts["facts"] = self._bulk_write((ents, rels, fact_iter), batch)
             self._log(who, why, "bulk_import", dict(counts))
         return counts
 
-    def _bulk_write(
-        self,
-        entities: Sequence[Entity],
-        relations: Sequence[Relation],
-        facts: Iterator[Fact],
-        batch: int,
-    ) -> int:
+    def _bulk_write(self, checked: Checked, batch: int) -> int:
         """Write a checked import into the empty store; return the number of facts."""
+        entities, relations, facts = checked
         if relations:
             self._insert_relations(relations)
         for chunk in chunks(entities, batch):
@@ -780,7 +771,7 @@ class StoreCore(GraphWalks):
         check_types([change_set], ChangeSet)
         record = change_set_record(change_set)
         with self.transaction():
-            exists = bool(self._select_change_sets(change_set.id))
+            exists = bool(self._select_change_sets(change_set.id, None, ALL))
             if create and exists:
                 raise DuplicateError(f"change set id {change_set.id!r} already exists")
             if not create and not exists:
@@ -790,7 +781,7 @@ class StoreCore(GraphWalks):
 
     def get_change_set(self, change_set_id: str) -> ChangeSet:
         """Return one change set; NotFoundError if unknown."""
-        found = self._select_change_sets(change_set_id)
+        found = self._select_change_sets(change_set_id, None, ALL)
         if not found:
             raise NotFoundError("change set", change_set_id)
         return change_set_from_record(found[0])
@@ -800,7 +791,7 @@ class StoreCore(GraphWalks):
     ) -> list[ChangeSet]:
         """Return change sets in creation order, optionally of one state."""
         st = None if state is None else ChangeSetState(state).value
-        records = self._select_change_sets(state=st, limit=limit, offset=offset)
+        records = self._select_change_sets(None, st, Page(limit, offset))
         return [change_set_from_record(r) for r in records]
 
     # -- vector cache -------------------------------------------------------------------------

@@ -35,15 +35,28 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 import numpy as np
 
 from kg.errors import BackendError, DuplicateError, ValidationError
 from kg.store import cypher as q
-from kg.store.base import Direction, RelationFilter, chunks, sample_key
-from kg.store.core import FactQuery, Kind, StoreCore
+from kg.store.base import Direction, chunks, sample_key
+from kg.store.core import (
+    ALL,
+    CountBy,
+    Counted,
+    FactQuery,
+    Ids,
+    Kind,
+    Page,
+    Record,
+    Rels,
+    StoreCore,
+    Triple,
+    Versioned,
+)
 from kg.types import (
     ChangeLogEntry,
     Concept,
@@ -537,18 +550,12 @@ class Neo4jGraphStore(StoreCore):
     def _entity(row: Mapping[str, Any]) -> Entity:
         return Entity(row["id"], row["name"], tuple(row["aliases"] or ()), row["kind"])
 
-    def _select_entities(
-        self,
-        ids: Iterable[str] | None = None,
-        *,
-        kind: str | None = None,
-        limit: int | None = None,
-        offset: int = 0,
-    ) -> list[Entity]:
+    def _select_entities(self, ids: Ids, kind: str | None = None, page: Page = ALL) -> list[Entity]:
         if ids is not None:
             return sorted((self._entity(r) for r in self._lookup(q.GET_ENTITIES, ids)),
                           key=lambda e: e.id)  # fmt: skip
-        rows = self._run(q.LIST_ENTITIES, kind=kind, offset=offset, limit=limit or NO_LIMIT)
+        limit = page.limit or NO_LIMIT
+        rows = self._run(q.LIST_ENTITIES, kind=kind, offset=page.offset, limit=limit)
         return [self._entity(r) for r in rows]
 
     def _find_entities(self, key: str) -> list[Entity]:
@@ -614,9 +621,7 @@ class Neo4jGraphStore(StoreCore):
         end = None if query.limit is None else query.offset + query.limit
         return facts[query.offset : end]
 
-    def _stored_versions(
-        self, triples: Sequence[tuple[str, str, str]], *, current_only: bool
-    ) -> Iterable[tuple[str, str, str, str, int]]:
+    def _stored_versions(self, triples: list[Triple], current_only: bool) -> list[Versioned]:
         wanted = set(triples)
         query = q.CURRENT_OF_SUBJECTS if current_only else q.ALL_OF_SUBJECTS
         rows = self._lookup(query, {s for s, _, _ in wanted})
@@ -626,19 +631,13 @@ class Neo4jGraphStore(StoreCore):
             if (r["s"], r["r"], r["o"]) in wanted
         ]
 
-    def _incident(
-        self,
-        ids: Sequence[str],
-        direction: Direction,
-        relations: RelationFilter | None,
-        limit_per_entity: int | None,
-    ) -> list[Fact]:
-        allow = None if relations is None or relations.allow is None else sorted(relations.allow)
-        deny = [] if relations is None else sorted(relations.deny)
+    def _incident(self, ids: list[str], way: Direction, rels: Rels, cap: int | None) -> list[Fact]:
+        allow = None if rels is None or rels.allow is None else sorted(rels.allow)
+        deny = [] if rels is None else sorted(rels.deny)
         rows: list[dict[str, Any]] = []
-        for way in ("out", "in") if direction == "both" else (direction,):
+        for one in ("out", "in") if way == "both" else (way,):
             rows += self._lookup(
-                q.INCIDENT[way], ids, allow=allow, deny=deny, limit=limit_per_entity or NO_LIMIT
+                q.INCIDENT[one], ids, allow=allow, deny=deny, limit=cap or NO_LIMIT
             )
         return [self._fact(r) for r in rows]
 
@@ -670,18 +669,12 @@ class Neo4jGraphStore(StoreCore):
     def _select_marks(self, concept_id: str | None) -> list[ForgetMark]:
         return [self._mark(r) for r in self._run(q.LIST_MARKS, concept_id=concept_id)]
 
-    def _select_change_sets(
-        self,
-        change_set_id: str | None = None,
-        state: str | None = None,
-        limit: int | None = None,
-        offset: int = 0,
-    ) -> list[dict[str, Any]]:
-        if change_set_id is not None:
-            rows = self._run(q.GET_CHANGE_SET, id=change_set_id)
+    def _select_change_sets(self, key: str | None, state: str | None, page: Page) -> list[Record]:
+        if key is not None:
+            rows = self._run(q.GET_CHANGE_SET, id=key)
         else:
-            limit = limit or NO_LIMIT
-            rows = self._run(q.LIST_CHANGE_SETS, state=state, offset=offset, limit=limit)
+            limit = page.limit or NO_LIMIT
+            rows = self._run(q.LIST_CHANGE_SETS, state=state, offset=page.offset, limit=limit)
         return [
             {
                 **row,
@@ -716,12 +709,10 @@ class Neo4jGraphStore(StoreCore):
             for r in rows
         ]
 
-    def _count(self, kind: Literal["entities", "relations", "concepts"]) -> int:
+    def _count(self, kind: Counted) -> int:
         return int(self._run(q.COUNT[kind])[0]["n"])
 
-    def _fact_counts(
-        self, by: Literal["all", "source", "subject"], status: str | None, source: str | None
-    ) -> dict[str, int]:
+    def _fact_counts(self, by: CountBy, status: str | None, source: str | None) -> dict[str, int]:
         if by == "all":
             return {"": int(self._run(q.COUNT_FACTS, status=status, source=source)[0]["n"])}
         if by == "source":

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from sqlalchemy import (
@@ -36,10 +36,25 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.schema import CreateSchema, DropSchema
 
 from kg.errors import ValidationError
-from kg.store.base import Direction, RelationFilter, chunks, sample_key
-from kg.store.core import FactQuery, Kind, StoreCore, utc
+from kg.store.base import Direction, chunks
+from kg.store.core import (
+    ALL,
+    Checked,
+    CountBy,
+    Counted,
+    FactQuery,
+    Ids,
+    Kind,
+    Page,
+    Record,
+    Rels,
+    StoreCore,
+    Triple,
+    Versioned,
+)
 from kg.store.migrate import VERSION_TABLE, upgrade_graph_schema
 from kg.store.sql_rows import (
+    FACT_COLUMNS,
     AliasRow,
     Base,
     ChangeLogRow,
@@ -51,6 +66,17 @@ from kg.store.sql_rows import (
     GraphMetaRow,
     RelationRow,
     VectorRow,
+    alias_values,
+    concept_of,
+    concept_values,
+    entity_values,
+    fact_of,
+    fact_tuple,
+    fact_values,
+    log_entry_of,
+    mark_of,
+    relation_of,
+    relation_values,
 )
 from kg.types import (
     ChangeLogEntry,
@@ -60,17 +86,13 @@ from kg.types import (
     FactStatus,
     ForgetMark,
     Relation,
-    RelationTemplates,
     check_id,
-    name_key,
 )
 
 DEFAULT_URL = "sqlite:///var/kg.sqlite"
 _IN_CHUNK = 500  # ids per IN (...) list: far below SQLite's bound-parameter limit
 _ID_COLUMNS = {"entity": EntityRow.id, "relation": RelationRow.id, "concept": ConceptRow.id}
 _COUNTED = {"entities": EntityRow, "relations": RelationRow, "concepts": ConceptRow}
-_FACT_NAMES = ["subject_id", "relation_id", "object_id", "status", "source", "version", "meta",
-               "sample_key"]  # fmt: skip
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -79,92 +101,6 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
-
-
-def _fact(row: FactRow) -> Fact:
-    return Fact(
-        subject=row.subject_id,
-        relation=row.relation_id,
-        object=row.object_id,
-        status=row.status,
-        source=row.source,
-        version=row.version,
-        meta=dict(row.meta or {}),
-        id=row.id,
-    )
-
-
-def _fact_row(fact: Fact) -> dict[str, Any]:
-    return {
-        "subject_id": fact.subject,
-        "relation_id": fact.relation,
-        "object_id": fact.object,
-        "status": FactStatus(fact.status).value,
-        "source": fact.source,
-        "version": fact.version,
-        "meta": dict(fact.meta),
-        "sample_key": sample_key(fact.subject, fact.relation, fact.object),
-    }
-
-
-def _fact_tuple(fact: Fact) -> tuple[Any, ...]:
-    """Return a fact's column values in `_FACT_NAMES` order (meta as JSON text)."""
-    return (
-        fact.subject,
-        fact.relation,
-        fact.object,
-        fact.status.value if isinstance(fact.status, FactStatus) else str(fact.status),
-        fact.source,
-        fact.version,
-        json.dumps(fact.meta) if fact.meta else "{}",
-        sample_key(fact.subject, fact.relation, fact.object),
-    )
-
-
-def _relation_row(relation: Relation) -> dict[str, Any]:
-    return {
-        "id": relation.id,
-        "label": relation.label,
-        "templates": relation.templates.to_dict(),
-        "functional": relation.functional,
-    }
-
-
-def _relation(row: RelationRow) -> Relation:
-    return Relation(
-        id=row.id,
-        label=row.label,
-        templates=RelationTemplates.from_dict(row.templates),
-        functional=bool(row.functional),
-    )
-
-
-def _concept(row: ConceptRow) -> Concept:
-    return Concept(
-        id=row.id,
-        name=row.name,
-        aliases=tuple(row.aliases or ()),
-        redirect_to=row.redirect_to,
-        entities=tuple(row.entities or ()),
-    )
-
-
-def _alias_rows(entity_id: str, aliases: Iterable[str], start: int) -> list[dict[str, Any]]:
-    """Return alias rows, duplicates dropped, positions from `start`."""
-    names = list(dict.fromkeys(aliases))
-    return [
-        {"entity_id": entity_id, "alias": a, "alias_key": name_key(a), "position": start + i}
-        for i, a in enumerate(names)
-    ]
-
-
-def _entity_row(entity: Entity) -> dict[str, Any]:
-    return {
-        "id": entity.id,
-        "name": entity.name,
-        "name_key": name_key(entity.name),
-        "kind": entity.kind,
-    }
 
 
 class SqlGraphStore(StoreCore):
@@ -271,31 +207,31 @@ class SqlGraphStore(StoreCore):
             session.execute(insert(ChangeLogRow), [row])
 
     def _insert_entities(self, entities: Sequence[Entity]) -> None:
-        aliases = [a for e in entities for a in _alias_rows(e.id, e.aliases, 0)]
+        aliases = [a for e in entities for a in alias_values(e.id, e.aliases, 0)]
         with self.transaction() as session:
-            session.execute(insert(EntityRow), [_entity_row(e) for e in entities])
+            session.execute(insert(EntityRow), [entity_values(e) for e in entities])
             if aliases:
                 session.execute(insert(AliasRow), aliases)
 
     def _append_alias(self, entity: Entity, alias: str) -> None:
         with self.transaction() as session:
-            rows = _alias_rows(entity.id, [alias], len(entity.aliases))
+            rows = alias_values(entity.id, [alias], len(entity.aliases))
             session.execute(insert(AliasRow), rows)
 
     def _insert_relations(self, relations: Sequence[Relation]) -> None:
         with self.transaction() as session:
-            session.execute(insert(RelationRow), [_relation_row(r) for r in relations])
+            session.execute(insert(RelationRow), [relation_values(r) for r in relations])
 
     def _insert_facts(self, facts: Sequence[Fact]) -> list[Fact]:
         with self.transaction() as session:
             if len(facts) == 1:  # one row: the ORM returns its id
-                row = FactRow(**_fact_row(facts[0]))
+                row = FactRow(**fact_values(facts[0]))
                 session.add(row)
                 session.flush()
-                return [_fact(row)]
+                return [fact_of(row)]
             table = FactRow.__table__
             stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-            ids = [r[0] for r in session.execute(stmt, [_fact_row(f) for f in facts])]
+            ids = [r[0] for r in session.execute(stmt, [fact_values(f) for f in facts])]
         return [
             Fact(f.subject, f.relation, f.object, f.status, f.source, f.version, f.meta, fid)
             for fid, f in zip(ids, facts, strict=True)
@@ -315,19 +251,11 @@ class SqlGraphStore(StoreCore):
             row.status = FactStatus.RETRACTED.value
             row.version = row.version + 1
             session.flush()
-            return _fact(row)
+            return fact_of(row)
 
     def _insert_concept(self, concept: Concept) -> None:
-        row = {
-            "id": concept.id,
-            "name": concept.name,
-            "name_key": name_key(concept.name),
-            "aliases": list(concept.aliases),
-            "redirect_to": concept.redirect_to,
-            "entities": list(concept.entities),
-        }
         with self.transaction() as session:
-            session.execute(insert(ConceptRow), [row])
+            session.execute(insert(ConceptRow), [concept_values(concept)])
 
     def _set_redirect(self, concept_id: str, anchor_id: str | None) -> None:
         stmt = update(ConceptRow).where(ConceptRow.id == concept_id).values(redirect_to=anchor_id)
@@ -345,7 +273,7 @@ class SqlGraphStore(StoreCore):
         with self.transaction() as session:
             session.add(row)
             session.flush()
-            return _mark(row)
+            return mark_of(row)
 
     def _write_change_set(self, record: dict[str, Any], *, create: bool) -> None:
         with self.transaction() as session:
@@ -385,36 +313,31 @@ class SqlGraphStore(StoreCore):
             assert row is not None
             return int(row.value)
 
-    def _bulk_write(
-        self,
-        entities: Sequence[Entity],
-        relations: Sequence[Relation],
-        facts: Iterator[Fact],
-        batch: int,
-    ) -> int:
+    def _bulk_write(self, checked: Checked, batch: int) -> int:
         """Load with the indexes dropped (one sort per index beats random inserts)."""
+        entities, relations, facts = checked
         with self.transaction() as session:
             if relations:
-                session.execute(insert(RelationRow), [_relation_row(r) for r in relations])
+                session.execute(insert(RelationRow), [relation_values(r) for r in relations])
             conn = session.connection()
             tables = [EntityRow.__table__, AliasRow.__table__, FactRow.__table__]
             indexes = [index for table in tables for index in table.indexes]
             for index in indexes:
                 index.drop(conn)
             for chunk in chunks(entities, batch):
-                conn.execute(insert(EntityRow.__table__), [_entity_row(e) for e in chunk])
-                aliases = [a for e in chunk for a in _alias_rows(e.id, e.aliases, 0)]
+                conn.execute(insert(EntityRow.__table__), [entity_values(e) for e in chunk])
+                aliases = [a for e in chunk for a in alias_values(e.id, e.aliases, 0)]
                 if aliases:
                     conn.execute(insert(AliasRow.__table__), aliases)
             fast = self._url.get_backend_name() == "sqlite"
             table = FactRow.__table__
-            sql = str(insert(table).compile(dialect=conn.dialect, column_keys=_FACT_NAMES))
+            sql = str(insert(table).compile(dialect=conn.dialect, column_keys=FACT_COLUMNS))
             n = 0
             for chunk in chunks(facts, batch):
                 if fast:  # SQLite: tuples straight to the driver's executemany
-                    conn.exec_driver_sql(sql, [_fact_tuple(f) for f in chunk])
+                    conn.exec_driver_sql(sql, [fact_tuple(f) for f in chunk])
                 else:
-                    conn.execute(insert(table), [_fact_row(f) for f in chunk])
+                    conn.execute(insert(table), [fact_values(f) for f in chunk])
                 n += len(chunk)
             for index in indexes:
                 index.create(conn)
@@ -446,14 +369,7 @@ class SqlGraphStore(StoreCore):
             for row in rows
         ]
 
-    def _select_entities(
-        self,
-        ids: Iterable[str] | None = None,
-        *,
-        kind: str | None = None,
-        limit: int | None = None,
-        offset: int = 0,
-    ) -> list[Entity]:
+    def _select_entities(self, ids: Ids, kind: str | None = None, page: Page = ALL) -> list[Entity]:
         with self.transaction() as session:
             if ids is not None:
                 rows: list[EntityRow] = []
@@ -462,7 +378,7 @@ class SqlGraphStore(StoreCore):
                     rows.extend(session.execute(stmt).scalars())
                 rows.sort(key=lambda r: r.id)
                 return self._entities(session, rows)
-            stmt = select(EntityRow).order_by(EntityRow.id).offset(offset).limit(limit)
+            stmt = select(EntityRow).order_by(EntityRow.id).offset(page.offset).limit(page.limit)
             if kind is not None:
                 stmt = stmt.where(EntityRow.kind == kind)
             return self._entities(session, session.execute(stmt).scalars().all())
@@ -491,7 +407,7 @@ class SqlGraphStore(StoreCore):
         if ids is not None:
             stmt = stmt.where(RelationRow.id.in_(sorted(set(ids))))
         with self.transaction() as session:
-            return [_relation(row) for row in session.execute(stmt).scalars()]
+            return [relation_of(row) for row in session.execute(stmt).scalars()]
 
     def _select_facts(self, query: FactQuery) -> list[Fact]:
         stmt = select(FactRow).order_by(FactRow.id)
@@ -507,17 +423,15 @@ class SqlGraphStore(StoreCore):
         with self.transaction() as session:
             if query.subjects is None:
                 stmt = stmt.offset(query.offset).limit(query.limit)
-                return [_fact(row) for row in session.execute(stmt).scalars()]
+                return [fact_of(row) for row in session.execute(stmt).scalars()]
             out: list[FactRow] = []
             for chunk in chunks(query.subjects, _IN_CHUNK):
                 out.extend(session.execute(stmt.where(FactRow.subject_id.in_(chunk))).scalars())
             out.sort(key=lambda row: row.id)
             end = None if query.limit is None else query.offset + query.limit
-            return [_fact(row) for row in out[query.offset : end]]
+            return [fact_of(row) for row in out[query.offset : end]]
 
-    def _stored_versions(
-        self, triples: Sequence[tuple[str, str, str]], *, current_only: bool
-    ) -> Iterable[tuple[str, str, str, str, int]]:
+    def _stored_versions(self, triples: list[Triple], current_only: bool) -> list[Versioned]:
         """Look up exactly the triples at hand (index on the triple), never a hub's every fact."""
         columns = (FactRow.subject_id, FactRow.relation_id, FactRow.object_id, FactRow.status,
                    FactRow.version)  # fmt: skip
@@ -531,13 +445,7 @@ class SqlGraphStore(StoreCore):
                 out.extend(tuple(row) for row in session.execute(stmt))
         return out
 
-    def _incident(
-        self,
-        ids: Sequence[str],
-        direction: Direction,
-        relations: RelationFilter | None,
-        limit_per_entity: int | None,
-    ) -> list[Fact]:
+    def _incident(self, ids: list[str], way: Direction, rels: Rels, cap: int | None) -> list[Fact]:
         """Serve the walk from the partial indexes (subject|object, sample_key).
 
         With a cap, each entity is one range scan with `LIMIT n`, all in one UNION ALL
@@ -546,23 +454,23 @@ class SqlGraphStore(StoreCore):
         """
         columns = (
             ("subject_id", "object_id")
-            if direction == "both"
-            else (("subject_id",) if direction == "out" else ("object_id",))
+            if way == "both"
+            else (("subject_id",) if way == "out" else ("object_id",))
         )
-        allow = sorted(relations.allow) if relations and relations.allow is not None else None
-        deny = sorted(relations.deny) if relations else []
+        allow = sorted(rels.allow) if rels and rels.allow is not None else None
+        deny = sorted(rels.deny) if rels else []
         params: dict[str, Any] = {f"a{i}": rid for i, rid in enumerate(allow or ())}
         params.update({f"d{i}": rid for i, rid in enumerate(deny)})
         facts: list[Fact] = []
-        per_stmt = _IN_CHUNK if limit_per_entity is None else max(1, 100 // len(columns))
+        per_stmt = _IN_CHUNK if cap is None else max(1, 100 // len(columns))
         with self.transaction() as session:
             for chunk in chunks(ids, per_stmt):
-                shape = (columns, len(chunk), limit_per_entity is not None, allow is not None,
+                shape = (columns, len(chunk), cap is not None, allow is not None,
                          len(allow or ()), len(deny))  # fmt: skip
                 stmt = self._incident_statement(shape)
                 values = {**params, **{f"e{i}": e for i, e in enumerate(chunk)}}
-                if limit_per_entity is not None:
-                    values["lim"] = limit_per_entity
+                if cap is not None:
+                    values["lim"] = cap
                 for row in session.execute(stmt, values):
                     meta = row[6]
                     if isinstance(meta, str):
@@ -616,29 +524,23 @@ class SqlGraphStore(StoreCore):
         if ids is not None:
             stmt = stmt.where(ConceptRow.id.in_(sorted(set(ids))))
         with self.transaction() as session:
-            return [_concept(row) for row in session.execute(stmt).scalars()]
+            return [concept_of(row) for row in session.execute(stmt).scalars()]
 
     def _select_marks(self, concept_id: str | None) -> list[ForgetMark]:
         stmt = select(ForgetMarkRow).order_by(ForgetMarkRow.id)
         if concept_id is not None:
             stmt = stmt.where(ForgetMarkRow.concept_id == concept_id)
         with self.transaction() as session:
-            return [_mark(row) for row in session.execute(stmt).scalars()]
+            return [mark_of(row) for row in session.execute(stmt).scalars()]
 
-    def _select_change_sets(
-        self,
-        change_set_id: str | None = None,
-        state: str | None = None,
-        limit: int | None = None,
-        offset: int = 0,
-    ) -> list[dict[str, Any]]:
+    def _select_change_sets(self, key: str | None, state: str | None, page: Page) -> list[Record]:
         stmt = select(ChangeSetRow).order_by(ChangeSetRow.seq, ChangeSetRow.id)
-        if change_set_id is not None:
-            stmt = stmt.where(ChangeSetRow.id == change_set_id)
+        if key is not None:
+            stmt = stmt.where(ChangeSetRow.id == key)
         if state is not None:
             stmt = stmt.where(ChangeSetRow.state == state)
         with self.transaction() as session:
-            rows = session.execute(stmt.offset(offset).limit(limit)).scalars().all()
+            rows = session.execute(stmt.offset(page.offset).limit(page.limit)).scalars().all()
             names = [c.key for c in ChangeSetRow.__table__.columns if c.key != "seq"]
             return [{name: getattr(row, name) for name in names} for row in rows]
 
@@ -658,26 +560,14 @@ class SqlGraphStore(StoreCore):
         if action is not None:
             stmt = stmt.where(ChangeLogRow.action == action)
         with self.transaction() as session:
-            return [
-                ChangeLogEntry(
-                    who=row.who,
-                    when=utc(row.logged_at),
-                    why=row.why,
-                    action=row.action,
-                    payload=dict(row.payload or {}),
-                    id=row.id,
-                )
-                for row in session.execute(stmt).scalars()
-            ]
+            return [log_entry_of(row) for row in session.execute(stmt).scalars()]
 
-    def _count(self, kind: Literal["entities", "relations", "concepts"]) -> int:
+    def _count(self, kind: Counted) -> int:
         with self.transaction() as session:
             stmt = select(func.count()).select_from(_COUNTED[kind])
             return int(session.execute(stmt).scalar_one())
 
-    def _fact_counts(
-        self, by: Literal["all", "source", "subject"], status: str | None, source: str | None
-    ) -> dict[str, int]:
+    def _fact_counts(self, by: CountBy, status: str | None, source: str | None) -> dict[str, int]:
         group = {"all": None, "source": FactRow.source, "subject": FactRow.subject_id}[by]
         stmt = select(func.count()).select_from(FactRow)
         if group is not None:
@@ -695,14 +585,3 @@ class SqlGraphStore(StoreCore):
         with self.transaction() as session:
             row = session.get(GraphMetaRow, counter)
             return 0 if row is None else int(row.value)
-
-
-def _mark(row: ForgetMarkRow) -> ForgetMark:
-    return ForgetMark(
-        concept_id=row.concept_id,
-        change_set_id=row.change_set_id,
-        who=row.who,
-        when=utc(row.marked_at),
-        why=row.why,
-        id=row.id,
-    )

@@ -1,4 +1,4 @@
-"""SQLAlchemy table classes of the SQL graph store (`kg.store.sql`) and its migrations.
+"""The SQL graph store's tables (`kg.store.sql`) and the conversions between rows and kg types.
 
 `Base.metadata` is the schema the graph migrations (`migrations/graph/`) build; a test checks
 that a migrated database equals it on SQLite and PostgreSQL.
@@ -6,6 +6,8 @@ that a migrated database equals it on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -25,10 +27,33 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from kg.types import MAX_NAME_LEN, FactStatus
+from kg.store.base import sample_key
+from kg.store.core import utc
+from kg.types import (
+    MAX_NAME_LEN,
+    ChangeLogEntry,
+    Concept,
+    Entity,
+    Fact,
+    FactStatus,
+    ForgetMark,
+    Relation,
+    RelationTemplates,
+    name_key,
+)
 
 JSON_TYPE = JSON().with_variant(JSONB(), "postgresql")
 _CURRENT = text("status = 'current'")  # constant predicate of the partial indexes
+FACT_COLUMNS = [
+    "subject_id",
+    "relation_id",
+    "object_id",
+    "status",
+    "source",
+    "version",
+    "meta",
+    "sample_key",
+]  # fmt: skip  (the order of `fact_tuple`)
 
 
 class Base(DeclarativeBase):
@@ -189,3 +214,131 @@ class ChangeLogRow(Base):
     why: Mapped[str] = mapped_column(Text)
     action: Mapped[str] = mapped_column(String(64), index=True)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON_TYPE, default=dict)
+
+
+def fact_of(row: FactRow) -> Fact:
+    """Return the fact of a `facts` row."""
+    return Fact(
+        subject=row.subject_id,
+        relation=row.relation_id,
+        object=row.object_id,
+        status=row.status,
+        source=row.source,
+        version=row.version,
+        meta=dict(row.meta or {}),
+        id=row.id,
+    )
+
+
+def fact_values(fact: Fact) -> dict[str, Any]:
+    """Return a fact as `facts` column values."""
+    return {
+        "subject_id": fact.subject,
+        "relation_id": fact.relation,
+        "object_id": fact.object,
+        "status": FactStatus(fact.status).value,
+        "source": fact.source,
+        "version": fact.version,
+        "meta": dict(fact.meta),
+        "sample_key": sample_key(fact.subject, fact.relation, fact.object),
+    }
+
+
+def fact_tuple(fact: Fact) -> tuple[Any, ...]:
+    """Return a fact's column values in `FACT_COLUMNS` order (meta as JSON text)."""
+    return (
+        fact.subject,
+        fact.relation,
+        fact.object,
+        fact.status.value if isinstance(fact.status, FactStatus) else str(fact.status),
+        fact.source,
+        fact.version,
+        json.dumps(fact.meta) if fact.meta else "{}",
+        sample_key(fact.subject, fact.relation, fact.object),
+    )
+
+
+def relation_values(relation: Relation) -> dict[str, Any]:
+    """Return a relation as `relations` column values."""
+    return {
+        "id": relation.id,
+        "label": relation.label,
+        "templates": relation.templates.to_dict(),
+        "functional": relation.functional,
+    }
+
+
+def relation_of(row: RelationRow) -> Relation:
+    """Return the relation of a `relations` row."""
+    return Relation(
+        id=row.id,
+        label=row.label,
+        templates=RelationTemplates.from_dict(row.templates),
+        functional=bool(row.functional),
+    )
+
+
+def concept_of(row: ConceptRow) -> Concept:
+    """Return the concept of a `concepts` row."""
+    return Concept(
+        id=row.id,
+        name=row.name,
+        aliases=tuple(row.aliases or ()),
+        redirect_to=row.redirect_to,
+        entities=tuple(row.entities or ()),
+    )
+
+
+def alias_values(entity_id: str, aliases: Iterable[str], start: int) -> list[dict[str, Any]]:
+    """Return alias rows, duplicates dropped, positions from `start`."""
+    names = list(dict.fromkeys(aliases))
+    return [
+        {"entity_id": entity_id, "alias": a, "alias_key": name_key(a), "position": start + i}
+        for i, a in enumerate(names)
+    ]
+
+
+def entity_values(entity: Entity) -> dict[str, Any]:
+    """Return an entity as `entities` column values."""
+    return {
+        "id": entity.id,
+        "name": entity.name,
+        "name_key": name_key(entity.name),
+        "kind": entity.kind,
+    }
+
+
+def mark_of(row: ForgetMarkRow) -> ForgetMark:
+    """Return the forget mark of a `forget_marks` row."""
+    return ForgetMark(
+        concept_id=row.concept_id,
+        change_set_id=row.change_set_id,
+        who=row.who,
+        when=utc(row.marked_at),
+        why=row.why,
+        id=row.id,
+    )
+
+
+def concept_values(concept: Concept) -> dict[str, Any]:
+    """Return a concept as `concepts` column values."""
+    return {
+        "id": concept.id,
+        "name": concept.name,
+        "name_key": name_key(concept.name),
+        "aliases": list(concept.aliases),
+        "redirect_to": concept.redirect_to,
+        "entities": list(concept.entities),
+    }
+
+
+def log_entry_of(row: ChangeLogRow) -> ChangeLogEntry:
+    """Return the change-log entry of a `change_log` row."""
+    return ChangeLogEntry(
+        who=row.who,
+        when=utc(row.logged_at),
+        why=row.why,
+        action=row.action,
+        payload=dict(row.payload or {}),
+        id=row.id,
+    )
