@@ -31,7 +31,7 @@ import numpy as np
 
 from contracts.types import UnlearnRequest
 from kg.errors import NotFoundError, ValidationError
-from kg.store.sql import SqlGraphStore
+from kg.store import GraphStore
 from kg.types import Concept, Fact, FactStatus, fill, slug
 from kg.view import GraphView
 
@@ -48,11 +48,11 @@ class AnchorSuggestion:
     reason: str
 
 
-def _view(store: SqlGraphStore | GraphView) -> GraphView:
+def _view(store: GraphStore | GraphView) -> GraphView:
     return store if isinstance(store, GraphView) else GraphView(store)
 
 
-def concept_entities(store: SqlGraphStore | GraphView, concept: Concept) -> list[str]:
+def concept_entities(store: GraphStore | GraphView, concept: Concept) -> list[str]:
     """Return the entity ids a concept stands for: its own list, else its names resolved."""
     view = _view(store)
     if concept.entities:
@@ -65,7 +65,7 @@ def concept_entities(store: SqlGraphStore | GraphView, concept: Concept) -> list
     return list(dict.fromkeys(i for n in names for i in view.resolve(n)))
 
 
-def concept_facts(store: SqlGraphStore | GraphView, concept: Concept) -> list[Fact]:
+def concept_facts(store: GraphStore | GraphView, concept: Concept) -> list[Fact]:
     """Return the current facts the concept covers (its entities as subject), in store order."""
     view = _view(store)
     return [f for e in concept_entities(view, concept) for f in view.facts_about(e)]
@@ -98,7 +98,7 @@ def _forgotten_entities(view: GraphView) -> set[str]:
 
 
 def anchor_candidates(
-    store: SqlGraphStore | GraphView, concept: Concept, max_candidates: int = 2000
+    store: GraphStore | GraphView, concept: Concept, max_candidates: int = 2000
 ) -> list[str]:
     """Return entity ids that may serve as the concept's anchor (see the module docstring)."""
     view = _view(store)
@@ -135,7 +135,7 @@ def anchor_candidates(
 
 
 def suggest_anchor(
-    store: SqlGraphStore | GraphView,
+    store: GraphStore | GraphView,
     concept: Concept,
     *,
     embed: Embedder | None = None,
@@ -173,7 +173,7 @@ def suggest_anchor(
 
 
 def retain_facts(
-    store: SqlGraphStore | GraphView,
+    store: GraphStore | GraphView,
     concepts: Iterable[Concept],
     n: int,
     seed: int = 0,
@@ -196,7 +196,7 @@ def retain_facts(
 
 
 def unlearn_request(
-    store: SqlGraphStore | GraphView,
+    store: GraphStore | GraphView,
     concept: Concept,
     *,
     n_retain: int = 64,

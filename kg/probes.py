@@ -30,7 +30,7 @@ from contracts.types import (
 from kg.chains import Chain, chains_from, composed_prompt, follow, reverse_template
 from kg.errors import NotFoundError, ValidationError
 from kg.forms import FALSE, TRUE, multiple_choice, question_prompt, true_false
-from kg.store.sql import SqlGraphStore
+from kg.store import GraphStore
 from kg.types import Fact, FactStatus, fill
 from kg.view import GraphView
 
@@ -41,7 +41,7 @@ def _rng(request: EditRequest) -> random.Random:
     return random.Random(int.from_bytes(hashlib.sha256(key).digest()[:8], "big"))
 
 
-def paraphrase_probes(store: SqlGraphStore, request: EditRequest, limit: int = 5) -> list[Probe]:
+def paraphrase_probes(store: GraphStore, request: EditRequest, limit: int = 5) -> list[Probe]:
     """Return up to `limit` probes of the relation's other cloze templates (new vs true)."""
     if request.relation is None:
         return []
@@ -59,7 +59,7 @@ def paraphrase_probes(store: SqlGraphStore, request: EditRequest, limit: int = 5
     ]
 
 
-def same_subject_probes(store: SqlGraphStore, request: EditRequest) -> list[Probe]:
+def same_subject_probes(store: GraphStore, request: EditRequest) -> list[Probe]:
     """Return the subject's other current facts as probes that must keep their object."""
     probes: list[Probe] = []
     seen: set[tuple[str, str]] = set()
@@ -89,7 +89,7 @@ def same_subject_probes(store: SqlGraphStore, request: EditRequest) -> list[Prob
 
 
 def edit_probes(
-    store: SqlGraphStore, request: EditRequest, n_paraphrases: int = 5, n_neighbours: int = 10
+    store: GraphStore, request: EditRequest, n_paraphrases: int = 5, n_neighbours: int = 10
 ) -> list[Probe]:
     """Return rewrite, paraphrase, neighbour and same-subject probes for one edit."""
     probes = [
@@ -565,7 +565,7 @@ class _EditDeriver:
 
 
 def audit_probes(
-    store: SqlGraphStore | GraphView,
+    store: GraphStore | GraphView,
     requests: Sequence[EditRequest],
     config: ProbeConfig | None = None,
 ) -> list[ChangeProbes]:
@@ -687,7 +687,7 @@ def _unlearn_change(
 
 
 def unlearn_probes(
-    store: SqlGraphStore | GraphView,
+    store: GraphStore | GraphView,
     requests: Sequence[UnlearnRequest],
     config: ProbeConfig | None = None,
 ) -> list[ChangeProbes]:
@@ -699,7 +699,7 @@ def unlearn_probes(
 
 
 def sample_probes(
-    store: SqlGraphStore | GraphView,
+    store: GraphStore | GraphView,
     n: int = 1000,
     seed: int = 0,
     exclude_subjects: Iterable[str] = (),

@@ -25,7 +25,7 @@ from editor.probe_scoring import probe_success
 from editor.scoring import score_targets
 from editor.sequence import EditSequence
 from kg.probes import edit_probes
-from kg.store.sql import SqlGraphStore
+from kg.store import GraphStore
 
 LAST_TOKEN_NEIGHBOUR = "last_token_neighbour"
 KIND_ORDER = (
@@ -96,7 +96,7 @@ def last_token_neighbour_probes(
 
 
 def probes_for(
-    store: SqlGraphStore, tokenizer: Any, facts: Sequence[FactText], request: EditRequest
+    store: GraphStore, tokenizer: Any, facts: Sequence[FactText], request: EditRequest
 ) -> list[Probe]:
     """Return every probe of one edit, graph-derived plus same-last-token neighbours."""
     return edit_probes(store, request) + last_token_neighbour_probes(tokenizer, facts, request)
