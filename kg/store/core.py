@@ -60,6 +60,7 @@ from kg.types import (
     name_key,
 )
 
+CURRENT, RETRACTED = FactStatus.CURRENT.value, FactStatus.RETRACTED.value  # stored status texts
 Kind = Literal["entity", "relation", "concept"]
 Counted = Literal["entities", "relations", "concepts"]
 CountBy = Literal["all", "source", "subject"]

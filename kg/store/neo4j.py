@@ -41,33 +41,11 @@ from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 import numpy as np
 
 from kg.errors import BackendError, DuplicateError, ValidationError
+from kg.store import core
 from kg.store import cypher as q
 from kg.store.base import Direction, chunks, sample_key
-from kg.store.core import (
-    ALL,
-    CountBy,
-    Counted,
-    FactQuery,
-    Ids,
-    Kind,
-    Page,
-    Record,
-    Rels,
-    StoreCore,
-    Triple,
-    Versioned,
-)
-from kg.types import (
-    ChangeLogEntry,
-    Concept,
-    Entity,
-    Fact,
-    FactStatus,
-    ForgetMark,
-    Relation,
-    RelationTemplates,
-    name_key,
-)
+from kg.store.core import ALL, CountBy, Counted, Ids, Page, Record, Rels, Triple, Versioned
+from kg.types import ChangeLogEntry, Concept, Entity, Fact, ForgetMark, Relation, name_key
 
 NEO4J, FALKORDB = "neo4j", "falkordb"
 FALKOR_BATCH = 50
@@ -142,7 +120,7 @@ def _parse_time(value: str) -> datetime:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
-class Neo4jGraphStore(StoreCore):
+class Neo4jGraphStore(core.StoreCore):
     """Graph store on a Bolt server: Neo4j 5 (`bolt://`, `neo4j://`) or FalkorDB (`bolt://`).
 
     `uri` may carry `user:password@` and the query options `server` (`neo4j`, `falkordb`,
@@ -492,7 +470,7 @@ class Neo4jGraphStore(StoreCore):
                     "s": f.subject,
                     "r": f.relation,
                     "o": f.object,
-                    "status": FactStatus(f.status).value,
+                    "status": f.status.value,
                     "source": f.source,
                     "version": f.version,
                     "meta": json.dumps(f.meta, sort_keys=True),
@@ -570,7 +548,7 @@ class Neo4jGraphStore(StoreCore):
 
     # -- read primitives ----------------------------------------------------------------------
 
-    def _existing(self, kind: Kind, ids: Iterable[str]) -> set[str]:
+    def _existing(self, kind: core.Kind, ids: Iterable[str]) -> set[str]:
         return {r["id"] for r in self._lookup(q.EXISTING[kind], ids)}
 
     @staticmethod
@@ -596,7 +574,7 @@ class Neo4jGraphStore(StoreCore):
         return Relation(
             id=row["id"],
             label=row["label"],
-            templates=RelationTemplates.from_dict(json.loads(row["templates"])),
+            templates=json.loads(row["templates"]),
             functional=bool(row["functional"]),
         )
 
@@ -618,7 +596,7 @@ class Neo4jGraphStore(StoreCore):
             int(row["fid"]),
         )
 
-    def _select_facts(self, query: FactQuery) -> list[Fact]:
+    def _select_facts(self, query: core.FactQuery) -> list[Fact]:
         """Pick the constant statement of the query's leading field; filter the rest here."""
         st, limit = query.status, query.limit or NO_LIMIT
         if query.id is not None:

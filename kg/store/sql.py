@@ -36,22 +36,9 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.schema import CreateSchema, DropSchema
 
 from kg.errors import ValidationError
+from kg.store import core
 from kg.store.base import Direction, chunks
-from kg.store.core import (
-    ALL,
-    Checked,
-    CountBy,
-    Counted,
-    FactQuery,
-    Ids,
-    Kind,
-    Page,
-    Record,
-    Rels,
-    StoreCore,
-    Triple,
-    Versioned,
-)
+from kg.store.core import ALL, CountBy, Counted, Ids, Page, Record, Rels, Triple, Versioned
 from kg.store.migrate import VERSION_TABLE, upgrade_graph_schema
 from kg.store.sql_rows import (
     FACT_COLUMNS,
@@ -78,16 +65,7 @@ from kg.store.sql_rows import (
     relation_of,
     relation_values,
 )
-from kg.types import (
-    ChangeLogEntry,
-    Concept,
-    Entity,
-    Fact,
-    FactStatus,
-    ForgetMark,
-    Relation,
-    check_id,
-)
+from kg.types import ChangeLogEntry, Concept, Entity, Fact, ForgetMark, Relation, check_id
 
 DEFAULT_URL = "sqlite:///var/kg.sqlite"
 _IN_CHUNK = 500  # ids per IN (...) list: far below SQLite's bound-parameter limit
@@ -103,7 +81,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.close()
 
 
-class SqlGraphStore(StoreCore):
+class SqlGraphStore(core.StoreCore):
     """Graph store on SQLite (default file `./var/kg.sqlite`) or PostgreSQL.
 
     `schema` (PostgreSQL only) puts the tables in that schema, creating it if needed.
@@ -242,13 +220,13 @@ class SqlGraphStore(StoreCore):
             FactRow.subject_id == subject,
             FactRow.relation_id == relation,
             FactRow.object_id == obj,
-            FactRow.status == FactStatus.CURRENT.value,
+            FactRow.status == core.CURRENT,
         )
         with self.transaction() as session:
             row = session.execute(stmt).scalar_one_or_none()
             if row is None:
                 return None
-            row.status = FactStatus.RETRACTED.value
+            row.status = core.RETRACTED
             row.version = row.version + 1
             session.flush()
             return fact_of(row)
@@ -313,7 +291,7 @@ class SqlGraphStore(StoreCore):
             assert row is not None
             return int(row.value)
 
-    def _bulk_write(self, checked: Checked, batch: int) -> int:
+    def _bulk_write(self, checked: core.Checked, batch: int) -> int:
         """Load with the indexes dropped (one sort per index beats random inserts)."""
         entities, relations, facts = checked
         with self.transaction() as session:
@@ -345,7 +323,7 @@ class SqlGraphStore(StoreCore):
 
     # -- read primitives ----------------------------------------------------------------------
 
-    def _existing(self, kind: Kind, ids: Iterable[str]) -> set[str]:
+    def _existing(self, kind: core.Kind, ids: Iterable[str]) -> set[str]:
         column = _ID_COLUMNS[kind]
         found: set[str] = set()
         with self.transaction() as session:
@@ -409,7 +387,7 @@ class SqlGraphStore(StoreCore):
         with self.transaction() as session:
             return [relation_of(row) for row in session.execute(stmt).scalars()]
 
-    def _select_facts(self, query: FactQuery) -> list[Fact]:
+    def _select_facts(self, query: core.FactQuery) -> list[Fact]:
         stmt = select(FactRow).order_by(FactRow.id)
         for column, value in (
             (FactRow.id, query.id),
@@ -441,7 +419,7 @@ class SqlGraphStore(StoreCore):
             for chunk in chunks(triples, _IN_CHUNK // 2):
                 stmt = select(*columns).where(triple.in_(chunk))
                 if current_only:
-                    stmt = stmt.where(FactRow.status == FactStatus.CURRENT.value)
+                    stmt = stmt.where(FactRow.status == core.CURRENT)
                 out.extend(tuple(row) for row in session.execute(stmt))
         return out
 
