@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from sqlalchemy import (
@@ -68,6 +68,7 @@ from kg.store.sql_rows import (
 from kg.types import ChangeLogEntry, Concept, Entity, Fact, ForgetMark, Relation, check_id
 
 DEFAULT_URL = "sqlite:///var/kg.sqlite"
+T = TypeVar("T")
 _IN_CHUNK = 500  # ids per IN (...) list: far below SQLite's bound-parameter limit
 _ID_COLUMNS = {"entity": EntityRow.id, "relation": RelationRow.id, "concept": ConceptRow.id}
 _COUNTED = {"entities": EntityRow, "relations": RelationRow, "concepts": ConceptRow}
@@ -380,12 +381,16 @@ class SqlGraphStore(core.StoreCore):
         with self.transaction() as session:
             return self._entities(session, session.execute(stmt).scalars().all())
 
-    def _select_relations(self, ids: Iterable[str] | None = None) -> list[Relation]:
-        stmt = select(RelationRow).order_by(RelationRow.id)
+    def _select_by_id(self, row_type: Any, ids: Ids, convert: Callable[[Any], T]) -> list[T]:
+        """Return rows of a table keyed by `id`, converted, ordered by id (of the ids, or all)."""
+        stmt = select(row_type).order_by(row_type.id)
         if ids is not None:
-            stmt = stmt.where(RelationRow.id.in_(sorted(set(ids))))
+            stmt = stmt.where(row_type.id.in_(sorted(set(ids))))
         with self.transaction() as session:
-            return [relation_of(row) for row in session.execute(stmt).scalars()]
+            return [convert(row) for row in session.execute(stmt).scalars()]
+
+    def _select_relations(self, ids: Ids = None) -> list[Relation]:
+        return self._select_by_id(RelationRow, ids, relation_of)
 
     def _select_facts(self, query: core.FactQuery) -> list[Fact]:
         stmt = select(FactRow).order_by(FactRow.id)
@@ -497,12 +502,8 @@ class SqlGraphStore(core.StoreCore):
         self._statements[shape] = stmt
         return stmt
 
-    def _select_concepts(self, ids: Iterable[str] | None = None) -> list[Concept]:
-        stmt = select(ConceptRow).order_by(ConceptRow.id)
-        if ids is not None:
-            stmt = stmt.where(ConceptRow.id.in_(sorted(set(ids))))
-        with self.transaction() as session:
-            return [concept_of(row) for row in session.execute(stmt).scalars()]
+    def _select_concepts(self, ids: Ids = None) -> list[Concept]:
+        return self._select_by_id(ConceptRow, ids, concept_of)
 
     def _select_marks(self, concept_id: str | None) -> list[ForgetMark]:
         stmt = select(ForgetMarkRow).order_by(ForgetMarkRow.id)
