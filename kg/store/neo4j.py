@@ -1,5 +1,8 @@
 """Graph store on Neo4j 5 through the official `neo4j` driver (also FalkorDB over Bolt).
 
+The public contract, its checks and the change log come from `kg.store.core.StoreCore`; this
+module holds the Bolt connection, FalkorDB's workarounds and the Cypher primitives.
+
 - Cypher with parameters only: every statement is a constant of `kg.store.cypher`.
 - Writes go as batched `UNWIND $rows`; `batch_size` rows per request (URL `?batch_size=`).
 - Uniqueness constraints and indexes are created on first use.
@@ -13,7 +16,9 @@ are nodes; a fact is a `(:Entity)-[:FACT {id, rel, status, source, version, meta
 with limits measured in `research/stack-probe.md`, which the store works around:
 
 - a request over about 4 KB crashes the server: batches hold at most 50 rows and stay under
-  `max_request_bytes` (3,000); a single value too large for one request is refused up front;
+  `max_request_bytes` (3,000); relation templates over the budget are written in parts
+  (`SET r.templates = r.templates + $part`), any other value too large for one request is
+  refused up front;
 - it splices parameters into the query text without escaping `'` and `\\`: string values are
   sent with `%`, `'` and `\\` percent-encoded (`%25`, `%27`, `%5C`) and decoded on the way
   back, so any name round-trips as plain data;
