@@ -13,7 +13,7 @@ are nodes; a fact is a `(:Entity)-[:FACT {id, rel, status, source, version, meta
 (:Entity)` relationship. JSON fields are stored as JSON strings and times as ISO strings.
 
 **FalkorDB** (`server="falkordb"`, or detected: it has no `dbms.components()`) speaks Bolt
-with limits measured in `research/stack-probe.md`, which the store works around:
+with limits (measured on FalkorDB 4.16) that the store works around:
 
 - a request over about 4 KB crashes the server: batches hold at most 50 rows and stay under
   `max_request_bytes` (3,000); relation templates over the budget are written in parts
@@ -31,11 +31,8 @@ with limits measured in `research/stack-probe.md`, which the store works around:
 
 from __future__ import annotations
 
-import atexit
 import base64
-import contextlib
 import json
-import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -49,6 +46,7 @@ from kg.errors import BackendError, DuplicateError, ValidationError
 from kg.store import core
 from kg.store import cypher as q
 from kg.store.base import Direction, chunks, sample_key
+from kg.store.bolt import falkor_decode, falkor_encode, release_driver, shared_driver
 from kg.store.core import ALL, CountBy, Counted, Ids, Page, Record, Rels, Triple, Versioned
 from kg.types import ChangeLogEntry, Concept, Entity, Fact, ForgetMark, Relation, name_key
 
@@ -58,62 +56,6 @@ FALKOR_MAX_REQUEST = 3_000  # bytes; the server crashes on Bolt messages over ab
 FALKOR_MAX_WHY = 1_500
 NO_LIMIT = 2**31 - 1  # FalkorDB returns no rows for a LIMIT of 2**32 or more
 _LOOKUP_CHUNK = 500
-_FALKOR_ESCAPES = {"%": "%25", "'": "%27", "\\": "%5C"}
-_FALKOR_UNESCAPE = re.compile(r"%(25|27|5C)")
-_UNESCAPED = {"25": "%", "27": "'", "5C": "\\"}
-
-
-_DRIVERS: dict[tuple[str, str | None], list[Any]] = {}  # (uri, user) -> [driver, holders]
-_DRIVERS_LOCK = threading.Lock()
-
-
-def _shared_driver(
-    uri: str, auth: tuple[str, str] | None, connect_timeout: float, pinned: str
-) -> Any:
-    """Return the process-wide driver of (uri, user), creating it on first use.
-
-    Sharing matters on FalkorDB: after a driver closes its connections, the server fails the
-    next Bolt handshake, so its drivers stay open for the life of the process.
-    """
-    import neo4j
-
-    key = (uri, auth[0] if auth else None)
-    with _DRIVERS_LOCK:
-        entry = _DRIVERS.get(key)
-        if entry is None:
-            acquire = 3.0 if pinned == FALKORDB else 30.0
-            driver = neo4j.GraphDatabase.driver(
-                uri,
-                auth=auth,
-                connection_timeout=connect_timeout,
-                connection_acquisition_timeout=acquire,
-                max_transaction_retry_time=5,
-            )
-            entry = _DRIVERS[key] = [driver, 0]
-        entry[1] += 1
-        return entry[0]
-
-
-@atexit.register
-def _close_drivers() -> None:
-    """Close every shared driver when the process ends."""
-    with _DRIVERS_LOCK:
-        for driver, _ in _DRIVERS.values():
-            with contextlib.suppress(Exception):  # best effort at exit
-                driver.close()
-        _DRIVERS.clear()
-
-
-def _release_driver(driver: Any, keep_open: bool) -> None:
-    """Drop one hold on a shared driver; close it when none is left (unless `keep_open`)."""
-    with _DRIVERS_LOCK:
-        for key, entry in list(_DRIVERS.items()):
-            if entry[0] is driver:
-                entry[1] -= 1
-                if entry[1] <= 0 and not keep_open:
-                    del _DRIVERS[key]
-                    driver.close()
-                return
 
 
 def _utc_now() -> str:
@@ -166,7 +108,7 @@ class Neo4jGraphStore(core.StoreCore):
             raise ValidationError(f"batch_size must be a positive integer, got {size!r}")
         self._batch_size = size
         self._max_request = max_request_bytes
-        self._driver = _shared_driver(self._uri, auth, connect_timeout, pinned=self._server)
+        self._driver = shared_driver(self._uri, auth, connect_timeout, pinned=self._server)
         self._local = threading.local()
         self._schema_lock = threading.Lock()
         self._schema_ready = False
@@ -201,7 +143,7 @@ class Neo4jGraphStore(core.StoreCore):
         """Release this store's hold on the shared driver (closed when the last store goes)."""
         if not getattr(self, "_closed", False):
             self._closed = True
-            _release_driver(self._driver, keep_open=self._server == FALKORDB)
+            release_driver(self._driver, keep_open=self._server == FALKORDB)
 
     def _detect_server(self) -> str:
         """Return `neo4j` if the server answers `dbms.components()`, else `falkordb`."""
@@ -218,31 +160,11 @@ class Neo4jGraphStore(core.StoreCore):
 
     def _encode(self, value: Any) -> Any:
         """Return `value` with strings made safe for the server (FalkorDB escaping bug)."""
-        if self._server != FALKORDB:
-            return value
-        if isinstance(value, str):
-            if "%" in value or "'" in value or "\\" in value:
-                return "".join(_FALKOR_ESCAPES.get(ch, ch) for ch in value)
-            return value
-        if isinstance(value, dict):
-            return {k: self._encode(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [self._encode(v) for v in value]
-        return value
+        return falkor_encode(value) if self._server == FALKORDB else value
 
     def _decode(self, value: Any) -> Any:
         """Undo `_encode` on values read back."""
-        if self._server != FALKORDB:
-            return value
-        if isinstance(value, str):
-            if "%" in value:
-                return _FALKOR_UNESCAPE.sub(lambda m: _UNESCAPED[m.group(1)], value)
-            return value
-        if isinstance(value, dict):
-            return {k: self._decode(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self._decode(v) for v in value]
-        return value
+        return falkor_decode(value) if self._server == FALKORDB else value
 
     @staticmethod
     def _size(query: str, params: Mapping[str, Any]) -> int:
