@@ -8,7 +8,8 @@ below: plain reads and writes of already-checked data, nothing that decides.
 The primitives, by group:
 
 - connection: `url`, `close`, `transaction`;
-- writes: `_insert_entities`, `_append_alias`, `_insert_relations`, `_insert_facts`,
+- writes: `_insert_entities`, `_append_alias`, `_insert_relations`, `_insert_fact`,
+  `_insert_facts`,
   `_retract`, `_insert_concept`, `_set_redirect`, `_insert_mark`, `_write_change_set`,
   `_write_vectors`, `_log`, `_bump`;
 - reads: `_existing`, `_select_entities`, `_find_entities`, `_select_relations`,
@@ -188,8 +189,12 @@ class StoreCore(GraphWalks):
         """Write new relations."""
 
     @abstractmethod
-    def _insert_facts(self, facts: Sequence[Fact]) -> list[Fact]:
-        """Write new facts; return them with their ids, in order."""
+    def _insert_fact(self, fact: Fact) -> Fact:
+        """Write one new fact; return it with its id."""
+
+    @abstractmethod
+    def _insert_facts(self, facts: Sequence[Fact]) -> None:
+        """Write new facts in bulk (their ids are not read back)."""
 
     @abstractmethod
     def _retract(self, subject: str, relation: str, obj: str) -> Fact | None:
@@ -477,7 +482,8 @@ class StoreCore(GraphWalks):
         self._check_actor(who, why)
         check_types([fact], Fact)
         with self.transaction():
-            (added,) = self._insert_facts(self._new_facts([fact], skip=False, seen=set()))
+            self._new_facts([fact], skip=False, seen=set())
+            added = self._insert_fact(fact)
             payload = {"id": added.id, "triple": list(fact.triple), "status": added.status.value}
             self._log(who, why, "add_fact", payload)
         return added

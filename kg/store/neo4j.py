@@ -388,7 +388,15 @@ class Neo4jGraphStore(core.StoreCore):
         ]
         self._write_split(q.CREATE_RELATIONS, rows, "templates", q.APPEND_TEMPLATES)
 
-    def _insert_facts(self, facts: Sequence[Fact]) -> list[Fact]:
+    def _insert_fact(self, fact: Fact) -> Fact:
+        (added,) = self._create_facts([fact])
+        return added
+
+    def _insert_facts(self, facts: Sequence[Fact]) -> None:
+        self._create_facts(facts)
+
+    def _create_facts(self, facts: Sequence[Fact]) -> list[Fact]:
+        """Write facts with ids from the `fact` counter; return them with their ids."""
         with self.transaction():
             ids = self._next_ids("fact", len(facts))
             rows = [

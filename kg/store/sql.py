@@ -201,20 +201,16 @@ class SqlGraphStore(core.StoreCore):
         with self.transaction() as session:
             session.execute(insert(RelationRow), [relation_values(r) for r in relations])
 
-    def _insert_facts(self, facts: Sequence[Fact]) -> list[Fact]:
+    def _insert_fact(self, fact: Fact) -> Fact:
         with self.transaction() as session:
-            if len(facts) == 1:  # one row: the ORM returns its id
-                row = FactRow(**fact_values(facts[0]))
-                session.add(row)
-                session.flush()
-                return [fact_of(row)]
-            table = FactRow.__table__
-            stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-            ids = [r[0] for r in session.execute(stmt, [fact_values(f) for f in facts])]
-        return [
-            Fact(f.subject, f.relation, f.object, f.status, f.source, f.version, f.meta, fid)
-            for fid, f in zip(ids, facts, strict=True)
-        ]
+            row = FactRow(**fact_values(fact))
+            session.add(row)
+            session.flush()  # assigns the id
+            return fact_of(row)
+
+    def _insert_facts(self, facts: Sequence[Fact]) -> None:
+        with self.transaction() as session:
+            session.execute(insert(FactRow), [fact_values(f) for f in facts])
 
     def _retract(self, subject: str, relation: str, obj: str) -> Fact | None:
         stmt = select(FactRow).where(

@@ -28,15 +28,16 @@ NAME = 512  # kg.types.MAX_NAME_LEN when this revision was written
 CURRENT = sa.text("status = 'current'")
 TABLES = ("entities", "entity_aliases", "relations", "facts", "concepts", "graph_meta",
           "change_sets", "forget_marks", "vectors", "change_log")  # fmt: skip
-# (index, table, columns, unique, only current facts)
+# (index, table, columns, unique, only current facts), per table in the order the ORM declares
+# them: SQLite's planner breaks ties between indexes by their order
 INDEXES = (
     ("ix_entities_name_key", "entities", ["name_key"], False, False),
     ("ix_entity_aliases_alias_key", "entity_aliases", ["alias_key"], False, False),
-    ("ix_facts_subject_relation", "facts", ["subject_id", "relation_id"], False, False),
     ("ix_facts_object", "facts", ["object_id"], False, False),
-    ("uq_facts_current_triple", "facts", ["subject_id", "relation_id", "object_id"], True, True),
+    ("ix_facts_subject_relation", "facts", ["subject_id", "relation_id"], False, False),
     ("ix_facts_current_subject_sample", "facts", ["subject_id", "sample_key"], False, True),
     ("ix_facts_current_object_sample", "facts", ["object_id", "sample_key"], False, True),
+    ("uq_facts_current_triple", "facts", ["subject_id", "relation_id", "object_id"], True, True),
     ("ix_concepts_name_key", "concepts", ["name_key"], False, False),
     ("ix_change_sets_state", "change_sets", ["state"], False, False),
     ("ix_change_sets_seq", "change_sets", ["seq"], False, False),
