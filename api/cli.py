@@ -43,7 +43,7 @@ def _fail(message: str) -> None:
 @app.command("import")
 def import_cmd(
     source: Annotated[str, typer.Argument(help="'evoke', 'synthetic' or a JSONL file of facts")],
-    graph: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the graph store")] = None,
+    graph: Annotated[str | None, typer.Option(help="graph store URL")] = None,
     limit: Annotated[
         int | None, typer.Option(help="EVOKE: only the first N cases of each file")
     ] = None,
@@ -56,12 +56,12 @@ def import_cmd(
     from kg.importers.evoke import import_evoke
     from kg.importers.synthetic import import_synthetic
     from kg.io_jsonl import import_jsonl
-    from kg.store.sql import SqlGraphStore
+    from kg.store import open_store
     from workers.errors import DataSetMissingError
     from workers.settings import get_settings
 
     settings = get_settings()
-    store = SqlGraphStore(graph or settings.graph_store_url)
+    store = open_store(graph or settings.graph_store_url)
     try:
         if source == "evoke":
             summary = import_evoke(
@@ -86,14 +86,14 @@ def import_cmd(
 @app.command("export")
 def export_cmd(
     dest: Annotated[Path, typer.Argument(help="JSONL file to write")],
-    graph: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the graph store")] = None,
+    graph: Annotated[str | None, typer.Option(help="graph store URL")] = None,
 ) -> None:
     """Export the graph's relations, entities and facts as JSONL."""
     from kg.io_jsonl import export_jsonl
-    from kg.store.sql import SqlGraphStore
+    from kg.store import open_store
     from workers.settings import get_settings
 
-    store = SqlGraphStore(graph or get_settings().graph_store_url)
+    store = open_store(graph or get_settings().graph_store_url)
     n = export_jsonl(store, dest)
     console.print(f"wrote {n} facts to {dest}")
 
@@ -102,14 +102,14 @@ def export_cmd(
 def train_model(
     out: Annotated[Path, typer.Option(help="output model directory")],
     preset: Annotated[str, typer.Option(help="tiny, small or base")] = "small",
-    graph: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the graph store")] = None,
+    graph: Annotated[str | None, typer.Option(help="graph store URL")] = None,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
     max_subjects: Annotated[int | None, typer.Option(help="train on the first N subjects")] = None,
 ) -> None:
     """Train a knowledge model on the graph's facts and save it as an HF directory."""
     from editor.knowledge.presets import get_preset
     from editor.knowledge.train import train_knowledge_model
-    from kg.store.sql import SqlGraphStore
+    from kg.store import open_store
     from workers.knowledge import graph_facts, subset_by_subjects
     from workers.settings import get_settings
 
@@ -117,7 +117,7 @@ def train_model(
         spec = get_preset(preset)
     except ValueError as exc:
         _fail(str(exc))
-    store = SqlGraphStore(graph or get_settings().graph_store_url)
+    store = open_store(graph or get_settings().graph_store_url)
     facts = graph_facts(store)
     if max_subjects:
         facts = subset_by_subjects(facts, max_subjects)
@@ -132,7 +132,7 @@ def train_model(
 @app.command()
 def trace(
     model: Annotated[Path, typer.Option(help="model directory")],
-    graph: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the graph store")] = None,
+    graph: Annotated[str | None, typer.Option(help="graph store URL")] = None,
     n: Annotated[int, typer.Option(help="number of facts to trace")] = 60,
     samples: Annotated[int, typer.Option(help="noise samples per fact")] = 10,
     plot: Annotated[Path | None, typer.Option(help="write a PNG heat map here")] = None,
@@ -142,7 +142,7 @@ def trace(
     from editor.errors import EditorError
     from editor.loading import load_model
     from editor.trace import KINDS, format_table, plot_trace
-    from kg.store.sql import SqlGraphStore
+    from kg.store import open_store
     from workers.knowledge import known_trace_cases
     from workers.settings import get_settings
 
@@ -150,7 +150,7 @@ def trace(
         lm, tok = load_model(model)
     except EditorError as exc:
         _fail(str(exc))
-    store = SqlGraphStore(graph or get_settings().graph_store_url)
+    store = open_store(graph or get_settings().graph_store_url)
     from editor.trace import causal_trace
 
     cases = known_trace_cases(lm, tok, store, n)
@@ -246,7 +246,7 @@ Dtype = Annotated[str, typer.Option(help="scoring precision: float32 or bfloat16
 def audit_run(
     edits: Annotated[int, typer.Option(help="number of EVOKE edits to apply and audit")] = 10,
     model: Annotated[Path | None, typer.Option(help="model directory (default: demo)")] = None,
-    graph: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the graph")] = None,
+    graph: Annotated[str | None, typer.Option(help="graph store URL")] = None,
     preset: Annotated[str, typer.Option(help="knowledge preset for the default model")] = "small",
     cases: Annotated[int, typer.Option(help="EVOKE cases per file to draw edits from")] = 100,
     save_deltas: Annotated[Path | None, typer.Option(help="save the deltas here")] = None,
@@ -263,11 +263,12 @@ def audit_run(
 
     config = _audit_config(sample, seed, bootstrap, dtype)
     if model is None or graph is None:
-        from workers.demo import prepare
+        from workers.demo import demo_graph_url, prepare
+        from workers.settings import get_settings
 
         setup = prepare(console, preset)
         model = model or setup.model_dir
-        graph = graph or setup.store.engine.url.render_as_string(hide_password=False)
+        graph = graph or demo_graph_url(get_settings())
     with progress_bar("audit", 1) as update:
         report = edit_and_audit(
             model,
@@ -288,7 +289,7 @@ def audit_sample(
     delta: Annotated[
         list[Path] | None, typer.Option(help="delta file of the version, in order (repeat)")
     ] = None,
-    graph: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the graph")] = None,
+    graph: Annotated[str | None, typer.Option(help="graph store URL")] = None,
     sample: SampleN = 1000,
     seed: Seed = 0,
     bootstrap: Boot = 1000,

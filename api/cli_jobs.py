@@ -17,7 +17,7 @@ from rich.table import Table
 console = Console()
 jobs_app = typer.Typer(help="Submit, watch, cancel and retry jobs.", no_args_is_help=True)
 models_app = typer.Typer(help="Registered models and their versions.", no_args_is_help=True)
-db_app = typer.Typer(help="The metadata database.", no_args_is_help=True)
+db_app = typer.Typer(help="The metadata database and the graph store.", no_args_is_help=True)
 
 AsJson = Annotated[bool, typer.Option("--json", help="print JSON")]
 
@@ -316,13 +316,16 @@ def models_diff(name: str, a: int, b: int) -> None:
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Apply the Alembic migrations to the metadata database."""
+    """Apply the Alembic migrations to the metadata database and the SQL graph store."""
+    from kg.store import upgrade_store
     from workers.db import Database
     from workers.settings import get_settings
 
-    url = get_settings().metadata_db_url
+    settings = get_settings()
+    url = settings.metadata_db_url
     Database(url, migrate=False).upgrade()
     console.print(f"metadata database at head: {url.split('@')[-1]}")
+    console.print(f"graph store at head: {upgrade_store(settings.graph_store_url)}")
 
 
 def register(app: typer.Typer) -> None:

@@ -34,14 +34,14 @@ import httpx
 
 from api.keys import KeyStore, Role
 from bench.common import machine, today, update_results, write_json
-from kg.store.sql import SqlGraphStore
+from kg.store import open_store
 from kg.types import Entity, Fact, Relation, RelationTemplates
 from workers.settings import Settings
 
 
 def build_graph(url: str, n_facts: int, seed: int = 0) -> list[int]:
     """Fill a graph store with `n_facts` random facts; return their ids."""
-    store = SqlGraphStore(url)
+    store = open_store(url)
     n_entities = max(100, n_facts // 4)
     store.add_entities([Entity(f"e{i}", f"Entity {i}") for i in range(n_entities)])
     relations = [

@@ -7,7 +7,7 @@ degrees follow a power law with a few hubs of tens of thousands of facts. Duplic
 self-loops are dropped before the graph is cut to exactly `--facts` triples.
 
 Measured:
-1. import into a fresh SQLite file (`SqlGraphStore.bulk_import`, one transaction, every
+1. import into a fresh SQLite file (`GraphStore.bulk_import`, one transaction, every
    index maintained), from Fact objects in memory to commit. Target ≤ 60 s.
 2. 2-hop expansion for `--seeds` random seed entities: `kg.expand.walk` (GLAME expansion,
    both directions, fan-out 20 at hop 1 and 10 at hop 2, deterministic bottom-k). Targets
@@ -46,9 +46,8 @@ from tqdm import tqdm
 from bench.common import machine, today, update_results, write_json
 from kg.expand import ExpansionConfig, walk
 from kg.related import RelatedConfig, related_in_store
+from kg.store import open_store
 from kg.store.falkordb_local import FalkorServer
-from kg.store.neo4j import Neo4jGraphStore
-from kg.store.sql import SqlGraphStore
 from kg.types import Entity, Fact, Relation, RelationTemplates
 
 
@@ -177,7 +176,7 @@ def main() -> None:
     result["degree"] = {"max_out": int(subjects.max()), "median_out": float(np.median(subjects))}
 
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
-        store = SqlGraphStore(f"sqlite:///{Path(tmp) / 'scale.sqlite'}")
+        store = open_store(f"sqlite:///{Path(tmp) / 'scale.sqlite'}")
         t0 = time.perf_counter()
         store.bulk_import(entities, relations, tqdm(facts, desc="sqlite import", mininterval=2))
         result["sqlite_import_s"] = time.perf_counter() - t0
@@ -203,7 +202,7 @@ def run_falkordb(tmp: Path, entities, relations, facts, seeds, config) -> dict:
     """Import the graph into FalkorDB over Bolt and time the same expansions."""
     out: dict = {}
     with FalkorServer(tmp / "falkordb", threads=2) as server:
-        store = Neo4jGraphStore(server.bolt_url)
+        store = open_store(server.bolt_url)
         t0 = time.perf_counter()
         store.bulk_import(entities, relations, tqdm(facts, desc="falkordb import", mininterval=2))
         out["import_s"] = time.perf_counter() - t0

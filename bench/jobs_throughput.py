@@ -54,14 +54,14 @@ def prepare(root: Path, n_jobs: int) -> tuple[Path, str, list]:
 
     from editor.knowledge.tokenizer import train_tokenizer
     from kg.importers.evoke import evoke_cases
-    from kg.store.sql import SqlGraphStore
+    from kg.store import open_store
     from workers.knowledge import build_evoke_graph, graph_facts
     from workers.methods import corpus_statements
     from workers.settings import get_settings
 
     settings = get_settings()
     graph_url = f"sqlite:///{root / 'graph.sqlite'}"
-    store = SqlGraphStore(graph_url)
+    store = open_store(graph_url)
     build_evoke_graph(store, settings.evoke_main, settings.evoke_subj_spec, limit=120)
     tok = train_tokenizer(corpus_statements(graph_facts(store)), 2000, bos=True)
     torch.manual_seed(0)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from kg.errors import ImportFormatError, KGError
-from kg.store.sql import SqlGraphStore
+from kg.store import GraphStore
 from kg.types import Entity, Fact, FactStatus, Relation, RelationTemplates, slug
 
 MAX_LINE_BYTES = 64 * 1024
@@ -47,7 +47,7 @@ def _dump(obj: dict[str, Any]) -> str:
 
 
 def export_jsonl(
-    store: SqlGraphStore,
+    store: GraphStore,
     dest: Dest,
     *,
     status: FactStatus | str | None = None,
@@ -119,7 +119,7 @@ def _lines(source: IO[bytes] | IO[str], max_bytes: int) -> Iterator[tuple[int, b
 class _Reader:
     """Parse lines into relations, entities and facts, resolving names against the store."""
 
-    def __init__(self, store: SqlGraphStore) -> None:
+    def __init__(self, store: GraphStore) -> None:
         self.store = store
         self.relations: dict[str, Relation] = {}
         self.entities: dict[str, Entity] = {}
@@ -205,7 +205,7 @@ class _Reader:
         )
 
 
-def _parse(store: SqlGraphStore, source: IO[bytes] | IO[str], max_bytes: int) -> _Reader:
+def _parse(store: GraphStore, source: IO[bytes] | IO[str], max_bytes: int) -> _Reader:
     reader = _Reader(store)
     for line_no, data in _lines(source, max_bytes):
         if not data.strip():
@@ -229,7 +229,7 @@ def _parse(store: SqlGraphStore, source: IO[bytes] | IO[str], max_bytes: int) ->
 
 
 def import_jsonl(
-    store: SqlGraphStore,
+    store: GraphStore,
     source: Source,
     who: str = "system",
     why: str = "import",

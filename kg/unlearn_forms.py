@@ -39,7 +39,7 @@ from contracts.forms import (
 from contracts.types import Probe, ProbeKind, UnlearnRequest
 from kg.errors import ValidationError
 from kg.forms import question_text
-from kg.store.sql import SqlGraphStore
+from kg.store import GraphStore
 from kg.types import Fact, fill
 from kg.view import GraphView
 
@@ -143,7 +143,7 @@ class _Deriver:
 
 
 def form_probes(
-    store: SqlGraphStore | GraphView,
+    store: GraphStore | GraphView,
     requests: Sequence[UnlearnRequest],
     config: FormConfig | None = None,
 ) -> list[Probe]:

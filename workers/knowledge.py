@@ -13,7 +13,7 @@ from editor.knowledge.presets import KnowledgePreset
 from editor.knowledge.train import TrainReport, train_knowledge_model
 from editor.trace import TraceCase
 from kg.importers.evoke import EvokeImportSummary, import_evoke
-from kg.store.sql import SqlGraphStore
+from kg.store import GraphStore
 from kg.verbalise import fact_texts
 
 # Bump when the trainer or corpus changes in a way that changes the model for the same inputs.
@@ -36,7 +36,7 @@ def facts_hash(facts: Sequence[FactText], preset: KnowledgePreset, seed: int) ->
 
 
 def build_evoke_graph(
-    store: SqlGraphStore, main: Path, subj_spec: Path | None, limit: int | None = None
+    store: GraphStore, main: Path, subj_spec: Path | None, limit: int | None = None
 ) -> EvokeImportSummary | None:
     """Import EVOKE into an empty store; return None when the store already holds facts."""
     if store.count_facts() > 0:
@@ -68,7 +68,7 @@ def train_or_reuse(
     return out, report
 
 
-def graph_facts(store: SqlGraphStore) -> list[FactText]:
+def graph_facts(store: GraphStore) -> list[FactText]:
     """Return every current fact of the store in verbal form, in a stable order."""
     return sorted(fact_texts(store), key=lambda f: (f.subject, f.relation, f.object))
 
@@ -85,7 +85,7 @@ def subset_by_subjects(facts: Sequence[FactText], max_subjects: int) -> list[Fac
     return [f for f in facts if f.subject in chosen]
 
 
-def known_trace_cases(model, tokenizer, store: SqlGraphStore, n: int) -> list[TraceCase]:
+def known_trace_cases(model, tokenizer, store: GraphStore, n: int) -> list[TraceCase]:
     """Return up to `n` facts (first template) whose first object token the model predicts."""
     from editor.scoring import score_targets
 

@@ -28,7 +28,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KGEDIT_", env_file=".env", extra="ignore")
 
     var_dir: Path = Field(Path("var"), description="embedded databases, models, caches")
-    graph_url: str | None = Field(None, description="SQLAlchemy URL of the graph store")
+    graph_url: str | None = Field(None, description="graph store URL: sqlite, postgresql or bolt")
     data_dir: Path = Field(
         REPO_ROOT.parent / "shared" / "data",
         description="benchmark data (EVOKE, TOFU), read in place and never copied",

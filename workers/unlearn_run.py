@@ -26,7 +26,7 @@ from editor.methods.uipe import extrapolate
 from editor.sequence import EditSequence
 from kg.concepts import concept_entities, concept_facts, suggest_anchor, unlearn_request
 from kg.related import RelatedConfig, related_facts
-from kg.store.sql import SqlGraphStore
+from kg.store import GraphStore, open_store
 from kg.types import Concept, fill
 from kg.unlearn_forms import FormConfig, form_probes
 from kg.view import GraphView
@@ -39,10 +39,10 @@ UIPE_ALPHAS = (0.0, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
 
 def prepare_graph_model(
     limit: int, preset_name: str, progress: Callable[[int, int, float], None] | None = None
-) -> tuple[SqlGraphStore, list[FactText], Path]:
+) -> tuple[GraphStore, list[FactText], Path]:
     """Return the EVOKE graph of the first `limit` cases and its (cached) knowledge model."""
     settings = get_settings()
-    store = SqlGraphStore(f"sqlite:///{settings.var_dir / f'evoke-{limit}.sqlite'}")
+    store = open_store(f"sqlite:///{settings.var_dir / f'evoke-{limit}.sqlite'}")
     build_evoke_graph(store, settings.evoke_main, settings.evoke_subj_spec, limit=limit)
     facts = graph_facts(store)
     model_dir, _ = train_or_reuse(facts, get_preset(preset_name), settings.models_dir, 0, progress)
@@ -54,7 +54,7 @@ class ConceptBench:
     """What every concept-unlearning bench starts from: the graph, its loaded knowledge model,
     the base weights' checksum and the bench concepts with their anchors."""
 
-    store: SqlGraphStore
+    store: GraphStore
     facts: list[FactText]
     model: Any
     tokenizer: Any
@@ -71,7 +71,7 @@ def concept_bench(limit: int, preset_name: str, n_concepts: int) -> ConceptBench
 
 
 def bench_concepts(
-    store: SqlGraphStore, n: int, min_facts: int = 2, max_inbound: int = 2
+    store: GraphStore, n: int, min_facts: int = 2, max_inbound: int = 2
 ) -> list[Concept]:
     """Return `n` concepts: the subjects with the most current facts (ties by id), leaving out
     hubs that are the object of more than `max_inbound` facts (countries, languages)."""
@@ -87,7 +87,7 @@ def bench_concepts(
     return [Concept(f"forget:{s}", names[s], entities=(s,)) for s in chosen]
 
 
-def with_anchor(store: SqlGraphStore | GraphView, concept: Concept) -> Concept:
+def with_anchor(store: GraphStore | GraphView, concept: Concept) -> Concept:
     """Return the concept with its suggested anchor (unless one is set already)."""
     if concept.redirect_to:
         return concept
@@ -133,7 +133,7 @@ class MethodResult:
 def run_unlearning(
     model: Any,
     tokenizer: Any,
-    store: SqlGraphStore,
+    store: GraphStore,
     concepts: Sequence[Concept],
     method: str,
     hparams: Any,
@@ -184,7 +184,7 @@ def run_unlearning(
 def run_uipe_sweep(
     model: Any,
     tokenizer: Any,
-    store: SqlGraphStore,
+    store: GraphStore,
     concepts: Sequence[Concept],
     base: str,
     hparams: Any,

@@ -29,7 +29,7 @@ from typing import Any
 
 from contracts.types import EditRequest, Probe, ProbeKind
 from kg.errors import ImportFormatError, ValidationError
-from kg.store.sql import SqlGraphStore
+from kg.store import GraphStore
 from kg.types import (
     Entity,
     Fact,
@@ -539,7 +539,7 @@ def _load(
 
 
 def import_evoke(
-    store: SqlGraphStore,
+    store: GraphStore,
     main_path: str | Path,
     subj_spec_path: str | Path | None = None,
     limit: int | None = None,

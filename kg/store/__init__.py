@@ -2,6 +2,9 @@
 
 - `sqlite:///path` (default, WAL) and `postgresql+psycopg://…` → `SqlGraphStore`;
 - `bolt://…` / `neo4j://…` (Neo4j 5, or FalkorDB with `?server=falkordb`) → `Neo4jGraphStore`.
+
+Both are `kg.store.core.StoreCore`: the contract's checks, duplicate rules and change log are
+written once there, above each backend's primitives.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from kg.store.sql import SqlGraphStore
 
 BOLT_SCHEMES = ("bolt", "neo4j", "bolt+s", "neo4j+s", "bolt+ssc", "neo4j+ssc")
 
-__all__ = ["GraphStore", "RelationFilter", "SqlGraphStore", "open_store"]
+__all__ = ["GraphStore", "RelationFilter", "SqlGraphStore", "open_store", "upgrade_store"]
 
 
 def open_store(url: str, **options: Any) -> GraphStore:
@@ -35,3 +38,16 @@ def open_store(url: str, **options: Any) -> GraphStore:
     raise ValidationError(
         f"unsupported graph store URL scheme {scheme!r}: use sqlite://, postgresql:// or bolt://"
     )
+
+
+def upgrade_store(url: str) -> str:
+    """Bring a graph store's schema up to date; return its URL (password hidden).
+
+    SQL: the graph migrations run to head. Bolt: constraints and indexes are created.
+    """
+    store = open_store(url)
+    try:
+        store.graph_version()  # the first call creates a Bolt server's schema
+        return store.url
+    finally:
+        store.close()

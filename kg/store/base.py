@@ -6,7 +6,8 @@ Every mutating call takes `who` and `why` and logs them. Calls made inside
 `with store.transaction():` share one transaction.
 
 Backends: `kg.store.sql.SqlGraphStore` (SQLite, PostgreSQL) and `kg.store.neo4j.Neo4jGraphStore`
-(Neo4j 5, or FalkorDB over Bolt). `kg.store.open_store(url)` picks one from the URL.
+(Neo4j 5, or FalkorDB over Bolt), both `kg.store.core.StoreCore`: the contract is written once
+there over each backend's primitives. `kg.store.open_store(url)` picks one from the URL.
 
 Fan-out order: `incident_facts` returns each entity's facts ordered by `sample_key` of the
 triple, a fixed 62-bit hash. Taking the first n is then a deterministic, uniform sample

@@ -67,7 +67,7 @@ CREATE_ALIASES = (
     "UNWIND $rows AS row CREATE (:Alias {key: row.key, alias: row.alias, entity_id: row.entity_id})"
 )
 ENTITY_FIELDS = "e.id AS id, e.name AS name, e.kind AS kind, e.aliases AS aliases"
-GET_ENTITY = "MATCH (e:Entity {id: $id}) RETURN " + ENTITY_FIELDS
+GET_ENTITIES = "UNWIND $ids AS eid MATCH (e:Entity {id: eid}) RETURN " + ENTITY_FIELDS
 LIST_ENTITIES = (
     "MATCH (e:Entity) WHERE $kind IS NULL OR e.kind = $kind "
     "RETURN " + ENTITY_FIELDS + " ORDER BY e.id SKIP $offset LIMIT $limit"
@@ -76,7 +76,6 @@ FIND_BY_NAME = "MATCH (e:Entity {name_key: $key}) RETURN " + ENTITY_FIELDS
 FIND_BY_ALIAS = (
     "MATCH (a:Alias {key: $key}) MATCH (e:Entity {id: a.entity_id}) RETURN " + ENTITY_FIELDS
 )
-ENTITY_NAMES = "UNWIND $ids AS eid MATCH (e:Entity {id: eid}) RETURN e.id AS id, e.name AS name"
 SET_ALIASES = "MATCH (e:Entity {id: $id}) SET e.aliases = $aliases"
 COUNT_ENTITIES = "MATCH (e:Entity) RETURN count(e) AS n"
 
@@ -87,10 +86,11 @@ CREATE_RELATIONS = (
     "UNWIND $rows AS row CREATE (:Relation {id: row.id, label: row.label, "
     "templates: row.templates, functional: row.functional})"
 )
+APPEND_TEMPLATES = "MATCH (r:Relation {id: $id}) SET r.templates = r.templates + $part"
 RELATION_FIELDS = (
     "r.id AS id, r.label AS label, r.templates AS templates, r.functional AS functional"
 )
-GET_RELATION = "MATCH (r:Relation {id: $id}) RETURN " + RELATION_FIELDS
+GET_RELATIONS = "UNWIND $ids AS rid MATCH (r:Relation {id: rid}) RETURN " + RELATION_FIELDS
 LIST_RELATIONS = "MATCH (r:Relation) RETURN " + RELATION_FIELDS + " ORDER BY r.id"
 COUNT_RELATIONS = "MATCH (r:Relation) RETURN count(r) AS n"
 
@@ -117,11 +117,6 @@ LIST_FACTS = (
     "MATCH (s:Entity)-[f:FACT]->(o:Entity) "
     "WHERE ($status IS NULL OR f.status = $status) AND ($source IS NULL OR f.source = $source) "
     "RETURN " + FACT_FIELDS + " ORDER BY f.id SKIP $offset LIMIT $limit"
-)
-FACTS_ABOUT = (
-    "MATCH (s:Entity {id: $id})-[f:FACT]->(o:Entity) "
-    "WHERE ($rel IS NULL OR f.rel = $rel) AND ($status IS NULL OR f.status = $status) "
-    "RETURN " + FACT_FIELDS + " ORDER BY f.id"
 )
 FACTS_WITH_OBJECT = (
     "MATCH (s:Entity)-[f:FACT]->(o:Entity {id: $id}) "
@@ -175,7 +170,8 @@ CREATE_CONCEPT = (
     "CREATE (:Concept {id: $id, name: $name, name_key: $name_key, aliases: $aliases, "
     "redirect_to: $redirect_to, entities: $entities})"
 )
-GET_CONCEPT = "MATCH (c:Concept {id: $id}) RETURN " + CONCEPT_FIELDS
+GET_CONCEPTS = "UNWIND $ids AS cid MATCH (c:Concept {id: cid}) RETURN " + CONCEPT_FIELDS
+EXISTING_CONCEPTS = "UNWIND $ids AS cid MATCH (c:Concept {id: cid}) RETURN c.id AS id"
 SET_CONCEPT_REDIRECT = "MATCH (c:Concept {id: $id}) SET c.redirect_to = $redirect_to"
 LIST_CONCEPTS = "MATCH (c:Concept) RETURN " + CONCEPT_FIELDS + " ORDER BY c.id"
 COUNT_CONCEPTS = "MATCH (c:Concept) RETURN count(c) AS n"
@@ -191,6 +187,13 @@ LIST_MARKS = (
     "MATCH (m:ForgetMark) WHERE $concept_id IS NULL OR m.concept_id = $concept_id "
     "RETURN " + MARK_FIELDS + " ORDER BY m.id"
 )
+
+EXISTING = {
+    "entity": EXISTING_ENTITIES,
+    "relation": EXISTING_RELATIONS,
+    "concept": EXISTING_CONCEPTS,
+}
+COUNT = {"entities": COUNT_ENTITIES, "relations": COUNT_RELATIONS, "concepts": COUNT_CONCEPTS}
 
 # -- change sets ------------------------------------------------------------------------------
 

@@ -1,5 +1,8 @@
 """Graph store on Neo4j 5 through the official `neo4j` driver (also FalkorDB over Bolt).
 
+The public contract, its checks and the change log come from `kg.store.core.StoreCore`; this
+module holds the Bolt connection, FalkorDB's workarounds and the Cypher primitives.
+
 - Cypher with parameters only: every statement is a constant of `kg.store.cypher`.
 - Writes go as batched `UNWIND $rows`; `batch_size` rows per request (URL `?batch_size=`).
 - Uniqueness constraints and indexes are created on first use.
@@ -13,7 +16,9 @@ are nodes; a fact is a `(:Entity)-[:FACT {id, rel, status, source, version, meta
 with limits found by probing FalkorDB 4.16 (docs/graph.md), which the store works around:
 
 - a request over about 4 KB crashes the server: batches hold at most 50 rows and stay under
-  `max_request_bytes` (3,000); a single value too large for one request is refused up front;
+  `max_request_bytes` (3,000); relation templates over the budget are written in parts
+  (`SET r.templates = r.templates + $part`), any other value too large for one request is
+  refused up front;
 - it splices parameters into the query text without escaping `'` and `\\`: string values are
   sent with `%`, `'` and `\\` percent-encoded (`%25`, `%27`, `%5C`) and decoded on the way
   back, so any name round-trips as plain data;
@@ -26,52 +31,24 @@ with limits found by probing FalkorDB 4.16 (docs/graph.md), which the store work
 
 from __future__ import annotations
 
-import atexit
 import base64
-import contextlib
 import json
-import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 import numpy as np
 
-from kg.errors import BackendError, DuplicateError, NotFoundError, ValidationError
+from kg.errors import BackendError, DuplicateError, ValidationError
+from kg.store import core
 from kg.store import cypher as q
-from kg.store.base import (
-    MAX_WHY,
-    Direction,
-    GraphWalks,
-    RelationFilter,
-    bulk_checked,
-    check_actor,
-    check_limit,
-    check_types,
-    chunks,
-    group_incident,
-    sample_key,
-)
-from kg.types import (
-    ChangeLogEntry,
-    ChangeSet,
-    ChangeSetState,
-    Concept,
-    Entity,
-    Fact,
-    FactStatus,
-    ForgetMark,
-    Operation,
-    Relation,
-    RelationTemplates,
-    check_id,
-    check_name,
-    name_key,
-)
+from kg.store.base import Direction, chunks, sample_key
+from kg.store.bolt import falkor_decode, falkor_encode, release_driver, shared_driver
+from kg.store.core import ALL, CountBy, Counted, Ids, Page, Record, Rels, Triple, Versioned
+from kg.types import ChangeLogEntry, Concept, Entity, Fact, ForgetMark, Relation, name_key
 
 NEO4J, FALKORDB = "neo4j", "falkordb"
 FALKOR_BATCH = 50
@@ -79,62 +56,6 @@ FALKOR_MAX_REQUEST = 3_000  # bytes; the server crashes on Bolt messages over ab
 FALKOR_MAX_WHY = 1_500
 NO_LIMIT = 2**31 - 1  # FalkorDB returns no rows for a LIMIT of 2**32 or more
 _LOOKUP_CHUNK = 500
-_FALKOR_ESCAPES = {"%": "%25", "'": "%27", "\\": "%5C"}
-_FALKOR_UNESCAPE = re.compile(r"%(25|27|5C)")
-_UNESCAPED = {"25": "%", "27": "'", "5C": "\\"}
-
-
-_DRIVERS: dict[tuple[str, str | None], list[Any]] = {}  # (uri, user) -> [driver, holders]
-_DRIVERS_LOCK = threading.Lock()
-
-
-def _shared_driver(
-    uri: str, auth: tuple[str, str] | None, connect_timeout: float, pinned: str
-) -> Any:
-    """Return the process-wide driver of (uri, user), creating it on first use.
-
-    Sharing matters on FalkorDB: after a driver closes its connections, the server fails the
-    next Bolt handshake, so its drivers stay open for the life of the process.
-    """
-    import neo4j
-
-    key = (uri, auth[0] if auth else None)
-    with _DRIVERS_LOCK:
-        entry = _DRIVERS.get(key)
-        if entry is None:
-            acquire = 3.0 if pinned == FALKORDB else 30.0
-            driver = neo4j.GraphDatabase.driver(
-                uri,
-                auth=auth,
-                connection_timeout=connect_timeout,
-                connection_acquisition_timeout=acquire,
-                max_transaction_retry_time=5,
-            )
-            entry = _DRIVERS[key] = [driver, 0]
-        entry[1] += 1
-        return entry[0]
-
-
-@atexit.register
-def _close_drivers() -> None:
-    """Close every shared driver when the process ends."""
-    with _DRIVERS_LOCK:
-        for driver, _ in _DRIVERS.values():
-            with contextlib.suppress(Exception):  # best effort at exit
-                driver.close()
-        _DRIVERS.clear()
-
-
-def _release_driver(driver: Any, keep_open: bool) -> None:
-    """Drop one hold on a shared driver; close it when none is left (unless `keep_open`)."""
-    with _DRIVERS_LOCK:
-        for key, entry in list(_DRIVERS.items()):
-            if entry[0] is driver:
-                entry[1] -= 1
-                if entry[1] <= 0 and not keep_open:
-                    del _DRIVERS[key]
-                    driver.close()
-                return
 
 
 def _utc_now() -> str:
@@ -146,7 +67,7 @@ def _parse_time(value: str) -> datetime:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
-class Neo4jGraphStore(GraphWalks):
+class Neo4jGraphStore(core.StoreCore):
     """Graph store on a Bolt server: Neo4j 5 (`bolt://`, `neo4j://`) or FalkorDB (`bolt://`).
 
     `uri` may carry `user:password@` and the query options `server` (`neo4j`, `falkordb`,
@@ -187,7 +108,7 @@ class Neo4jGraphStore(GraphWalks):
             raise ValidationError(f"batch_size must be a positive integer, got {size!r}")
         self._batch_size = size
         self._max_request = max_request_bytes
-        self._driver = _shared_driver(self._uri, auth, connect_timeout, pinned=self._server)
+        self._driver = shared_driver(self._uri, auth, connect_timeout, pinned=self._server)
         self._local = threading.local()
         self._schema_lock = threading.Lock()
         self._schema_ready = False
@@ -196,6 +117,8 @@ class Neo4jGraphStore(GraphWalks):
         if self._server == FALKORDB:
             self._batch_size = min(self._batch_size, FALKOR_BATCH)
             self._max_request = self._max_request or FALKOR_MAX_REQUEST
+            self.max_why = FALKOR_MAX_WHY
+            self.log_list_cap = 10
 
     # -- connection, codec, transactions ------------------------------------------------------
 
@@ -220,7 +143,7 @@ class Neo4jGraphStore(GraphWalks):
         """Release this store's hold on the shared driver (closed when the last store goes)."""
         if not getattr(self, "_closed", False):
             self._closed = True
-            _release_driver(self._driver, keep_open=self._server == FALKORDB)
+            release_driver(self._driver, keep_open=self._server == FALKORDB)
 
     def _detect_server(self) -> str:
         """Return `neo4j` if the server answers `dbms.components()`, else `falkordb`."""
@@ -237,31 +160,11 @@ class Neo4jGraphStore(GraphWalks):
 
     def _encode(self, value: Any) -> Any:
         """Return `value` with strings made safe for the server (FalkorDB escaping bug)."""
-        if self._server != FALKORDB:
-            return value
-        if isinstance(value, str):
-            if "%" in value or "'" in value or "\\" in value:
-                return "".join(_FALKOR_ESCAPES.get(ch, ch) for ch in value)
-            return value
-        if isinstance(value, dict):
-            return {k: self._encode(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [self._encode(v) for v in value]
-        return value
+        return falkor_encode(value) if self._server == FALKORDB else value
 
     def _decode(self, value: Any) -> Any:
         """Undo `_encode` on values read back."""
-        if self._server != FALKORDB:
-            return value
-        if isinstance(value, str):
-            if "%" in value:
-                return _FALKOR_UNESCAPE.sub(lambda m: _UNESCAPED[m.group(1)], value)
-            return value
-        if isinstance(value, dict):
-            return {k: self._decode(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self._decode(v) for v in value]
-        return value
+        return falkor_decode(value) if self._server == FALKORDB else value
 
     @staticmethod
     def _size(query: str, params: Mapping[str, Any]) -> int:
@@ -382,6 +285,33 @@ class Neo4jGraphStore(GraphWalks):
         for batch in batches:
             self._run(query, rows=batch, **extra)
 
+    def _write_split(
+        self, query: str, rows: Sequence[dict[str, Any]], field: str, append: str
+    ) -> None:
+        """Run `_write`; a row over the request budget sends its text `field` in parts after it.
+
+        Only FalkorDB has a budget. `append` adds `$part` to the field of node `$id`.
+        """
+        parts: list[tuple[str, str]] = []
+        if self._max_request is not None:
+            base = self._size(query, {}) + 16
+            fitted = []
+            for row in rows:
+                size = len(json.dumps(self._encode(row), default=str).encode()) + 2
+                if base + size > self._max_request:
+                    parts.append((row["id"], row[field]))
+                    row = {**row, field: ""}
+                fitted.append(row)
+            rows = fitted
+        with self.transaction():
+            self._write(query, rows)
+            for key, value in parts:
+                budget = self._max_request or 0
+                room = budget - self._size(append, {"id": self._encode(key), "part": ""}) - 16
+                step = max(1, room // 12)  # one character costs at most 12 bytes as JSON
+                for start in range(0, len(value), step):
+                    self._run(append, id=key, part=value[start : start + step])
+
     def _lookup(self, query: str, ids: Iterable[Any], **extra: Any) -> list[dict[str, Any]]:
         """Run `UNWIND $ids` statement `query` over ids in request-sized chunks."""
         out: list[dict[str, Any]] = []
@@ -399,15 +329,16 @@ class Neo4jGraphStore(GraphWalks):
         last = int(self._run(q.NEXT_IDS, name=name, n=n)[0]["last"])
         return list(range(last - n + 1, last + 1))
 
-    def _actor(self, who: str, why: str) -> None:
-        check_actor(who, why)
-        limit = FALKOR_MAX_WHY if self._server == FALKORDB else MAX_WHY
-        if len(why) > limit:
-            raise ValidationError(f"why is {len(why)} characters long (max {limit} here)")
+    def drop_all(self) -> None:
+        """Delete every node kgedit created (all labels of `cypher.KG_LABELS`), in batches."""
+        for label in q.KG_LABELS:
+            while True:
+                with self.transaction():
+                    gone = self._run(q.DELETE_SOME[label], n=1000)
+                if not gone or int(gone[0]["gone"]) == 0:
+                    break
 
-    def _log_payload(self, ids: Sequence[str]) -> list[str] | None:
-        cap = 10 if self._server == FALKORDB else 100
-        return sorted(ids) if len(ids) <= cap else None
+    # -- write primitives ---------------------------------------------------------------------
 
     def _log(self, who: str, why: str, action: str, payload: dict[str, Any]) -> None:
         (entry_id,) = self._next_ids("log", 1)
@@ -421,225 +352,170 @@ class Neo4jGraphStore(GraphWalks):
             at=_utc_now(),
         )
 
-    def drop_all(self) -> None:
-        """Delete every node kgedit created (all labels of `cypher.KG_LABELS`), in batches."""
-        for label in q.KG_LABELS:
-            while True:
-                with self.transaction():
-                    gone = self._run(q.DELETE_SOME[label], n=1000)
-                if not gone or int(gone[0]["gone"]) == 0:
-                    break
-
-    # -- change log ---------------------------------------------------------------------------
-
-    def log(self, who: str, why: str, action: str, payload: dict[str, Any] | None = None) -> None:
-        """Append a change-log row (for actions outside the store, e.g. a model edit)."""
-        self._actor(who, why)
-        check_id(action, "action")
-        with self.transaction():
-            self._log(who, why, action, dict(payload or {}))
-
-    def change_log(
-        self, limit: int | None = None, action: str | None = None
-    ) -> list[ChangeLogEntry]:
-        """Return change-log entries, oldest first, optionally of one action only."""
-        rows = self._run(q.LIST_LOG, action=action, limit=limit or NO_LIMIT)
-        return [
-            ChangeLogEntry(
-                who=r["who"],
-                when=_parse_time(r["at"]),
-                why=r["why"],
-                action=r["action"],
-                payload=json.loads(r["payload"] or "{}"),
-                id=r["id"],
+    def _insert_entities(self, entities: Sequence[Entity]) -> None:
+        rows, aliases = [], []
+        for entity in entities:
+            names = list(dict.fromkeys(entity.aliases))
+            rows.append(
+                {
+                    "id": entity.id,
+                    "name": entity.name,
+                    "name_key": name_key(entity.name),
+                    "kind": entity.kind,
+                    "aliases": names,
+                }
             )
-            for r in rows
+            aliases += [{"key": name_key(a), "alias": a, "entity_id": entity.id} for a in names]
+        with self.transaction():
+            self._write(q.CREATE_ENTITIES, rows)
+            self._write(q.CREATE_ALIASES, aliases)
+
+    def _append_alias(self, entity: Entity, alias: str) -> None:
+        with self.transaction():
+            self._run(q.SET_ALIASES, id=entity.id, aliases=[*entity.aliases, alias])
+            row = {"key": name_key(alias), "alias": alias, "entity_id": entity.id}
+            self._write(q.CREATE_ALIASES, [row])
+
+    def _insert_relations(self, relations: Sequence[Relation]) -> None:
+        rows = [
+            {
+                "id": r.id,
+                "label": r.label,
+                "templates": json.dumps(r.templates.to_dict()),
+                "functional": r.functional,
+            }
+            for r in relations
+        ]
+        self._write_split(q.CREATE_RELATIONS, rows, "templates", q.APPEND_TEMPLATES)
+
+    def _insert_fact(self, fact: Fact) -> Fact:
+        (added,) = self._create_facts([fact])
+        return added
+
+    def _insert_facts(self, facts: Sequence[Fact]) -> None:
+        self._create_facts(facts)
+
+    def _create_facts(self, facts: Sequence[Fact]) -> list[Fact]:
+        """Write facts with ids from the `fact` counter; return them with their ids."""
+        with self.transaction():
+            ids = self._next_ids("fact", len(facts))
+            rows = [
+                {
+                    "id": fid,
+                    "s": f.subject,
+                    "r": f.relation,
+                    "o": f.object,
+                    "status": f.status.value,
+                    "source": f.source,
+                    "version": f.version,
+                    "meta": json.dumps(f.meta, sort_keys=True),
+                    "skey": sample_key(*f.triple),
+                }
+                for fid, f in zip(ids, facts, strict=True)
+            ]
+            self._write(q.CREATE_FACTS, rows)
+        return [
+            Fact(f.subject, f.relation, f.object, f.status, f.source, f.version, f.meta, fid)
+            for fid, f in zip(ids, facts, strict=True)
         ]
 
-    # -- entities -----------------------------------------------------------------------------
+    def _retract(self, subject: str, relation: str, obj: str) -> Fact | None:
+        rows = self._run(q.RETRACT_FACT, s=subject, r=relation, o=obj)
+        return self._fact(rows[0]) if rows else None
 
-    def _existing(self, query: str, ids: Iterable[str]) -> set[str]:
-        return {r["id"] for r in self._lookup(query, ids)}
+    def _insert_concept(self, concept: Concept) -> None:
+        self._run(
+            q.CREATE_CONCEPT,
+            id=concept.id,
+            name=concept.name,
+            name_key=name_key(concept.name),
+            aliases=list(concept.aliases),
+            redirect_to=concept.redirect_to,
+            entities=list(concept.entities),
+        )
 
-    def _require(self, kind: str, query: str, ids: Iterable[str]) -> None:
-        wanted = set(ids)
-        missing = wanted - self._existing(query, wanted)
-        if missing:
-            raise NotFoundError(kind, sorted(missing)[0])
+    def _set_redirect(self, concept_id: str, anchor_id: str | None) -> None:
+        self._run(q.SET_CONCEPT_REDIRECT, id=concept_id, redirect_to=anchor_id)
 
-    def add_entity(self, entity: Entity, who: str = "system", why: str = "import") -> Entity:
-        """Add one entity; DuplicateError if its id is taken."""
-        self.add_entities([entity], who=who, why=why)
-        return entity
-
-    def add_entities(
-        self,
-        entities: Iterable[Entity],
-        who: str = "system",
-        why: str = "import",
-        *,
-        batch: int = 1000,
-        skip_existing: bool = False,
-    ) -> int:
-        """Add entities (checked in chunks of `batch`, written in UNWIND batches)."""
-        self._actor(who, why)
-        added = 0
-        seen: set[str] = set()
+    def _insert_mark(self, mark: ForgetMark) -> ForgetMark:
         with self.transaction():
-            for chunk in chunks(entities, batch):
-                check_types(chunk, Entity)
-                existing = self._existing(q.EXISTING_ENTITIES, (e.id for e in chunk))
-                rows, aliases = [], []
-                for entity in chunk:
-                    if entity.id in existing or entity.id in seen:
-                        if skip_existing:
-                            continue
-                        raise DuplicateError(f"entity id {entity.id!r} already exists")
-                    seen.add(entity.id)
-                    names = list(dict.fromkeys(entity.aliases))
-                    rows.append(
-                        {
-                            "id": entity.id,
-                            "name": entity.name,
-                            "name_key": name_key(entity.name),
-                            "kind": entity.kind,
-                            "aliases": names,
-                        }
-                    )
-                    aliases += [
-                        {"key": name_key(a), "alias": a, "entity_id": entity.id} for a in names
-                    ]
-                self._write(q.CREATE_ENTITIES, rows)
-                self._write(q.CREATE_ALIASES, aliases)
-                added += len(rows)
-            payload: dict[str, Any] = {"count": added}
-            if (ids := self._log_payload(sorted(seen))) is not None:
-                payload["ids"] = ids
-            self._log(who, why, "add_entities", payload)
-        return added
+            (mark_id,) = self._next_ids("forget_mark", 1)
+            rows = self._run(
+                q.CREATE_MARK,
+                id=mark_id,
+                concept_id=mark.concept_id,
+                change_set_id=mark.change_set_id,
+                who=mark.who,
+                why=mark.why,
+                at=mark.when.isoformat(),
+            )
+        return self._mark(rows[0])
+
+    def _write_change_set(self, record: dict[str, Any], *, create: bool) -> None:
+        params = {
+            **record,
+            "created_at": record["created_at"].isoformat(),
+            "operations": json.dumps(record["operations"], sort_keys=True),
+            "base": json.dumps(record["base"], sort_keys=True),
+        }
+        with self.transaction():
+            if create:
+                (seq,) = self._next_ids("change_set", 1)
+                self._run(q.CREATE_CHANGE_SET, seq=seq, **params)
+            else:
+                self._run(q.UPDATE_CHANGE_SET, **params)
+
+    def _write_vectors(self, rows: Sequence[tuple[str, np.ndarray]], model: str) -> None:
+        records = [
+            {
+                "key": f"{model}\x1f{key}",
+                "data": base64.b64encode(arr.tobytes()).decode("ascii"),
+                "dim": int(arr.size),
+            }
+            for key, arr in rows
+        ]
+        self._write(q.PUT_VECTORS, records)
+
+    def _bump(self, counter: str) -> int:
+        """Bump with a MERGE ... SET, which locks the counter node until commit."""
+        (value,) = self._next_ids(counter, 1)
+        return value
+
+    # -- read primitives ----------------------------------------------------------------------
+
+    def _existing(self, kind: core.Kind, ids: Iterable[str]) -> set[str]:
+        return {r["id"] for r in self._lookup(q.EXISTING[kind], ids)}
 
     @staticmethod
     def _entity(row: Mapping[str, Any]) -> Entity:
         return Entity(row["id"], row["name"], tuple(row["aliases"] or ()), row["kind"])
 
-    def get_entity(self, entity_id: str) -> Entity:
-        """Return one entity; NotFoundError if the id is unknown."""
-        rows = self._run(q.GET_ENTITY, id=entity_id)
-        if not rows:
-            raise NotFoundError("entity", entity_id)
-        return self._entity(rows[0])
-
-    def list_entities(
-        self, limit: int | None = None, offset: int = 0, kind: str | None = None
-    ) -> list[Entity]:
-        """Return entities ordered by id."""
-        rows = self._run(q.LIST_ENTITIES, kind=kind, offset=offset, limit=limit or NO_LIMIT)
+    def _select_entities(self, ids: Ids, kind: str | None = None, page: Page = ALL) -> list[Entity]:
+        if ids is not None:
+            return sorted((self._entity(r) for r in self._lookup(q.GET_ENTITIES, ids)),
+                          key=lambda e: e.id)  # fmt: skip
+        limit = page.limit or NO_LIMIT
+        rows = self._run(q.LIST_ENTITIES, kind=kind, offset=page.offset, limit=limit)
         return [self._entity(r) for r in rows]
 
-    def find_entities(self, name_or_alias: str) -> list[Entity]:
-        """Return entities whose name or an alias equals the text (case-insensitive)."""
-        key = name_key(name_or_alias)
+    def _find_entities(self, key: str) -> list[Entity]:
         with self.transaction():
             rows = self._run(q.FIND_BY_NAME, key=key) + self._run(q.FIND_BY_ALIAS, key=key)
         by_id = {r["id"]: self._entity(r) for r in rows}
         return [by_id[i] for i in sorted(by_id)]
-
-    def entity_names(self, ids: Iterable[str]) -> dict[str, str]:
-        """Return {id: name} for the given ids (unknown ids are left out)."""
-        return {r["id"]: r["name"] for r in self._lookup(q.ENTITY_NAMES, ids)}
-
-    def add_alias(
-        self, entity_id: str, alias: str, who: str = "system", why: str = "import"
-    ) -> Entity:
-        """Add another name to an entity and return the updated entity."""
-        self._actor(who, why)
-        check_name(alias, "alias")
-        with self.transaction():
-            entity = self.get_entity(entity_id)
-            if alias in entity.aliases or alias == entity.name:
-                raise DuplicateError(f"entity {entity_id!r} already has the name {alias!r}")
-            aliases = [*entity.aliases, alias]
-            self._run(q.SET_ALIASES, id=entity_id, aliases=aliases)
-            row = {"key": name_key(alias), "alias": alias, "entity_id": entity_id}
-            self._write(q.CREATE_ALIASES, [row])
-            self._log(who, why, "add_alias", {"entity": entity_id, "alias": alias})
-        return Entity(entity.id, entity.name, tuple(aliases), entity.kind)
-
-    def count_entities(self) -> int:
-        """Return the number of entities."""
-        return int(self._run(q.COUNT_ENTITIES)[0]["n"])
-
-    # -- relations ----------------------------------------------------------------------------
-
-    def add_relation(
-        self, relation: Relation, who: str = "system", why: str = "import"
-    ) -> Relation:
-        """Add one relation; DuplicateError if its id is taken."""
-        self.add_relations([relation], who=who, why=why)
-        return relation
-
-    def add_relations(
-        self,
-        relations: Iterable[Relation],
-        who: str = "system",
-        why: str = "import",
-        *,
-        skip_existing: bool = False,
-    ) -> int:
-        """Add relations; return how many were added."""
-        self._actor(who, why)
-        items = list(relations)
-        check_types(items, Relation)
-        with self.transaction():
-            existing = self._existing(q.EXISTING_RELATIONS, (r.id for r in items))
-            rows: list[dict[str, Any]] = []
-            seen: set[str] = set()
-            for relation in items:
-                if relation.id in existing or relation.id in seen:
-                    if skip_existing:
-                        continue
-                    raise DuplicateError(f"relation id {relation.id!r} already exists")
-                seen.add(relation.id)
-                rows.append(
-                    {
-                        "id": relation.id,
-                        "label": relation.label,
-                        "templates": json.dumps(relation.templates.to_dict()),
-                        "functional": relation.functional,
-                    }
-                )
-            self._write(q.CREATE_RELATIONS, rows)
-            payload: dict[str, Any] = {"count": len(rows)}
-            if (ids := self._log_payload(sorted(seen))) is not None:
-                payload["ids"] = ids
-            self._log(who, why, "add_relations", payload)
-        return len(rows)
 
     @staticmethod
     def _relation(row: Mapping[str, Any]) -> Relation:
         return Relation(
             id=row["id"],
             label=row["label"],
-            templates=RelationTemplates.from_dict(json.loads(row["templates"])),
+            templates=json.loads(row["templates"]),
             functional=bool(row["functional"]),
         )
 
-    def get_relation(self, relation_id: str) -> Relation:
-        """Return one relation; NotFoundError if the id is unknown."""
-        rows = self._run(q.GET_RELATION, id=relation_id)
-        if not rows:
-            raise NotFoundError("relation", relation_id)
-        return self._relation(rows[0])
-
-    def list_relations(self) -> list[Relation]:
-        """Return every relation ordered by id."""
-        return [self._relation(r) for r in self._run(q.LIST_RELATIONS)]
-
-    def count_relations(self) -> int:
-        """Return the number of relations."""
-        return int(self._run(q.COUNT_RELATIONS)[0]["n"])
-
-    # -- facts --------------------------------------------------------------------------------
+    def _select_relations(self, ids: Iterable[str] | None = None) -> list[Relation]:
+        rows = self._run(q.LIST_RELATIONS) if ids is None else self._lookup(q.GET_RELATIONS, ids)
+        return sorted((self._relation(r) for r in rows), key=lambda r: r.id)
 
     @staticmethod
     def _fact(row: Mapping[str, Any]) -> Fact:
@@ -655,347 +531,55 @@ class Neo4jGraphStore(GraphWalks):
             int(row["fid"]),
         )
 
-    def _facts(self, rows: Iterable[Mapping[str, Any]]) -> list[Fact]:
-        return sorted((self._fact(r) for r in rows), key=lambda f: f.id or 0)
-
-    def add_fact(self, fact: Fact, who: str = "system", why: str = "import") -> Fact:
-        """Add one fact and return it with its id; NotFoundError/DuplicateError on bad input."""
-        self._actor(who, why)
-        check_types([fact], Fact)
-        with self.transaction():
-            (added,) = self._insert_facts([fact], skip=False, seen=set())
-            payload = {"id": added.id, "triple": list(fact.triple), "status": added.status.value}
-            self._log(who, why, "add_fact", payload)
-        return added
-
-    def add_facts(
-        self,
-        facts: Iterable[Fact],
-        who: str = "system",
-        why: str = "import",
-        *,
-        batch: int = 1000,
-        skip_duplicates: bool = False,
-    ) -> int:
-        """Add facts: checked in chunks of `batch`, written in UNWIND batches of `batch_size`."""
-        self._actor(who, why)
-        added = skipped = 0
-        sources: set[str] = set()
-        seen: set[tuple[Any, ...]] = set()
-        with self.transaction():
-            for chunk in chunks(facts, batch):
-                check_types(chunk, Fact)
-                kept = self._insert_facts(chunk, skip=skip_duplicates, seen=seen)
-                skipped += len(chunk) - len(kept)
-                added += len(kept)
-                sources.update(f.source for f in kept)
-            payload = {"count": added, "skipped_duplicates": skipped, "sources": sorted(sources)}
-            if self._server == FALKORDB and len(sources) > 10:
-                payload["sources"] = sorted(sources)[:10]
-            self._log(who, why, "add_facts", payload)
-        return added
-
-    def _insert_facts(
-        self, facts: Sequence[Fact], *, skip: bool, seen: set[tuple[Any, ...]]
-    ) -> list[Fact]:
-        """Check references and duplicates of one chunk, then create it; return what was kept."""
-        self._require("relation", q.EXISTING_RELATIONS, {f.relation for f in facts})
-        self._require(
-            "entity", q.EXISTING_ENTITIES, {f.subject for f in facts} | {f.object for f in facts}
-        )
-
-        def key(subject: str, relation: str, obj: str, status: str, version: int) -> tuple:
-            """Current facts are unique by triple; others by triple, status and version."""
-            if status == FactStatus.CURRENT.value:
-                return (subject, relation, obj)
-            return (subject, relation, obj, status, version)
-
-        query = q.ALL_OF_SUBJECTS if skip else q.CURRENT_OF_SUBJECTS
-        checked = {f.subject for f in facts if skip or f.status == FactStatus.CURRENT}
-        in_db = {
-            key(r["s"], r["r"], r["o"], r["status"], int(r["version"]))
-            for r in self._lookup(query, checked)
-        }
-        keep: list[Fact] = []
-        for fact in facts:
-            status = FactStatus(fact.status).value
-            if skip or status == FactStatus.CURRENT.value:
-                k = key(fact.subject, fact.relation, fact.object, status, fact.version)
-                if k in in_db or k in seen:
-                    if skip:
-                        continue
-                    raise DuplicateError(f"current fact {fact.triple} already exists")
-                seen.add(k)
-            keep.append(fact)
-        ids = self._next_ids("fact", len(keep))
-        rows = [
-            {
-                "id": fid,
-                "s": f.subject,
-                "r": f.relation,
-                "o": f.object,
-                "status": FactStatus(f.status).value,
-                "source": f.source,
-                "version": f.version,
-                "meta": json.dumps(f.meta, sort_keys=True),
-                "skey": sample_key(*f.triple),
-            }
-            for fid, f in zip(ids, keep, strict=True)
-        ]
-        self._write(q.CREATE_FACTS, rows)
-        return [
-            Fact(f.subject, f.relation, f.object, f.status, f.source, f.version, f.meta, fid)
-            for fid, f in zip(ids, keep, strict=True)
-        ]
-
-    # -- bulk import ----------------------------------------------------------------------------
-
-    def bulk_import(
-        self,
-        entities: Iterable[Entity],
-        relations: Iterable[Relation],
-        facts: Iterable[Fact],
-        who: str = "system",
-        why: str = "bulk import",
-        *,
-        batch: int = 20_000,
-    ) -> dict[str, int]:
-        """Load a whole graph into an EMPTY store: checks in memory, UNWIND CREATE batches.
-
-        Refused (ValidationError) if the graph already holds entities, relations or facts.
-        On FalkorDB a failure part-way leaves the batches written so far (no rollback).
-        """
-        self._actor(who, why)
-        ents, rels, fact_iter = bulk_checked(entities, relations, facts)
-        counts = {"entities": len(ents), "relations": len(rels), "facts": 0}
-        with self.transaction():
-            if self.count_entities() or self.count_relations() or self.count_facts():
-                raise ValidationError(
-                    "bulk_import needs an empty graph; use add_entities / add_facts to add to "
-                    "a populated one"
-                )
-            self._write(
-                q.CREATE_RELATIONS,
-                [
-                    {
-                        "id": r.id,
-                        "label": r.label,
-                        "templates": json.dumps(r.templates.to_dict()),
-                        "functional": r.functional,
-                    }
-                    for r in rels
-                ],
-            )
-            for chunk in chunks(ents, batch):
-                rows = [
-                    {
-                        "id": e.id,
-                        "name": e.name,
-                        "name_key": name_key(e.name),
-                        "kind": e.kind,
-                        "aliases": list(dict.fromkeys(e.aliases)),
-                    }
-                    for e in chunk
-                ]
-                self._write(q.CREATE_ENTITIES, rows)
-                aliases = [
-                    {"key": name_key(a), "alias": a, "entity_id": e.id}
-                    for e in chunk
-                    for a in dict.fromkeys(e.aliases)
-                ]
-                self._write(q.CREATE_ALIASES, aliases)
-            for chunk in chunks(fact_iter, batch):
-                ids = self._next_ids("fact", len(chunk))
-                rows = [
-                    {
-                        "id": fid,
-                        "s": f.subject,
-                        "r": f.relation,
-                        "o": f.object,
-                        "status": FactStatus(f.status).value,
-                        "source": f.source,
-                        "version": f.version,
-                        "meta": json.dumps(f.meta, sort_keys=True),
-                        "skey": sample_key(*f.triple),
-                    }
-                    for fid, f in zip(ids, chunk, strict=True)
-                ]
-                self._write(q.CREATE_FACTS, rows)
-                counts["facts"] += len(chunk)
-            self._log(who, why, "bulk_import", dict(counts))
-        return counts
-
-    def get_fact(self, fact_id: int) -> Fact:
-        """Return one fact by its numeric id."""
-        rows = self._run(q.GET_FACT, id=fact_id)
-        if not rows:
-            raise NotFoundError("fact", str(fact_id))
-        return self._fact(rows[0])
-
-    @staticmethod
-    def _status(status: FactStatus | str | None) -> str | None:
-        return None if status is None else FactStatus(status).value
-
-    def list_facts(
-        self,
-        status: FactStatus | str | None = FactStatus.CURRENT,
-        *,
-        source: str | None = None,
-        subjects: Iterable[str] | None = None,
-        limit: int | None = None,
-        offset: int = 0,
-    ) -> list[Fact]:
-        """Return facts ordered by id, filtered by status (None = all), source, subjects."""
-        st = self._status(status)
-        if subjects is None:
-            rows = self._run(
-                q.LIST_FACTS, status=st, source=source, offset=offset, limit=limit or NO_LIMIT
-            )
+    def _select_facts(self, query: core.FactQuery) -> list[Fact]:
+        """Pick the constant statement of the query's leading field; filter the rest here."""
+        st, limit = query.status, query.limit or NO_LIMIT
+        if query.id is not None:
+            rows = self._run(q.GET_FACT, id=query.id)
+        elif query.subjects is not None:
+            by_subject = q.CURRENT_OF_SUBJECTS if st == "current" else q.ALL_OF_SUBJECTS
+            rows = self._lookup(by_subject, query.subjects)
+        elif query.object is not None:
+            rows = self._run(q.FACTS_WITH_OBJECT, id=query.object, status=st)
+        elif query.relation is not None:
+            rows = self._run(q.FACTS_OF_RELATION, rel=query.relation, status=st, limit=limit)
+        else:
+            rows = self._run(q.LIST_FACTS, status=st, source=query.source, offset=query.offset,
+                             limit=limit)  # fmt: skip
             return [self._fact(r) for r in rows]
-        facts = [
-            f
-            for f in self._facts(self._lookup(q.ALL_OF_SUBJECTS, subjects))
-            if (st is None or f.status.value == st) and (source is None or f.source == source)
+        facts = sorted(
+            (
+                f
+                for f in map(self._fact, rows)
+                if (query.relation is None or f.relation == query.relation)
+                and (query.object is None or f.object == query.object)
+                and (st is None or f.status.value == st)
+                and (query.source is None or f.source == query.source)
+            ),
+            key=lambda f: f.id or 0,
+        )
+        end = None if query.limit is None else query.offset + query.limit
+        return facts[query.offset : end]
+
+    def _stored_versions(self, triples: list[Triple], current_only: bool) -> list[Versioned]:
+        wanted = set(triples)
+        query = q.CURRENT_OF_SUBJECTS if current_only else q.ALL_OF_SUBJECTS
+        rows = self._lookup(query, {s for s, _, _ in wanted})
+        return [
+            (r["s"], r["r"], r["o"], r["status"], int(r["version"]))
+            for r in rows
+            if (r["s"], r["r"], r["o"]) in wanted
         ]
-        end = None if limit is None else offset + limit
-        return facts[offset:end]
 
-    def facts_about(
-        self,
-        subject_id: str,
-        relation_id: str | None = None,
-        status: FactStatus | str | None = FactStatus.CURRENT,
-    ) -> list[Fact]:
-        """Return the facts whose subject is `subject_id` (optionally of one relation)."""
-        with self.transaction():
-            self._require("entity", q.EXISTING_ENTITIES, [subject_id])
-            if relation_id is not None:
-                self._require("relation", q.EXISTING_RELATIONS, [relation_id])
-            rows = self._run(
-                q.FACTS_ABOUT, id=subject_id, rel=relation_id, status=self._status(status)
-            )
-        return self._facts(rows)
-
-    def facts_with_object(
-        self, object_id: str, status: FactStatus | str | None = FactStatus.CURRENT
-    ) -> list[Fact]:
-        """Return the facts whose object is `object_id`."""
-        with self.transaction():
-            self._require("entity", q.EXISTING_ENTITIES, [object_id])
-            rows = self._run(q.FACTS_WITH_OBJECT, id=object_id, status=self._status(status))
-        return self._facts(rows)
-
-    def facts_of_relation(
-        self,
-        relation_id: str,
-        status: FactStatus | str | None = FactStatus.CURRENT,
-        limit: int | None = None,
-    ) -> list[Fact]:
-        """Return the facts of one relation, ordered by id."""
-        with self.transaction():
-            self._require("relation", q.EXISTING_RELATIONS, [relation_id])
-            rows = self._run(
-                q.FACTS_OF_RELATION,
-                rel=relation_id,
-                status=self._status(status),
-                limit=limit or NO_LIMIT,
-            )
-        return self._facts(rows)
-
-    def retract_fact(
-        self,
-        subject_id: str,
-        relation_id: str,
-        object_id: str,
-        who: str = "system",
-        why: str = "import",
-    ) -> Fact:
-        """Mark the current fact (subject, relation, object) retracted; return it."""
-        self._actor(who, why)
-        with self.transaction():
-            rows = self._run(q.RETRACT_FACT, s=subject_id, r=relation_id, o=object_id)
-            if not rows:
-                triple = f"({subject_id}, {relation_id}, {object_id})"
-                raise NotFoundError("current fact", triple)
-            fact = self._fact(rows[0])
-            payload = {"id": fact.id, "triple": [subject_id, relation_id, object_id]}
-            self._log(who, why, "retract_fact", payload)
-        return fact
-
-    def count_facts(self, status: FactStatus | str | None = None, source: str | None = None) -> int:
-        """Return the number of facts, optionally of one status and/or source."""
-        return int(self._run(q.COUNT_FACTS, status=self._status(status), source=source)[0]["n"])
-
-    def count_facts_by_source(self, status: FactStatus | str | None = None) -> dict[str, int]:
-        """Return {source: number of facts}."""
-        rows = self._run(q.COUNT_BY_SOURCE, status=self._status(status))
-        return {r["source"] or "": int(r["n"]) for r in rows}
-
-    def count_facts_by_subject(
-        self, status: FactStatus | str | None = FactStatus.CURRENT
-    ) -> list[tuple[str, int]]:
-        """Return (subject id, number of facts), most facts first, ties by id."""
-        rows = self._run(q.COUNT_BY_SUBJECT, status=self._status(status))
-        return sorted(((r["id"], int(r["n"])) for r in rows), key=lambda t: (-t[1], t[0]))
-
-    def current_facts(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], list[Fact]]:
-        """Return the current facts of each (subject, relation) slot, ordered by object."""
-        wanted = sorted(set(pairs))
-        out: dict[tuple[str, str], list[Fact]] = {pair: [] for pair in wanted}
-        for row in self._lookup(q.CURRENT_OF_SUBJECTS, {s for s, _ in wanted}):
-            fact = self._fact(row)
-            if (fact.subject, fact.relation) in out:
-                out[(fact.subject, fact.relation)].append(fact)
-        for facts in out.values():
-            facts.sort(key=lambda f: f.object)
-        return out
-
-    def incident_facts(
-        self,
-        entity_ids: Iterable[str],
-        *,
-        direction: Direction = "both",
-        relations: RelationFilter | None = None,
-        limit_per_entity: int | None = None,
-    ) -> dict[str, list[Fact]]:
-        """Return each entity's current facts in `direction`, ordered by sample key, capped."""
-        if direction not in ("out", "in", "both"):
-            raise ValidationError(f"direction must be 'out', 'in' or 'both', got {direction!r}")
-        if isinstance(entity_ids, str):
-            raise ValidationError("entity_ids must be a collection of ids, not a string")
-        check_limit(limit_per_entity, "limit_per_entity")
-        ids = sorted(set(entity_ids))
-        allow = None if relations is None or relations.allow is None else sorted(relations.allow)
-        deny = [] if relations is None else sorted(relations.deny)
+    def _incident(self, ids: list[str], way: Direction, rels: Rels, cap: int | None) -> list[Fact]:
+        allow = None if rels is None or rels.allow is None else sorted(rels.allow)
+        deny = [] if rels is None else sorted(rels.deny)
         rows: list[dict[str, Any]] = []
-        with self.transaction():
-            for way in ("out", "in") if direction == "both" else (direction,):
-                rows += self._lookup(
-                    q.INCIDENT[way], ids, allow=allow, deny=deny, limit=limit_per_entity or NO_LIMIT
-                )
-        facts = [self._fact(r) for r in rows]
-        return group_incident(facts, ids, direction, relations, limit_per_entity)
-
-    # -- concepts and forget marks ------------------------------------------------------------
-
-    def add_concept(self, concept: Concept, who: str = "system", why: str = "import") -> Concept:
-        """Add one concept; DuplicateError if its id is taken."""
-        self._actor(who, why)
-        check_types([concept], Concept)
-        with self.transaction():
-            if self._run(q.GET_CONCEPT, id=concept.id):
-                raise DuplicateError(f"concept id {concept.id!r} already exists")
-            self._run(
-                q.CREATE_CONCEPT,
-                id=concept.id,
-                name=concept.name,
-                name_key=name_key(concept.name),
-                aliases=list(concept.aliases),
-                redirect_to=concept.redirect_to,
-                entities=list(concept.entities),
+        for one in ("out", "in") if way == "both" else (way,):
+            rows += self._lookup(
+                q.INCIDENT[one], ids, allow=allow, deny=deny, limit=cap or NO_LIMIT
             )
-            self._log(who, why, "add_concept", {"id": concept.id, "name": concept.name})
-        return concept
+        return [self._fact(r) for r in rows]
 
     @staticmethod
     def _concept(row: Mapping[str, Any]) -> Concept:
@@ -1007,35 +591,9 @@ class Neo4jGraphStore(GraphWalks):
             tuple(row.get("entities") or ()),
         )
 
-    def set_concept_redirect(
-        self, concept_id: str, anchor_id: str | None, who: str = "system", why: str = "curation"
-    ) -> Concept:
-        """Set (or clear, with None) a concept's redirect anchor, an entity id; change-logged."""
-        self._actor(who, why)
-        with self.transaction():
-            before = self.get_concept(concept_id)
-            if anchor_id is not None:
-                check_id(anchor_id, "anchor id")
-                self._require("entity", q.EXISTING_ENTITIES, [anchor_id])
-            self._run(q.SET_CONCEPT_REDIRECT, id=concept_id, redirect_to=anchor_id)
-            payload = {"id": concept_id, "redirect_to": anchor_id, "before": before.redirect_to}
-            self._log(who, why, "set_concept_redirect", payload)
-        return replace(before, redirect_to=anchor_id)
-
-    def get_concept(self, concept_id: str) -> Concept:
-        """Return one concept; NotFoundError if the id is unknown."""
-        rows = self._run(q.GET_CONCEPT, id=concept_id)
-        if not rows:
-            raise NotFoundError("concept", concept_id)
-        return self._concept(rows[0])
-
-    def list_concepts(self) -> list[Concept]:
-        """Return every concept ordered by id."""
-        return [self._concept(r) for r in self._run(q.LIST_CONCEPTS)]
-
-    def count_concepts(self) -> int:
-        """Return the number of concepts."""
-        return int(self._run(q.COUNT_CONCEPTS)[0]["n"])
+    def _select_concepts(self, ids: Iterable[str] | None = None) -> list[Concept]:
+        rows = self._run(q.LIST_CONCEPTS) if ids is None else self._lookup(q.GET_CONCEPTS, ids)
+        return sorted((self._concept(r) for r in rows), key=lambda c: c.id)
 
     @staticmethod
     def _mark(row: Mapping[str, Any]) -> ForgetMark:
@@ -1048,116 +606,26 @@ class Neo4jGraphStore(GraphWalks):
             id=int(row["id"]),
         )
 
-    def mark_forget(
-        self,
-        concept_id: str,
-        change_set_id: str | None,
-        who: str = "system",
-        why: str = "forget",
-    ) -> ForgetMark:
-        """Record that a concept is to be forgotten; NotFoundError for an unknown concept."""
-        self._actor(who, why)
-        with self.transaction():
-            self.get_concept(concept_id)
-            (mark_id,) = self._next_ids("forget_mark", 1)
-            rows = self._run(
-                q.CREATE_MARK,
-                id=mark_id,
-                concept_id=concept_id,
-                change_set_id=change_set_id,
-                who=who,
-                why=why,
-                at=_utc_now(),
-            )
-            payload = {"concept": concept_id, "change_set": change_set_id}
-            self._log(who, why, "mark_forget", payload)
-        return self._mark(rows[0])
-
-    def forget_marks(self, concept_id: str | None = None) -> list[ForgetMark]:
-        """Return forget marks, oldest first (of one concept if given)."""
+    def _select_marks(self, concept_id: str | None) -> list[ForgetMark]:
         return [self._mark(r) for r in self._run(q.LIST_MARKS, concept_id=concept_id)]
 
-    # -- graph version and change sets --------------------------------------------------------
+    def _select_change_sets(self, key: str | None, state: str | None, page: Page) -> list[Record]:
+        if key is not None:
+            rows = self._run(q.GET_CHANGE_SET, id=key)
+        else:
+            limit = page.limit or NO_LIMIT
+            rows = self._run(q.LIST_CHANGE_SETS, state=state, offset=page.offset, limit=limit)
+        return [
+            {
+                **row,
+                "created_at": _parse_time(row["created_at"]),
+                "operations": json.loads(row["operations"] or "[]"),
+                "base": json.loads(row["base"] or "[]"),
+            }
+            for row in rows
+        ]
 
-    def graph_version(self) -> int:
-        """Return the graph version (0 before any approved change set)."""
-        rows = self._run(q.READ_COUNTER, name="graph_version")
-        return int(rows[0]["value"]) if rows else 0
-
-    def bump_graph_version(self) -> int:
-        """Increase the graph version inside the current transaction (locks the counter)."""
-        (version,) = self._next_ids("graph_version", 1)
-        return version
-
-    @staticmethod
-    def _change_set_params(change_set: ChangeSet) -> dict[str, Any]:
-        ops = [{"kind": op.kind.value, "payload": dict(op.payload)} for op in change_set.operations]
-        created = change_set.created_at
-        created = created if created.tzinfo is not None else created.replace(tzinfo=UTC)
-        return {
-            "id": change_set.id,
-            "author": change_set.author,
-            "reason": change_set.reason,
-            "created_at": created.isoformat(),
-            "state": ChangeSetState(change_set.state).value,
-            "operations": json.dumps(ops, sort_keys=True),
-            "base": json.dumps([dict(slot) for slot in change_set.base], sort_keys=True),
-            "graph_version": change_set.graph_version,
-            "reviewer": change_set.reviewer,
-            "review_note": change_set.review_note,
-        }
-
-    def save_change_set(self, change_set: ChangeSet, *, create: bool = False) -> ChangeSet:
-        """Insert (create=True; DuplicateError if taken) or overwrite a stored change set."""
-        check_types([change_set], ChangeSet)
-        params = self._change_set_params(change_set)
-        with self.transaction():
-            exists = bool(self._run(q.GET_CHANGE_SET, id=change_set.id))
-            if create:
-                if exists:
-                    raise DuplicateError(f"change set id {change_set.id!r} already exists")
-                (seq,) = self._next_ids("change_set", 1)
-                self._run(q.CREATE_CHANGE_SET, seq=seq, **params)
-            else:
-                if not exists:
-                    raise NotFoundError("change set", change_set.id)
-                self._run(q.UPDATE_CHANGE_SET, **params)
-        return change_set
-
-    @staticmethod
-    def _change_set(row: Mapping[str, Any]) -> ChangeSet:
-        return ChangeSet(
-            id=row["id"],
-            author=row["author"],
-            reason=row["reason"],
-            created_at=_parse_time(row["created_at"]),
-            operations=tuple(Operation(**op) for op in json.loads(row["operations"] or "[]")),
-            state=row["state"],
-            base=tuple(json.loads(row["base"] or "[]")),
-            graph_version=row["graph_version"],
-            reviewer=row["reviewer"],
-            review_note=row["review_note"] or "",
-        )
-
-    def get_change_set(self, change_set_id: str) -> ChangeSet:
-        """Return one change set; NotFoundError if unknown."""
-        rows = self._run(q.GET_CHANGE_SET, id=change_set_id)
-        if not rows:
-            raise NotFoundError("change set", change_set_id)
-        return self._change_set(rows[0])
-
-    def list_change_sets(
-        self, state: ChangeSetState | str | None = None, limit: int | None = None, offset: int = 0
-    ) -> list[ChangeSet]:
-        """Return change sets in creation order, optionally of one state."""
-        st = None if state is None else ChangeSetState(state).value
-        rows = self._run(q.LIST_CHANGE_SETS, state=st, offset=offset, limit=limit or NO_LIMIT)
-        return [self._change_set(r) for r in rows]
-
-    # -- vector cache -------------------------------------------------------------------------
-
-    def get_vectors(self, keys: Iterable[str], model: str) -> dict[str, np.ndarray]:
-        """Return cached float32 vectors of the keys stored for `model`."""
+    def _select_vectors(self, keys: Sequence[str], model: str) -> dict[str, np.ndarray]:
         wanted = {f"{model}\x1f{k}": k for k in keys}
         rows: list[dict[str, Any]] = []
         for chunk in chunks(sorted(wanted), 1 if self._server == FALKORDB else _LOOKUP_CHUNK):
@@ -1167,15 +635,31 @@ class Neo4jGraphStore(GraphWalks):
             for r in rows
         }
 
-    def put_vectors(self, vectors: Mapping[str, np.ndarray], model: str) -> int:
-        """Store float32 vectors by key for `model` (replacing old ones); return the count."""
-        check_id(model, "model")
-        rows = []
-        for key, vector in vectors.items():
-            check_id(key, "vector key")
-            arr = np.ascontiguousarray(vector, dtype=np.float32).reshape(-1)  # (d,)
-            data = base64.b64encode(arr.tobytes()).decode("ascii")
-            rows.append({"key": f"{model}\x1f{key}", "data": data, "dim": int(arr.size)})
-        with self.transaction():
-            self._write(q.PUT_VECTORS, rows)
-        return len(rows)
+    def _select_log(self, limit: int | None, action: str | None) -> list[ChangeLogEntry]:
+        rows = self._run(q.LIST_LOG, action=action, limit=limit or NO_LIMIT)
+        return [
+            ChangeLogEntry(
+                who=r["who"],
+                when=_parse_time(r["at"]),
+                why=r["why"],
+                action=r["action"],
+                payload=json.loads(r["payload"] or "{}"),
+                id=r["id"],
+            )
+            for r in rows
+        ]
+
+    def _count(self, kind: Counted) -> int:
+        return int(self._run(q.COUNT[kind])[0]["n"])
+
+    def _fact_counts(self, by: CountBy, status: str | None, source: str | None) -> dict[str, int]:
+        if by == "all":
+            return {"": int(self._run(q.COUNT_FACTS, status=status, source=source)[0]["n"])}
+        if by == "source":
+            rows = self._run(q.COUNT_BY_SOURCE, status=status)
+            return {r["source"] or "": int(r["n"]) for r in rows}
+        return {r["id"]: int(r["n"]) for r in self._run(q.COUNT_BY_SUBJECT, status=status)}
+
+    def _counter(self, counter: str) -> int:
+        rows = self._run(q.READ_COUNTER, name=counter)
+        return int(rows[0]["value"]) if rows else 0

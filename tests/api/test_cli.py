@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from api.cli import app
+from workers.settings import get_settings
 
 runner = CliRunner()
 
@@ -39,6 +41,30 @@ def test_import_the_synthetic_world(tmp_path):
     assert summary["added"]["facts"] == sum(summary["facts_by_relation"].values()) > 120
     again = json.loads(runner.invoke(app, args).output)
     assert again["added"] == {"entities": 0, "relations": 0, "facts": 0}
+
+
+@pytest.mark.service
+def test_import_and_export_on_a_bolt_graph(tmp_path, monkeypatch, evoke_paths, falkor_server):
+    from kg.store import open_store
+
+    sql = f"sqlite:///{tmp_path / 'kg.sqlite'}"
+    assert runner.invoke(app, ["import", "evoke", "--graph", sql, "--limit", "3"]).exit_code == 0
+    source = tmp_path / "facts.jsonl"
+    assert runner.invoke(app, ["export", str(source), "--graph", sql]).exit_code == 0
+    bolt = open_store(falkor_server.bolt_url)
+    bolt.drop_all()  # the session's server is shared
+    monkeypatch.setenv("KGEDIT_GRAPH_URL", falkor_server.bolt_url)
+    get_settings.cache_clear()
+    try:
+        out = runner.invoke(app, ["import", str(source), "--json"])
+        assert out.exit_code == 0, out.output
+        n_facts = json.loads(out.output)["facts"]
+        assert n_facts > 0 and bolt.count_facts() == n_facts
+        out = runner.invoke(app, ["export", str(tmp_path / "again.jsonl")])
+        assert out.exit_code == 0 and f"wrote {n_facts} facts" in out.output, out.output
+    finally:
+        bolt.drop_all()
+        get_settings.cache_clear()
 
 
 def test_malformed_jsonl_names_the_line_and_exits_2(tmp_path):

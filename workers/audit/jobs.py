@@ -23,7 +23,7 @@ from editor.loading import load_model, state_checksum, weights_sha256
 from editor.methods.rome import apply_rome
 from editor.stats import layer_second_moment
 from kg.importers.evoke import evoke_cases
-from kg.store.sql import SqlGraphStore
+from kg.store import open_store
 from workers.audit.run import AuditConfig, Progress, audit_edits, sample_audit
 from workers.demo import corpus_statements, interleave_sets, rome_hparams_for
 from workers.edit_run import select_known_edits, speakable_edits
@@ -59,7 +59,7 @@ def edit_and_audit(
     if settings.threads:
         torch.set_num_threads(settings.threads)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    store = SqlGraphStore(graph_url)
+    store = open_store(graph_url)
     facts = graph_facts(store)
     model, tok = load_model(model_dir, device=settings.device)
     hparams = rome_hparams_for(_preset_of(model_dir, preset))
@@ -125,7 +125,7 @@ def audit_version(
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     model, tok = load_model(model_dir, device=settings.device)
     deltas = [Delta.load(p) for p in delta_paths]
-    store = SqlGraphStore(graph_url)
+    store = open_store(graph_url)
     return sample_audit(
         model,
         tok,

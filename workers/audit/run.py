@@ -25,7 +25,7 @@ from kg.probes import (
     sample_probes,
     unlearn_probes,
 )
-from kg.store.sql import SqlGraphStore
+from kg.store import GraphStore
 from kg.view import GraphView
 from workers.audit.build import build_report, settings_dict, trend_point
 from workers.audit.stats import DEFAULT_THRESHOLDS, Threshold
@@ -94,7 +94,7 @@ def _trend_probes(probes: Sequence[Probe], size: int) -> list[int]:
 def run_audit(
     model: Any,
     tokenizer: Any,
-    store: SqlGraphStore | GraphView,
+    store: GraphStore | GraphView,
     changes: Sequence[ChangeProbes],
     deltas: Sequence[Delta] = (),
     *,
@@ -179,7 +179,7 @@ def run_audit(
 def audit_edits(
     model: Any,
     tokenizer: Any,
-    store: SqlGraphStore,
+    store: GraphStore,
     requests: Sequence[EditRequest],
     deltas: Sequence[Delta],
     **kwargs: Any,
@@ -197,7 +197,7 @@ def audit_edits(
 def audit_unlearning(
     model: Any,
     tokenizer: Any,
-    store: SqlGraphStore,
+    store: GraphStore,
     requests: Sequence[UnlearnRequest],
     deltas: Sequence[Delta],
     **kwargs: Any,
@@ -213,7 +213,7 @@ def audit_unlearning(
 
 
 def sample_audit(
-    model: Any, tokenizer: Any, store: SqlGraphStore, deltas: Sequence[Delta], **kwargs: Any
+    model: Any, tokenizer: Any, store: GraphStore, deltas: Sequence[Delta], **kwargs: Any
 ) -> dict:
     """The whole-graph sample audit alone: random untouched facts, base vs base + deltas."""
     return run_audit(model, tokenizer, store, [], deltas, **kwargs)

@@ -16,7 +16,7 @@ from typing import Any
 
 from editor.knowledge.presets import get_preset
 from editor.methods.defaults import TABLE, default_hparams
-from kg.store.sql import SqlGraphStore
+from kg.store import open_store
 from workers.errors import InvalidInputError
 from workers.jobs.spec import JobSpec
 from workers.knowledge import graph_facts
@@ -91,7 +91,7 @@ class ReportingStats(LayerStats):
 
 def statistics_corpus(graph_url: str | None, settings: Settings) -> list[str]:
     """Return the verbalised facts of the model's graph (the second moments' corpus)."""
-    store = SqlGraphStore(graph_url or settings.graph_store_url)
+    store = open_store(graph_url or settings.graph_store_url)
     texts = corpus_statements(graph_facts(store))
     if not texts:
         raise InvalidInputError(

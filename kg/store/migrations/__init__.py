@@ -1,0 +1,1 @@
+"""Alembic scripts of the SQL graph tables (run through `kg.store.migrate`)."""

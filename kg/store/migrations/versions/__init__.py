@@ -1,0 +1,1 @@
+"""Revisions of the SQL graph tables, oldest first."""
