@@ -13,7 +13,7 @@ from rich.console import Console
 from api.cli_concepts import concept_anchor
 from api.cli_requests import edit, unlearn
 from api.cli_server import keys_app, serve
-from api.progress import progress_bar
+from workers.progress_bar import progress_bar
 
 app = typer.Typer(
     name="kgedit",
@@ -102,7 +102,7 @@ def train_model(
     from editor.knowledge.presets import get_preset
     from editor.knowledge.train import train_knowledge_model
     from kg.store.sql import SqlGraphStore
-    from workers.knowledge import graph_facts, subset_by_subjects
+    from workers.graph_models import graph_facts, subset_by_subjects
     from workers.settings import get_settings
 
     try:
@@ -135,7 +135,7 @@ def trace(
     from editor.loading import load_model
     from editor.trace import KINDS, format_table, plot_trace
     from kg.store.sql import SqlGraphStore
-    from workers.knowledge import known_trace_cases
+    from workers.graph_models import known_trace_cases
     from workers.settings import get_settings
 
     try:

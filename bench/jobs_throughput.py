@@ -55,7 +55,7 @@ def prepare(root: Path, n_jobs: int) -> tuple[Path, str, list]:
     from editor.knowledge.tokenizer import train_tokenizer
     from kg.importers.evoke import evoke_cases
     from kg.store.sql import SqlGraphStore
-    from workers.knowledge import build_evoke_graph, graph_facts
+    from workers.graph_models import build_evoke_graph, graph_facts
     from workers.methods import corpus_statements
     from workers.settings import get_settings
 

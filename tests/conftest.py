@@ -43,7 +43,7 @@ def tiny_cases() -> int:
 def tiny_graph(evoke_paths, tmp_path_factory):
     """Return a SQLite store holding the first TINY_CASES EVOKE cases of each file."""
     from kg.store.sql import SqlGraphStore
-    from workers.knowledge import build_evoke_graph
+    from workers.graph_models import build_evoke_graph
 
     path = tmp_path_factory.mktemp("tiny-graph") / "kg.sqlite"
     store = SqlGraphStore(f"sqlite:///{path}")
@@ -54,7 +54,7 @@ def tiny_graph(evoke_paths, tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_facts(tiny_graph) -> list[FactText]:
     """Return the tiny graph's facts in verbal form."""
-    from workers.knowledge import graph_facts
+    from workers.graph_models import graph_facts
 
     return graph_facts(tiny_graph)
 
@@ -63,7 +63,7 @@ def tiny_facts(tiny_graph) -> list[FactText]:
 def tiny_model_dir(tiny_facts) -> Path:
     """Return the directory of the tiny knowledge model, training it if not cached."""
     from editor.knowledge.presets import get_preset
-    from workers.knowledge import train_or_reuse
+    from workers.graph_models import train_or_reuse
 
     model_dir, _ = train_or_reuse(tiny_facts, get_preset("tiny"), TEST_CACHE / "models")
     return model_dir

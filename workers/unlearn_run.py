@@ -30,7 +30,7 @@ from kg.store.sql import SqlGraphStore
 from kg.types import Concept, fill
 from kg.unlearn_forms import FormConfig, form_probes
 from kg.view import GraphView
-from workers.knowledge import build_evoke_graph, graph_facts, train_or_reuse
+from workers.graph_models import build_evoke_graph, graph_facts, train_or_reuse
 from workers.settings import get_settings
 from workers.unlearn_eval import answered, form_rates
 

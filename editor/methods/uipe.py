@@ -31,6 +31,7 @@ from editor.errors import EditorError
 from editor.methods import EditMethod, register
 from editor.methods.gradient_unlearning import (
     OBJECTIVES,
+    TINY,
     GradUnlearnHyperParams,
     request_examples,
     unlearn_examples,
@@ -107,5 +108,6 @@ METHOD = register(
         description="Parameter extrapolation θ₀ + (1+α)(θ_u − θ₀) on top of GA, GradDiff or NPO",
         batched=True,
         kind="unlearn",
+        tiny={**TINY, "base": "ga"},
     )
 )
