@@ -67,3 +67,31 @@ def tiny_model_dir(tiny_facts) -> Path:
 
     model_dir, _ = train_or_reuse(tiny_facts, get_preset("tiny"), TEST_CACHE / "models")
     return model_dir
+
+
+@pytest.fixture(scope="session")
+def prepare_tiny(tiny_model_dir, tiny_facts, tmp_path_factory):
+    """Return `prepare_tiny(method, model, tokenizer, overrides=None)`: the method prepared
+    (`editor.prepare`) for the loaded tiny knowledge model as the service prepares it: its
+    knowledge rows at the preset's traced layer, the tiny graph's corpus and facts."""
+    from editor.knowledge.presets import get_preset
+    from editor.loading import weights_sha256
+    from editor.prepare import corpus_statements, prepare
+
+    key = weights_sha256(tiny_model_dir)
+    cache = tmp_path_factory.mktemp("prepare-cache")
+
+    def run(method: str, model, tokenizer, overrides=None):
+        return prepare(
+            method,
+            model,
+            tokenizer,
+            corpus_statements(tiny_facts),
+            model_key=key,
+            cache_dir=cache,
+            overrides=overrides,
+            trace_layer=get_preset("tiny").edit_layer,
+            facts=tiny_facts,
+        )
+
+    return run

@@ -25,8 +25,7 @@ from contracts.types import EditRequest
 from editor.knowledge.presets import get_preset
 from editor.loading import load_model, state_checksum, weights_sha256
 from editor.methods import default_method, method_layers
-from editor.prepare import Prepared, corpus_statements
-from editor.prepare import prepare as prepare_method
+from editor.prepare import Prepared
 from kg.importers.evoke import evoke_cases
 from kg.store.sql import SqlGraphStore
 from workers.edit_run import (
@@ -36,7 +35,13 @@ from workers.edit_run import (
     select_known_edits,
     speakable_edits,
 )
-from workers.graph_models import build_evoke_graph, graph_facts, load_report, train_or_reuse
+from workers.graph_models import (
+    build_evoke_graph,
+    graph_facts,
+    load_report,
+    prepare_on_graph,
+    train_or_reuse,
+)
 from workers.progress_bar import progress_bar
 from workers.settings import get_settings
 
@@ -71,17 +76,15 @@ class EditSetup:
         progress: Callable[[float, str], None] | None = None,
     ) -> Prepared:
         """Return `method` prepared for this model as the job runner prepares it."""
-        return prepare_method(
+        return prepare_on_graph(
             method,
             self.model,
             self.tokenizer,
-            corpus_statements(self.facts),
-            model_key=self.model_key,
-            cache_dir=get_settings().cache_dir,
-            overrides=overrides,
-            trace_layer=get_preset(self.preset).edit_layer,
-            facts=self.facts,
-            progress=progress,
+            self.facts,
+            self.model_key,
+            self.preset,
+            overrides,
+            progress,
         )
 
 
@@ -166,31 +169,23 @@ def run_demo(
     if not edits:
         raise RuntimeError("the model knows none of the EVOKE edit subjects; retrain it")
     probes = [probes_for(setup.store, tok, setup.facts, r) for r in edits]
-    resources = dict(ready.resources)
-    second_moment = resources.pop("second_moment", None)
-    context = resources.pop("context_templates", None)
     with progress_bar(f"{method} edits", len(edits)) as update:
         run = run_edits(
             model,
             tok,
             edits,
             probes,
-            ready.hparams,
-            second_moment,
-            context,
+            ready,
             mode="sequential",
             progress=lambda i, t: update(i, t),
-            method=method,
-            resources=resources,
         )
     rates = run.rates()
     layers = ", ".join(str(layer) for layer in method_layers(ready.hparams))
     title = f"{len(edits)} EVOKE edits with {method} (layer {layers}), applied in sequence"
     console.print(rates_table(title, rates))
     timings = run.mean_timings()
-    cached = second_moment is None or all(
-        second_moment(layer).from_cache for layer in method_layers(ready.hparams)
-    )
+    stats = ready.second_moment
+    cached = stats is None or all(stats(layer).from_cache for layer in method_layers(ready.hparams))
     console.print(
         f"seconds per edit: {timings['total']:.2f} (key {timings.get('key', 0):.2f}, "
         f"v* {timings.get('v_star', 0):.2f}, solve {timings.get('solve', 0):.3f}); "
