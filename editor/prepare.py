@@ -107,6 +107,22 @@ class Prepared:
         return self.resources.get("context_templates")
 
 
+def hparams_for(
+    method: str,
+    model: Any,
+    *,
+    overrides: Mapping[str, Any] | str | Path | None = None,
+    trace_layer: int | None = None,
+    family: str | None = None,
+) -> Any:
+    """Return step 1 alone: the method's hyper-parameters for `model` (see `prepare`)."""
+    if family is None and trace_layer is not None:
+        family = KNOWLEDGE
+    return default_hparams(
+        method, model, family=family, trace_layer=trace_layer, overrides=overrides
+    )
+
+
 def prepare(
     method: str,
     model: Any,
@@ -131,10 +147,8 @@ def prepare(
     draw on them.
     """
     entry = get(method)
-    if family is None and trace_layer is not None:
-        family = KNOWLEDGE
-    hparams = default_hparams(
-        method, model, family=family, trace_layer=trace_layer, overrides=overrides
+    hparams = hparams_for(
+        method, model, overrides=overrides, trace_layer=trace_layer, family=family
     )
     cache_dir = Path(cache_dir)
     resources: dict[str, Any] = {"model_key": model_key}
