@@ -264,6 +264,6 @@ METHOD = register(
         defaults=DEFAULTS,
         resources=own_cache_dir,
         stateful=True,
-        tiny={"layers": (0,), "l2": 1e-2},
+        tiny={"layers": (0,), "nullspace_threshold": 1.0, "l2": 1e-2},
     )
 )
