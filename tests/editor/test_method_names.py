@@ -85,9 +85,8 @@ def scan(source: str, methods: list[str]) -> list[tuple[int, str, str | None]]:
     for top in tree.body:
         owner = top.name if isinstance(top, ast.FunctionDef | ast.ClassDef) else None
         for node in ast.walk(top):
-            if isinstance(node, ast.Constant) and isinstance(node.value, str):
-                if node.value in methods:
-                    hits.append((node.lineno, repr(node.value), owner))
+            if isinstance(node, ast.Constant) and node.value in methods:
+                hits.append((node.lineno, repr(node.value), owner))
             for ident in _identifiers(node):
                 for method in _names_in(ident, methods):
                     hits.append((getattr(node, "lineno", top.lineno), f"{ident} ({method})", owner))
