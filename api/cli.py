@@ -170,7 +170,8 @@ def demo(
     n_edits: Annotated[int, typer.Option(help="number of EVOKE edits")] = 10,
     preset: Annotated[str, typer.Option(help="knowledge model preset")] = "small",
 ) -> None:
-    """Build the EVOKE graph, train or reuse the model, apply and revert ROME edits."""
+    """Build the EVOKE graph, train or reuse the model, apply and revert edits (the default
+    editing method, prepared as a job prepares it)."""
     from workers.demo import run_demo
 
     run_demo(console, n_edits=n_edits, preset_name=preset)
@@ -246,7 +247,8 @@ def audit_run(
     html_out: HtmlOut = None,
     strict: Strict = False,
 ) -> None:
-    """Apply EVOKE edits with ROME in sequence, audit them against the graph, revert them."""
+    """Apply EVOKE edits in sequence (the default editing method), audit them against the
+    graph, revert them."""
     from workers.audit.jobs import edit_and_audit
 
     config = _audit_config(sample, seed, bootstrap, dtype)

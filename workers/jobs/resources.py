@@ -15,14 +15,12 @@ from typing import Any
 
 from contracts.types import FactText
 from editor.knowledge.presets import get_preset
-from editor.prepare import Prepared, corpus_statements, prepare
+from editor.prepare import Prepared, Progress, corpus_statements, prepare
 from kg.store.sql import SqlGraphStore
 from workers.errors import InvalidInputError
 from workers.graph_models import graph_facts
 from workers.jobs.spec import JobSpec
 from workers.settings import Settings
-
-Progress = Callable[[float, str], None]
 
 
 class _ForwardForbiddenError(Exception):
