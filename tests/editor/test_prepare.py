@@ -19,7 +19,7 @@ FACTS = [
 ]
 
 
-class Stop(Exception):
+class CancelledError(Exception):
     """Raised by the test's cancel check."""
 
 
@@ -75,9 +75,9 @@ def test_cancel_stops_the_statistics_and_an_empty_corpus_is_refused(model_dirs, 
     method = next(n for n in names("edit") if get(n).needs_second_moment)
 
     def cancel() -> None:
-        raise Stop
+        raise CancelledError
 
-    with pytest.raises(Stop):
+    with pytest.raises(CancelledError):
         prepare(method, model, tok, corpus, model_key="k", cache_dir=tmp_path,
                 overrides=get(method).tiny,
                 cancel=cancel)  # fmt: skip
