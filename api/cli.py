@@ -14,7 +14,7 @@ from api.cli_ask import ask
 from api.cli_concepts import concept_anchor
 from api.cli_requests import edit, unlearn
 from api.cli_server import keys_app, serve
-from api.progress import progress_bar
+from workers.progress_bar import progress_bar
 
 app = typer.Typer(
     name="kgedit",
@@ -110,7 +110,7 @@ def train_model(
     from editor.knowledge.presets import get_preset
     from editor.knowledge.train import train_knowledge_model
     from kg.store import open_store
-    from workers.knowledge import graph_facts, subset_by_subjects
+    from workers.graph_models import graph_facts, subset_by_subjects
     from workers.settings import get_settings
 
     try:
@@ -143,7 +143,7 @@ def trace(
     from editor.loading import load_model
     from editor.trace import KINDS, format_table, plot_trace
     from kg.store import open_store
-    from workers.knowledge import known_trace_cases
+    from workers.graph_models import known_trace_cases
     from workers.settings import get_settings
 
     try:
@@ -178,7 +178,8 @@ def demo(
     n_edits: Annotated[int, typer.Option(help="number of EVOKE edits")] = 10,
     preset: Annotated[str, typer.Option(help="knowledge model preset")] = "small",
 ) -> None:
-    """Build the EVOKE graph, train or reuse the model, apply and revert ROME edits."""
+    """Build the EVOKE graph, train or reuse the model, apply and revert edits (the default
+    editing method, prepared as a job prepares it)."""
     from workers.demo import run_demo
     from workers.errors import DataSetMissingError
 
@@ -258,7 +259,8 @@ def audit_run(
     html_out: HtmlOut = None,
     strict: Strict = False,
 ) -> None:
-    """Apply EVOKE edits with ROME in sequence, audit them against the graph, revert them."""
+    """Apply EVOKE edits in sequence (the default editing method), audit them against the
+    graph, revert them."""
     from workers.audit.jobs import edit_and_audit
 
     config = _audit_config(sample, seed, bootstrap, dtype)

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from api.cli_jobs import AsJson, submit_and_report
+from workers.jobs.dispatch import default_method
 
 
 def edit(
@@ -15,7 +16,9 @@ def edit(
     prompt: Annotated[str, typer.Option(help="prompt with {} where the subject goes")],
     new: Annotated[str, typer.Option("--new", help="the new object")],
     true: Annotated[str | None, typer.Option("--true", help="the current object")] = None,
-    method: Annotated[str, typer.Option(help="editing method")] = "rome",
+    method: Annotated[
+        str | None, typer.Option(help="editing method [default: the registry's default]")
+    ] = None,
     key: Annotated[str | None, typer.Option(help="idempotency key")] = None,
     wait: Annotated[bool, typer.Option(help="show progress until the job finishes")] = False,
     timeout: Annotated[float, typer.Option(help="seconds to wait with --wait")] = 3600.0,
@@ -23,7 +26,12 @@ def edit(
 ) -> None:
     """Queue one fact edit on a model (a job of one request)."""
     request = {"subject": subject, "prompt": prompt, "target_new": new, "target_true": true}
-    spec = {"model": model, "method": method, "kind": "edit", "requests": [request]}
+    spec = {
+        "model": model,
+        "method": method or default_method("edit"),
+        "kind": "edit",
+        "requests": [request],
+    }
     submit_and_report(spec, key, wait, timeout, as_json)
 
 
@@ -32,7 +40,9 @@ def unlearn(
     concept: Annotated[str, typer.Option(help="the concept to forget")],
     alias: Annotated[list[str] | None, typer.Option(help="another name (repeatable)")] = None,
     anchor: Annotated[str | None, typer.Option(help="harmless concept to redirect to")] = None,
-    method: Annotated[str, typer.Option(help="unlearning method")] = "rocr",
+    method: Annotated[
+        str | None, typer.Option(help="unlearning method [default: the registry's default]")
+    ] = None,
     key: Annotated[str | None, typer.Option(help="idempotency key")] = None,
     wait: Annotated[bool, typer.Option(help="show progress until the job finishes")] = False,
     timeout: Annotated[float, typer.Option(help="seconds to wait with --wait")] = 3600.0,
@@ -40,5 +50,10 @@ def unlearn(
 ) -> None:
     """Queue the unlearning of one concept on a model (a job of one request)."""
     request = {"concept": concept, "aliases": list(alias or []), "anchor": anchor}
-    spec = {"model": model, "method": method, "kind": "unlearn", "requests": [request]}
+    spec = {
+        "model": model,
+        "method": method or default_method("unlearn"),
+        "kind": "unlearn",
+        "requests": [request],
+    }
     submit_and_report(spec, key, wait, timeout, as_json)

@@ -25,13 +25,11 @@ import torch
 from rich.console import Console
 
 from editor.arch import arch_spec
-from editor.loading import weights_sha256
 from editor.methods.alphaedit import eigen, energy_threshold
 from editor.methods.common import request_keys
-from editor.methods.memit import memit_context_templates
 from workers.demo import prepare
 from workers.edit_run import select_known_edits
-from workers.methods import LayerStats, corpus_statements, graph_edits, method_hparams
+from workers.graph_edits import graph_edits
 from workers.settings import get_settings
 
 
@@ -80,16 +78,15 @@ def main() -> None:
     torch.set_num_threads(get_settings().threads or 1)
     setup = prepare(console, "small")
     model, tok = setup.model, setup.tokenizer
-    key = weights_sha256(setup.model_dir)
-    stats = LayerStats(model, tok, corpus_statements(setup.facts), key)
     edits = select_known_edits(
         model, tok, graph_edits(setup.facts, seed=0, distinct_subjects=True), args.edits
     )
-    hp = method_hparams("alphaedit", model, 0)
-    ctx = memit_context_templates(model, tok, hp, key, get_settings().cache_dir / "context")
+    layers = [int(x) for x in args.layers.split(",")]
+    ready = setup.prepare("alphaedit", {"layers": layers})  # statistics of every layer asked
+    stats, ctx = ready.second_moment, ready.context_templates
     spec = arch_spec(model)
     console.print(f"{len(edits)} edits")
-    for layer in [int(x) for x in args.layers.split(",")]:
+    for layer in layers:
         sm = stats(layer)
         vals, vecs = eigen(sm)
         K = request_keys(model, tok, spec, layer, edits, ctx).T.double()  # (m, n)

@@ -22,8 +22,9 @@ from rich.console import Console
 
 from bench.common import machine, today, update_results, write_json
 from editor.methods.rome import apply_rome
+from editor.prepare import corpus_statements
 from editor.stats import layer_second_moment
-from workers.demo import corpus_statements, prepare
+from workers.demo import prepare
 from workers.edit_run import select_known_edits
 
 
@@ -36,7 +37,10 @@ def main() -> None:
     args = parser.parse_args()
     console = Console()
     setup = prepare(console, args.preset)
-    model, tok, hp = setup.model, setup.tokenizer, setup.hparams
+    model, tok = setup.model, setup.tokenizer
+    ready = setup.prepare("rome")  # as the service prepares it
+    hp, ctx = ready.hparams, ready.context_templates
+    sm = ready.second_moment(hp.layer)
 
     t0 = time.perf_counter()
     layer_second_moment(
@@ -53,9 +57,7 @@ def main() -> None:
     rows = []
     for request in edits:
         t0 = time.perf_counter()
-        delta, info = apply_rome(
-            model, tok, request, hp, setup.second_moment, context_templates=setup.context
-        )
+        delta, info = apply_rome(model, tok, request, hp, sm, context_templates=ctx)
         total = time.perf_counter() - t0
         delta.revert(model)
         rows.append({**info["timings"], "total": total, "v_steps": len(info["losses"])})
@@ -68,7 +70,7 @@ def main() -> None:
         "layer": hp.layer,
         "edits": len(rows),
         "statistics_seconds_once": stats_cold,
-        "statistics_keys": setup.second_moment.count,
+        "statistics_keys": sm.count,
         "median_seconds": med,
         "median_v_steps": steps,
         "per_edit": rows,
@@ -78,9 +80,9 @@ def main() -> None:
         f"Measured {data['date']} on {data['machine']}; `{args.preset}` model, ROME at layer "
         f"{hp.layer}, median of {len(rows)} EVOKE edits (each from the base weights).\n\n"
         "| step | seconds |\n|---|---|\n"
-        f"| second-moment statistics (once per layer, {setup.second_moment.count:,} keys) "
+        f"| second-moment statistics (once per layer, {sm.count:,} keys) "
         f"| {stats_cold:.2f} |\n"
-        f"| key k̄ over {len(setup.context)} context templates, C⁻¹k̄ | {med['key']:.3f} |\n"
+        f"| key k̄ over {len(ctx)} context templates, C⁻¹k̄ | {med['key']:.3f} |\n"
         f"| v* optimisation (median {steps:.0f} steps) | {med['v_star']:.3f} |\n"
         f"| rank-one solve and apply | {med['solve']:.4f} |\n"
         f"| **total per edit** | **{med['total']:.3f}** |\n"

@@ -36,14 +36,12 @@ from bench.common import today
 from contracts.types import Probe, ProbeKind
 from editor.knowledge.corpus import heldout_template_index
 from editor.knowledge.presets import get_preset
-from editor.loading import weights_sha256
 from editor.probe_scoring import ScoringConfig, score_probes
 from editor.sequence import EditSequence
 from kg.probes import ProbeConfig, audit_probes
 from kg.view import GraphView
 from workers.demo import DEMO_CASES, prepare
 from workers.edit_run import select_known_edits
-from workers.methods import LayerStats, corpus_statements, method_hparams, method_resources
 from workers.settings import get_settings
 
 KINDS = ("rewrite", "paraphrase", "neighbour", "prefix_distraction")
@@ -106,12 +104,12 @@ def split_rates(hits: list[tuple[tuple[str, bool], float]]) -> dict:
     return {k: {"rate": float(np.mean(v)), "n": len(v)} for k, v in sorted(groups.items())}
 
 
-def run_config(setup, method, overrides, edits, probes, stats, key, labels) -> dict:
-    """Apply `method` with `overrides` to each edit from the base weights; return the rates."""
+def run_config(setup, method, overrides, edits, probes, labels) -> dict:
+    """Apply `method` (prepared as the service prepares it) with `overrides` to each edit from
+    the base weights; return the rates."""
     model, tok = setup.model, setup.tokenizer
-    hp = method_hparams(method, model, get_preset("small").edit_layer, overrides)
-    res = method_resources(method, hp, model, tok, stats, key, facts=setup.facts)
-    seq = EditSequence(model, tok, method, hp, **res)
+    ready = setup.prepare(method, overrides)
+    seq = EditSequence(model, tok, ready.method, ready.hparams, **ready.resources)
     hits: dict[str, list[float]] = {k: [] for k in KINDS}
     seconds, steps, nll, para = [], [], [], []
     for request, group, label in zip(edits, probes, labels, strict=True):
@@ -150,8 +148,6 @@ def main() -> None:
     console = Console()
     setup = prepare(console, "small", n_cases=DEMO_CASES)
     model, tok = setup.model, setup.tokenizer
-    key = weights_sha256(setup.model_dir)
-    stats = LayerStats(model, tok, corpus_statements(setup.facts), key)
     known = select_known_edits(model, tok, setup.cases, len(setup.cases))
     edits = known[-args.edits :]
     console.print(f"dev subset: the last {len(edits)} of {len(known)} known edits")
@@ -160,7 +156,7 @@ def main() -> None:
     out = get_settings().var_dir / "bench" / "editing_dev.jsonl"
     out.parent.mkdir(parents=True, exist_ok=True)
     for text in args.config or ["{}"]:
-        row = run_config(setup, args.method, json.loads(text), edits, probes, stats, key, labels)
+        row = run_config(setup, args.method, json.loads(text), edits, probes, labels)
         row["date"] = today()
         console.print(json.dumps(row))
         with out.open("a") as handle:

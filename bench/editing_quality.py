@@ -50,6 +50,7 @@ from bench.common import machine, today, update_results, write_json
 from editor.knowledge.presets import get_preset
 from editor.loading import state_checksum, weights_sha256
 from editor.methods import names
+from editor.prepare import hparams_for
 from editor.probe_scoring import ScoringConfig, score_probes
 from editor.sequence import EditSequence
 from kg.expand import ExpansionConfig, expand_request
@@ -58,12 +59,6 @@ from kg.view import GraphView
 from workers.audit.stats import cluster_bootstrap
 from workers.demo import DEMO_CASES, prepare
 from workers.edit_run import select_known_edits
-from workers.methods import (
-    LayerStats,
-    corpus_statements,
-    method_hparams,
-    method_resources,
-)
 from workers.settings import get_settings
 
 ORDER = ("rome", "memit", "glame", "dike", "lti-rome", "lti-memit", "alphaedit", "ft")
@@ -161,17 +156,15 @@ def fingerprint_of(*parts) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def run_method(
-    console, setup, method, edits, probes, records, key, stats, report, shard=(0, 1)
-) -> None:
-    """Apply one method to every edit not yet recorded, from the base weights each time
-    (only the edits of `shard` = (k, n): every n-th one from the k-th)."""
+def run_method(console, setup, method, edits, probes, records, report, shard=(0, 1)) -> None:
+    """Apply one method, prepared as the service prepares it, to every edit not yet recorded,
+    from the base weights each time (only the edits of `shard` = (k, n): every n-th one from
+    the k-th)."""
     model, tok = setup.model, setup.tokenizer
-    hp = method_hparams(method, model, get_preset("small").edit_layer)
-    res = method_resources(method, hp, model, tok, stats, key, facts=setup.facts)
+    ready = setup.prepare(method)
     base = state_checksum(model)
     requests = glame_ready(setup, edits) if method == "glame" else edits
-    seq = EditSequence(model, tok, method, hp, **res)
+    seq = EditSequence(model, tok, ready.method, ready.hparams, **ready.resources)
     todo = [
         i
         for i, r in enumerate(edits)
@@ -197,7 +190,8 @@ def run_method(
 
 def method_fingerprint(setup, method, key) -> tuple[str, dict]:
     """Return the fingerprint of a method's run and its hyper-parameters."""
-    hp = method_hparams(method, setup.model, get_preset("small").edit_layer).to_dict()
+    hp = hparams_for(method, setup.model, trace_layer=get_preset(setup.preset).edit_layer)
+    hp = hp.to_dict()
     return fingerprint_of(key, method, hp, PROBES.__dict__), hp
 
 
@@ -387,7 +381,6 @@ def main() -> None:
     setup = prepare(console, "small", n_cases=args.cases)
     model, tok = setup.model, setup.tokenizer
     key = weights_sha256(setup.model_dir)
-    stats = LayerStats(model, tok, corpus_statements(setup.facts), key)
     edits = select_known_edits(model, tok, setup.cases, args.edits or len(setup.cases))
     n_main = sum(1 for r in edits if (r.request_id or "").startswith("evoke-main-"))
     console.print(f"{len(edits)} known EVOKE edits ({n_main} main, {len(edits) - n_main} subj)")
@@ -413,7 +406,7 @@ def main() -> None:
             write_results(args, setup, edits, n_main, before_rec, recs, hparams)
 
         shard = tuple(int(x) for x in args.shard.split("/"))
-        run_method(console, setup, method, edits, probes, recs[method], key, stats, report, shard)
+        run_method(console, setup, method, edits, probes, recs[method], report, shard)
         data = write_results(args, setup, edits, n_main, before_rec, recs, hparams)
         s = data["summary"][method]
         console.print(

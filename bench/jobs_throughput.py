@@ -53,10 +53,10 @@ def prepare(root: Path, n_jobs: int) -> tuple[Path, str, list]:
     import transformers as tf
 
     from editor.knowledge.tokenizer import train_tokenizer
+    from editor.prepare import corpus_statements
     from kg.importers.evoke import evoke_cases
     from kg.store import open_store
-    from workers.knowledge import build_evoke_graph, graph_facts
-    from workers.methods import corpus_statements
+    from workers.graph_models import build_evoke_graph, graph_facts
     from workers.settings import get_settings
 
     settings = get_settings()

@@ -36,7 +36,6 @@ import torch
 
 from bench.common import machine, today, write_json
 from editor.arch import arch_spec, get_module
-from editor.knowledge.presets import get_preset
 from editor.loading import state_checksum
 from editor.methods.alphaedit import null_space_projector
 from editor.methods.rocr import mean_state_at_name, task_contexts
@@ -45,7 +44,6 @@ from editor.tokens import encode_prompt_targets, subject_last_token_index
 from kg.concepts import unlearn_request
 from kg.unlearn_forms import FORGET, FORMS, form_probes
 from kg.view import GraphView
-from workers.methods import LayerStats, corpus_statements, method_hparams
 from workers.unlearn_eval import answered, form_rates
 from workers.unlearn_run import concept_bench
 
@@ -179,8 +177,8 @@ def main() -> None:
     bench = concept_bench(args.limit, args.preset, args.concepts)
     model, tok, base_sha, concepts = bench.model, bench.tokenizer, bench.base_sha, bench.concepts
     view = GraphView(bench.store)
-    stats = LayerStats(model, tok, corpus_statements(bench.facts), base_sha, 20_000)
-    base_hp = method_hparams("rocr", model, get_preset(args.preset).edit_layer)
+    base = bench.prepare("rocr")  # as the service prepares it; further layers on demand
+    stats, base_hp = base.second_moment, base.hparams
     spec = arch_spec(model)
     n_layers = model.config.n_layer
     out: dict[str, dict] = {}

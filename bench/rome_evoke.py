@@ -37,16 +37,8 @@ def main() -> None:
     model, tok = setup.model, setup.tokenizer
     edits = select_known_edits(model, tok, setup.cases, args.edits)
     probes = [probes_for(setup.store, tok, setup.facts, r) for r in edits]
-    run = run_edits(
-        model,
-        tok,
-        edits,
-        probes,
-        setup.hparams,
-        setup.second_moment,
-        setup.context,
-        mode="independent",
-    )
+    ready = setup.prepare("rome")  # as the service prepares it
+    run = run_edits(model, tok, edits, probes, ready, mode="independent")
     rates = run.rates()
     console.print(rates_table(f"{len(edits)} EVOKE edits, ROME, each from base weights", rates))
     timings = run.mean_timings()
@@ -54,7 +46,7 @@ def main() -> None:
         "date": today(),
         "machine": machine(),
         "preset": args.preset,
-        "layer": setup.hparams.layer,
+        "layer": ready.hparams.layer,
         "edits": len(edits),
         "candidates": len(setup.cases),
         "rates": rates,
@@ -63,7 +55,7 @@ def main() -> None:
     write_json("rome_evoke", data)
     lines = [
         f"Measured {data['date']} on {data['machine']}; `{args.preset}` model, ROME at layer "
-        f"{setup.hparams.layer}; {len(edits)} EVOKE edits whose true object the model knew "
+        f"{ready.hparams.layer}; {len(edits)} EVOKE edits whose true object the model knew "
         f"(of {len(setup.cases)} cases), each applied to the base weights.",
         "",
         "| probe | n | before | after | kept (right before → right after) |",

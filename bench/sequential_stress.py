@@ -40,20 +40,13 @@ from safetensors.torch import load_file, save_file
 from bench.common import RESULTS, machine, today, update_results, write_json
 from contracts.types import Probe, ProbeKind
 from editor.delta import Delta
-from editor.knowledge.presets import get_preset
-from editor.loading import state_checksum, weights_sha256
+from editor.loading import state_checksum
 from editor.methods.alphaedit import AlphaEditState
 from editor.probe_scoring import probe_success
 from editor.sequence import EditSequence
 from workers.demo import prepare
 from workers.edit_run import select_known_edits
-from workers.methods import (
-    LayerStats,
-    corpus_statements,
-    graph_edits,
-    method_hparams,
-    method_resources,
-)
+from workers.graph_edits import graph_edits
 from workers.settings import get_settings
 
 CHECKPOINTS = tuple(range(100, 1001, 100))  # every 100 edits, so a cut-off run still reports
@@ -120,15 +113,14 @@ class RunStore:
         return len(seq.deltas)
 
 
-def run_method(console, setup, method, edits, checks, untouched, args, key, stats, report) -> dict:
+def run_method(console, setup, method, edits, checks, untouched, args, report) -> dict:
     """Apply the edits in order with one method; return accuracy at each checkpoint.
 
     `report(partial)` is called with the figures so far at every checkpoint.
     """
     model, tok = setup.model, setup.tokenizer
-    edit_layer = get_preset(args.preset).edit_layer
-    hp = method_hparams(method, model, edit_layer, overrides_for(args, method))
-    res = method_resources(method, hp, model, tok, stats, key, facts=setup.facts)
+    ready = setup.prepare(method, overrides_for(args, method))
+    hp, key = ready.hparams, setup.model_key
     base = state_checksum(model)
     fingerprint = hashlib.sha256(
         json.dumps(
@@ -138,7 +130,7 @@ def run_method(console, setup, method, edits, checks, untouched, args, key, stat
         ).encode()
     ).hexdigest()[:16]
     store = RunStore(get_settings().var_dir / "bench" / args.out / method, fingerprint)
-    seq = EditSequence(model, tok, method, hp, **res)
+    seq = EditSequence(model, tok, ready.method, hp, **ready.resources)
     progress = store.load() or {
         "done": 0,
         "points": [],
@@ -287,8 +279,6 @@ def main() -> None:
     args = parser.parse_args()
     console = Console()
     setup = prepare(console, args.preset)
-    key = weights_sha256(setup.model_dir)
-    stats = LayerStats(setup.model, setup.tokenizer, corpus_statements(setup.facts), key)
     candidates = graph_edits(setup.facts, seed=args.seed, distinct_subjects=not args.same_subject)
     edits = select_known_edits(setup.model, setup.tokenizer, candidates, args.edits)
     if len(edits) < args.edits:
@@ -311,9 +301,7 @@ def main() -> None:
             """Write the figures so far of a running method."""
             record(args.out, data, method, partial)
 
-        result = run_method(
-            console, setup, method, edits, checks, untouched, args, key, stats, report
-        )
+        result = run_method(console, setup, method, edits, checks, untouched, args, report)
         record(args.out, data, method, {**result, "finished": True})
         if not args.no_results_page:
             update_results("sequential-stress", readme_block(data))

@@ -23,17 +23,14 @@ import torch
 from tqdm.auto import tqdm
 
 from bench.common import RESULTS, machine, today, update_results, write_json
-from editor.knowledge.presets import get_preset
 from editor.loading import state_checksum
-from editor.methods.gradient_unlearning import GradUnlearnHyperParams
 from kg.related import RelatedConfig
 from kg.unlearn_forms import FORMS, FormConfig
-from workers.methods import LayerStats, corpus_statements, method_hparams
 from workers.unlearn_run import (
-    UIPE_ALPHAS,
+    EXTRAPOLATIONS,
     choose_alpha,
     concept_bench,
-    run_uipe_sweep,
+    run_extrapolation_sweep,
     run_unlearning,
 )
 
@@ -79,33 +76,23 @@ def main() -> None:
     forms = FormConfig()
     related = RelatedConfig(cap=args.related_cap)
     k = args.min_known
-    preset = get_preset(args.preset)
-    stats = LayerStats(model, tok, corpus_statements(facts), base_sha, 20_000)
-    grad = GradUnlearnHyperParams(
-        lr=args.lr, epochs=args.epochs, batch_size=args.batch_size, warmup_epochs=0.0
-    )
+    grad = {"lr": args.lr, "epochs": args.epochs, "batch_size": args.batch_size}
+    grad["warmup_epochs"] = 0.0
     results: dict[str, dict] = {}
     bar = tqdm(total=1 + 2 * len(GRAD), desc="methods")
     t0 = time.perf_counter()
     rocr = run_unlearning(
-        model,
-        tok,
-        store,
-        concepts,
-        "rocr",
-        method_hparams("rocr", model, preset.edit_layer),
-        {"second_moment": stats},
-        forms=forms,
-        min_known=k,
+        model, tok, store, concepts, bench.prepare("rocr"), forms=forms, min_known=k
     )
     results["rocr"] = {"rates": rocr.rates, "seconds": rocr.seconds}
     bar.update()
     for method in GRAD:
-        plain = run_unlearning(model, tok, store, concepts, method, grad, forms=forms, min_known=k)
+        ready = bench.prepare(method, grad)
+        plain = run_unlearning(model, tok, store, concepts, ready, forms=forms, min_known=k)
         results[method] = {"rates": plain.rates, "seconds": plain.seconds}
         bar.update()
-        sweep = run_uipe_sweep(
-            model, tok, store, concepts, method, grad, UIPE_ALPHAS,
+        sweep = run_extrapolation_sweep(
+            model, tok, store, concepts, ready, EXTRAPOLATIONS,
             forms=forms, related=related, min_known=k,
         )  # fmt: skip
         alpha = choose_alpha(sweep, base_retain=1.0)
@@ -131,7 +118,7 @@ def main() -> None:
         "concepts": [
             {"name": c.name, "anchor": names.get(c.redirect_to or "", None)} for c in concepts
         ],
-        "grad_hparams": grad.to_dict(),
+        "grad_hparams": bench.prepare(GRAD[0], grad).hparams.to_dict(),
         "related_cap": args.related_cap,
         "min_known": k,
         "total_seconds": time.perf_counter() - t0,

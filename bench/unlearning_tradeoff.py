@@ -21,7 +21,6 @@ import torch
 
 from bench.common import machine, today, write_json
 from editor.loading import state_checksum
-from editor.methods.gradient_unlearning import GradUnlearnHyperParams
 from kg.unlearn_forms import FormConfig
 from workers.unlearn_run import concept_bench, run_unlearning
 
@@ -44,12 +43,12 @@ def main() -> None:
     runs = []
     for method in args.methods:
         for epochs in args.epochs:
-            hp = GradUnlearnHyperParams(lr=args.lr, epochs=epochs, batch_size=4, warmup_epochs=0.0)
+            hp = {"lr": args.lr, "epochs": epochs, "batch_size": 4, "warmup_epochs": 0.0}
+            ready = bench.prepare(method, hp)
             t0 = time.perf_counter()
             res = run_unlearning(
-                model, tok, store, concepts, method, hp, forms=FormConfig(),
-                min_known=args.min_known,
-            )  # fmt: skip
+                model, tok, store, concepts, ready, forms=FormConfig(), min_known=args.min_known
+            )
             rates = res.rates
             row = {
                 "method": method,

@@ -298,6 +298,29 @@ class Delta:
         return cls(header["method"], entries, list(header["request_ids"]), header["meta"])
 
 
+def scaled(
+    delta: Delta, factor: float, method: str | None = None, meta: dict[str, Any] | None = None
+) -> Delta:
+    """Return θ₀ + factor·Δ as a new delta: dense differences (or U) times `factor` in
+    float64, stored in their own dtype; it reverts bit for bit like any delta."""
+    if not isinstance(factor, int | float) or factor != factor:
+        raise EditorError(f"scale factor must be a number, not {factor!r}")
+    entries = []
+    for e in delta.entries:
+        if e.dense is not None:
+            dense = (e.dense.double() * factor).to(e.dense.dtype)  # storage shape
+            entries.append(DeltaEntry(param=e.param, shape=e.shape, dense=dense))
+        elif e.U is not None and e.V is not None:
+            U = (e.U.double() * factor).to(e.U.dtype)  # (rows, rank)
+            entries.append(
+                DeltaEntry(param=e.param, shape=e.shape, transpose=e.transpose, U=U, V=e.V.clone())
+            )
+        else:
+            raise EditorError(f"{e.param}: delta entry holds no update")
+    info = {**delta.meta, "scale": float(factor), **(meta or {})}
+    return Delta(method or delta.method, entries, list(delta.request_ids), info)
+
+
 def apply_all(model: nn.Module, deltas: Sequence[Delta]) -> None:
     """Apply deltas in order."""
     for delta in deltas:

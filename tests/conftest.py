@@ -44,7 +44,7 @@ def tiny_cases() -> int:
 def tiny_graph(evoke_paths, tmp_path_factory):
     """Return a SQLite store holding the first TINY_CASES EVOKE cases of each file."""
     from kg.store.sql import SqlGraphStore
-    from workers.knowledge import build_evoke_graph
+    from workers.graph_models import build_evoke_graph
 
     path = tmp_path_factory.mktemp("tiny-graph") / "kg.sqlite"
     store = SqlGraphStore(f"sqlite:///{path}")
@@ -55,7 +55,7 @@ def tiny_graph(evoke_paths, tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_facts(tiny_graph) -> list[FactText]:
     """Return the tiny graph's facts in verbal form."""
-    from workers.knowledge import graph_facts
+    from workers.graph_models import graph_facts
 
     return graph_facts(tiny_graph)
 
@@ -64,7 +64,7 @@ def tiny_facts(tiny_graph) -> list[FactText]:
 def tiny_model_dir(tiny_facts) -> Path:
     """Return the directory of the tiny knowledge model, training it if not cached."""
     from editor.knowledge.presets import get_preset
-    from workers.knowledge import train_or_reuse
+    from workers.graph_models import train_or_reuse
 
     model_dir, _ = train_or_reuse(tiny_facts, get_preset("tiny"), TEST_CACHE / "models")
     return model_dir
@@ -84,3 +84,30 @@ def falkor_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
         yield server
     finally:
         server.stop()
+
+
+def prepare_tiny(tiny_model_dir, tiny_facts, tmp_path_factory):
+    """Return `prepare_tiny(method, model, tokenizer, overrides=None)`: the method prepared
+    (`editor.prepare`) for the loaded tiny knowledge model as the service prepares it: its
+    knowledge rows at the preset's traced layer, the tiny graph's corpus and facts."""
+    from editor.knowledge.presets import get_preset
+    from editor.loading import weights_sha256
+    from editor.prepare import corpus_statements, prepare
+
+    key = weights_sha256(tiny_model_dir)
+    cache = tmp_path_factory.mktemp("prepare-cache")
+
+    def run(method: str, model, tokenizer, overrides=None):
+        return prepare(
+            method,
+            model,
+            tokenizer,
+            corpus_statements(tiny_facts),
+            model_key=key,
+            cache_dir=cache,
+            overrides=overrides,
+            trace_layer=get_preset("tiny").edit_layer,
+            facts=tiny_facts,
+        )
+
+    return run

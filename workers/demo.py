@@ -2,7 +2,8 @@
 
 1. build the EVOKE graph (a subset that trains within the time budget) in the SQL store;
 2. train the `small` knowledge model on its facts, or reuse the cached one;
-3. apply real EVOKE edits with ROME, one after another;
+3. apply real EVOKE edits with the default editing method (`default_method("edit")`),
+   prepared by `editor.prepare` exactly as a job would be, one after another;
 4. print rewrite, paraphrase, neighbourhood and same-subject accuracy before and after;
 5. revert every edit and show that the weights match the original checksum bit for bit.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,14 +21,11 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from api.progress import progress_bar
 from contracts.types import EditRequest
-from editor.context import context_templates
-from editor.knowledge.corpus import statement
 from editor.knowledge.presets import get_preset
 from editor.loading import load_model, state_checksum, weights_sha256
-from editor.methods.rome import RomeHyperParams
-from editor.stats import layer_second_moment
+from editor.methods import default_method, method_layers
+from editor.prepare import Prepared
 from kg.importers.evoke import evoke_cases
 from kg.store import GraphStore, open_store
 from workers.edit_run import (
@@ -36,7 +35,14 @@ from workers.edit_run import (
     select_known_edits,
     speakable_edits,
 )
-from workers.knowledge import build_evoke_graph, graph_facts, load_report, train_or_reuse
+from workers.graph_models import (
+    build_evoke_graph,
+    graph_facts,
+    load_report,
+    prepare_on_graph,
+    train_or_reuse,
+)
+from workers.progress_bar import progress_bar
 from workers.settings import get_settings
 
 # EVOKE cases per file in the demo graph: the subset the `small` preset learns in its budget.
@@ -55,37 +61,36 @@ def demo_store(settings, n_cases: int = DEMO_CASES) -> GraphStore:
     return open_store(demo_graph_url(settings, n_cases))
 
 
-def rome_hparams_for(preset_name: str) -> RomeHyperParams:
-    """Return ROME hyper-parameters for a knowledge-model preset (layer from the trace)."""
-    preset = get_preset(preset_name)
-    # 40 v* steps instead of GPT-2 XL's 20: at layer 0 of a 6-layer model the NLL falls more
-    # slowly, and 20 steps left 17 % of EVOKE main-set edits short (bench/rome_evoke.py).
-    return RomeHyperParams(layer=preset.edit_layer, v_num_grad_steps=40, mom2_n_samples=20_000)
-
-
-def corpus_statements(facts) -> list[str]:
-    """Return the graph's verbalised facts, the default corpus of the second moment."""
-    texts = []
-    for f in facts:
-        for template in f.templates[:4]:
-            texts.append(statement(template, f.subject, f.object))
-    return texts
-
-
 @dataclass
 class EditSetup:
-    """Everything an edit run needs: graph, model, ROME settings, statistics and templates."""
+    """What an edit run starts from: the graph, its knowledge model and the EVOKE edits."""
 
     store: GraphStore
     facts: list
     model_dir: Path
     model: Any
     tokenizer: Any
-    hparams: RomeHyperParams
-    second_moment: Any
-    context: list[str]
-    stats_seconds: float
+    model_key: str
+    preset: str
     cases: list[EditRequest]
+
+    def prepare(
+        self,
+        method: str,
+        overrides: Any = None,
+        progress: Callable[[float, str], None] | None = None,
+    ) -> Prepared:
+        """Return `method` prepared for this model as the job runner prepares it."""
+        return prepare_on_graph(
+            method,
+            self.model,
+            self.tokenizer,
+            self.facts,
+            self.model_key,
+            self.preset,
+            overrides,
+            progress,
+        )
 
 
 def prepare(
@@ -94,7 +99,7 @@ def prepare(
     n_cases: int = DEMO_CASES,
     models_dir: Path | None = None,
 ) -> EditSetup:
-    """Build or open the EVOKE graph, train or reuse the model, load statistics and templates."""
+    """Build or open the EVOKE graph, train or reuse the model, load it and pick the edits."""
     settings = get_settings()
     if settings.threads:
         torch.set_num_threads(settings.threads)
@@ -121,29 +126,10 @@ def prepare(
         f"{info['accuracy_heldout_template']:.1%} on held-out ones)"
     )
     model, tok = load_model(model_dir, device=settings.device)
-    hparams = rome_hparams_for(preset_name)
-    key = weights_sha256(model_dir)
-    t0 = time.perf_counter()
-    sm = layer_second_moment(
-        model,
-        tok,
-        hparams.layer,
-        corpus_statements(facts),
-        n_samples=hparams.mom2_n_samples,
-        cache_dir=settings.cache_dir / "stats",
-        model_key=key,
-    )
-    stats_seconds = time.perf_counter() - t0
-    ctx = context_templates(
-        model,
-        tok,
-        hparams.context_template_length_params,
-        model_key=key,
-        cache_dir=settings.cache_dir / "context",
-    )
     cases = evoke_cases(settings.evoke_main, settings.evoke_subj_spec, n_cases)
     cases = interleave_sets(speakable_edits(cases, facts))
-    return EditSetup(store, facts, model_dir, model, tok, hparams, sm, ctx, stats_seconds, cases)
+    key = weights_sha256(model_dir)
+    return EditSetup(store, facts, model_dir, model, tok, key, preset_name, cases)
 
 
 def interleave_sets(cases: list[EditRequest]) -> list[EditRequest]:
@@ -179,35 +165,36 @@ def run_demo(
     started = time.perf_counter()
     setup = prepare(console, preset_name, n_cases, models_dir)
     model, tok = setup.model, setup.tokenizer
+    method = default_method("edit")
+    t0 = time.perf_counter()
+    ready = setup.prepare(method)
+    prepare_seconds = time.perf_counter() - t0
     base_checksum = state_checksum(model)
     edits = select_known_edits(model, tok, setup.cases, n_edits)
     if not edits:
         raise RuntimeError("the model knows none of the EVOKE edit subjects; retrain it")
     probes = [probes_for(setup.store, tok, setup.facts, r) for r in edits]
-    with progress_bar("ROME edits", len(edits)) as update:
+    with progress_bar(f"{method} edits", len(edits)) as update:
         run = run_edits(
             model,
             tok,
             edits,
             probes,
-            setup.hparams,
-            setup.second_moment,
-            setup.context,
+            ready,
             mode="sequential",
             progress=lambda i, t: update(i, t),
         )
     rates = run.rates()
-    title = f"{len(edits)} EVOKE edits with ROME (layer {setup.hparams.layer}), applied in sequence"
+    layers = ", ".join(str(layer) for layer in method_layers(ready.hparams))
+    title = f"{len(edits)} EVOKE edits with {method} (layer {layers}), applied in sequence"
     console.print(rates_table(title, rates))
     timings = run.mean_timings()
+    stats = ready.second_moment
+    cached = stats is None or all(stats(layer).from_cache for layer in method_layers(ready.hparams))
     console.print(
         f"seconds per edit: {timings['total']:.2f} (key {timings.get('key', 0):.2f}, "
         f"v* {timings.get('v_star', 0):.2f}, solve {timings.get('solve', 0):.3f}); "
-        + (
-            "statistics from cache"
-            if setup.second_moment.from_cache
-            else f"statistics {setup.stats_seconds:.1f} s once"
-        )
+        + ("statistics from cache" if cached else f"preparation {prepare_seconds:.1f} s once")
     )
     for request in edits[:3]:
         console.print(

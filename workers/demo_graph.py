@@ -16,8 +16,8 @@ from kg.importers.synthetic import SyntheticImportSummary, import_synthetic
 from kg.store import open_store
 from kg.store.base import GraphStore
 from workers.edit_run import speakable_edits
-from workers.knowledge import build_evoke_graph, graph_facts
-from workers.methods import graph_edits
+from workers.graph_edits import graph_edits
+from workers.graph_models import build_evoke_graph, graph_facts
 from workers.settings import Settings
 
 EVOKE = "evoke"

@@ -1,7 +1,7 @@
 """Run edits of any registered method on a knowledge model and score the graph's probes.
 
 Three modes: `sequential` keeps every edit, applied in batches of `batch_size` one after
-another (the demo: ten ROME edits, then revert them all); `batch` applies all requests as
+another (the demo: ten edits, then revert them all); `batch` applies all requests as
 one batch and keeps it; `independent` reverts each edit before the next, so every edit
 starts from the base weights (CounterFact-style evaluation).
 """
@@ -20,7 +20,7 @@ import torch
 
 from contracts.types import EditRequest, FactText, Probe, ProbeKind
 from editor.delta import Delta
-from editor.methods.common import StatsSource
+from editor.prepare import Prepared
 from editor.probe_scoring import probe_success
 from editor.scoring import score_targets
 from editor.sequence import EditSequence
@@ -153,32 +153,18 @@ def run_edits(
     tokenizer: Any,
     requests: Sequence[EditRequest],
     probes: Sequence[Sequence[Probe]],
-    hparams: Any,
-    second_moment: StatsSource | None,
-    context_templates: Sequence[str] | None,
+    prepared: Prepared,
     mode: str = "independent",
     progress: Callable[[int, int], None] | None = None,
     *,
-    method: str = "rome",
     batch_size: int = 1,
-    resources: dict[str, Any] | None = None,
 ) -> EditRun:
-    """Apply `method` for the requests and score their probes before and after.
-
-    `resources` are passed on to the method (e.g. a disentangler for DiKE).
-    """
+    """Apply a prepared method (`editor.prepare`) for the requests; score their probes
+    before and after."""
     if mode not in {"independent", "sequential", "batch"}:
         raise ValueError(f"mode must be 'independent', 'sequential' or 'batch', not {mode!r}")
     run = EditRun()
-    seq = EditSequence(
-        model,
-        tokenizer,
-        method,
-        hparams,
-        second_moment=second_moment,
-        context_templates=context_templates,
-        **(resources or {}),
-    )
+    seq = EditSequence(model, tokenizer, prepared.method, prepared.hparams, **prepared.resources)
     flat = [p for group in probes for p in group]
     if mode != "independent":
         _record(run.before, flat, probe_success(model, tokenizer, flat))

@@ -30,10 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from editor.delta import scaled
 from editor.knowledge.presets import KnowledgePreset
 from editor.knowledge.qa import QA_REPORT_FILE, qa_examples, qa_prompt, train_qa_model
 from editor.methods.gradient_unlearning import GradUnlearnHyperParams, unlearn_examples
-from editor.methods.uipe import extrapolate
 from editor.tofu_eval import QAItem, score_items
 from kg.importers.tofu import PAIRS, TofuData, TofuItem
 
@@ -161,10 +161,11 @@ def unlearn_split(
     forget_split: str,
     objective: str,
     hparams: GradUnlearnHyperParams,
-    uipe_alpha: float | None = None,
+    extrapolation: float | None = None,
     progress: Callable[[int, int, float], None] | None = None,
 ) -> tuple[Any, dict[str, Any]]:
-    """Unlearn a forget split in place (GA / GradDiff / NPO, optionally UIPE); return the delta."""
+    """Unlearn a forget split in place with a gradient objective, its update optionally
+    scaled by 1 + `extrapolation` (UIPE's α); return the delta."""
     if forget_split not in PAIRS:
         raise ValueError(f"forget split must be one of {sorted(PAIRS)}, not {forget_split!r}")
     forget = qa_examples(data.pairs(forget_split))
@@ -172,8 +173,8 @@ def unlearn_split(
     delta, info = unlearn_examples(
         model, tokenizer, objective, forget, retain, hparams, progress=progress
     )
-    if uipe_alpha is not None:
+    if extrapolation is not None:
         delta.revert(model)
-        delta = extrapolate(delta, uipe_alpha)
+        delta = scaled(delta, 1.0 + extrapolation, meta={"extrapolation": extrapolation})
         delta.apply(model)
     return delta, info

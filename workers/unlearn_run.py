@@ -5,9 +5,10 @@ scoring): `prepare_graph_model` builds the EVOKE graph and trains (or reuses) a 
 model; `bench_concepts` picks concepts; `run_unlearning` applies a method to each concept
 from the base weights, scores the forms before and after and reverts bit for bit.
 
-UIPE on the graph: the concept's forget texts grow by the facts `kg.related` finds (k-hop
-neighbourhood fused with sentence similarity, its defaults), then the base objective runs
-and its update is extrapolated; `choose_alpha` sweeps α on the forms' retain rate.
+Grown forget sets: a concept's forget texts can grow by the facts `kg.related` finds (k-hop
+neighbourhood fused with sentence similarity, its defaults). `run_extrapolation_sweep` runs
+a base method once per concept on the grown set and scores its update scaled by 1 + α for
+every α (UIPE's extrapolation); `choose_alpha` picks α on the forms' retain rate.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from contracts.types import FactText, Probe, UnlearnRequest
-from editor.delta import Delta
+from editor.delta import scaled
 from editor.knowledge.presets import get_preset
 from editor.loading import load_model, state_checksum
-from editor.methods.uipe import extrapolate
+from editor.prepare import Prepared
 from editor.sequence import EditSequence
 from kg.concepts import concept_entities, concept_facts, suggest_anchor, unlearn_request
 from kg.related import RelatedConfig, related_facts
@@ -30,11 +31,11 @@ from kg.store import GraphStore, open_store
 from kg.types import Concept, fill
 from kg.unlearn_forms import FormConfig, form_probes
 from kg.view import GraphView
-from workers.knowledge import build_evoke_graph, graph_facts, train_or_reuse
+from workers.graph_models import build_evoke_graph, graph_facts, prepare_on_graph, train_or_reuse
 from workers.settings import get_settings
 from workers.unlearn_eval import answered, form_rates
 
-UIPE_ALPHAS = (0.0, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
+EXTRAPOLATIONS = (0.0, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
 
 
 def prepare_graph_model(
@@ -60,6 +61,13 @@ class ConceptBench:
     tokenizer: Any
     base_sha: str
     concepts: list[Concept]
+    preset: str
+
+    def prepare(self, method: str, overrides: Any = None) -> Prepared:
+        """Return `method` prepared for the bench model as the job runner prepares it."""
+        return prepare_on_graph(
+            method, self.model, self.tokenizer, self.facts, self.base_sha, self.preset, overrides
+        )
 
 
 def concept_bench(limit: int, preset_name: str, n_concepts: int) -> ConceptBench:
@@ -67,7 +75,7 @@ def concept_bench(limit: int, preset_name: str, n_concepts: int) -> ConceptBench
     store, facts, model_dir = prepare_graph_model(limit, preset_name)
     model, tok = load_model(model_dir)
     concepts = [with_anchor(store, c) for c in bench_concepts(store, n_concepts)]
-    return ConceptBench(store, facts, model, tok, state_checksum(model), concepts)
+    return ConceptBench(store, facts, model, tok, state_checksum(model), concepts, preset_name)
 
 
 def bench_concepts(
@@ -135,18 +143,16 @@ def run_unlearning(
     tokenizer: Any,
     store: GraphStore,
     concepts: Sequence[Concept],
-    method: str,
-    hparams: Any,
-    resources: dict[str, Any] | None = None,
+    prepared: Prepared,
     *,
     forms: FormConfig | None = None,
     grow: bool = False,
-    uipe_alpha: float | None = None,
     related: RelatedConfig | None = None,
     min_known: int = 1,
     progress: Callable[[int, int], None] | None = None,
 ) -> MethodResult:
-    """Unlearn each concept from the base weights; score the six forms before and after."""
+    """Unlearn each concept from the base weights with a prepared method (`editor.prepare`);
+    score the six forms before and after; `grow` adds the related facts to the forget set."""
     view = GraphView(store)
     all_probes: list[Probe] = []
     before: list[bool] = []
@@ -158,44 +164,38 @@ def run_unlearning(
             request, _ = grown_request(view, concept, request, related)
         probes = form_probes(view, [request], forms)
         b = answered(model, tokenizer, probes)
-        seq = EditSequence(model, tokenizer, method, hparams, **(resources or {}))
+        seq = EditSequence(
+            model, tokenizer, prepared.method, prepared.hparams, **prepared.resources
+        )
         t0 = time.perf_counter()
-        deltas: list[Delta] = seq.apply([request])
-        if uipe_alpha is not None:
-            seq.revert_all()
-            deltas = [extrapolate(d, uipe_alpha) for d in deltas]
-            for d in deltas:
-                d.apply(model)
+        seq.apply([request])
         seconds.append(time.perf_counter() - t0)
         a = answered(model, tokenizer, probes)
-        for d in reversed(deltas):
-            if uipe_alpha is not None:
-                d.revert(model)
-        if uipe_alpha is None:
-            seq.revert_all()
+        seq.revert_all()
         all_probes += probes
         before += b
         after += a
         if progress is not None:
             progress(k + 1, len(concepts))
-    return MethodResult(method, form_rates(all_probes, before, after, min_known), seconds)
+    name = prepared.method.name
+    return MethodResult(name, form_rates(all_probes, before, after, min_known), seconds)
 
 
-def run_uipe_sweep(
+def run_extrapolation_sweep(
     model: Any,
     tokenizer: Any,
     store: GraphStore,
     concepts: Sequence[Concept],
-    base: str,
-    hparams: Any,
-    alphas: Sequence[float] = UIPE_ALPHAS,
+    base: Prepared,
+    alphas: Sequence[float] = EXTRAPOLATIONS,
     *,
     forms: FormConfig | None = None,
     related: RelatedConfig | None = None,
     min_known: int = 1,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[float, MethodResult]:
-    """UIPE on each concept: grown forget set, one base run, then every α scored and reverted."""
+    """Per concept: grown forget set, one run of the base method, then its update scaled by
+    1 + α for every α, scored and reverted."""
     view = GraphView(store)
     probes_all: list[Probe] = []
     before: list[bool] = []
@@ -206,25 +206,26 @@ def run_uipe_sweep(
         probes = form_probes(view, [request], forms)
         before += answered(model, tokenizer, probes)
         probes_all += probes
-        seq = EditSequence(model, tokenizer, base, hparams)
+        seq = EditSequence(model, tokenizer, base.method, base.hparams, **base.resources)
         t0 = time.perf_counter()
         deltas = seq.apply([request])
         train_s = time.perf_counter() - t0
         seq.revert_all()
         for alpha in alphas:
             t0 = time.perf_counter()
-            scaled = [extrapolate(d, alpha) for d in deltas]
-            for d in scaled:
+            grown = [scaled(d, 1.0 + alpha, meta={"extrapolation": alpha}) for d in deltas]
+            for d in grown:
                 d.apply(model)
             seconds[alpha].append(train_s + time.perf_counter() - t0)
             after[alpha] += answered(model, tokenizer, probes)
-            for d in reversed(scaled):
+            for d in reversed(grown):
                 d.revert(model)
         if progress is not None:
             progress(k + 1, len(concepts))
+    name = base.method.name
     return {
         a: MethodResult(
-            f"uipe-{base}", form_rates(probes_all, before, after[a], min_known), seconds[a]
+            f"{name} α={a}", form_rates(probes_all, before, after[a], min_known), seconds[a]
         )
         for a in alphas
     }

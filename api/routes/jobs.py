@@ -18,6 +18,7 @@ from api.schemas.jobs import JobCreate, JobPublic
 from api.schemas.requests import parse_jsonl
 from workers.jobs import service
 from workers.jobs.codec import to_plain
+from workers.jobs.dispatch import default_method
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
@@ -67,8 +68,8 @@ async def upload(
     request: Request,
     _: CallerDep,
     model: Annotated[str, Query(min_length=1, max_length=64)],
-    edit_method: Annotated[str, Query(max_length=64)] = "rome",
-    unlearn_method: Annotated[str, Query(max_length=64)] = "rocr",
+    edit_method: Annotated[str | None, Query(max_length=64)] = None,
+    unlearn_method: Annotated[str | None, Query(max_length=64)] = None,
     key: IdemKey = None,
 ) -> list[JobPublic]:
     """Queue a JSONL file of requests (one per line): one job per kind, in file order."""
@@ -79,7 +80,8 @@ async def upload(
         chosen = [r for r in lines if r.type == kind]
         if not chosen:
             continue
-        body = JobCreate(model=model, method=method, kind=kind, requests=chosen)
+        chosen_method = method or default_method(kind)
+        body = JobCreate(model=model, method=chosen_method, kind=kind, requests=chosen)
         info = await run_in_threadpool(
             service.submit_job,
             _spec(body),

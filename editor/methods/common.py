@@ -198,3 +198,8 @@ def request_meta(requests: Sequence[EditRequest]) -> list[dict[str, Any]]:
 def request_ids(requests: Sequence[EditRequest]) -> list[str]:
     """Return the ids of the requests that have one."""
     return [r.request_id for r in requests if r.request_id]
+
+
+def own_cache_dir(ctx: Any) -> dict[str, Any]:
+    """A `resources` hook: the method's own cache directory as its `cache_dir`."""
+    return {"cache_dir": ctx.cache_dir}

@@ -35,7 +35,7 @@ from contracts.types import EditRequest, FactText
 from editor.arch import ArchSpec, arch_spec
 from editor.delta import Delta
 from editor.errors import EditorError
-from editor.methods import EditMethod, register
+from editor.methods import EditMethod, ResourceContext, register
 from editor.methods.common import (
     HParams,
     StatsSource,
@@ -48,6 +48,7 @@ from editor.methods.common import (
     request_keys,
     request_meta,
 )
+from editor.methods.defaults import KNOWLEDGE, KNOWLEDGE_STEPS, Row, llama_like
 from editor.methods.dike_krd import Disentangler, KrdConfig, load_or_train_krd
 from editor.methods.memit import MEMIT_SEEDS, memit_context_templates
 from editor.vstar import ESSENCE_PROMPTS, optimize_v
@@ -265,6 +266,22 @@ def apply_dike_to_model(
     return [delta], [info]
 
 
+def dike_resources(ctx: ResourceContext) -> dict[str, Any]:
+    """Return DiKE's resources: the graph's facts to train the disentangler on, and the
+    directory its trained disentanglers are cached in."""
+    return {"facts": list(ctx.facts), "cache_dir": ctx.cache_dir}
+
+
+# Default rows per family (`editor.methods.defaults`): DiKE is single-layer, ROME's layer
+# with MEMIT's λ.
+DEFAULTS = {
+    "gpt2": Row((17,), 48),
+    "gptj": Row((5,), 28, {"mom2_update_weight": 15000}),
+    "gpt_neox": Row((15,), 44, {"mom2_update_weight": 15000}),
+    **llama_like(Row((5,), 32, {"mom2_update_weight": 15000, "v_weight_decay": 1e-3})),
+    KNOWLEDGE: Row((0,), None, {**KNOWLEDGE_STEPS, "mom2_update_weight": 50.0}),
+}
+
 METHOD = register(
     EditMethod(
         name="dike",
@@ -275,5 +292,14 @@ METHOD = register(
         "the unrelated part invariant (Zhang et al., 2026)",
         batched=True,
         context=memit_context_templates,
+        defaults=DEFAULTS,
+        resources=dike_resources,
+        tiny={
+            "layer": 0,
+            "v_num_grad_steps": 12,
+            "mom2_update_weight": 1.0,
+            "krd_steps": 3,
+            "krd_batch_size": 8,
+        },
     )
 )

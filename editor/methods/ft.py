@@ -31,6 +31,7 @@ from editor.delta import Delta
 from editor.errors import EditorError
 from editor.methods import EditMethod, register
 from editor.methods.common import HParams, check_layers, request_ids, request_meta
+from editor.methods.defaults import KNOWLEDGE, Row, llama_like
 from editor.tokens import encode_prompt_targets, fill, target_logprobs_from_logits
 from editor.vstar import rewriting_templates
 
@@ -140,6 +141,15 @@ def apply_ft_to_model(
     return [delta], [info]
 
 
+# Default rows per family (`editor.methods.defaults`): FT-L edits the layer ROME edits.
+DEFAULTS = {
+    "gpt2": Row((17,), 48),
+    "gptj": Row((5,), 28),
+    "gpt_neox": Row((15,), 44),
+    **llama_like(Row((5,), 32)),
+    KNOWLEDGE: Row((0,), None, {"lr": 5e-3, "norm_constraint": 5e-3}),
+}
+
 METHOD = register(
     EditMethod(
         name="ft",
@@ -147,5 +157,7 @@ METHOD = register(
         apply=apply_ft_to_model,
         description="FT-L: fine-tuning of one down-projection inside an L∞ ball (baseline)",
         batched=True,
+        defaults=DEFAULTS,
+        tiny={"layer": 0, "num_steps": 12, "lr": 1e-2, "norm_constraint": 5e-2},
     )
 )

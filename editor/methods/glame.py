@@ -40,6 +40,7 @@ from editor.errors import EditorError
 from editor.hooks import capture_output
 from editor.methods import EditMethod, register
 from editor.methods.common import StatsSource
+from editor.methods.defaults import KNOWLEDGE, KNOWLEDGE_STEPS, Row, llama_like
 from editor.methods.rgcn import RelationalGNN
 from editor.methods.rome import RomeHyperParams, apply_rome, rome_context_templates
 from editor.vstar import VStarResult, optimize_v
@@ -264,6 +265,21 @@ def apply_glame_to_model(
     return deltas, infos
 
 
+# Default rows per family (`editor.methods.defaults`): the released CounterFact configs
+# (spec §5.3); `repr_layer` gives the features.
+DEFAULTS = {
+    "gpt2": Row((9,), 48, {}, layer_fields={"repr_layer": 5}),
+    "gptj": Row(
+        (5,),
+        28,
+        {"v_num_grad_steps": 35, "subgraph_size": 35, "gnn_dropout": 0.15},
+        layer_fields={"repr_layer": 2},
+    ),
+    "gpt_neox": Row((15,), 44, {}, layer_fields={"repr_layer": 5}),
+    **llama_like(Row((5,), 32, {"v_weight_decay": 1e-3}, layer_fields={"repr_layer": 2})),
+    KNOWLEDGE: Row((0,), None, KNOWLEDGE_STEPS, layer_fields={"repr_layer": 0}),
+}
+
 METHOD = register(
     EditMethod(
         name="glame",
@@ -273,5 +289,7 @@ METHOD = register(
         description="ROME with δ produced by a relational GNN over the new object's subgraph "
         "(Zhang et al., 2024)",
         context=rome_context_templates,
+        defaults=DEFAULTS,
+        tiny={"layer": 0, "repr_layer": 0, "v_num_grad_steps": 12},
     )
 )

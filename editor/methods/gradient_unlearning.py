@@ -296,6 +296,9 @@ def _entry(objective: str) -> Callable[..., tuple[list[Delta], list[dict[str, An
     return apply
 
 
+# Tiny-model settings for the tests: a few large steps, so three short epochs move the model.
+TINY = {"lr": 1e-2, "epochs": 3, "batch_size": 2, "warmup_epochs": 0.0}
+
 for _name, _text in (
     ("ga", "Gradient ascent on the forget texts (full parameters)"),
     ("graddiff", "Gradient difference: ascent on forget, descent on retain texts"),
@@ -309,5 +312,6 @@ for _name, _text in (
             description=_text,
             batched=True,
             kind="unlearn",
+            tiny=TINY,
         )
     )

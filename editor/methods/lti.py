@@ -41,6 +41,7 @@ from editor.errors import EditorError
 from editor.hooks import capture_output
 from editor.methods import EditMethod, register
 from editor.methods.common import StatsSource
+from editor.methods.defaults import KNOWLEDGE, KNOWLEDGE_STEPS, KNOWLEDGE_Z, Row, llama_like
 from editor.methods.memit import MemitHyperParams, apply_memit, memit_context_templates
 from editor.methods.rome import RomeHyperParams, apply_rome, rome_context_templates
 from editor.tokens import encode_prompt_targets, fill, subject_last_token_index
@@ -288,6 +289,77 @@ def apply_lti_memit_to_model(
     return [delta], [info]
 
 
+# Default rows per family (`editor.methods.defaults`): the released ROME-LTI / MEMIT-LTI
+# configs (spec §7.3); `mid_layer` is the logit lens.
+ROME_DEFAULTS = {
+    "gpt2": Row((17,), 48, {"v_num_grad_steps": 30}, layer_fields={"mid_layer": 30}),
+    "gptj": Row(
+        (5,),
+        28,
+        {
+            "v_num_grad_steps": 25,
+            "nll_factor": 0.0625,
+            "context_template_length_params": ((5, 10), (10, 5)),
+        },
+        layer_fields={"mid_layer": 17},
+    ),
+    "gpt_neox": Row((15,), 44, {"v_num_grad_steps": 30}, layer_fields={"mid_layer": 27}),
+    **llama_like(
+        Row(
+            (5,),
+            32,
+            {
+                "v_num_grad_steps": 30,
+                "nll_factor": 0.35,
+                "last_kl_factor": 0.0725,
+                "mid_kl_factor": 0.0425,
+                "v_weight_decay": 1e-3,
+                "context_template_length_params": ((5, 5), (10, 10)),
+            },
+            layer_fields={"mid_layer": 15},
+        )
+    ),
+    KNOWLEDGE: Row((0,), None, KNOWLEDGE_STEPS, layer_fields={"mid_layer": 3}),
+}
+MEMIT_DEFAULTS = {
+    "gpt2": Row(
+        (13, 14, 15, 16, 17), 48, {"clamp_norm_factor": 1.2}, layer_fields={"mid_layer": 30}
+    ),
+    "gptj": Row(
+        (3, 4, 5, 6, 7, 8),
+        28,
+        {
+            "v_num_grad_steps": 30,
+            "nll_factor": 0.25,
+            "last_kl_factor": 0.0325,
+            "clamp_norm_factor": 0.85,
+            "mom2_update_weight": 15000,
+        },
+        layer_fields={"mid_layer": 15},
+    ),
+    "gpt_neox": Row(
+        (3, 4, 5, 6, 7, 8), 44, {"mom2_update_weight": 15000}, layer_fields={"mid_layer": 27}
+    ),
+    **llama_like(
+        Row(
+            (4, 5, 6, 7, 8),
+            32,
+            {
+                "v_num_grad_steps": 30,
+                "last_kl_factor": 0.0725,
+                "mid_kl_factor": 0.0425,
+                "v_weight_decay": 1e-3,
+                "clamp_norm_factor": 4.0,
+                "mom2_update_weight": 15000,
+            },
+            layer_fields={"mid_layer": 15},
+        )
+    ),
+    KNOWLEDGE: Row(
+        (0, 1), None, {**KNOWLEDGE_Z, "mom2_update_weight": 50.0}, layer_fields={"mid_layer": 3}
+    ),
+}
+
 ROME_METHOD = register(
     EditMethod(
         name="lti-rome",
@@ -296,6 +368,8 @@ ROME_METHOD = register(
         needs_second_moment=True,
         description="ROME with LTI's in-context teacher constraints (Zhang et al., 2025)",
         context=rome_context_templates,
+        defaults=ROME_DEFAULTS,
+        tiny={"layer": 0, "mid_layer": 1, "v_num_grad_steps": 12, "nll_factor": 1.0},
     )
 )
 MEMIT_METHOD = register(
@@ -307,5 +381,14 @@ MEMIT_METHOD = register(
         description="MEMIT with LTI's in-context teacher constraints (Zhang et al., 2025)",
         batched=True,
         context=memit_context_templates,
+        defaults=MEMIT_DEFAULTS,
+        tiny={
+            "layers": (0,),
+            "mid_layer": 1,
+            "v_num_grad_steps": 12,
+            "nll_factor": 1.0,
+            "clamp_norm_factor": 4.0,
+            "mom2_update_weight": 1.0,
+        },
     )
 )

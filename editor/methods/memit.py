@@ -54,6 +54,7 @@ from editor.methods.common import (
     request_keys,
     request_meta,
 )
+from editor.methods.defaults import KNOWLEDGE, KNOWLEDGE_Z, Row, llama_like
 from editor.vstar import ESSENCE_PROMPTS, LossTerm, optimize_v
 
 MEMIT_SEEDS: tuple[str, ...] = ("The", "Therefore", "Because", "I", "You")
@@ -276,6 +277,22 @@ def apply_memit_to_model(
     return [delta], [info]
 
 
+# Default rows per family (`editor.methods.defaults`). Dev check of the knowledge row
+# (2026-11-21, `bench/editing_dev.py`, 40 EVOKE edits of `small` outside the quality bench;
+# efficacy / paraphrase / neighbourhood): 97.5 / 73.5 / 96.8 (74 v* steps on average);
+# v_loss_stop 0.01: 97.5 / 73.5 / 96.5 (every edit ran all 100 steps; the KL term keeps the
+# total above 0.01, final NLL median 0.034 → 0.021); λ = 10: 97.5 / 74.5 / 96.5. None moved
+# paraphrase by more than 2 of 200 probes, so the values stay (docs/results/editing-dev.md).
+DEFAULTS = {
+    "gpt2": Row((13, 14, 15, 16, 17), 48),
+    "gptj": Row((3, 4, 5, 6, 7, 8), 28, {"v_num_grad_steps": 25, "mom2_update_weight": 15000}),
+    "gpt_neox": Row((3, 4, 5, 6, 7, 8), 44, {"mom2_update_weight": 15000}),
+    **llama_like(
+        Row((4, 5, 6, 7, 8), 32, {"v_num_grad_steps": 25, "v_lr": 0.1, "mom2_update_weight": 15000})
+    ),
+    KNOWLEDGE: Row((0, 1), None, {**KNOWLEDGE_Z, "mom2_update_weight": 50.0}),
+}
+
 METHOD = register(
     EditMethod(
         name="memit",
@@ -285,5 +302,12 @@ METHOD = register(
         description="Mass editing spread over several MLP layers (Meng et al., 2023)",
         batched=True,
         context=memit_context_templates,
+        defaults=DEFAULTS,
+        tiny={
+            "layers": (0,),
+            "v_num_grad_steps": 12,
+            "clamp_norm_factor": 4.0,
+            "mom2_update_weight": 1.0,
+        },
     )
 )

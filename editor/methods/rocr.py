@@ -56,7 +56,9 @@ from editor.methods.common import (
     check_layers,
     factor_entry,
     moment_for,
+    own_cache_dir,
 )
+from editor.methods.defaults import KNOWLEDGE, KNOWLEDGE_STATS, Row, llama_like
 from editor.tokens import encode_prompt_targets, fill, subject_last_token_index
 
 STARTERS: tuple[str, ...] = (
@@ -237,6 +239,19 @@ def apply_rocr_to_model(
     return [delta], [info]
 
 
+# Default rows per family (`editor.methods.defaults`): the released layers 4-6 of 32
+# (Llama-3-8B, Mistral-7B), scaled; knowledge models redirect at the traced layer and the
+# next, like MEMIT, with AlphaEdit's threshold; their keys are small (kᵀPk ≈ 1e0-1e1), so
+# the released λ = 1 left 30 % of the redirect undone on the tiny model; λ = 1e-2 leaves
+# 0.5 % (docs/methods/rocr.md).
+DEFAULTS = {
+    "gpt2": Row((6, 7, 9), 48),
+    "gptj": Row((4, 5, 6), 32),
+    "gpt_neox": Row((4, 5, 6), 32),
+    **llama_like(Row((4, 5, 6), 32)),
+    KNOWLEDGE: Row((0, 1), None, {"nullspace_threshold": 5e-2, "l2": 1e-2, **KNOWLEDGE_STATS}),
+}
+
 METHOD = register(
     EditMethod(
         name="rocr",
@@ -247,5 +262,9 @@ METHOD = register(
         "constrained (Ye et al., 2025)",
         batched=True,
         kind="unlearn",
+        defaults=DEFAULTS,
+        resources=own_cache_dir,
+        stateful=True,
+        tiny={"layers": (0,), "nullspace_threshold": 1.0, "l2": 1e-2},
     )
 )

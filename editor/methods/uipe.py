@@ -26,11 +26,12 @@ import torch
 from torch import nn
 
 from contracts.types import UnlearnRequest
-from editor.delta import Delta, DeltaEntry
+from editor.delta import Delta, scaled
 from editor.errors import EditorError
 from editor.methods import EditMethod, register
 from editor.methods.gradient_unlearning import (
     OBJECTIVES,
+    TINY,
     GradUnlearnHyperParams,
     request_examples,
     unlearn_examples,
@@ -49,26 +50,8 @@ def extrapolate(delta: Delta, alpha: float) -> Delta:
     """Return the delta of θ₀ + (1 + α)Δ for a base delta Δ (its entries scaled by 1 + α)."""
     if not isinstance(alpha, int | float) or alpha != alpha:
         raise EditorError(f"alpha must be a number, not {alpha!r}")
-    factor = 1.0 + float(alpha)
-    entries = []
-    for e in delta.entries:
-        if e.dense is not None:
-            scaled = (e.dense.double() * factor).to(e.dense.dtype)  # storage shape
-            entries.append(DeltaEntry(param=e.param, shape=e.shape, dense=scaled))
-        elif e.U is not None and e.V is not None:
-            entries.append(
-                DeltaEntry(
-                    param=e.param,
-                    shape=e.shape,
-                    transpose=e.transpose,
-                    U=(e.U.double() * factor).to(e.U.dtype),
-                    V=e.V.clone(),
-                )
-            )
-        else:
-            raise EditorError(f"{e.param}: delta entry holds no update")
-    meta = {**delta.meta, "uipe_alpha": float(alpha), "uipe_base": delta.method}
-    return Delta("uipe", entries, list(delta.request_ids), meta)
+    meta = {"uipe_alpha": float(alpha), "uipe_base": delta.method}
+    return scaled(delta, 1.0 + float(alpha), "uipe", meta)
 
 
 def apply_uipe(
@@ -107,5 +90,6 @@ METHOD = register(
         description="Parameter extrapolation θ₀ + (1+α)(θ_u − θ₀) on top of GA, GradDiff or NPO",
         batched=True,
         kind="unlearn",
+        tiny={**TINY, "base": "ga"},
     )
 )

@@ -22,6 +22,7 @@ from kg.store.sql import SqlGraphStore
 from workers.settings import Settings
 
 MAX_EXAMPLES = 25
+pytestmark = pytest.mark.slow  # every operation fuzzed: the full suite's tier
 
 
 @schemathesis.serializer("application/x-ndjson")

@@ -54,7 +54,7 @@ def test_subject_not_in_prompt_is_a_clear_error(random_gpt2):
 @pytest.mark.slow
 def test_trace_of_the_tiny_knowledge_model(tiny_model_dir, tiny_graph, tmp_path):
     from editor.loading import load_model
-    from workers.knowledge import known_trace_cases
+    from workers.graph_models import known_trace_cases
 
     model, tok = load_model(tiny_model_dir)
     cases = known_trace_cases(model, tok, tiny_graph, 8)

@@ -128,6 +128,7 @@ def test_subj_spec_relations_and_same_subject_facts(
     )
 
 
+@pytest.mark.slow
 def test_full_import_counts(full_import: tuple[SqlGraphStore, EvokeImportSummary]) -> None:
     graph, summary = full_import
     assert (summary.cases_main, summary.cases_subj) == (1031, 458)
@@ -148,6 +149,7 @@ def test_full_import_counts(full_import: tuple[SqlGraphStore, EvokeImportSummary
     assert all(r.templates.cloze and r.templates.question for r in relations.values())
 
 
+@pytest.mark.slow
 def test_full_import_is_idempotent(
     full_import: tuple[SqlGraphStore, EvokeImportSummary], evoke_paths: tuple[Path, Path]
 ) -> None:

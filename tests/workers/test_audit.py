@@ -11,33 +11,26 @@ import pytest
 import torch
 
 from contracts.types import UnlearnRequest
-from editor.context import context_templates
 from editor.delta import Delta
-from editor.loading import load_model, state_checksum, weights_sha256
+from editor.loading import load_model, state_checksum
 from editor.methods.rome import apply_rome
-from editor.stats import layer_second_moment
 from kg.importers.evoke import evoke_cases
 from workers.audit.run import AuditConfig, audit_edits, audit_unlearning
 from workers.audit.schema import SCHEMA_VERSION, validate_report
 from workers.audit.stats import Threshold, check, cluster_bootstrap
-from workers.demo import corpus_statements, rome_hparams_for
 from workers.edit_run import select_known_edits
 
 CONFIG = AuditConfig(sample_size=300, bootstrap=200)
 
 
 @pytest.fixture(scope="module")
-def edited(tiny_model_dir, tiny_graph, tiny_facts, evoke_paths, tiny_cases, tmp_path_factory):
+def edited(tiny_model_dir, tiny_graph, tiny_facts, evoke_paths, tiny_cases, prepare_tiny):
     """The tiny model, its first known EVOKE edit, the ROME delta (reverted) and the report."""
     model, tok = load_model(tiny_model_dir)
     cases = evoke_cases(*evoke_paths, limit=tiny_cases)
     edit = select_known_edits(model, tok, cases, 1)[0]
-    hp = rome_hparams_for("tiny")
-    key = weights_sha256(tiny_model_dir)
-    cache = tmp_path_factory.mktemp("stats")
-    corpus = corpus_statements(tiny_facts)
-    sm = layer_second_moment(model, tok, hp.layer, corpus, cache_dir=cache, model_key=key)
-    ctx = context_templates(model, tok, hp.context_template_length_params, model_key=key)
+    ready = prepare_tiny("rome", model, tok)
+    hp, sm, ctx = ready.hparams, ready.second_moment, ready.context_templates
     base = state_checksum(model)
     delta, _ = apply_rome(model, tok, edit, hp, sm, context_templates=ctx)
     report = audit_edits(model, tok, tiny_graph, [edit], [delta], applied=True, config=CONFIG)

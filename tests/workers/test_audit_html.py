@@ -18,16 +18,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from editor.context import context_templates
-from editor.loading import load_model, weights_sha256
+from editor.loading import load_model
 from editor.methods.rome import apply_rome
-from editor.stats import layer_second_moment
 from kg.importers.evoke import evoke_cases
 from workers.audit.html import render_html
 from workers.audit.run import AuditConfig, audit_edits
 from workers.audit.schema import validate_report
 from workers.audit.svg import COLOURS, SERIES
-from workers.demo import corpus_statements, rome_hparams_for
 from workers.edit_run import select_known_edits
 
 pytestmark = pytest.mark.slow
@@ -44,16 +41,12 @@ CHROMIUM_FLAGS = [
 
 
 @pytest.fixture(scope="module")
-def report(tiny_model_dir, tiny_graph, tiny_facts, evoke_paths, tiny_cases, tmp_path_factory):
+def report(tiny_model_dir, tiny_graph, tiny_facts, evoke_paths, tiny_cases, prepare_tiny):
     """An audit of two sequential ROME edits on the tiny model (deltas reverted after)."""
     model, tok = load_model(tiny_model_dir)
     edits = select_known_edits(model, tok, evoke_cases(*evoke_paths, limit=tiny_cases), 3)[1:]
-    hp = rome_hparams_for("tiny")
-    key = weights_sha256(tiny_model_dir)
-    cache = tmp_path_factory.mktemp("stats")
-    corpus = corpus_statements(tiny_facts)
-    sm = layer_second_moment(model, tok, hp.layer, corpus, cache_dir=cache, model_key=key)
-    ctx = context_templates(model, tok, hp.context_template_length_params, model_key=key)
+    ready = prepare_tiny("rome", model, tok)
+    hp, sm, ctx = ready.hparams, ready.second_moment, ready.context_templates
     deltas = [apply_rome(model, tok, e, hp, sm, context_templates=ctx)[0] for e in edits]
     config = AuditConfig(sample_size=200, bootstrap=100)
     out = audit_edits(model, tok, tiny_graph, edits, deltas, applied=True, config=config)

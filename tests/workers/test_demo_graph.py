@@ -52,7 +52,7 @@ def test_a_model_trained_on_the_synthetic_world_knows_demo_edits(tmp_path):
     from editor.knowledge.presets import get_preset
     from editor.loading import load_model
     from workers.edit_run import select_known_edits
-    from workers.knowledge import train_or_reuse
+    from workers.graph_models import train_or_reuse
 
     graph = demo_graph(_settings(tmp_path, tmp_path / "no-data"), n_people=40)
     cache = Path(os.environ.get("KGEDIT_TEST_CACHE", Path(__file__).parents[2] / "var/test-cache"))

@@ -1,15 +1,17 @@
-"""Resuming a stateful method: AlphaEdit's keys of earlier batches are rebuilt from the ledger."""
+"""Resuming a stateful method: its declared rebuilder (AlphaEdit: the keys of earlier
+batches) recomputes the state from the ledger, or the job refuses to resume."""
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 
 import pytest
 import torch
 from jobs_helpers import job_settings, random_model_dir  # noqa: F401
 
+import editor.methods as registry
 from workers.jobs import get_job, submit_job
-from workers.jobs import resume as resume_module
 from workers.jobs.lease import HOST
 from workers.jobs.runner import RunContext, execute_job
 from workers.ledger import list_versions, register_model
@@ -19,6 +21,11 @@ REQUESTS = [
     {"subject": "Marie Curie", "prompt": "{} is located in", "target_new": "London"},
     {"subject": "Mount Fuji", "prompt": "{} speaks", "target_new": "Paris"},
 ]
+
+
+# The stateful edit methods that declare a rebuilder; the tests run the first.
+REBUILT = [n for n in registry.names("edit") if registry.get(n).rebuild is not None]
+RESUMABLE = REBUILT[0]
 
 
 class SimulatedCrash(BaseException):
@@ -37,7 +44,7 @@ def models(job_settings, random_model_dir, tiny_graph):  # noqa: F811
 def _payload(model: str) -> dict:
     return {
         "model": model,
-        "method": "alphaedit",
+        "method": RESUMABLE,
         "requests": REQUESTS,
         "hparams": {"v_num_grad_steps": 5, "mom2_n_samples": 1000},
     }
@@ -64,7 +71,8 @@ def _head(model: str) -> str:
     return next(v for v in list_versions(model) if v.is_head).checksum
 
 
-def test_alphaedit_resumes_to_the_uninterrupted_weights(models):
+def test_a_stateful_method_resumes_to_the_uninterrupted_weights(models):
+    assert registry.get(RESUMABLE).stateful
     ref = submit_job(_payload("ae-ref"), enqueue=False)
     assert execute_job(ref.id, RunContext.create(models)).status == "succeeded"
     job_id, _ = _crash_after_two(models)
@@ -75,7 +83,8 @@ def test_alphaedit_resumes_to_the_uninterrupted_weights(models):
 
 def test_a_stateful_method_without_a_rebuilder_refuses_to_resume(models, monkeypatch):
     job_id, _ = _crash_after_two(models)
-    monkeypatch.setattr(resume_module, "REBUILDERS", {})
+    without = dataclasses.replace(registry.get(RESUMABLE), rebuild=None)
+    monkeypatch.setitem(registry._REGISTRY, RESUMABLE, without)
     assert execute_job(job_id, RunContext.create(models)).status == "failed"
     info = get_job(job_id)
     assert "keeps state across batches and cannot resume" in info.message

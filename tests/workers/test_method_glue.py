@@ -1,19 +1,14 @@
-"""Workers glue for every method: graph edits, GLAME subgraphs, defaults, resources, runs."""
+"""Workers glue for every method: graph edits, subgraphs, and batched methods prepared as the
+service prepares them, through the edit runner."""
 
 from __future__ import annotations
 
 import pytest
 
-from editor.loading import load_model, state_checksum, weights_sha256
+from editor.loading import load_model, state_checksum
+from editor.methods import get, names
 from workers.edit_run import probes_for, run_edits, select_known_edits
-from workers.methods import (
-    LayerStats,
-    corpus_statements,
-    glame_subgraph,
-    graph_edits,
-    method_hparams,
-    method_resources,
-)
+from workers.graph_edits import graph_edits
 
 
 def test_graph_edits_are_counterfactual_and_distinct(tiny_facts) -> None:
@@ -29,39 +24,23 @@ def test_graph_edits_are_counterfactual_and_distinct(tiny_facts) -> None:
         assert r.target_true in objects[r.relation] and "{}" in r.prompt
 
 
-def test_glame_subgraph_reaches_the_new_objects_facts(tiny_facts) -> None:
-    hub = next(f.object for f in tiny_facts if any(g.subject == f.object for g in tiny_facts))
-    edit = (
-        next(r for r in graph_edits(tiny_facts) if r.target_new == hub)
-        if any(r.target_new == hub for r in graph_edits(tiny_facts))
-        else None
-    )
-    if edit is None:
-        pytest.skip("no edit targets an object with facts of its own in the tiny graph")
-    g = glame_subgraph(tiny_facts, edit, size=5, labels={edit.relation: "label"})
-    assert g.nodes[:2] == (edit.subject, edit.target_new) and g.center == 0
-    assert g.edges[0].relation == "label" and 2 <= len(g.edges) <= 5
-    assert all(e.head == 1 for e in g.edges[1:])  # o*'s own facts
+LAYER_FIELDS = ("layer", "layers", "mid_layer", "repr_layer")
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["memit", "alphaedit", "lti-memit"])
+@pytest.mark.parametrize("method", [n for n in names("edit") if get(n).batched])
 def test_batched_methods_through_the_edit_runner(
-    method, tiny_model_dir, tiny_graph, tiny_facts, evoke_paths, tiny_cases, tmp_path
+    method, tiny_model_dir, tiny_graph, tiny_facts, evoke_paths, tiny_cases, prepare_tiny
 ) -> None:
     from kg.importers.evoke import evoke_cases
 
     model, tok = load_model(tiny_model_dir)
     edits = select_known_edits(model, tok, evoke_cases(*evoke_paths, limit=tiny_cases), 3)
     probes = [probes_for(tiny_graph, tok, tiny_facts, r) for r in edits]
-    key = weights_sha256(tiny_model_dir)
-    hp = method_hparams(method, model, 0, {"v_num_grad_steps": 15})
-    stats = LayerStats(model, tok, corpus_statements(tiny_facts), key, cache_dir=tmp_path)
-    res = method_resources(method, hp, model, tok, stats, key, context_cache=tmp_path)
-    sm, ctx = res.pop("second_moment"), res.pop("context_templates")
+    tiny = {k: v for k, v in get(method).tiny.items() if k not in LAYER_FIELDS}
+    ready = prepare_tiny(method, model, tok, tiny)  # the tiny settings at the traced layers
     before = state_checksum(model)
-    run = run_edits(model, tok, edits, probes, hp, sm, ctx, mode="batch", method=method,
-                    resources=res)  # fmt: skip
+    run = run_edits(model, tok, edits, probes, ready, mode="batch")
     assert len(run.deltas) == 1 and run.sequence is not None
     assert run.rates()["rewrite"]["after"] > run.rates()["rewrite"]["before"]
     run.sequence.revert_all()

@@ -3,8 +3,9 @@
 A *version* is a base model directory plus an ordered chain of delta files
 (`editor.delta.Delta.save`). `audit_version` audits the whole-graph sample (and the probes
 of any edit requests given) between the base and that version, with the trend along the
-chain; `edit_and_audit` applies real EVOKE edits with ROME first, audits, saves the deltas
-if asked, and reverts them, checking the weights against the original checksum.
+chain; `edit_and_audit` applies real EVOKE edits with the default editing method first,
+audits, saves the deltas if asked, and reverts them, checking the weights against the
+original checksum.
 """
 
 from __future__ import annotations
@@ -17,17 +18,18 @@ from typing import Any
 
 import torch
 
-from editor.context import context_templates
 from editor.delta import Delta
+from editor.knowledge.presets import get_preset
 from editor.loading import load_model, state_checksum, weights_sha256
-from editor.methods.rome import apply_rome
-from editor.stats import layer_second_moment
+from editor.methods import default_method
+from editor.prepare import corpus_statements, prepare
+from editor.sequence import EditSequence
 from kg.importers.evoke import evoke_cases
 from kg.store import open_store
 from workers.audit.run import AuditConfig, Progress, audit_edits, sample_audit
-from workers.demo import corpus_statements, interleave_sets, rome_hparams_for
+from workers.demo import interleave_sets
 from workers.edit_run import select_known_edits, speakable_edits
-from workers.knowledge import REPORT_FILE, graph_facts
+from workers.graph_models import REPORT_FILE, graph_facts
 from workers.settings import get_settings
 
 
@@ -54,7 +56,8 @@ def edit_and_audit(
     save_deltas: Path | None = None,
     progress: Progress | None = None,
 ) -> dict:
-    """Apply `n_edits` known EVOKE edits with ROME in sequence, audit them, revert them."""
+    """Apply `n_edits` known EVOKE edits in sequence (the default editing method), audit them,
+    revert them."""
     settings = get_settings()
     if settings.threads:
         torch.set_num_threads(settings.threads)
@@ -62,37 +65,30 @@ def edit_and_audit(
     store = open_store(graph_url)
     facts = graph_facts(store)
     model, tok = load_model(model_dir, device=settings.device)
-    hparams = rome_hparams_for(_preset_of(model_dir, preset))
     key = weights_sha256(model_dir)
-    sm = layer_second_moment(
+    ready = prepare(
+        default_method("edit"),
         model,
         tok,
-        hparams.layer,
         corpus_statements(facts),
-        n_samples=hparams.mom2_n_samples,
-        cache_dir=settings.cache_dir / "stats",
         model_key=key,
-    )
-    ctx = context_templates(
-        model,
-        tok,
-        hparams.context_template_length_params,
-        model_key=key,
-        cache_dir=settings.cache_dir / "context",
+        cache_dir=settings.cache_dir,
+        trace_layer=get_preset(_preset_of(model_dir, preset)).edit_layer,
+        facts=facts,
     )
     cases = evoke_cases(settings.evoke_main, settings.evoke_subj_spec, n_cases)
     edits = select_known_edits(model, tok, interleave_sets(speakable_edits(cases, facts)), n_edits)
     if not edits:
         raise RuntimeError("the model knows none of the EVOKE edit subjects")
     base = state_checksum(model)
-    deltas = []
+    seq = EditSequence(model, tok, ready.method, ready.hparams, **ready.resources)
     for i, request in enumerate(edits):
-        delta, _ = apply_rome(model, tok, request, hparams, sm, context_templates=ctx)
-        deltas.append(delta)
-        if save_deltas is not None:
-            delta.save(save_deltas / f"{i:04d}-{delta.method}.safetensors")
+        for delta in seq.apply([request]):
+            if save_deltas is not None:
+                delta.save(save_deltas / f"{len(seq) - 1:04d}-{delta.method}.safetensors")
         if progress:
             progress("edit", i + 1, len(edits))
+    deltas = list(seq.deltas)
     try:
         report = audit_edits(
             model,

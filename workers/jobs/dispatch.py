@@ -32,6 +32,11 @@ def registry(kind: str) -> Any:
         raise InvalidInputError(f"no {kind} methods are installed ({module} not found)") from None
 
 
+def default_method(kind: str) -> str:
+    """Return the method a request of `kind` gets when none is named (its registry's choice)."""
+    return str(registry(kind).default_method(kind))
+
+
 def resolve(kind: str, name: str) -> Any:
     """Return the registered method `name` of `kind`, or raise `InvalidInputError`."""
     reg = registry(kind)

@@ -17,10 +17,9 @@ from typing import Any
 from kg.planner import EDIT, Plan
 from workers.errors import WorkersError
 from workers.jobs.codec import to_plain
+from workers.jobs.dispatch import default_method
 from workers.jobs.service import JobInfo, submit_job
 from workers.settings import Settings
-
-DEFAULT_METHODS = {"edit": "rome", "unlearn": "rocr"}
 
 
 @dataclass(frozen=True)
@@ -47,14 +46,14 @@ def submit_plan(
     enqueue: bool = True,
 ) -> PlanSubmission:
     """Submit every batch of `plan` as a job on `model`; return the jobs and any errors."""
-    chosen = {**DEFAULT_METHODS, **(methods or {})}
+    chosen = dict(methods or {})
     jobs: list[JobInfo] = []
     errors: list[dict[str, Any]] = []
     for batch in plan.batches:
         probes = [p for item in batch.requests for p in item.probes]
         spec: dict[str, Any] = {
             "model": model,
-            "method": chosen[batch.kind],
+            "method": chosen.get(batch.kind) or default_method(batch.kind),
             "kind": batch.kind,
             "requests": [item.request for item in batch.requests],
             "probes": probes,

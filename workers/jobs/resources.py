@@ -1,4 +1,4 @@
-"""A job's hyper-parameters and method resources (second moments, context templates).
+"""A job's prepared method: `editor.prepare` run on the warm model's base weights.
 
 Resources are keyed by the base model's weights sha256 and always computed on the base
 weights, as the reference code does. A warm model may sit at a later version: the
@@ -9,21 +9,18 @@ interrupted job and an uninterrupted one get bit-identical resources, whatever r
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from contracts.types import FactText
 from editor.knowledge.presets import get_preset
-from editor.methods.defaults import TABLE, default_hparams
+from editor.prepare import Prepared, Progress, corpus_statements, prepare
 from kg.store import open_store
 from workers.errors import InvalidInputError
+from workers.graph_models import graph_facts
 from workers.jobs.spec import JobSpec
-from workers.knowledge import graph_facts
-from workers.methods import LayerStats, corpus_statements, method_hparams, method_resources
 from workers.settings import Settings
-
-Progress = Callable[[float, str], None]
 
 
 class _ForwardForbiddenError(Exception):
@@ -44,107 +41,53 @@ def forbid_forward(model: Any) -> Iterator[None]:
         handle.remove()
 
 
-def job_hparams(spec: JobSpec, method: Any, model: Any, meta: dict[str, Any]) -> Any:
-    """Return the method's hyper-parameters: the defaults for the model, then the overrides.
-
-    Editing and unlearning methods share the defaults table (`editor.methods.defaults`);
-    a knowledge model's preset fixes the traced edit layer the table is relative to.
-    """
-    if spec.method not in TABLE:  # layer-free methods (GA, GradDiff, NPO): class defaults
-        cls = method.hparams_cls
-        return cls.from_dict(spec.hparams) if hasattr(cls, "from_dict") else cls(**spec.hparams)
-    preset = meta.get("knowledge_preset")
-    if preset:
-        layer = get_preset(preset).edit_layer
-        return method_hparams(spec.method, model, layer, spec.hparams or None)
-    return default_hparams(spec.method, model, overrides=spec.hparams or None)
-
-
-class ReportingStats(LayerStats):
-    """`LayerStats` that reports its progress while computing a layer's second moment."""
-
-    def __init__(self, *args: Any, report: Progress | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.report = report
-
-    def __call__(self, layer: int) -> Any:
-        """Return E[k kᵀ] at `layer`, reporting "statistics" progress on a computation."""
-        if layer not in self._by_layer:
-            from editor.stats import layer_second_moment
-
-            def on_progress(done: int, total: int) -> None:
-                if self.report is not None:
-                    self.report(done / max(1, total), f"statistics, layer {layer}")
-
-            self._by_layer[layer] = layer_second_moment(
-                self.model,
-                self.tokenizer,
-                layer,
-                self.corpus,
-                n_samples=self.n_samples,
-                cache_dir=self.cache_dir,
-                model_key=self.model_key,
-                on_progress=on_progress,
-            )
-        return self._by_layer[layer]
-
-
-def statistics_corpus(graph_url: str | None, settings: Settings) -> list[str]:
-    """Return the verbalised facts of the model's graph (the second moments' corpus)."""
+def graph_corpus(graph_url: str | None, settings: Settings) -> tuple[list[FactText], list[str]]:
+    """Return the facts of the model's graph and their verbalisations (the statistics corpus)."""
     store = open_store(graph_url or settings.graph_store_url)
-    texts = corpus_statements(graph_facts(store))
+    facts = graph_facts(store)
+    texts = corpus_statements(facts)
     if not texts:
         raise InvalidInputError(
             f"graph {store.url} holds no facts for the second-moment statistics; "
             "import facts or register the model with another graph_url"
         )
-    return texts
+    return facts, texts
 
 
-def _edit_resources(
-    spec: JobSpec, method: Any, hparams: Any, warm: Any, settings: Settings, report: Progress
-) -> dict[str, Any]:
-    """Resources of a method (statistics and context templates as it declares)."""
-    corpus = statistics_corpus(warm.graph_url, settings) if method.needs_second_moment else []
-    n_samples = getattr(hparams, "mom2_n_samples", 20_000)
-    stats = ReportingStats(
-        warm.model,
-        warm.tokenizer,
-        corpus,
-        warm.weights_sha256,
-        n_samples=n_samples,
-        cache_dir=settings.cache_dir / "stats",
-        report=report,
-    )
-    return method_resources(
-        spec.method,
-        hparams,
-        warm.model,
-        warm.tokenizer,
-        stats,
-        warm.weights_sha256,
-        context_cache=settings.cache_dir / "context",
-    )
-
-
-def prepare_resources(
+def prepare_job(
     spec: JobSpec,
     method: Any,
-    hparams: Any,
     warm: Any,
     db: Any,
     settings: Settings,
     report: Progress,
-) -> dict[str, Any]:
-    """Return the keyword resources of the job's method (edit or unlearn), on the base weights.
+    cancel: Callable[[], None] | None = None,
+) -> Prepared:
+    """Return the job's method prepared (`editor.prepare`) on the base weights.
 
-    Both kinds share the registry and its declarations: second-moment statistics for methods
-    that need them (ROCR's null-space projector as much as MEMIT's solve), context templates
-    for methods that declare a context.
+    A knowledge model's preset fixes the traced edit layer its default rows are relative
+    to; the job's `hparams` override them. The graph's facts are read only for a method
+    that needs second moments or declares further resources.
     """
+    preset = warm.meta.get("knowledge_preset")
+    trace_layer = get_preset(preset).edit_layer if preset else None
+    needs_graph = method.needs_second_moment or method.resources is not None
+    facts, corpus = graph_corpus(warm.graph_url, settings) if needs_graph else ([], [])
 
-    def compute() -> dict[str, Any]:
-        return _edit_resources(spec, method, hparams, warm, settings, report)
+    def compute() -> Prepared:
+        return prepare(
+            spec.method,
+            warm.model,
+            warm.tokenizer,
+            corpus,
+            model_key=warm.weights_sha256,
+            cache_dir=settings.cache_dir,
+            overrides=spec.hparams or None,
+            trace_layer=trace_layer,
+            facts=facts,
+            progress=report,
+            cancel=cancel,
+        )
 
     if warm.version_id == warm.root_id:
         return compute()
@@ -158,8 +101,3 @@ def prepare_resources(
             return compute()
         finally:
             warm.checkout(db, at, settings.ledger_path)
-
-
-def keeps_state(method: Any) -> bool:
-    """Return whether a method carries state from one call to the next (`state=`)."""
-    return "state" in inspect.signature(method.apply).parameters

@@ -41,8 +41,7 @@ from workers.jobs import gate
 from workers.jobs.dispatch import resolve
 from workers.jobs.lease import Claim, Heartbeat, claim, worker_identity
 from workers.jobs.reporter import LeaseLostError, Reporter
-from workers.jobs.resources import job_hparams, keeps_state, prepare_resources
-from workers.jobs.resume import rebuilder
+from workers.jobs.resources import prepare_job
 from workers.jobs.spec import JobSpec, parse_spec
 from workers.jobs.states import TERMINAL, JobState, transition
 from workers.jobs.warm import WarmModel, WarmModels, default_max_bytes
@@ -266,17 +265,16 @@ class _Run:
         entry = self.entry = self.ctx.warm.get(self.db, self.model_name, self.settings.device)
         base = self._fix_base()
         entry.checkout(self.db, base, self.ledger)
-        hparams = job_hparams(spec, method, entry.model, entry.meta)
         report(0.2, "statistics", force=True)
-        resources = prepare_resources(
+        prepared = prepare_job(
             spec,
             method,
-            hparams,
             entry,
             self.db,
             self.settings,
             lambda f, m: report(0.2 + 0.6 * f, m),
         )
+        hparams, resources = prepared.hparams, prepared.resources
         before = None
         if spec.probes:
             stored = result.get("gate_before")
@@ -308,13 +306,13 @@ class _Run:
         """Re-apply the committed steps from the ledger; rebuild the method's state."""
         entry, state = self.entry, {}
         assert entry is not None
-        rebuild = rebuilder(spec.method)
-        if keeps_state(method) and rebuild is None and done:
+        rebuild = method.rebuild
+        if method.stateful and rebuild is None and done:
             raise WorkersError(
                 f"method {spec.method} keeps state across batches and cannot resume mid-job; "
                 "retry the job to run it again from its base version"
             )
-        if rebuild is None or not keeps_state(method):
+        if rebuild is None:
             if done:
                 entry.checkout(self.db, done[-1][-1].id, self.ledger)
             return state

@@ -11,7 +11,7 @@ from typing import Any
 
 from editor.loading import weights_sha256
 from workers.errors import ConflictError
-from workers.knowledge import REPORT_FILE
+from workers.graph_models import REPORT_FILE
 from workers.ledger.card import model_card
 from workers.ledger.registry import db_of, model_row
 from workers.ledger.store import load_version

@@ -15,8 +15,8 @@ from editor.errors import EditorError
 from editor.loading import load_model, weights_sha256
 from workers.db import Database, ModelRow, VersionRow, get_database, utcnow
 from workers.errors import ConflictError, InvalidInputError, ModelNotFoundError
+from workers.graph_models import REPORT_FILE
 from workers.jobs.spec import check_name
-from workers.knowledge import REPORT_FILE
 from workers.ledger.checksums import ledger_checksum, param_hashes
 from workers.settings import Settings, get_settings
 

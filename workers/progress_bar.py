@@ -1,4 +1,4 @@
-"""Progress bars for long CLI steps (rich)."""
+"""Progress bars for long command-line steps (rich), shared by the CLI and the demo."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Glue between the graph and the knowledge-model trainer: build, train, cache by input hash."""
+"""Glue between the graph and the knowledge-model trainer: build, train, cache by input hash;
+and methods prepared (`editor.prepare`) for such a model on its graph."""
 
 from __future__ import annotations
 
@@ -7,14 +8,17 @@ import json
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from contracts.types import FactText
-from editor.knowledge.presets import KnowledgePreset
+from editor.knowledge.presets import KnowledgePreset, get_preset
 from editor.knowledge.train import TrainReport, train_knowledge_model
+from editor.prepare import Prepared, corpus_statements, prepare
 from editor.trace import TraceCase
 from kg.importers.evoke import EvokeImportSummary, import_evoke
 from kg.store import GraphStore
 from kg.verbalise import fact_texts
+from workers.settings import get_settings
 
 # Bump when the trainer or corpus changes in a way that changes the model for the same inputs.
 TRAINER_VERSION = "1"
@@ -100,3 +104,29 @@ def known_trace_cases(model, tokenizer, store: GraphStore, n: int) -> list[Trace
         if ok
     ]
     return cases[:n]
+
+
+def prepare_on_graph(
+    method: str,
+    model: Any,
+    tokenizer: Any,
+    facts: Sequence[FactText],
+    model_key: str,
+    preset_name: str,
+    overrides: Any = None,
+    progress: Callable[[float, str], None] | None = None,
+) -> Prepared:
+    """Return `method` prepared for a knowledge model of a preset trained on `facts`, with
+    the settings' caches: the same preparation the job runner makes."""
+    return prepare(
+        method,
+        model,
+        tokenizer,
+        corpus_statements(facts),
+        model_key=model_key,
+        cache_dir=get_settings().cache_dir,
+        overrides=overrides,
+        trace_layer=get_preset(preset_name).edit_layer,
+        facts=facts,
+        progress=progress,
+    )

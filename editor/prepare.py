@@ -1,0 +1,180 @@
+"""One preparation pipeline: (method, model, statistics corpus, overrides) → ready settings.
+
+Every caller that runs a method (the job runner, the demo, the CLI audit, the edit and
+unlearning runs, every benchmark) prepares it here, so a benchmark measures exactly what
+the service runs. `prepare` reads no settings: callers pass the cache root, under which
+second moments live in `stats/`, context templates in `context/` and a method's own cached
+resources in `<method name>/`.
+
+Steps, each as the method declares it in its registration (`editor.methods.EditMethod`):
+1. hyper-parameters: the method's default row for the model's family (a knowledge model's
+   rows are relative to its traced edit layer), then the overrides;
+2. second moments of the edited layers over the corpus (cached on disk), with progress;
+3. context templates (cached);
+4. the method's further resources (`resources(ResourceContext)`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from contracts.types import FactText
+from editor.errors import EditorError
+from editor.knowledge.corpus import statement
+from editor.methods import EditMethod, ResourceContext, get, method_layers
+from editor.methods.defaults import KNOWLEDGE, default_hparams
+from editor.stats import SecondMoment, layer_second_moment
+
+Progress = Callable[[float, str], None]
+# Templates per fact in the statistics corpus (the first few cloze forms of its relation).
+CORPUS_TEMPLATES = 4
+
+
+def corpus_statements(facts: Sequence[FactText]) -> list[str]:
+    """Return the graph's verbalised facts, the default corpus of the second moment."""
+    texts = []
+    for f in facts:
+        for template in f.templates[:CORPUS_TEMPLATES]:
+            texts.append(statement(template, f.subject, f.object))
+    return texts
+
+
+class LayerStats:
+    """Second moments by layer, computed on first use over one corpus and cached on disk.
+
+    `progress(fraction, message)` hears how far a computation is; `cancel()` is called at
+    the same points and stops it by raising.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        corpus: Sequence[str],
+        model_key: str,
+        n_samples: int = 20_000,
+        cache_dir: Path | None = None,
+        progress: Progress | None = None,
+        cancel: Callable[[], None] | None = None,
+    ) -> None:
+        self.model, self.tokenizer, self.corpus = model, tokenizer, list(corpus)
+        self.model_key, self.n_samples, self.cache_dir = model_key, n_samples, cache_dir
+        self.progress, self.cancel = progress, cancel
+        self._by_layer: dict[int, SecondMoment] = {}
+
+    def __call__(self, layer: int) -> SecondMoment:
+        """Return E[k kᵀ] of the down-projection input at `layer`."""
+        if layer not in self._by_layer:
+
+            def on_progress(done: int, total: int) -> None:
+                if self.cancel is not None:
+                    self.cancel()
+                if self.progress is not None:
+                    self.progress(done / max(1, total), f"statistics, layer {layer}")
+
+            self._by_layer[layer] = layer_second_moment(
+                self.model,
+                self.tokenizer,
+                layer,
+                self.corpus,
+                n_samples=self.n_samples,
+                cache_dir=self.cache_dir,
+                model_key=self.model_key,
+                on_progress=on_progress,
+            )
+        return self._by_layer[layer]
+
+
+@dataclass
+class Prepared:
+    """A method ready to run: its entry, hyper-parameters and keyword resources for `apply`."""
+
+    method: EditMethod
+    hparams: Any
+    resources: dict[str, Any]
+
+    @property
+    def second_moment(self) -> LayerStats | None:
+        """The second moments by layer (None: the method needs none)."""
+        return self.resources.get("second_moment")
+
+    @property
+    def context_templates(self) -> list[str] | None:
+        """The method's context templates (None: it declares none)."""
+        return self.resources.get("context_templates")
+
+
+def hparams_for(
+    method: str,
+    model: Any,
+    *,
+    overrides: Mapping[str, Any] | str | Path | None = None,
+    trace_layer: int | None = None,
+    family: str | None = None,
+) -> Any:
+    """Return step 1 alone: the method's hyper-parameters for `model` (see `prepare`)."""
+    if family is None and trace_layer is not None:
+        family = KNOWLEDGE
+    return default_hparams(
+        method, model, family=family, trace_layer=trace_layer, overrides=overrides
+    )
+
+
+def prepare(
+    method: str,
+    model: Any,
+    tokenizer: Any,
+    corpus: Sequence[str],
+    *,
+    model_key: str,
+    cache_dir: Path,
+    overrides: Mapping[str, Any] | str | Path | None = None,
+    trace_layer: int | None = None,
+    family: str | None = None,
+    facts: Sequence[FactText] = (),
+    progress: Progress | None = None,
+    cancel: Callable[[], None] | None = None,
+) -> Prepared:
+    """Return the method's hyper-parameters and resources for `model`.
+
+    `trace_layer`: the traced edit layer of a knowledge model (its preset's `edit_layer`);
+    given, the method's `knowledge` rows apply, else those of `family` (default: the
+    model's `config.model_type`). `model_key` names the weights the caches are keyed by
+    (the base weights' sha256). `facts` are the graph's facts, for methods whose resources
+    draw on them.
+    """
+    entry = get(method)
+    hparams = hparams_for(
+        method, model, overrides=overrides, trace_layer=trace_layer, family=family
+    )
+    cache_dir = Path(cache_dir)
+    resources: dict[str, Any] = {"model_key": model_key}
+    if entry.needs_second_moment:
+        if not corpus:
+            raise EditorError(f"{method} needs a non-empty corpus for its second moments")
+        stats = LayerStats(
+            model,
+            tokenizer,
+            corpus,
+            model_key,
+            n_samples=getattr(hparams, "mom2_n_samples", 20_000),
+            cache_dir=cache_dir / "stats",
+            progress=progress,
+            cancel=cancel,
+        )
+        for layer in method_layers(hparams):
+            stats(layer)
+        resources["second_moment"] = stats
+    if cancel is not None:
+        cancel()
+    if entry.context is not None:
+        resources["context_templates"] = entry.context(
+            model, tokenizer, hparams, model_key, cache_dir=cache_dir / "context"
+        )
+    if entry.resources is not None:
+        ctx = ResourceContext(model, tokenizer, hparams, model_key, cache_dir / entry.name, facts)
+        resources.update(entry.resources(ctx))
+    return Prepared(entry, hparams, resources)
