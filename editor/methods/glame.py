@@ -266,7 +266,7 @@ def apply_glame_to_model(
 
 
 # Default rows per family (`editor.methods.defaults`): the released CounterFact configs
-# (spec §5.3); `repr_layer` gives the features.
+# (docs/methods/glame.md); `repr_layer` gives the features.
 DEFAULTS = {
     "gpt2": Row((9,), 48, {}, layer_fields={"repr_layer": 5}),
     "gptj": Row(

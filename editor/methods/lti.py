@@ -290,7 +290,7 @@ def apply_lti_memit_to_model(
 
 
 # Default rows per family (`editor.methods.defaults`): the released ROME-LTI / MEMIT-LTI
-# configs (spec §7.3); `mid_layer` is the logit lens.
+# configs (docs/methods/lti.md); `mid_layer` is the logit lens.
 ROME_DEFAULTS = {
     "gpt2": Row((17,), 48, {"v_num_grad_steps": 30}, layer_fields={"mid_layer": 30}),
     "gptj": Row(

@@ -9,7 +9,7 @@ from jobs_helpers import make_settings
 from kg.io_jsonl import export_jsonl, import_jsonl
 from kg.store import open_store
 from workers.errors import InvalidInputError
-from workers.jobs.resources import statistics_corpus
+from workers.jobs.resources import graph_corpus
 
 
 @pytest.mark.service
@@ -21,10 +21,10 @@ def test_statistics_corpus_from_a_bolt_graph(tmp_path, falkor_server, tiny_graph
     try:
         import_jsonl(bolt, source, "test", "statistics corpus on Bolt")
         settings = make_settings(tmp_path / "var")
-        from_bolt = statistics_corpus(falkor_server.bolt_url, settings)
-        assert from_bolt == statistics_corpus(tiny_graph.url, settings) and from_bolt
+        from_bolt = graph_corpus(falkor_server.bolt_url, settings)
+        assert from_bolt == graph_corpus(tiny_graph.url, settings) and from_bolt[1]
         bolt.drop_all()
         with pytest.raises(InvalidInputError, match="holds no facts"):
-            statistics_corpus(falkor_server.bolt_url, settings)
+            graph_corpus(falkor_server.bolt_url, settings)
     finally:
         bolt.drop_all()
