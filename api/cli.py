@@ -175,7 +175,7 @@ def trace(
 
 @app.command()
 def demo(
-    n_edits: Annotated[int, typer.Option(help="number of EVOKE edits")] = 10,
+    n_edits: Annotated[int, typer.Option(help="number of demo edits")] = 10,
     preset: Annotated[str, typer.Option(help="knowledge model preset")] = "small",
 ) -> None:
     """Build the EVOKE graph, train or reuse the model, apply and revert edits (the default
@@ -245,7 +245,7 @@ Dtype = Annotated[str, typer.Option(help="scoring precision: float32 or bfloat16
 
 @audit_app.command("run")
 def audit_run(
-    edits: Annotated[int, typer.Option(help="number of EVOKE edits to apply and audit")] = 10,
+    edits: Annotated[int, typer.Option(help="number of demo edits to apply and audit")] = 10,
     model: Annotated[Path | None, typer.Option(help="model directory (default: demo)")] = None,
     graph: Annotated[str | None, typer.Option(help="graph store URL")] = None,
     preset: Annotated[str, typer.Option(help="knowledge preset for the default model")] = "small",
@@ -265,7 +265,8 @@ def audit_run(
 
     config = _audit_config(sample, seed, bootstrap, dtype)
     if model is None or graph is None:
-        from workers.demo import demo_graph_url, prepare
+        from workers.demo import prepare
+        from workers.demo_graph import demo_graph_url
         from workers.settings import get_settings
 
         setup = prepare(console, preset)

@@ -40,7 +40,8 @@ from editor.probe_scoring import ScoringConfig, score_probes
 from editor.sequence import EditSequence
 from kg.probes import ProbeConfig, audit_probes
 from kg.view import GraphView
-from workers.demo import DEMO_CASES, prepare
+from workers.demo import prepare
+from workers.demo_graph import DEMO_CASES
 from workers.edit_run import select_known_edits
 from workers.settings import get_settings
 

@@ -57,7 +57,8 @@ from kg.expand import ExpansionConfig, expand_request
 from kg.probes import ProbeConfig, audit_probes
 from kg.view import GraphView
 from workers.audit.stats import cluster_bootstrap
-from workers.demo import DEMO_CASES, prepare
+from workers.demo import prepare
+from workers.demo_graph import DEMO_CASES
 from workers.edit_run import select_known_edits
 from workers.settings import get_settings
 

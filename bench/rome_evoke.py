@@ -36,7 +36,7 @@ def main() -> None:
     setup = prepare(console, args.preset)
     model, tok = setup.model, setup.tokenizer
     edits = select_known_edits(model, tok, setup.cases, args.edits)
-    probes = [probes_for(setup.store, tok, setup.facts, r) for r in edits]
+    probes = [probes_for(setup.store, tok, r) for r in edits]
     ready = setup.prepare("rome")  # as the service prepares it
     run = run_edits(model, tok, edits, probes, ready, mode="independent")
     rates = run.rates()

@@ -86,6 +86,7 @@ def falkor_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
         server.stop()
 
 
+@pytest.fixture(scope="session")
 def prepare_tiny(tiny_model_dir, tiny_facts, tmp_path_factory):
     """Return `prepare_tiny(method, model, tokenizer, overrides=None)`: the method prepared
     (`editor.prepare`) for the loaded tiny knowledge model as the service prepares it: its

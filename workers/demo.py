@@ -1,9 +1,10 @@
 """`kgedit demo`: the main job end to end on the embedded defaults.
 
-1. build the EVOKE graph (a subset that trains within the time budget) in the SQL store;
+1. build the demo graph (`workers.demo_graph`: EVOKE when present, the synthetic world
+   otherwise) in the configured store;
 2. train the `small` knowledge model on its facts, or reuse the cached one;
-3. apply real EVOKE edits with the default editing method (`default_method("edit")`),
-   prepared by `editor.prepare` exactly as a job would be, one after another;
+3. apply counterfactual edits (EVOKE's own where present) with the default editing method
+   (`default_method("edit")`), prepared by `editor.prepare` as a job is, one after another;
 4. print rewrite, paraphrase, neighbourhood and same-subject accuracy before and after;
 5. revert every edit and show that the weights match the original checksum bit for bit.
 """
@@ -26,39 +27,21 @@ from editor.knowledge.presets import get_preset
 from editor.loading import load_model, state_checksum, weights_sha256
 from editor.methods import default_method, method_layers
 from editor.prepare import Prepared
-from kg.importers.evoke import evoke_cases
-from kg.store import GraphStore, open_store
+from kg.store import GraphStore
+from workers.demo_graph import DEMO_CASES, EVOKE, demo_graph
 from workers.edit_run import (
     KIND_ORDER,
     probes_for,
     run_edits,
     select_known_edits,
-    speakable_edits,
 )
 from workers.graph_models import (
-    build_evoke_graph,
-    graph_facts,
     load_report,
     prepare_on_graph,
     train_or_reuse,
 )
 from workers.progress_bar import progress_bar
 from workers.settings import get_settings
-
-# EVOKE cases per file in the demo graph: the subset the `small` preset learns in its budget.
-DEMO_CASES = 100
-
-
-def demo_graph_url(settings, n_cases: int = DEMO_CASES) -> str:
-    """Return the demo graph's URL (its own SQLite file unless a URL is configured)."""
-    path = settings.var_dir / "demo" / f"evoke-{n_cases}.sqlite"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return settings.graph_url or f"sqlite:///{path}"
-
-
-def demo_store(settings, n_cases: int = DEMO_CASES) -> GraphStore:
-    """Return the demo's graph store."""
-    return open_store(demo_graph_url(settings, n_cases))
 
 
 @dataclass
@@ -73,6 +56,7 @@ class EditSetup:
     model_key: str
     preset: str
     cases: list[EditRequest]
+    source: str  # the graph: "evoke" or "synthetic" (`workers.demo_graph`)
 
     def prepare(
         self,
@@ -104,15 +88,9 @@ def prepare(
     if settings.threads:
         torch.set_num_threads(settings.threads)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    store = demo_store(settings, n_cases)
-    summary = build_evoke_graph(store, settings.evoke_main, settings.evoke_subj_spec, limit=n_cases)
-    if summary is not None:
-        console.print(
-            f"graph: imported {summary.facts} facts, {summary.entities} entities "
-            f"from {summary.cases_main}+{summary.cases_subj} EVOKE cases"
-        )
-    facts = graph_facts(store)
-    console.print(f"graph: {len(facts)} current facts in {store.url}")
+    graph = demo_graph(settings, n_cases)
+    console.print(graph.describe())
+    store, facts = graph.store, graph.facts
 
     preset = get_preset(preset_name)
     with progress_bar(f"training {preset.name} model", preset.steps) as update:
@@ -126,10 +104,9 @@ def prepare(
         f"{info['accuracy_heldout_template']:.1%} on held-out ones)"
     )
     model, tok = load_model(model_dir, device=settings.device)
-    cases = evoke_cases(settings.evoke_main, settings.evoke_subj_spec, n_cases)
-    cases = interleave_sets(speakable_edits(cases, facts))
+    cases = interleave_sets(graph.cases)
     key = weights_sha256(model_dir)
-    return EditSetup(store, facts, model_dir, model, tok, key, preset_name, cases)
+    return EditSetup(store, facts, model_dir, model, tok, key, preset_name, cases, graph.source)
 
 
 def interleave_sets(cases: list[EditRequest]) -> list[EditRequest]:
@@ -172,8 +149,8 @@ def run_demo(
     base_checksum = state_checksum(model)
     edits = select_known_edits(model, tok, setup.cases, n_edits)
     if not edits:
-        raise RuntimeError("the model knows none of the EVOKE edit subjects; retrain it")
-    probes = [probes_for(setup.store, tok, setup.facts, r) for r in edits]
+        raise RuntimeError("the model knows none of the demo edits' true objects; retrain it")
+    probes = [probes_for(setup.store, tok, r, batch=edits) for r in edits]
     with progress_bar(f"{method} edits", len(edits)) as update:
         run = run_edits(
             model,
@@ -185,8 +162,9 @@ def run_demo(
             progress=lambda i, t: update(i, t),
         )
     rates = run.rates()
+    graph_name = "EVOKE" if setup.source == EVOKE else "synthetic-world"
     layers = ", ".join(str(layer) for layer in method_layers(ready.hparams))
-    title = f"{len(edits)} EVOKE edits with {method} (layer {layers}), applied in sequence"
+    title = f"{len(edits)} {graph_name} edits with {method} (layer {layers}), applied in sequence"
     console.print(rates_table(title, rates))
     timings = run.mean_timings()
     stats = ready.second_moment

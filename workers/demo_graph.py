@@ -51,6 +51,19 @@ class DemoGraph:
         )
 
 
+def demo_graph_url(
+    settings: Settings, n_cases: int = DEMO_CASES, n_people: int = DEMO_PEOPLE, seed: int = 0
+) -> str:
+    """Return the demo graph's URL: `settings.graph_url`, else its own SQLite file."""
+    if settings.graph_url:
+        return settings.graph_url
+    source = EVOKE if settings.has_data_set(EVOKE) else SYNTHETIC
+    name = f"evoke-{n_cases}" if source == EVOKE else f"synthetic-{n_people}-seed{seed}"
+    path = settings.var_dir / "demo" / f"{name}.sqlite"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
 def demo_graph(
     settings: Settings,
     n_cases: int = DEMO_CASES,
@@ -63,10 +76,7 @@ def demo_graph(
     `var_dir/demo/`; a store that already holds facts is used as it is.
     """
     source = EVOKE if settings.has_data_set(EVOKE) else SYNTHETIC
-    name = f"evoke-{n_cases}" if source == EVOKE else f"synthetic-{n_people}-seed{seed}"
-    path = settings.var_dir / "demo" / f"{name}.sqlite"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    store = open_store(settings.graph_url or f"sqlite:///{path}")
+    store = open_store(demo_graph_url(settings, n_cases, n_people, seed))
     summary: EvokeImportSummary | SyntheticImportSummary | None = None
     if source == EVOKE:
         summary = build_evoke_graph(

@@ -80,7 +80,6 @@ def last_token(tokenizer: Any) -> Callable[[str], int]:
 def probes_for(
     graph: GraphStore | GraphView,
     tokenizer: Any,
-    facts: Sequence[FactText],
     request: EditRequest,
     *,
     batch: Sequence[EditRequest] = (),
@@ -88,8 +87,7 @@ def probes_for(
     """Return one edit's probes (`kg.probes.edit_probes`) plus its last-token neighbours.
 
     `batch`: the edits applied together with this one (sequential and batch modes), whose
-    subjects the locality probes avoid. `facts` is not read: every probe comes from `graph`
-    (its facts in verbal form are what the model learned); callers still pass it.
+    subjects the locality probes avoid. Every probe comes from `graph`.
     """
     return edit_probes(graph, request, batch=batch, last_token=last_token(tokenizer))
 

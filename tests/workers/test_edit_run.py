@@ -20,7 +20,7 @@ def prepared(tiny_model_dir, tiny_graph, tiny_facts, evoke_paths, tiny_cases, pr
     cases = evoke_cases(*evoke_paths, limit=tiny_cases)
     edits = select_known_edits(model, tok, cases, 4)
     assert len(edits) >= 3, "the tiny model should know several EVOKE edit subjects"
-    probes = [probes_for(tiny_graph, tok, tiny_facts, r) for r in edits]
+    probes = [probes_for(tiny_graph, tok, r, batch=edits) for r in edits]
     return model, tok, edits, probes, prepare_tiny(default_method("edit"), model, tok)
 
 

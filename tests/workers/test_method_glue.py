@@ -36,7 +36,7 @@ def test_batched_methods_through_the_edit_runner(
 
     model, tok = load_model(tiny_model_dir)
     edits = select_known_edits(model, tok, evoke_cases(*evoke_paths, limit=tiny_cases), 3)
-    probes = [probes_for(tiny_graph, tok, tiny_facts, r) for r in edits]
+    probes = [probes_for(tiny_graph, tok, r, batch=edits) for r in edits]
     tiny = {k: v for k, v in get(method).tiny.items() if k not in LAYER_FIELDS}
     ready = prepare_tiny(method, model, tok, tiny)  # the tiny settings at the traced layers
     before = state_checksum(model)
