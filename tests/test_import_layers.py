@@ -14,13 +14,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 LAYER = {"contracts": 0, "kg": 1, "editor": 1, "workers": 2, "api": 3}
 
-# Known breaches, each removed by a change under way elsewhere; delete an entry when it lands
-# (the tests below fail while an entry names a breach that no longer exists).
-PENDING_LAYER: set[str] = set()
-# the method registry: `editor/methods/__init__.py` imports every method module to register it,
-# and each method module imports `register` back from the package
-PENDING_CIRCLE = "editor.methods"
-
 
 def _modules() -> dict[str, Path]:
     """Return {dotted module name: file} for every module of the layered packages."""
@@ -127,18 +120,8 @@ def test_the_scanner_sees_function_local_and_relative_imports(tmp_path) -> None:
 
 
 def test_no_module_imports_a_higher_layer_or_across_kg_and_editor() -> None:
-    found = set(_layer_violations(_graph()))
-    assert found - PENDING_LAYER == set()
-    assert found >= PENDING_LAYER, f"fixed, remove from PENDING_LAYER: {PENDING_LAYER - found}"
+    assert _layer_violations(_graph()) == []
 
 
 def test_no_import_circles() -> None:
-    graph = _graph()
-    if PENDING_CIRCLE:
-        assert any(PENDING_CIRCLE in c for c in _cycles(graph)), "fixed: clear PENDING_CIRCLE"
-        prefix = f"{PENDING_CIRCLE}."
-        graph = {
-            source: {t for t in targets if source != PENDING_CIRCLE or not t.startswith(prefix)}
-            for source, targets in graph.items()
-        }
-    assert _cycles(graph) == []
+    assert _cycles(_graph()) == []

@@ -42,7 +42,6 @@ from contracts.types import EditRequest
 from editor.arch import ArchSpec, arch_spec
 from editor.delta import Delta
 from editor.errors import EditorError
-from editor.methods import EditMethod, register
 from editor.methods.common import (
     HParams,
     StatsSource,
@@ -59,6 +58,7 @@ from editor.methods.memit import (
     memit_context_templates,
     spread_over_layers,
 )
+from editor.methods.registry import EditMethod, register
 from editor.stats import SecondMoment
 from editor.vstar import ESSENCE_PROMPTS, LossTerm
 

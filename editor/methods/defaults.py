@@ -30,7 +30,7 @@ import yaml
 from torch import nn
 
 from editor.errors import EditorError
-from editor.methods import get, names
+from editor.methods.registry import get, names
 
 KNOWLEDGE = "knowledge"
 LLAMA_LIKE = ("llama", "mistral", "qwen2")

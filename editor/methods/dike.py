@@ -35,7 +35,6 @@ from contracts.types import EditRequest, FactText
 from editor.arch import ArchSpec, arch_spec
 from editor.delta import Delta
 from editor.errors import EditorError
-from editor.methods import EditMethod, ResourceContext, register
 from editor.methods.common import (
     HParams,
     StatsSource,
@@ -51,6 +50,7 @@ from editor.methods.common import (
 from editor.methods.defaults import KNOWLEDGE, KNOWLEDGE_STEPS, Row, llama_like
 from editor.methods.dike_krd import Disentangler, KrdConfig, load_or_train_krd
 from editor.methods.memit import MEMIT_SEEDS, memit_context_templates
+from editor.methods.registry import EditMethod, ResourceContext, register
 from editor.vstar import ESSENCE_PROMPTS, optimize_v
 
 

@@ -29,9 +29,9 @@ from contracts.types import EditRequest
 from editor.arch import ArchSpec, arch_spec, edited_weight, edited_weight_name
 from editor.delta import Delta
 from editor.errors import EditorError
-from editor.methods import EditMethod, register
 from editor.methods.common import HParams, check_layers, request_ids, request_meta
 from editor.methods.defaults import KNOWLEDGE, Row, llama_like
+from editor.methods.registry import EditMethod, register
 from editor.tokens import encode_prompt_targets, fill, target_logprobs_from_logits
 from editor.vstar import rewriting_templates
 

@@ -38,9 +38,9 @@ from editor.arch import ArchSpec, arch_spec, get_module
 from editor.delta import Delta
 from editor.errors import EditorError
 from editor.hooks import capture_output
-from editor.methods import EditMethod, register
 from editor.methods.common import StatsSource
 from editor.methods.defaults import KNOWLEDGE, KNOWLEDGE_STEPS, Row, llama_like
+from editor.methods.registry import EditMethod, register
 from editor.methods.rgcn import RelationalGNN
 from editor.methods.rome import RomeHyperParams, apply_rome, rome_context_templates
 from editor.vstar import VStarResult, optimize_v

@@ -45,8 +45,8 @@ from torch import nn
 from contracts.types import UnlearnRequest
 from editor.delta import Delta
 from editor.errors import EditorError
-from editor.methods import EditMethod, register
 from editor.methods.common import HParams
+from editor.methods.registry import EditMethod, register
 from editor.tokens import target_ids
 
 OBJECTIVES = ("ga", "graddiff", "npo")

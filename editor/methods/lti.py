@@ -39,10 +39,10 @@ from editor.arch import ArchSpec, arch_spec, get_module, unembedding
 from editor.delta import Delta
 from editor.errors import EditorError
 from editor.hooks import capture_output
-from editor.methods import EditMethod, register
 from editor.methods.common import StatsSource
 from editor.methods.defaults import KNOWLEDGE, KNOWLEDGE_STEPS, KNOWLEDGE_Z, Row, llama_like
 from editor.methods.memit import MemitHyperParams, apply_memit, memit_context_templates
+from editor.methods.registry import EditMethod, register
 from editor.methods.rome import RomeHyperParams, apply_rome, rome_context_templates
 from editor.tokens import encode_prompt_targets, fill, subject_last_token_index
 from editor.vstar import LossContext, rewriting_templates

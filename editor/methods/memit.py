@@ -41,7 +41,6 @@ from editor.arch import ArchSpec, arch_spec
 from editor.context import context_templates as make_context_templates
 from editor.delta import Delta
 from editor.errors import EditorError
-from editor.methods import EditMethod, register
 from editor.methods.common import (
     HParams,
     StatsSource,
@@ -55,6 +54,7 @@ from editor.methods.common import (
     request_meta,
 )
 from editor.methods.defaults import KNOWLEDGE, KNOWLEDGE_Z, Row, llama_like
+from editor.methods.registry import EditMethod, register
 from editor.vstar import ESSENCE_PROMPTS, LossTerm, optimize_v
 
 MEMIT_SEEDS: tuple[str, ...] = ("The", "Therefore", "Because", "I", "You")

@@ -47,7 +47,6 @@ from editor.arch import ArchSpec, arch_spec, get_module
 from editor.delta import Delta
 from editor.errors import EditorError
 from editor.hooks import capture_input, capture_output
-from editor.methods import EditMethod, register
 from editor.methods.alphaedit import AlphaEditState, alphaedit_update, null_space_projector
 from editor.methods.common import (
     HParams,
@@ -59,6 +58,7 @@ from editor.methods.common import (
     own_cache_dir,
 )
 from editor.methods.defaults import KNOWLEDGE, KNOWLEDGE_STATS, Row, llama_like
+from editor.methods.registry import EditMethod, register
 from editor.tokens import encode_prompt_targets, fill, subject_last_token_index
 
 STARTERS: tuple[str, ...] = (

@@ -26,9 +26,9 @@ from editor.context import context_templates as make_context_templates
 from editor.delta import Delta
 from editor.errors import EditorError
 from editor.hooks import capture_input, capture_output
-from editor.methods import EditMethod, register
 from editor.methods.common import StatsSource, moment_for
 from editor.methods.defaults import KNOWLEDGE, KNOWLEDGE_STEPS, Row, llama_like
+from editor.methods.registry import EditMethod, register
 from editor.tokens import encode_prompt_targets, fill, subject_last_token_index
 from editor.vstar import (
     ESSENCE_PROMPTS,

@@ -28,7 +28,6 @@ from torch import nn
 from contracts.types import UnlearnRequest
 from editor.delta import Delta, scaled
 from editor.errors import EditorError
-from editor.methods import EditMethod, register
 from editor.methods.gradient_unlearning import (
     OBJECTIVES,
     TINY,
@@ -36,6 +35,7 @@ from editor.methods.gradient_unlearning import (
     request_examples,
     unlearn_examples,
 )
+from editor.methods.registry import EditMethod, register
 
 
 @dataclass(frozen=True)
