@@ -1,0 +1,41 @@
+"""The library warnings kgedit understands are silenced where they arise: loading, generating
+with a cache, a loss from labels, sampled context and trace runs, saving (no tqdm bars)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+# a fresh interpreter, because transformers warns only once per process
+SCRIPT = """
+import sys, tempfile
+from editor.context import sample_prefixes
+from editor.generation import generate
+from editor.loading import load_model, save_model
+lm, tok = load_model(sys.argv[1])
+generate(lm, tok, ["The capital of"], max_new_tokens=3)
+ids = tok(["The capital of France"], return_tensors="pt")
+lm(**ids, labels=ids["input_ids"])
+sample_prefixes(lm, tok, 4, 2)
+save_model(lm, tok, tempfile.mkdtemp())
+print("done")
+"""
+NOISE = ("past_key_values", "loss_type", "attention_mask", "Writing model shards", "Loading weights")
+
+
+def test_loading_generating_and_saving_print_no_library_noise(tiny_model_dir):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(tiny_model_dir)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert out.returncode == 0 and out.stdout.strip() == "done", out.stderr
+    assert [n for n in NOISE if n in out.stderr] == [], out.stderr
