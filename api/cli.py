@@ -369,7 +369,7 @@ _register_jobs(app)
 @app.callback()
 def main_options(
     verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="log migrations and libraries at INFO")
+        bool, typer.Option("--verbose", "-v", help="log the metadata migrations at INFO")
     ] = False,
 ) -> None:
     """Keep a language model's knowledge in line with a knowledge graph."""

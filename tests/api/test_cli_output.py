@@ -66,3 +66,10 @@ def test_import_summary_is_readable_lines(tmp_path):
     dest = tmp_path / "facts.jsonl"
     exported = _json("export", str(dest), "--graph", url)
     assert exported["path"] == str(dest) and exported["facts"] > 0
+
+
+def test_train_model_names_its_preset_and_time():
+    from editor.knowledge.presets import DEFAULT_PRESET, training_time
+
+    assert DEFAULT_PRESET == "small" and "6-9 minutes" in training_time(DEFAULT_PRESET)
+    assert "no measured time" in training_time("base")

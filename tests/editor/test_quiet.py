@@ -23,7 +23,13 @@ sample_prefixes(lm, tok, 4, 2)
 save_model(lm, tok, tempfile.mkdtemp())
 print("done")
 """
-NOISE = ("past_key_values", "loss_type", "attention_mask", "Writing model shards", "Loading weights")
+NOISE = (
+    "past_key_values",
+    "loss_type",
+    "attention_mask",
+    "Writing model shards",
+    "Loading weights",
+)
 
 
 def test_loading_generating_and_saving_print_no_library_noise(tiny_model_dir):
