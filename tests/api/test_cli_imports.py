@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from fresh_python import run_python
+
 HEAVY = ("torch", "transformers")
 # runs the commands in a fresh interpreter, then names the heavy modules it imported
 LISTING = f"""
@@ -31,18 +31,8 @@ app(sys.argv[1:], standalone_mode=False)
 def _run(tmp_path: Path, script: str, *args: str, **env_vars: str) -> subprocess.CompletedProcess:
     """Run `script` in a fresh interpreter with a fresh var directory; return the result."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("KGEDIT_")}
-    env.update(KGEDIT_VAR_DIR=str(tmp_path / "var"), PYTHONPATH=str(REPO), **env_vars)
-    out = subprocess.run(
-        [sys.executable, "-c", script, *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert out.returncode == 0, out.stderr
-    return out
+    env.update(KGEDIT_VAR_DIR=str(tmp_path / "var"), **env_vars)
+    return run_python(script, *args, env=env, timeout=120)
 
 
 def test_listing_commands_import_no_torch(tmp_path):

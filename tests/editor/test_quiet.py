@@ -1,14 +1,10 @@
 """The library warnings kgedit understands are silenced where they arise: loading, generating
-with a cache, a loss from labels, sampled context and trace runs, saving (no tqdm bars)."""
+with a cache, a loss from labels, sampled context, saving (no tqdm bars)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
+from fresh_python import run_python
 
-REPO = Path(__file__).resolve().parents[2]
 # a fresh interpreter, because transformers warns only once per process
 SCRIPT = """
 import sys, tempfile
@@ -33,15 +29,6 @@ NOISE = (
 
 
 def test_loading_generating_and_saving_print_no_library_noise(tiny_model_dir):
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    out = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(tiny_model_dir)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert out.returncode == 0 and out.stdout.strip() == "done", out.stderr
+    out = run_python(SCRIPT, str(tiny_model_dir))
+    assert out.stdout.strip() == "done"
     assert [n for n in NOISE if n in out.stderr] == [], out.stderr
