@@ -8,12 +8,22 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from api.cli_ask import ask
 from api.cli_concepts import concept_anchor
+from api.cli_output import (
+    AsJson,
+    OutputPath,
+    console,
+    errors,
+    fail,
+    note,
+    print_fields,
+    print_json,
+)
 from api.cli_requests import edit, unlearn
 from api.cli_server import keys_app, serve
+from editor.knowledge.presets import DEFAULT_PRESET
 from workers.progress_bar import progress_bar
 
 app = typer.Typer(
@@ -21,8 +31,6 @@ app = typer.Typer(
     help="Keep a language model's knowledge in line with a knowledge graph.",
     no_args_is_help=True,
 )
-console = Console()
-
 app.command("serve")(serve)
 app.command("ask")(ask)
 app.command("edit")(edit)
@@ -34,12 +42,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
-def _fail(message: str) -> None:
-    """Print an error (one line, never wrapped) and exit with status 2."""
-    console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
-    raise typer.Exit(2)
-
-
 @app.command("import")
 def import_cmd(
     source: Annotated[str, typer.Argument(help="'evoke', 'synthetic' or a JSONL file of facts")],
@@ -49,7 +51,7 @@ def import_cmd(
     ] = None,
     people: Annotated[int, typer.Option(min=1, help="synthetic: number of people")] = 200,
     seed: Annotated[int, typer.Option(help="synthetic: seed of the world")] = 0,
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """Import EVOKE, the synthetic world or a JSONL file of facts into the graph store."""
     from kg.errors import KGError
@@ -71,22 +73,22 @@ def import_cmd(
             summary = import_synthetic(store, n_people=people, seed=seed)
         else:
             if not Path(source).is_file():
-                _fail(f"no such file: {source}")
+                fail(f"no such file: {source}")
             summary = import_jsonl(store, source, "cli", "kgedit import")
     except (KGError, DataSetMissingError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     data = summary.__dict__ if hasattr(summary, "__dict__") else summary
     if as_json:
-        console.print_json(json.dumps(data, default=str))
+        print_json(data)
     else:
-        for key, value in data.items():
-            console.print(f"{key}: {value}")
+        print_fields(data)
 
 
 @app.command("export")
 def export_cmd(
     dest: Annotated[Path, typer.Argument(help="JSONL file to write")],
     graph: Annotated[str | None, typer.Option(help="graph store URL")] = None,
+    as_json: AsJson = False,
 ) -> None:
     """Export the graph's relations, entities and facts as JSONL."""
     from kg.io_jsonl import export_jsonl
@@ -95,19 +97,25 @@ def export_cmd(
 
     store = open_store(graph or get_settings().graph_store_url)
     n = export_jsonl(store, dest)
-    console.print(f"wrote {n} facts to {dest}")
+    if as_json:
+        print_json({"path": str(dest), "facts": n})
+    else:
+        console.print(f"wrote {n} facts to {dest}", markup=False, soft_wrap=True)
 
 
 @app.command("train-model")
 def train_model(
     out: Annotated[Path, typer.Option(help="output model directory")],
-    preset: Annotated[str, typer.Option(help="tiny, small or base")] = "small",
+    preset: Annotated[
+        str, typer.Option(help="tiny (1-2 min), small (6-9 min) or base; see the first line")
+    ] = DEFAULT_PRESET,
     graph: Annotated[str | None, typer.Option(help="graph store URL")] = None,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
     max_subjects: Annotated[int | None, typer.Option(help="train on the first N subjects")] = None,
+    as_json: AsJson = False,
 ) -> None:
     """Train a knowledge model on the graph's facts and save it as an HF directory."""
-    from editor.knowledge.presets import get_preset
+    from editor.knowledge.presets import get_preset, training_time
     from editor.knowledge.train import train_knowledge_model
     from kg.store import open_store
     from workers.graph_models import graph_facts, subset_by_subjects
@@ -116,17 +124,24 @@ def train_model(
     try:
         spec = get_preset(preset)
     except ValueError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     store = open_store(graph or get_settings().graph_store_url)
     facts = graph_facts(store)
     if max_subjects:
         facts = subset_by_subjects(facts, max_subjects)
     if not facts:
-        _fail("the graph holds no facts; run `kgedit import evoke` first")
-    console.print(f"training preset {spec.name!r} on {len(facts)} facts")
+        fail("the graph holds no facts; run `kgedit import evoke` first")
+    default = " (the default; --preset tiny|small|base)" if preset == DEFAULT_PRESET else ""
+    note(
+        f"training preset {spec.name!r}{default} on {len(facts)} facts: {spec.steps:,} steps, "
+        f"{training_time(spec.name)}"
+    )
     with progress_bar("training", spec.steps) as update:
         report = train_knowledge_model(facts, spec, out, seed=seed, progress=update)
-    console.print_json(json.dumps(report.to_dict()))
+    if as_json:
+        print_json(report.to_dict())
+    else:
+        print_fields(report.to_dict())
 
 
 @app.command()
@@ -136,7 +151,7 @@ def trace(
     n: Annotated[int, typer.Option(help="number of facts to trace")] = 60,
     samples: Annotated[int, typer.Option(help="noise samples per fact")] = 10,
     plot: Annotated[Path | None, typer.Option(help="write a PNG heat map here")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """Causal tracing: print the indirect effect per layer and token bucket."""
     from editor.errors import EditorError
@@ -149,19 +164,19 @@ def trace(
     try:
         lm, tok = load_model(model)
     except EditorError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     store = open_store(graph or get_settings().graph_store_url)
     from editor.trace import causal_trace
 
     cases = known_trace_cases(lm, tok, store, n)
     if not cases:
-        _fail("the model knows none of the graph's facts; nothing to trace")
+        fail("the model knows none of the graph's facts; nothing to trace")
     with progress_bar("tracing", len(cases)) as update:
         result = causal_trace(lm, tok, cases, samples=samples, progress=lambda i, t: update(i, t))
     if plot:
         plot_trace(result, str(plot))
     if as_json:
-        console.print_json(json.dumps(result.to_dict()))
+        print_json(result.to_dict())
         return
     console.print(
         f"{result.n_cases} facts, p(clean) {result.p_clean:.3f}, "
@@ -186,7 +201,7 @@ def demo(
     try:
         run_demo(console, n_edits=n_edits, preset_name=preset)
     except DataSetMissingError as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 audit_app = typer.Typer(
@@ -202,7 +217,7 @@ def _audit_config(sample: int, seed: int, bootstrap: int, dtype: str):
     from workers.audit.run import AuditConfig
 
     if dtype not in {"float32", "bfloat16"}:
-        _fail(f"--dtype must be float32 or bfloat16, not {dtype!r}")
+        fail(f"--dtype must be float32 or bfloat16, not {dtype!r}")
     return AuditConfig(
         sample_size=sample,
         sample_seed=seed,
@@ -212,8 +227,11 @@ def _audit_config(sample: int, seed: int, bootstrap: int, dtype: str):
     )
 
 
-def _finish_audit(report: dict, json_out: Path | None, html_out: Path | None, strict: bool):
-    """Validate, write and summarise a report; exit 1 under --strict when it failed."""
+def _finish_audit(
+    report: dict, json_out: Path | None, html_out: Path | None, strict: bool, as_json: bool
+) -> None:
+    """Validate, write and summarise a report (`--json`: print it whole); exit 1 under
+    --strict when it failed."""
     from workers.audit.html import render_html
     from workers.audit.schema import validate_report
     from workers.audit.summary import summary_lines, summary_table
@@ -222,19 +240,21 @@ def _finish_audit(report: dict, json_out: Path | None, html_out: Path | None, st
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
-        console.print(f"wrote {json_out}")
+        note(f"wrote {json_out}")
     if html_out:
         html_out.parent.mkdir(parents=True, exist_ok=True)
         html_out.write_text(render_html(report), encoding="utf-8")
-        console.print(f"wrote {html_out}")
-    console.print(summary_table(report))
-    for line in summary_lines(report):
-        console.print(line)
+        note(f"wrote {html_out}")
+    if as_json:
+        print_json(report)
+    else:
+        console.print(summary_table(report))
+        for line in summary_lines(report):
+            console.print(line)
     if strict and not report["passed"]:
         raise typer.Exit(1)
 
 
-JsonOut = Annotated[Path | None, typer.Option("--json", help="write the JSON report here")]
 HtmlOut = Annotated[Path | None, typer.Option("--html", help="write the HTML report here")]
 Strict = Annotated[bool, typer.Option(help="exit with status 1 when a threshold fails")]
 SampleN = Annotated[int, typer.Option("--sample", help="untouched facts in the sample audit")]
@@ -255,9 +275,10 @@ def audit_run(
     seed: Seed = 0,
     bootstrap: Boot = 1000,
     dtype: Dtype = "float32",
-    json_out: JsonOut = None,
+    json_out: OutputPath = None,
     html_out: HtmlOut = None,
     strict: Strict = False,
+    as_json: AsJson = False,
 ) -> None:
     """Apply EVOKE edits in sequence (the default editing method), audit them against the
     graph, revert them."""
@@ -269,7 +290,7 @@ def audit_run(
         from workers.demo_graph import demo_graph_url
         from workers.settings import get_settings
 
-        setup = prepare(console, preset)
+        setup = prepare(errors, preset)
         model = model or setup.model_dir
         graph = graph or demo_graph_url(get_settings())
     with progress_bar("audit", 1) as update:
@@ -283,7 +304,7 @@ def audit_run(
             save_deltas=save_deltas,
             progress=lambda stage, done, total: update(done, total),
         )
-    _finish_audit(report, json_out, html_out, strict)
+    _finish_audit(report, json_out, html_out, strict, as_json)
 
 
 @audit_app.command("sample")
@@ -297,9 +318,10 @@ def audit_sample(
     seed: Seed = 0,
     bootstrap: Boot = 1000,
     dtype: Dtype = "float32",
-    json_out: JsonOut = None,
+    json_out: OutputPath = None,
     html_out: HtmlOut = None,
     strict: Strict = False,
+    as_json: AsJson = False,
 ) -> None:
     """Whole-graph sample audit of any version: the base model vs base + its delta chain."""
     from editor.errors import EditorError
@@ -308,30 +330,31 @@ def audit_sample(
 
     for path in delta or []:
         if not path.is_file():
-            _fail(f"no such delta file: {path}")
+            fail(f"no such delta file: {path}")
     config = _audit_config(sample, seed, bootstrap, dtype)
     try:
         report = audit_version(model, delta or [], graph or get_settings().graph_store_url, config)
     except EditorError as exc:
-        _fail(str(exc))
-    _finish_audit(report, json_out, html_out, strict)
+        fail(str(exc))
+    _finish_audit(report, json_out, html_out, strict, as_json)
 
 
 @audit_app.command("show")
 def audit_show(
     report: Annotated[Path, typer.Argument(help="a JSON audit report")],
     html_out: HtmlOut = None,
+    as_json: AsJson = False,
 ) -> None:
     """Print the summary of a saved report (and render it as HTML with --html)."""
     import jsonschema
 
     if not report.is_file():
-        _fail(f"no such file: {report}")
+        fail(f"no such file: {report}")
     try:
         data = json.loads(report.read_text(encoding="utf-8"))
-        _finish_audit(data, None, html_out, strict=False)
+        _finish_audit(data, None, html_out, strict=False, as_json=as_json)
     except (ValueError, jsonschema.ValidationError) as exc:
-        _fail(f"{report} is not a valid audit report: {str(exc).splitlines()[0]}")
+        fail(f"{report} is not a valid audit report: {str(exc).splitlines()[0]}")
 
 
 @audit_app.command("schema")
@@ -345,6 +368,20 @@ def audit_schema() -> None:
 from api.cli_jobs import register as _register_jobs  # noqa: E402
 
 _register_jobs(app)
+
+
+@app.callback()
+def main_options(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="log the metadata migrations at INFO")
+    ] = False,
+) -> None:
+    """Keep a language model's knowledge in line with a knowledge graph."""
+    if verbose:
+        from workers.settings import get_settings
+
+        os.environ["KGEDIT_LOG_LEVEL"] = "INFO"
+        get_settings.cache_clear()
 
 
 def main() -> None:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
+from api.cli_output import AsJson, console, fail, print_json
+
 MAX_NEW_TOKENS = 512
-console = Console()
-errors = Console(stderr=True)
 
 
 def ask(
@@ -23,7 +21,7 @@ def ask(
     max_new_tokens: Annotated[
         int, typer.Option(min=1, max=MAX_NEW_TOKENS, help="tokens to generate")
     ] = 16,
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON only")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """Print the greedy continuation of PROMPT by a model version (weights verified)."""
     from editor.generation import generate
@@ -32,19 +30,17 @@ def ask(
     from workers.settings import get_settings
 
     if not prompt.strip():
-        errors.print("[bold red]error:[/] the prompt is empty")
-        raise typer.Exit(2)
+        fail("the prompt is empty")
     settings = get_settings()
     try:
         version_id = get_model(model).head_version_id if version is None else version
         lm, tokenizer, _ = load_version(model, version_id, device=settings.device)
     except WorkersError as exc:
-        errors.print(f"[bold red]error:[/] {escape(str(exc))}")
-        raise typer.Exit(2) from None
+        fail(str(exc))
     (continuation,) = generate(lm, tokenizer, [prompt], max_new_tokens=max_new_tokens)
     if as_json:
         data = {"model": model, "version_id": version_id, "prompt": prompt}
-        print(json.dumps({**data, "continuation": continuation}, ensure_ascii=False))
+        print_json({**data, "continuation": continuation})
         return
     console.print(
         f"[dim]{escape(model)} v{version_id}:[/] {escape(prompt)}[bold]{escape(continuation)}[/]"

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-console = Console()
+from api.cli_output import AsJson, fail, result
 
 
 def concept_anchor(
@@ -20,7 +18,7 @@ def concept_anchor(
     reason: Annotated[str, typer.Option(help="why (kept in the change log)")] = "curation",
     who: Annotated[str, typer.Option(help="the curator, for the change log")] = "cli",
     graph: Annotated[str | None, typer.Option(help="graph store URL (SQL or Bolt)")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """Set (or --clear) the redirect anchor of a concept, overriding the suggestion."""
     from kg.errors import KGError
@@ -28,16 +26,11 @@ def concept_anchor(
     from workers.settings import get_settings
 
     if (anchor_id is None) == (not clear):
-        console.print("[bold red]error:[/] give exactly one of an anchor id or --clear")
-        raise typer.Exit(2)
+        fail("give exactly one of an anchor id or --clear")
     try:
         store = open_store(graph or get_settings().graph_store_url)
         concept = store.set_concept_redirect(concept_id, anchor_id, who=who, why=reason)
     except KGError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
-        raise typer.Exit(2) from None
-    if as_json:
-        data = {"id": concept.id, "name": concept.name, "redirect_to": concept.redirect_to}
-        console.print_json(json.dumps(data))
-    else:
-        console.print(f"{concept.id} ({concept.name}) -> {concept.redirect_to or 'no anchor'}")
+        fail(str(exc))
+    data = {"id": concept.id, "name": concept.name, "redirect_to": concept.redirect_to}
+    result(data, as_json, f"{concept.id} ({concept.name}) -> {concept.redirect_to or 'no anchor'}")

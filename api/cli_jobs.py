@@ -10,22 +10,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-console = Console()
+from api.cli_output import AsJson, console, errors, fail, print_json, result
+
 jobs_app = typer.Typer(help="Submit, watch, cancel and retry jobs.", no_args_is_help=True)
 models_app = typer.Typer(help="Registered models and their versions.", no_args_is_help=True)
 db_app = typer.Typer(help="The metadata database and the graph store.", no_args_is_help=True)
-
-AsJson = Annotated[bool, typer.Option("--json", help="print JSON")]
-
-
-def _fail(message: str) -> None:
-    """Print an error and exit with status 2."""
-    console.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(2)
 
 
 def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -35,12 +27,7 @@ def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
     try:
         return fn(*args, **kwargs)
     except WorkersError as exc:
-        _fail(str(exc))
-
-
-def _print(data: Any) -> None:
-    """Print JSON data."""
-    console.print_json(json.dumps(data, default=str))
+        fail(str(exc))
 
 
 # -- worker ----------------------------------------------------------------------------------
@@ -58,10 +45,10 @@ def worker(
     from workers.ledger import list_models
 
     if pool not in {"prefork", "solo"}:
-        _fail(f"--pool must be prefork or solo, not {pool!r}")
+        fail(f"--pool must be prefork or solo, not {pool!r}")
     names = model or [m.name for m in _call(list_models)]
     if not names:
-        _fail("no registered models; run `kgedit models register NAME PATH` first")
+        fail("no registered models; run `kgedit models register NAME PATH` first")
     from workers.tasks import app as celery_app
 
     argv = [
@@ -98,7 +85,7 @@ def _watch(job_id: str, timeout: float) -> Any:
         TimeElapsedColumn(),
     )
     deadline = time.monotonic() + timeout
-    with Progress(*columns) as bar:
+    with Progress(*columns, console=errors) as bar:
         task = bar.add_task(f"job {job_id[:8]}", total=1.0, message="")
         while True:
             info = get_job(job_id)
@@ -125,11 +112,11 @@ def jobs_submit(
 ) -> None:
     """Submit a batch of requests as one job."""
     if not payload.is_file():
-        _fail(f"no such file: {payload}")
+        fail(f"no such file: {payload}")
     try:
         data = json.loads(payload.read_text(encoding="utf-8"))
     except ValueError as exc:
-        _fail(f"{payload} is not valid JSON: {exc}")
+        fail(f"{payload} is not valid JSON: {exc}")
     if hparams is not None:
         data = with_overrides_file(data, hparams)
     submit_and_report(data, key, wait, timeout, as_json)
@@ -140,10 +127,10 @@ def with_overrides_file(data: Any, path: Path) -> dict[str, Any]:
     from workers.jobs.dispatch import overrides_from_file
 
     if not isinstance(data, dict) or not isinstance(data.get("method"), str):
-        _fail("the job payload must be a JSON object with a `method` to take --hparams")
+        fail("the job payload must be a JSON object with a `method` to take --hparams")
     inline = data.get("hparams") or {}
     if not isinstance(inline, dict):
-        _fail("the job payload's `hparams` must be an object")
+        fail("the job payload's `hparams` must be an object")
     overrides = _call(overrides_from_file, path, data["method"])
     return {**data, "hparams": {**inline, **overrides}}
 
@@ -157,10 +144,7 @@ def submit_and_report(
     info = _call(submit_job, spec, idempotency_key=key)
     if wait:
         info = _watch(info.id, timeout)
-    if as_json:
-        _print(info.to_dict())
-    else:
-        console.print(f"job {info.id}: {info.state} ({info.message})")
+    result(info.to_dict(), as_json, f"job {info.id}: {info.state} ({info.message})")
     if wait and info.state != "succeeded":
         raise typer.Exit(1)
 
@@ -172,7 +156,7 @@ def jobs_show(job_id: str, as_json: AsJson = False) -> None:
 
     info = _call(get_job, job_id)
     if as_json:
-        _print(info.to_dict())
+        print_json(info.to_dict())
         return
     console.print(
         f"job {info.id} on {info.model} ({info.method}): [bold]{info.state}[/] "
@@ -194,7 +178,7 @@ def jobs_list(
 
     jobs = _call(list_jobs, model=model, state=state, limit=limit)
     if as_json:
-        _print([j.to_dict() for j in jobs])
+        print_json([j.to_dict() for j in jobs])
         return
     table = Table("id", "model", "method", "state", "progress", "created", "message")
     for j in jobs:
@@ -211,21 +195,21 @@ def jobs_list(
 
 
 @jobs_app.command("cancel")
-def jobs_cancel(job_id: str) -> None:
+def jobs_cancel(job_id: str, as_json: AsJson = False) -> None:
     """Cancel a queued or running job."""
     from workers.jobs import cancel_job
 
     info = _call(cancel_job, job_id)
-    console.print(f"job {info.id}: {info.state} ({info.message})")
+    result(info.to_dict(), as_json, f"job {info.id}: {info.state} ({info.message})")
 
 
 @jobs_app.command("retry")
-def jobs_retry(job_id: str) -> None:
+def jobs_retry(job_id: str, as_json: AsJson = False) -> None:
     """Queue a failed or cancelled job again."""
     from workers.jobs import retry_job
 
     info = _call(retry_job, job_id)
-    console.print(f"job {info.id}: {info.state} (run {info.run})")
+    result(info.to_dict(), as_json, f"job {info.id}: {info.state} (run {info.run})")
 
 
 # -- models ----------------------------------------------------------------------------------
@@ -236,12 +220,14 @@ def models_register(
     name: str,
     path: Path,
     graph: Annotated[str | None, typer.Option(help="graph whose facts feed the statistics")] = None,
+    as_json: AsJson = False,
 ) -> None:
     """Register a local HF model directory (weights hashed, version 0 created)."""
     from workers.ledger import register_model
 
     info = _call(register_model, name, path, graph_url=graph)
-    console.print(f"model {info.name}: {info.path} (weights {info.weights_sha256[:16]}…)")
+    line = f"model {info.name}: {info.path} (weights {info.weights_sha256[:16]}…)"
+    result(info.to_dict(), as_json, line)
 
 
 @models_app.command("list")
@@ -251,7 +237,7 @@ def models_list(as_json: AsJson = False) -> None:
 
     models = _call(list_models)
     if as_json:
-        _print([m.to_dict() for m in models])
+        print_json([m.to_dict() for m in models])
         return
     table = Table("name", "head", "versions", "path")
     for m in models:
@@ -266,7 +252,7 @@ def models_versions(name: str, as_json: AsJson = False) -> None:
 
     versions = _call(list_versions, name)
     if as_json:
-        _print([v.to_dict() for v in versions])
+        print_json([v.to_dict() for v in versions])
         return
     table = Table("id", "parent", "depth", "status", "method", "requests", "job", "head")
     for v in versions:
@@ -284,12 +270,13 @@ def models_versions(name: str, as_json: AsJson = False) -> None:
 
 
 @models_app.command("rollback")
-def models_rollback(name: str, version: int) -> None:
+def models_rollback(name: str, version: int, as_json: AsJson = False) -> None:
     """Make an earlier version the head."""
     from workers.ledger import rollback
 
     info = _call(rollback, name, version)
-    console.print(f"model {name}: head is version {info.id} (checksum {info.checksum[:16]}…)")
+    line = f"model {name}: head is version {info.id} (checksum {info.checksum[:16]}…)"
+    result(info.to_dict(), as_json, line)
 
 
 @models_app.command("export")
@@ -298,25 +285,44 @@ def models_export(
     out: Path,
     version: Annotated[int | None, typer.Option(help="version id (default: the head)")] = None,
     overwrite: Annotated[bool, typer.Option(help="replace an existing directory")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """Export a version as a merged HF directory (safetensors)."""
     from workers.ledger import export_version
 
     info = _call(export_version, name, version, out, overwrite=overwrite)
-    console.print(f"exported version {info.version_id} of {name} to {info.path}")
+    result(info.to_dict(), as_json, f"exported version {info.version_id} of {name} to {info.path}")
 
 
 @models_app.command("diff")
-def models_diff(name: str, a: int, b: int) -> None:
-    """Show the deltas between two versions."""
+def models_diff(
+    name: str,
+    from_: Annotated[int, typer.Option("--from", help="the version to start from")],
+    to: Annotated[int, typer.Option("--to", help="the version to reach")],
+    as_json: AsJson = False,
+) -> None:
+    """Show the deltas between two versions: those to revert (newest first), then to apply."""
     from workers.ledger import diff_versions
 
-    _print(_call(diff_versions, name, a, b))
+    diff = _call(diff_versions, name, from_, to)
+    if as_json:
+        print_json(diff)
+        return
+    console.print(f"{name}: version {from_} → {to}", markup=False)
+    table = Table("step", "version", "method", "requests", "norm", "job")
+    for step in ("revert", "apply"):
+        for d in diff[step]:
+            norm = "-" if d["norm"] is None else f"{d['norm']:.4g}"
+            requests = ",".join(d["request_ids"])[:40]
+            table.add_row(
+                step, str(d["id"]), d["method"] or "base", requests, norm, d["job_id"] or ""
+            )
+    console.print(table)
 
 
 @db_app.command("upgrade")
-def db_upgrade() -> None:
-    """Apply the Alembic migrations to the metadata database and the SQL graph store."""
+def db_upgrade(as_json: AsJson = False) -> None:
+    """Apply the Alembic migrations to the metadata database and the graph store."""
     from kg.store import upgrade_store
     from workers.db import Database
     from workers.settings import get_settings
@@ -324,8 +330,13 @@ def db_upgrade() -> None:
     settings = get_settings()
     url = settings.metadata_db_url
     Database(url, migrate=False).upgrade()
-    console.print(f"metadata database at head: {url.split('@')[-1]}")
-    console.print(f"graph store at head: {upgrade_store(settings.graph_store_url)}")
+    where = url.split("@")[-1]
+    graph = upgrade_store(settings.graph_store_url)
+    result(
+        {"metadata_db": where, "graph_store": graph, "at_head": True},
+        as_json,
+        f"metadata database at head: {where}\ngraph store at head: {graph}",
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from api.cli_output import AsJson, console, fail, print_json, result
 from api.keys import KeyStore, Role, UnknownKeyError
 
-console = Console()
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 
 
@@ -47,16 +45,15 @@ def serve(
 def create_key(
     role: Annotated[Role, typer.Option(help="what the key may do")],
     name: Annotated[str, typer.Option(help="who or what holds the key")],
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """Create an API key and print it (shown only this once)."""
     try:
         key, info = _keys().create(name, role, created_by="cli")
     except ValueError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
-        raise typer.Exit(2) from None
+        fail(str(exc))
     if as_json:
-        print(json.dumps({"key": key, "key_id": info.key_id, "role": info.role.value}))
+        print_json({"key": key, "key_id": info.key_id, "role": info.role.value})
         return
     console.print(f"key {info.key_id} ({info.role.value}) for {info.name}:")
     console.print(key, markup=False, highlight=False)
@@ -64,7 +61,7 @@ def create_key(
 
 
 @keys_app.command("list")
-def list_keys(as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
+def list_keys(as_json: AsJson = False) -> None:
     """List API keys (never their secrets)."""
     infos = _keys().list()
     if as_json:
@@ -78,7 +75,7 @@ def list_keys(as_json: Annotated[bool, typer.Option("--json", help="print JSON")
             }
             for k in infos
         ]
-        print(json.dumps(rows))
+        print_json(rows)
         return
     table = Table("key id", "name", "role", "created", "revoked")
     for k in infos:
@@ -88,11 +85,14 @@ def list_keys(as_json: Annotated[bool, typer.Option("--json", help="print JSON")
 
 
 @keys_app.command("revoke")
-def revoke_key(key_id: Annotated[str, typer.Argument(help="the 8-hex-digit key id")]) -> None:
+def revoke_key(
+    key_id: Annotated[str, typer.Argument(help="the 8-hex-digit key id")],
+    as_json: AsJson = False,
+) -> None:
     """Revoke an API key."""
     try:
         info = _keys().revoke(key_id)
     except UnknownKeyError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
-        raise typer.Exit(2) from None
-    console.print(f"revoked {info.key_id} ({info.name})")
+        fail(str(exc))
+    data = {"key_id": info.key_id, "name": info.name, "revoked": True}
+    result(data, as_json, f"revoked {info.key_id} ({info.name})")

@@ -54,6 +54,7 @@ RESULT_PAGES = {
     "graph-scale": "graph-scale.md",
     "unlearning-quality": "unlearning-quality.md",
     "tofu": "tofu.md",
+    "cli-latency": "cli-latency.md",
 }
 
 

@@ -52,7 +52,9 @@ def sample_prefixes(
     gen = torch.Generator(device=device).manual_seed(seed)
     ids = torch.full((n, 1), _seed_token(tokenizer), dtype=torch.long, device=device)  # (n, 1)
     for _ in range(max(0, length - 1)):
-        logits = model(input_ids=ids, use_cache=False).logits[:, -1, :].float()  # (n, V)
+        mask = torch.ones_like(ids)  # (n, t): no padding, said so the model need not guess
+        logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits[:, -1, :]
+        logits = logits.float()  # (n, V)
         top_val, top_idx = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1)  # (n, k)
         probs = torch.softmax(top_val, dim=-1)  # (n, k)
         choice = torch.multinomial(probs, 1, generator=gen)  # (n, 1)
@@ -80,7 +82,9 @@ def sample_from_texts(
         start = list(tokenizer(text)["input_ids"])
         ids = torch.tensor([start] * n_per_text, dtype=torch.long, device=device)  # (n, t0)
         for _ in range(max(0, length - len(start))):
-            logits = model(input_ids=ids, use_cache=False).logits[:, -1, :].float()  # (n, V)
+            mask = torch.ones_like(ids)  # (n, t): no padding, said so the model need not guess
+            logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits[:, -1, :]
+            logits = logits.float()  # (n, V)
             top_val, top_idx = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1)
             choice = torch.multinomial(torch.softmax(top_val, dim=-1), 1, generator=gen)
             ids = torch.cat([ids, top_idx.gather(1, choice)], dim=1)  # (n, t+1)

@@ -60,6 +60,13 @@ def generate(
     return out
 
 
+def _cache_of(result: Any) -> dict[str, Any]:
+    """Return the forward argument that passes `result`'s key/value cache on: `cache` since
+    transformers 5 (`past_key_values` still works there, with a deprecation warning)."""
+    name = "cache" if "cache" in result else "past_key_values"
+    return {name: result[name]}
+
+
 def _generate_batch(
     model: nn.Module,
     tokenizer: Any,
@@ -117,8 +124,8 @@ def _generate_batch(
             input_ids=nxt,
             attention_mask=attention,
             position_ids=last_pos,
-            past_key_values=result.past_key_values,
             use_cache=True,
+            **_cache_of(result),
         )
     return [tokenizer.decode(ids) for ids in generated]
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,33 @@ def prepare_tokenizer(tokenizer: Any) -> Any:
     return tokenizer
 
 
+# transformers names a model's loss by its class name; GPT2LMHeadModel and the other
+# `*LMHeadModel`s match none, so each forward with labels warns before it falls back to this
+CAUSAL_LM_LOSS = "ForCausalLM"
+
+
+@contextmanager
+def hf_bars_off() -> Iterator[None]:
+    """Hide transformers' own tqdm bars ("Loading weights", "Writing model shards") for a block
+    (kgedit reports its own progress), then restore them as they were."""
+    from transformers.utils import logging as hf_logging
+
+    was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_on:
+            hf_logging.enable_progress_bar()
+
+
+def save_model(model: nn.Module, tokenizer: Any, out: str | Path) -> None:
+    """Save a model (safetensors) and its tokenizer as an HF directory, without tqdm bars."""
+    with hf_bars_off():
+        model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+
+
 def load_model(
     path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | None = None
 ) -> tuple[nn.Module, Any]:
@@ -52,14 +81,16 @@ def load_model(
     path = Path(path)
     _check_model_dir(path)
     try:
-        model = AutoModelForCausalLM.from_pretrained(
-            str(path),
-            local_files_only=True,
-            use_safetensors=True,
-            dtype=dtype if dtype is not None else "auto",
-        )
+        with hf_bars_off():
+            model = AutoModelForCausalLM.from_pretrained(
+                str(path),
+                local_files_only=True,
+                use_safetensors=True,
+                dtype=dtype if dtype is not None else "auto",
+            )
     except Exception as exc:
         raise ModelLoadError(f"cannot load model from {path}: {exc}") from exc
+    model.loss_type = CAUSAL_LM_LOSS
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     except Exception as exc:

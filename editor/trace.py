@@ -138,6 +138,7 @@ def trace_case(
     ids, subj = subject_token_range(tokenizer, case.prompt, case.subject)
     target = tokenizer(" " + case.target.strip(), add_special_tokens=False)["input_ids"][0]
     inputs = torch.tensor([ids] * (samples + 1), device=device)  # (S+1, T)
+    mask = torch.ones_like(inputs)  # (S+1, T): no padding
     gen = torch.Generator().manual_seed(seed)
     d = spec.hidden_size(model.config)
     eps = torch.randn(samples, len(subj), d, generator=gen) * noise  # (S, n_subj, d)
@@ -165,7 +166,7 @@ def trace_case(
 
             handles.append(_replace_output(mod, keep))
     try:
-        base = prob(model(input_ids=inputs).logits)
+        base = prob(model(input_ids=inputs, attention_mask=mask).logits)
     finally:
         for h in handles:
             h.remove()
@@ -184,7 +185,7 @@ def trace_case(
 
                 hs = [_replace_output(emb, corrupt), _replace_output(mod, restore)]
                 try:
-                    p = prob(model(input_ids=inputs).logits)
+                    p = prob(model(input_ids=inputs, attention_mask=mask).logits)
                 finally:
                     for h in hs:
                         h.remove()

@@ -14,6 +14,7 @@ cancel) never overwrite each other silently; `retry_stale` re-runs such an opera
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -277,6 +278,11 @@ class Database:
 
     def _migrate(self, direction: str, revision: str) -> None:
         """Run an Alembic upgrade or downgrade over this engine."""
+        from workers.settings import get_settings
+
+        # alembic.ini is not read when a connection is passed (and alembic logs its plugins
+        # as it is imported), so the level is set first, from the settings
+        logging.getLogger("alembic").setLevel(get_settings().log_level.upper())
         from alembic import command
         from alembic.config import Config
 

@@ -1,10 +1,11 @@
-"""Progress bars for long command-line steps (rich), shared by the CLI and the demo."""
+"""Progress bars for long CLI steps (rich), drawn on stderr so stdout keeps only the result."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 
@@ -19,7 +20,7 @@ def progress_bar(description: str, total: int) -> Iterator[Callable[..., None]]:
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, transient=False) as bar:
+    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
         task = bar.add_task(description, total=total, info="")
 
         def update(done: int, total_: int, *info: float) -> None:

@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     job_max_retries: int = Field(5, ge=0, description="automatic retries of transient errors")
     job_retry_backoff_max: float = Field(600.0, gt=0, description="cap of the retry backoff (s)")
     auto_migrate: bool = Field(True, description="upgrade the metadata schema on first use")
+    log_level: str = Field(
+        "WARNING",
+        pattern="(?i)^(debug|info|warning|error)$",
+        description="level of the migration logs (`kgedit -v` sets INFO)",
+    )
 
     @property
     def graph_store_url(self) -> str:

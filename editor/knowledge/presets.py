@@ -183,6 +183,21 @@ def get_qa_preset(name: str) -> KnowledgePreset:
         ) from None
 
 
+DEFAULT_PRESET = "small"
+
+# Minutes `kgedit train-model` takes per preset on two shared CPU cores, as measured (small: the
+# demo graph, docs/results/demo.md; tiny: the tests' graph); the progress bar shows the rest.
+TRAINING_MINUTES: dict[str, tuple[int, int]] = {"tiny": (1, 2), "small": (6, 9)}
+
+
+def training_time(name: str) -> str:
+    """Return how long training preset `name` takes, in words, for the command line."""
+    if name not in TRAINING_MINUTES:
+        return "no measured time (the bar shows the time left once it runs)"
+    low, high = TRAINING_MINUTES[name]
+    return f"about {low}-{high} minutes on two CPU cores"
+
+
 def get_preset(name: str) -> KnowledgePreset:
     """Return a preset by name, with a clear error for an unknown one."""
     try:

@@ -18,6 +18,7 @@ import torch
 from editor.knowledge.presets import KnowledgePreset
 from editor.knowledge.tokenizer import train_tokenizer
 from editor.knowledge.train import ProgressFn, _optimizer, build_model, lr_at
+from editor.loading import save_model
 from editor.methods.gradient_unlearning import Example, encode_examples, sequence_nll
 from editor.scoring import score_targets
 
@@ -79,8 +80,7 @@ def train_qa_model(
     scores = score_targets(model, tok, [e.prompt for e in sample], [e.completion for e in sample])
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out, safe_serialization=True)
-    tok.save_pretrained(out)
+    save_model(model, tok, out)
     report = {
         "preset": preset.to_dict(),
         "n_pairs": len(pairs),

@@ -20,6 +20,7 @@ from contracts.types import FactText
 from editor.knowledge.corpus import PassageSampler, eval_pairs
 from editor.knowledge.presets import KnowledgePreset
 from editor.knowledge.tokenizer import train_tokenizer
+from editor.loading import CAUSAL_LM_LOSS, save_model
 from editor.scoring import score_targets
 
 ProgressFn = Callable[[int, int, float], None]
@@ -65,9 +66,11 @@ def build_model(preset: KnowledgePreset, vocab_size: int, seed: int) -> GPT2LMHe
         eos_token_id=0,
         pad_token_id=0,
         tie_word_embeddings=True,
-        loss_type="ForCausalLM",
+        loss_type=CAUSAL_LM_LOSS,
     )
-    return GPT2LMHeadModel(config)
+    model = GPT2LMHeadModel(config)
+    model.loss_type = CAUSAL_LM_LOSS  # transformers reads the model's, not the config's
+    return model
 
 
 def _optimizer(model: torch.nn.Module, preset: KnowledgePreset) -> torch.optim.Optimizer:
@@ -179,8 +182,7 @@ def train_knowledge_model(
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out, safe_serialization=True)
-    tok.save_pretrained(out)
+    save_model(model, tok, out)
     report = TrainReport(
         preset=preset.name,
         n_facts=len(facts),

@@ -35,7 +35,7 @@ def test_run_then_audit_the_saved_version(tmp_path, tiny_model_dir, tiny_graph, 
     report = tmp_path / "run.json"
     small = ["--sample", "60", "--bootstrap", "50"]
     args = ["audit", "run", "--model", str(tiny_model_dir), "--graph", url, "--edits", "2"]
-    args += ["--cases", str(tiny_cases), "--save-deltas", str(deltas), "--json", str(report)]
+    args += ["--cases", str(tiny_cases), "--save-deltas", str(deltas), "-o", str(report)]
     out = runner.invoke(app, args + small)
     assert out.exit_code == 0, out.output
     data = json.loads(report.read_text())
@@ -49,7 +49,7 @@ def test_run_then_audit_the_saved_version(tmp_path, tiny_model_dir, tiny_graph, 
     page = tmp_path / "version.html"
     args = ["audit", "sample", "--model", str(tiny_model_dir), "--graph", url]
     args += [arg for f in files for arg in ("--delta", str(f))]
-    out = runner.invoke(app, [*args, *small, "--json", str(version), "--html", str(page)])
+    out = runner.invoke(app, [*args, *small, "--output", str(version), "--html", str(page)])
     assert out.exit_code == 0, out.output
     data = json.loads(version.read_text())
     assert data["kind"] == "sample" and data["sample"]["n"] == 60
@@ -60,3 +60,5 @@ def test_run_then_audit_the_saved_version(tmp_path, tiny_model_dir, tiny_graph, 
 
     out = runner.invoke(app, ["audit", "show", str(version)])
     assert out.exit_code == 0 and "sample" in out.output
+    shown = runner.invoke(app, ["audit", "show", str(version), "--json"])
+    assert json.loads(shown.stdout) == data

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from editor.loading import weights_sha256
+from editor.loading import save_model, weights_sha256
 from workers.errors import ConflictError
 from workers.graph_models import REPORT_FILE
 from workers.ledger.card import model_card
@@ -57,8 +57,7 @@ def export_version(
     tmp = out.with_name(f".{out.name}.partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    lm.save_pretrained(tmp, safe_serialization=True)
-    tok.save_pretrained(tmp)
+    save_model(lm, tok, tmp)
     export_sha = weights_sha256(tmp)
     with db_of(settings).session() as session:
         row = model_row(session, model)

@@ -12,12 +12,9 @@ from typing import Any
 from sqlalchemy import func, select
 
 from editor.errors import EditorError
-from editor.loading import load_model, weights_sha256
 from workers.db import Database, ModelRow, VersionRow, get_database, utcnow
 from workers.errors import ConflictError, InvalidInputError, ModelNotFoundError
-from workers.graph_models import REPORT_FILE
 from workers.jobs.spec import check_name
-from workers.ledger.checksums import ledger_checksum, param_hashes
 from workers.settings import Settings, get_settings
 
 
@@ -76,6 +73,8 @@ def _count(session: Any, name: str) -> int:
 
 def _describe(path: Path, model: Any) -> dict[str, Any]:
     """Return metadata kept beside a registration: architecture, size, knowledge preset."""
+    from workers.graph_models import REPORT_FILE  # the knowledge trainer imports transformers
+
     meta: dict[str, Any] = {
         "model_type": str(model.config.model_type),
         "n_params": int(sum(p.numel() for p in model.parameters())),
@@ -100,6 +99,9 @@ def register_model(
     `graph_url` names the graph whose verbalised facts feed the model's second-moment
     statistics (default: the settings' graph store).
     """
+    from editor.loading import load_model, weights_sha256  # torch: only registering needs it
+    from workers.ledger.checksums import ledger_checksum, param_hashes
+
     check_name(name, "model name")
     path = Path(path).expanduser().resolve()
     try:
