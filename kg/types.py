@@ -27,16 +27,22 @@ def _has_control(value: str) -> bool:
     return any(unicodedata.category(ch) == "Cc" for ch in value)
 
 
-def check_id(value: object, what: str = "id") -> str:
-    """Return `value` if it is a usable id (non-empty, short, no control characters)."""
+def _check_text(value: object, what: str, max_len: int, blank: str) -> str:
+    """Return `value` if it is a non-blank string of at most `max_len` characters, no controls."""
     if not isinstance(value, str):
         raise ValidationError(f"{what} must be a string, got {type(value).__name__}")
     if not value.strip():
-        raise ValidationError(f"{what} must not be empty")
-    if len(value) > MAX_ID_LEN:
-        raise ValidationError(f"{what} is {len(value)} characters long (max {MAX_ID_LEN})")
+        raise ValidationError(f"{what} must not be {blank}")
+    if len(value) > max_len:
+        raise ValidationError(f"{what} is {len(value)} characters long (max {max_len})")
     if _has_control(value):
-        raise ValidationError(f"{what} {value!r} contains control characters")
+        raise ValidationError(f"{what} {value[:60]!r} contains control characters")
+    return value
+
+
+def check_id(value: object, what: str = "id") -> str:
+    """Return `value` if it is a usable id (non-empty, short, no control characters)."""
+    value = _check_text(value, what, MAX_ID_LEN, "empty")
     if value != value.strip():
         raise ValidationError(f"{what} {value!r} has leading or trailing whitespace")
     return value
@@ -44,15 +50,7 @@ def check_id(value: object, what: str = "id") -> str:
 
 def check_name(value: object, what: str = "name") -> str:
     """Return `value` if it is a usable display name (non-blank, short, no control chars)."""
-    if not isinstance(value, str):
-        raise ValidationError(f"{what} must be a string, got {type(value).__name__}")
-    if not value.strip():
-        raise ValidationError(f"{what} must not be empty or whitespace")
-    if len(value) > MAX_NAME_LEN:
-        raise ValidationError(f"{what} is {len(value)} characters long (max {MAX_NAME_LEN})")
-    if _has_control(value):
-        raise ValidationError(f"{what} {value[:60]!r} contains control characters")
-    return value
+    return _check_text(value, what, MAX_NAME_LEN, "empty or whitespace")
 
 
 def check_template(value: object, what: str = "template") -> str:
