@@ -101,6 +101,16 @@ def _str_tuple(values: Iterable[str] | None, what: str) -> tuple[str, ...]:
     return tuple(values)
 
 
+def _check_named(item: Entity | Concept, what: str) -> None:
+    """Check the id, name and aliases of a frozen `item`, storing its aliases as a tuple."""
+    check_id(item.id, f"{what} id")
+    check_name(item.name, f"name of {what} {item.id!r}")
+    aliases = _str_tuple(item.aliases, "aliases")
+    for alias in aliases:
+        check_name(alias, f"alias of {what} {item.id!r}")
+    object.__setattr__(item, "aliases", aliases)
+
+
 class FactStatus(StrEnum):
     """Life-cycle state of a fact."""
 
@@ -130,12 +140,7 @@ class Entity:
     kind: str = "entity"
 
     def __post_init__(self) -> None:
-        check_id(self.id, "entity id")
-        check_name(self.name, f"name of entity {self.id!r}")
-        aliases = _str_tuple(self.aliases, "aliases")
-        for alias in aliases:
-            check_name(alias, f"alias of entity {self.id!r}")
-        object.__setattr__(self, "aliases", aliases)
+        _check_named(self, "entity")
         check_id(self.kind, f"kind of entity {self.id!r}")
 
     def names(self) -> tuple[str, ...]:
@@ -271,12 +276,7 @@ class Concept:
     entities: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        check_id(self.id, "concept id")
-        check_name(self.name, f"name of concept {self.id!r}")
-        aliases = _str_tuple(self.aliases, "aliases")
-        for alias in aliases:
-            check_name(alias, f"alias of concept {self.id!r}")
-        object.__setattr__(self, "aliases", aliases)
+        _check_named(self, "concept")
         if self.redirect_to is not None:
             check_id(self.redirect_to, f"redirect of concept {self.id!r}")
         entities = _str_tuple(self.entities, "entities")
