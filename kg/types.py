@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -101,14 +101,21 @@ def _str_tuple(values: Iterable[str] | None, what: str) -> tuple[str, ...]:
     return tuple(values)
 
 
+def _store_checked(
+    item: object, field: str, check: Callable[[object, str], str], what: str, many: str = ""
+) -> None:
+    """Store the frozen `item`'s `field` as a tuple of strings, each passed by `check(v, what)`."""
+    values = _str_tuple(getattr(item, field), many or field)
+    for value in values:
+        check(value, what)
+    object.__setattr__(item, field, values)
+
+
 def _check_named(item: Entity | Concept, what: str) -> None:
     """Check the id, name and aliases of a frozen `item`, storing its aliases as a tuple."""
     check_id(item.id, f"{what} id")
     check_name(item.name, f"name of {what} {item.id!r}")
-    aliases = _str_tuple(item.aliases, "aliases")
-    for alias in aliases:
-        check_name(alias, f"alias of {what} {item.id!r}")
-    object.__setattr__(item, "aliases", aliases)
+    _store_checked(item, "aliases", check_name, f"alias of {what} {item.id!r}")
 
 
 class FactStatus(StrEnum):
@@ -158,10 +165,8 @@ class RelationTemplates:
 
     def __post_init__(self) -> None:
         for form in TemplateForm:
-            values = _str_tuple(getattr(self, form.value), f"{form.value} templates")
-            for value in values:
-                check_template(value, f"{form.value} template")
-            object.__setattr__(self, form.value, values)
+            what = f"{form.value} template"
+            _store_checked(self, form.value, check_template, what, many=f"{what}s")
         if not self.cloze:
             raise ValidationError("a relation needs at least one cloze template")
 
@@ -279,10 +284,7 @@ class Concept:
         _check_named(self, "concept")
         if self.redirect_to is not None:
             check_id(self.redirect_to, f"redirect of concept {self.id!r}")
-        entities = _str_tuple(self.entities, "entities")
-        for entity in entities:
-            check_id(entity, f"entity of concept {self.id!r}")
-        object.__setattr__(self, "entities", entities)
+        _store_checked(self, "entities", check_id, f"entity of concept {self.id!r}")
 
 
 class OperationKind(StrEnum):
