@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 import os
@@ -27,6 +28,15 @@ def machine() -> str:
         pass
     threads = torch.get_num_threads()
     return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {threads} threads"
+
+
+def edit_bench_parser(doc: str | None, edits: int) -> argparse.ArgumentParser:
+    """Return the arguments every edit benchmark takes: --edits, --preset, --no-results-page."""
+    parser = argparse.ArgumentParser(description=doc)
+    parser.add_argument("--edits", type=int, default=edits)
+    parser.add_argument("--preset", default="small", help="knowledge model (trained if missing)")
+    parser.add_argument("--no-results-page", action="store_true")
+    return parser
 
 
 def today() -> str:

@@ -10,7 +10,6 @@ results-page table between the `edit-latency` markers.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
@@ -20,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rich.console import Console
 
-from bench.common import machine, today, update_results, write_json
+from bench.common import edit_bench_parser, machine, today, update_results, write_json
 from editor.methods.rome import apply_rome
 from editor.prepare import corpus_statements
 from editor.stats import layer_second_moment
@@ -30,11 +29,7 @@ from workers.edit_run import select_known_edits
 
 def main() -> None:
     """Run the benchmark and write its JSON and results-page table."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--edits", type=int, default=20)
-    parser.add_argument("--preset", default="small")
-    parser.add_argument("--no-results-page", action="store_true")
-    args = parser.parse_args()
+    args = edit_bench_parser(__doc__, 20).parse_args()
     console = Console()
     setup = prepare(console, args.preset)
     model, tok = setup.model, setup.tokenizer

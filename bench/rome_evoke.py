@@ -12,7 +12,6 @@ Writes bench/results/rome_evoke.json and the results-page block between the `rom
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -20,18 +19,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rich.console import Console
 
-from bench.common import machine, today, update_results, write_json
+from bench.common import edit_bench_parser, machine, today, update_results, write_json
 from workers.demo import prepare, rates_table
 from workers.edit_run import KIND_ORDER, probes_for, run_edits, select_known_edits
 
 
 def main() -> None:
     """Run the evaluation and write its JSON and results-page table."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--edits", type=int, default=100)
-    parser.add_argument("--preset", default="small")
-    parser.add_argument("--no-results-page", action="store_true")
-    args = parser.parse_args()
+    args = edit_bench_parser(__doc__, 100).parse_args()
     console = Console()
     setup = prepare(console, args.preset)
     model, tok = setup.model, setup.tokenizer

@@ -22,7 +22,6 @@ bench/results/sequential_stress.json after every checkpoint, and the results-pag
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -37,7 +36,7 @@ from rich.console import Console
 from rich.progress import Progress
 from safetensors.torch import load_file, save_file
 
-from bench.common import RESULTS, machine, today, update_results, write_json
+from bench.common import RESULTS, edit_bench_parser, machine, today, update_results, write_json
 from contracts.types import Probe, ProbeKind
 from editor.delta import Delta
 from editor.loading import state_checksum
@@ -266,16 +265,13 @@ def record(out: str, data: dict, method: str, result: dict) -> None:
 
 def main() -> None:
     """Run the stress test and write its JSON and results-page table."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--edits", type=int, default=1000)
+    parser = edit_bench_parser(__doc__, 1000)
     parser.add_argument("--methods", default="alphaedit,memit,rome")
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--same-subject", action="store_true", help="allow repeated subjects")
-    parser.add_argument("--no-results-page", action="store_true")
     parser.add_argument("--out", default="sequential_stress")
     parser.add_argument("--hparams", help="JSON overrides keyed by method (file or text)")
-    parser.add_argument("--preset", default="small", help="knowledge model (trained if missing)")
     args = parser.parse_args()
     console = Console()
     setup = prepare(console, args.preset)

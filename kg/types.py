@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -27,16 +27,22 @@ def _has_control(value: str) -> bool:
     return any(unicodedata.category(ch) == "Cc" for ch in value)
 
 
-def check_id(value: object, what: str = "id") -> str:
-    """Return `value` if it is a usable id (non-empty, short, no control characters)."""
+def _check_text(value: object, what: str, max_len: int, blank: str) -> str:
+    """Return `value` if it is a non-blank string of at most `max_len` characters, no controls."""
     if not isinstance(value, str):
         raise ValidationError(f"{what} must be a string, got {type(value).__name__}")
     if not value.strip():
-        raise ValidationError(f"{what} must not be empty")
-    if len(value) > MAX_ID_LEN:
-        raise ValidationError(f"{what} is {len(value)} characters long (max {MAX_ID_LEN})")
+        raise ValidationError(f"{what} must not be {blank}")
+    if len(value) > max_len:
+        raise ValidationError(f"{what} is {len(value)} characters long (max {max_len})")
     if _has_control(value):
-        raise ValidationError(f"{what} {value!r} contains control characters")
+        raise ValidationError(f"{what} {value[:60]!r} contains control characters")
+    return value
+
+
+def check_id(value: object, what: str = "id") -> str:
+    """Return `value` if it is a usable id (non-empty, short, no control characters)."""
+    value = _check_text(value, what, MAX_ID_LEN, "empty")
     if value != value.strip():
         raise ValidationError(f"{what} {value!r} has leading or trailing whitespace")
     return value
@@ -44,15 +50,7 @@ def check_id(value: object, what: str = "id") -> str:
 
 def check_name(value: object, what: str = "name") -> str:
     """Return `value` if it is a usable display name (non-blank, short, no control chars)."""
-    if not isinstance(value, str):
-        raise ValidationError(f"{what} must be a string, got {type(value).__name__}")
-    if not value.strip():
-        raise ValidationError(f"{what} must not be empty or whitespace")
-    if len(value) > MAX_NAME_LEN:
-        raise ValidationError(f"{what} is {len(value)} characters long (max {MAX_NAME_LEN})")
-    if _has_control(value):
-        raise ValidationError(f"{what} {value[:60]!r} contains control characters")
-    return value
+    return _check_text(value, what, MAX_NAME_LEN, "empty or whitespace")
 
 
 def check_template(value: object, what: str = "template") -> str:
@@ -103,6 +101,23 @@ def _str_tuple(values: Iterable[str] | None, what: str) -> tuple[str, ...]:
     return tuple(values)
 
 
+def _store_checked(
+    item: object, field: str, check: Callable[[object, str], str], what: str, many: str = ""
+) -> None:
+    """Store the frozen `item`'s `field` as a tuple of strings, each passed by `check(v, what)`."""
+    values = _str_tuple(getattr(item, field), many or field)
+    for value in values:
+        check(value, what)
+    object.__setattr__(item, field, values)
+
+
+def _check_named(item: Entity | Concept, what: str) -> None:
+    """Check the id, name and aliases of a frozen `item`, storing its aliases as a tuple."""
+    check_id(item.id, f"{what} id")
+    check_name(item.name, f"name of {what} {item.id!r}")
+    _store_checked(item, "aliases", check_name, f"alias of {what} {item.id!r}")
+
+
 class FactStatus(StrEnum):
     """Life-cycle state of a fact."""
 
@@ -132,12 +147,7 @@ class Entity:
     kind: str = "entity"
 
     def __post_init__(self) -> None:
-        check_id(self.id, "entity id")
-        check_name(self.name, f"name of entity {self.id!r}")
-        aliases = _str_tuple(self.aliases, "aliases")
-        for alias in aliases:
-            check_name(alias, f"alias of entity {self.id!r}")
-        object.__setattr__(self, "aliases", aliases)
+        _check_named(self, "entity")
         check_id(self.kind, f"kind of entity {self.id!r}")
 
     def names(self) -> tuple[str, ...]:
@@ -155,10 +165,8 @@ class RelationTemplates:
 
     def __post_init__(self) -> None:
         for form in TemplateForm:
-            values = _str_tuple(getattr(self, form.value), f"{form.value} templates")
-            for value in values:
-                check_template(value, f"{form.value} template")
-            object.__setattr__(self, form.value, values)
+            what = f"{form.value} template"
+            _store_checked(self, form.value, check_template, what, many=f"{what}s")
         if not self.cloze:
             raise ValidationError("a relation needs at least one cloze template")
 
@@ -273,18 +281,10 @@ class Concept:
     entities: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        check_id(self.id, "concept id")
-        check_name(self.name, f"name of concept {self.id!r}")
-        aliases = _str_tuple(self.aliases, "aliases")
-        for alias in aliases:
-            check_name(alias, f"alias of concept {self.id!r}")
-        object.__setattr__(self, "aliases", aliases)
+        _check_named(self, "concept")
         if self.redirect_to is not None:
             check_id(self.redirect_to, f"redirect of concept {self.id!r}")
-        entities = _str_tuple(self.entities, "entities")
-        for entity in entities:
-            check_id(entity, f"entity of concept {self.id!r}")
-        object.__setattr__(self, "entities", entities)
+        _store_checked(self, "entities", check_id, f"entity of concept {self.id!r}")
 
 
 class OperationKind(StrEnum):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Literal
 
 from kg.errors import NotFoundError
@@ -11,6 +11,18 @@ from kg.store.base import GraphStore
 from kg.types import Fact, Relation
 
 Side = Literal["subject", "object"]
+
+
+def _cached_facts(
+    cache: dict[str, list[Fact]], key: str, fetch: Callable[[str], list[Fact]]
+) -> list[Fact]:
+    """Return `cache[key]`, filled by `fetch(key)` on first use ([] when it is unknown)."""
+    if key not in cache:
+        try:
+            cache[key] = fetch(key)
+        except NotFoundError:
+            cache[key] = []
+    return cache[key]
 
 
 class GraphView:
@@ -61,12 +73,7 @@ class GraphView:
 
     def facts_about(self, entity_id: str) -> list[Fact]:
         """Return the current facts whose subject is the entity ([] if it is unknown)."""
-        if entity_id not in self._about:
-            try:
-                self._about[entity_id] = self.store.facts_about(entity_id)
-            except NotFoundError:
-                self._about[entity_id] = []
-        return self._about[entity_id]
+        return _cached_facts(self._about, entity_id, self.store.facts_about)
 
     def facts_with_object(self, entity_id: str) -> list[Fact]:
         """Return the current facts whose object is the entity ([] if it is unknown)."""
@@ -77,12 +84,7 @@ class GraphView:
 
     def facts_of_relation(self, relation_id: str) -> list[Fact]:
         """Return the current facts of one relation ([] if it is unknown)."""
-        if relation_id not in self._of_relation:
-            try:
-                self._of_relation[relation_id] = self.store.facts_of_relation(relation_id)
-            except NotFoundError:
-                self._of_relation[relation_id] = []
-        return self._of_relation[relation_id]
+        return _cached_facts(self._of_relation, relation_id, self.store.facts_of_relation)
 
     def resolve(self, name: str) -> list[str]:
         """Return the ids of the entities with this name or alias."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from editor.trace import TraceCase
 from kg.importers.evoke import EvokeImportSummary, import_evoke
 from kg.store import GraphStore
 from kg.verbalise import fact_texts
+from workers.model_cache import train_cached
 from workers.settings import get_settings
 
 # Bump when the trainer or corpus changes in a way that changes the model for the same inputs.
@@ -55,21 +55,14 @@ def train_or_reuse(
     seed: int = 0,
     progress: Callable[[int, int, float], None] | None = None,
 ) -> tuple[Path, TrainReport | None]:
-    """Return the model directory for these inputs, training it only if it is not cached.
-
-    Training writes to a temporary sibling directory that is renamed into place at the end,
-    so a crash never leaves a half-written model that a later run would trust.
-    """
-    key = facts_hash(facts, preset, seed)
-    out = models_dir / f"{preset.name}-{key}"
-    if (out / REPORT_FILE).exists():
-        return out, None
-    tmp = models_dir / f".{preset.name}-{key}.partial"
-    shutil.rmtree(tmp, ignore_errors=True)
-    report = train_knowledge_model(facts, preset, tmp, seed=seed, progress=progress)
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
-    return out, report
+    """Return the model directory for these inputs, training it only if it is not cached."""
+    name = f"{preset.name}-{facts_hash(facts, preset, seed)}"
+    return train_cached(
+        models_dir,
+        name,
+        REPORT_FILE,
+        lambda out: train_knowledge_model(facts, preset, out, seed=seed, progress=progress),
+    )
 
 
 def graph_facts(store: GraphStore) -> list[FactText]:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +35,7 @@ from editor.knowledge.qa import QA_REPORT_FILE, qa_examples, qa_prompt, train_qa
 from editor.methods.gradient_unlearning import GradUnlearnHyperParams, unlearn_examples
 from editor.tofu_eval import QAItem, score_items
 from kg.importers.tofu import PAIRS, TofuData, TofuItem
+from workers.model_cache import train_cached
 
 QA_TRAINER_VERSION = "1"
 SETS = ("retain", "real_authors", "world_facts")
@@ -66,16 +66,13 @@ def train_or_reuse_qa(
     progress: Callable[[int, int, float], None] | None = None,
 ) -> tuple[Path, dict | None]:
     """Return the QA model directory for these inputs, training it only when not cached."""
-    key = qa_hash(pairs, preset, seed)
-    out = models_dir / f"{preset.name}-{tag}-{key}"
-    if (out / QA_REPORT_FILE).exists():
-        return out, None
-    tmp = models_dir / f".{preset.name}-{tag}-{key}.partial"
-    shutil.rmtree(tmp, ignore_errors=True)
-    report = train_qa_model(pairs, preset, tmp, seed=seed, progress=progress)
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
-    return out, report
+    name = f"{preset.name}-{tag}-{qa_hash(pairs, preset, seed)}"
+    return train_cached(
+        models_dir,
+        name,
+        QA_REPORT_FILE,
+        lambda out: train_qa_model(pairs, preset, out, seed=seed, progress=progress),
+    )
 
 
 def _items(items: Sequence[TofuItem]) -> list[QAItem]:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import torch
 
+from contracts.types import EditRequest
+
 BOS = "<|endoftext|>"
 
 SUBJECTS = [
@@ -102,3 +104,22 @@ def save_tiny_model(arch: str, path: Path, seed: int = 0) -> Path:
     model.save_pretrained(path, safe_serialization=True)
     tok.save_pretrained(path)
     return path
+
+
+CTX = ["{}", "A short story. {}"]
+
+
+REQUEST = EditRequest(subject="Marie Curie", prompt="{} was born in", target_new="Tokyo")
+
+
+def edit_setup(model_dir: Path, corpus: list[str], cache_dir: Path, request: EditRequest) -> tuple:
+    """Load a model and return (model, tok, layer-0 second moment, checksum, lp(target_new))."""
+    from editor.loading import load_model, state_checksum
+    from editor.scoring import target_logprobs
+    from editor.stats import layer_second_moment
+
+    model, tok = load_model(model_dir)
+    sm = {0: layer_second_moment(model, tok, 0, corpus, cache_dir=cache_dir)}
+    before = state_checksum(model)
+    lp0 = target_logprobs(model, tok, [request.rendered()], [request.target_new])
+    return model, tok, sm, before, lp0

@@ -7,7 +7,7 @@ is each method's own contract, tested in its module's tests)."""
 from __future__ import annotations
 
 import pytest
-from editor_helpers import ARCHS, OBJECTS, SUBJECTS, TEMPLATES
+from editor_helpers import ARCHS, CTX, OBJECTS, SUBJECTS, TEMPLATES
 
 from contracts.types import EditRequest, FactText, Subgraph, SubgraphEdge, UnlearnRequest
 from editor.loading import load_model, state_checksum
@@ -26,7 +26,6 @@ EDIT = EditRequest(
     ),
 )
 # Fixed context templates: the ones a random-weight model generates are noise.
-CTX = ["{}", "A short story. {}"]
 FORGET = ("Barack Obama plays the piano.", "Barack Obama was born in Paris.")
 RETAIN = ("Marie Curie plays the guitar.", "Mount Fuji is located in Tokyo.")
 UNLEARN = UnlearnRequest(

@@ -6,9 +6,9 @@ import itertools
 
 import pytest
 import torch
-from editor_helpers import OBJECTS, SUBJECTS, TEMPLATES
+from editor_helpers import CTX, OBJECTS, REQUEST, SUBJECTS, TEMPLATES, edit_setup
 
-from contracts.types import EditRequest, FactText
+from contracts.types import FactText
 from editor.errors import EditorError
 from editor.loading import load_model, state_checksum
 from editor.methods import get
@@ -21,10 +21,7 @@ from editor.methods.dike_krd import (
     train_krd,
 )
 from editor.scoring import target_logprobs
-from editor.stats import layer_second_moment
 
-CTX = ["{}", "A short story. {}"]
-REQUEST = EditRequest(subject="Marie Curie", prompt="{} was born in", target_new="Tokyo")
 FACTS = [
     FactText(subject=s, relation=f"r{t}", object=OBJECTS[(i + t) % len(OBJECTS)], templates=(tpl,))
     for i, s in enumerate(SUBJECTS)
@@ -86,10 +83,7 @@ def test_krd_trains_and_is_cached(model_dirs, tmp_path) -> None:
 
 @pytest.mark.parametrize("arch", ["gpt2", "llama"])
 def test_dike_edits_and_reverts(arch, model_dirs, corpus, tmp_path) -> None:
-    model, tok = load_model(model_dirs[arch])
-    sm = {0: layer_second_moment(model, tok, 0, corpus, cache_dir=tmp_path)}
-    before = state_checksum(model)
-    lp0 = target_logprobs(model, tok, [REQUEST.rendered()], [REQUEST.target_new])
+    model, tok, sm, before, lp0 = edit_setup(model_dirs[arch], corpus, tmp_path, REQUEST)
     hp = DikeHyperParams(layer=0, mom2_update_weight=1.0, krd_steps=12, krd_batch_size=8)
     deltas, _ = get("dike").apply(
         model, tok, [REQUEST], hp, second_moment=sm, context_templates=CTX, facts=FACTS,

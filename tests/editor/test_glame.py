@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from editor_helpers import CTX, edit_setup
 
 from contracts.types import EditRequest, Subgraph, SubgraphEdge
 from editor.arch import arch_spec, get_module
@@ -13,9 +14,7 @@ from editor.methods import get
 from editor.methods.glame import GlameHyperParams, build_gnn, label_features, triple_subgraph
 from editor.methods.rgcn import RelationalGNN
 from editor.scoring import target_logprobs
-from editor.stats import layer_second_moment
 
-CTX = ["{}", "A short story. {}"]
 GRAPH = Subgraph(
     nodes=("Marie Curie", "Tokyo", "Japan", "English"),
     edges=(
@@ -86,10 +85,7 @@ def test_triple_subgraph() -> None:
 
 @pytest.mark.parametrize("arch", ["gpt2", "llama"])
 def test_glame_edits_and_reverts(arch, model_dirs, corpus, tmp_path) -> None:
-    model, tok = load_model(model_dirs[arch])
-    sm = {0: layer_second_moment(model, tok, 0, corpus, cache_dir=tmp_path)}
-    before = state_checksum(model)
-    lp0 = target_logprobs(model, tok, [REQUEST.rendered()], [REQUEST.target_new])
+    model, tok, sm, before, lp0 = edit_setup(model_dirs[arch], corpus, tmp_path, REQUEST)
     hp = GlameHyperParams(layer=0, repr_layer=0, v_num_grad_steps=15)
     deltas, infos = get("glame").apply(
         model, tok, [REQUEST], hp, second_moment=sm, context_templates=CTX

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from editor_helpers import CTX, REQUEST, edit_setup
 
-from contracts.types import EditRequest
 from editor.arch import arch_spec
 from editor.errors import EditorError
 from editor.loading import load_model, state_checksum
@@ -16,12 +16,8 @@ from editor.methods.lti import (
     resolve_mid_layer,
 )
 from editor.scoring import target_logprobs
-from editor.stats import layer_second_moment
 from editor.tokens import fill, subject_last_token_index
 from editor.vstar import ESSENCE_PROMPTS, optimize_v
-
-CTX = ["{}", "A short story. {}"]
-REQUEST = EditRequest(subject="Marie Curie", prompt="{} was born in", target_new="Tokyo")
 
 
 def _term(model, tok, prefix: str) -> LtiLoss:
@@ -91,10 +87,7 @@ def test_mid_layer_rule() -> None:
 
 @pytest.mark.parametrize("arch", ["gpt2", "llama"])
 def test_lti_rome_and_memit_edit_and_revert(arch, model_dirs, corpus, tmp_path) -> None:
-    model, tok = load_model(model_dirs[arch])
-    sm = {0: layer_second_moment(model, tok, 0, corpus, cache_dir=tmp_path)}
-    before = state_checksum(model)
-    lp0 = target_logprobs(model, tok, [REQUEST.rendered()], [REQUEST.target_new])
+    model, tok, sm, before, lp0 = edit_setup(model_dirs[arch], corpus, tmp_path, REQUEST)
     hp_r = LtiRomeHyperParams(layer=0, mid_layer=1, v_num_grad_steps=15, nll_factor=1.0)
     hp_m = LtiMemitHyperParams(
         layers=(0,), mid_layer=1, v_num_grad_steps=15, nll_factor=1.0,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from editor_helpers import CTX
 
 from contracts.types import EditRequest
 from editor.errors import EditorError
@@ -12,7 +13,6 @@ from editor.methods.rome import RomeHyperParams
 from editor.sequence import EditSequence, edit
 from editor.stats import layer_second_moment
 
-CTX = ["{}", "A short story. {}"]
 REQUESTS = [
     EditRequest(subject="Barack Obama", prompt="The mother of {} is", target_new="Tokyo"),
     EditRequest(subject="Mount Fuji", prompt="{} is located in", target_new="Berlin"),

@@ -22,12 +22,13 @@ ENTITIES = {
 }
 
 
+def rel(rid, label, cloze, question=(), functional=True) -> Relation:
+    """Return a relation with these cloze and question templates."""
+    return Relation(rid, label, RelationTemplates(cloze=cloze, question=question), functional)
+
+
 def relations() -> list[Relation]:
     """Return birthplace, country, capital, official language and spoken languages."""
-
-    def rel(rid, label, cloze, question=(), functional=True):
-        return Relation(rid, label, RelationTemplates(cloze=cloze, question=question), functional)
-
     return [
         rel(
             "P19",

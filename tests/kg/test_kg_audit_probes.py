@@ -6,6 +6,7 @@ import json
 from collections import Counter
 
 import pytest
+from geo_graph import rel
 
 from contracts.types import EditRequest, Probe, ProbeKind, UnlearnRequest
 from kg.chains import composed_prompt, noun_phrase, reverse_template
@@ -22,16 +23,13 @@ from kg.probes import (
 )
 from kg.relsim import EASY, HARD
 from kg.store.sql import SqlGraphStore
-from kg.types import Entity, Fact, Relation, RelationTemplates
+from kg.types import Entity, Fact, Relation
 from kg.view import GraphView
 
 PEOPLE = ["Ada Byron", "Max Planck", "Lise Meitner", "Niels Bohr", "Marie Curie", "Otto Hahn"]
 
 
 def _relations() -> list[Relation]:
-    def rel(rid, label, cloze, question=(), functional=True):
-        return Relation(rid, label, RelationTemplates(cloze=cloze, question=question), functional)
-
     return [
         rel(
             "P19",

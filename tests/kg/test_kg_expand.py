@@ -52,35 +52,21 @@ def test_a_request_is_expanded_by_its_names(geo: GraphStore) -> None:
 def test_fanout_caps_filters_and_max_nodes(geo: GraphStore) -> None:
     geo.add_entities([Entity(f"town{i:02d}", f"Town {i}") for i in range(30)])
     geo.add_facts([Fact(f"town{i:02d}", "P17", "usa") for i in range(30)])
-    wide = expand_edit(
-        geo, "spike", "P19", "usa", ExpansionConfig(hops=1, fanout=(100,), direction="both")
-    )
+
+    def toward_usa(**config):  # Spike Hughes born in the USA, expanded both ways
+        return expand_edit(geo, "spike", "P19", "usa", ExpansionConfig(direction="both", **config))
+
+    wide = toward_usa(hops=1, fanout=(100,))
     assert len(wide.facts) == 34  # 30 towns + philly + washington (in), english + washington (out)
-    capped = expand_edit(
-        geo, "spike", "P19", "usa", ExpansionConfig(hops=1, fanout=(5,), direction="both")
-    )
+    capped = toward_usa(hops=1, fanout=(5,))
     assert len(capped.facts) == 5
     in_order = sorted(wide.facts, key=lambda f: sample_key(*f.triple))
     assert list(capped.facts) == in_order[:5]  # seed 0: bottom-5 by the stored sample key
-    only = expand_edit(
-        geo,
-        "spike",
-        "P19",
-        "usa",
-        ExpansionConfig(hops=1, allow=frozenset({"P36"}), direction="both"),
-    )
+    only = toward_usa(hops=1, allow=frozenset({"P36"}))
     assert {f.triple for f in only.facts} == {("usa", "P36", "washington")}
-    denied = expand_edit(
-        geo,
-        "spike",
-        "P19",
-        "usa",
-        ExpansionConfig(hops=1, deny=frozenset({"P17"}), direction="both"),
-    )
+    denied = toward_usa(hops=1, deny=frozenset({"P17"}))
     assert {f.relation for f in denied.facts} == {"P36", "P37"}
-    small = expand_edit(
-        geo, "spike", "P19", "usa", ExpansionConfig(hops=2, max_nodes=4, direction="both")
-    )
+    small = toward_usa(hops=2, max_nodes=4)
     assert len(small.node_ids) <= 4
 
 

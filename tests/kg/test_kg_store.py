@@ -14,31 +14,6 @@ from kg.store.sql import SqlGraphStore
 from kg.types import Concept, Entity, Fact, FactStatus, Relation
 
 
-def test_round_trip(seeded: SqlGraphStore, birth: Relation) -> None:
-    assert seeded.count_entities() == 4
-    assert seeded.count_relations() == 1
-    assert seeded.count_facts() == 2
-    london = seeded.get_entity("Q84")
-    assert london == Entity("Q84", "London", ("LDN", "Londinium"))
-    assert seeded.get_entity("name:spike_hughes").kind == "person"
-    assert seeded.get_relation("P19") == birth
-    assert [e.id for e in seeded.list_entities(limit=2, offset=1)] == [
-        "Q935334",
-        "name:max_mosley",
-    ]
-    facts = seeded.facts_about("name:spike_hughes")
-    assert [(f.triple, f.status, f.source, f.version) for f in facts] == [
-        (("name:spike_hughes", "P19", "Q84"), FactStatus.CURRENT, "test", 1)
-    ]
-    assert facts[0].id is not None and seeded.get_fact(facts[0].id) == facts[0]
-    assert seeded.facts_about("name:spike_hughes", "P19") == facts
-    assert {f.subject for f in seeded.facts_with_object("Q84")} == {
-        "name:spike_hughes",
-        "name:max_mosley",
-    }
-    assert seeded.entity_names(["Q84", "nope"]) == {"Q84": "London"}
-
-
 def test_add_fact_returns_id_and_meta(seeded: SqlGraphStore) -> None:
     fact = seeded.add_fact(
         Fact("name:spike_hughes", "P19", "Q935334", source="s", meta={"q": "Where?"})

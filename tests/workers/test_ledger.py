@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -81,6 +82,16 @@ def get_model_hashes() -> dict[str, str]:
         return version_hashes(session, "rand", get_model("rand").head_version_id)
 
 
+def register_changed_base(name: str, source: Path, base: Path) -> None:
+    """Register a copy of `source` at `base` as `name`, then change a byte of its weights."""
+    shutil.copytree(source, base)
+    register_model(name, base)
+    weights = base / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-3] ^= 0xFF
+    weights.write_bytes(bytes(data))
+
+
 def test_register_is_idempotent_and_checks_its_input(job_settings, random_model_dir, tmp_path):  # noqa: F811
     info = register_model("rand", random_model_dir)
     assert info.n_versions == 1 and info.meta["model_type"] == "gpt2"
@@ -154,12 +165,7 @@ def test_checksum_mismatch_on_load_is_refused(chain3, job_settings, random_model
     with pytest.raises(ChecksumMismatchError, match="differ from the ledger"):
         load_version(name)
 
-    base = shutil.copytree(random_model_dir, tmp_path / "base")
-    register_model("tampered", base)
-    weights = base / "model.safetensors"
-    data = bytearray(weights.read_bytes())
-    data[-3] ^= 0xFF
-    weights.write_bytes(bytes(data))
+    register_changed_base("tampered", random_model_dir, tmp_path / "base")
     with pytest.raises(ChecksumMismatchError, match="changed base model"):
         load_version("tampered")
 
@@ -183,12 +189,7 @@ def test_a_job_on_a_changed_base_fails(job_settings, random_model_dir, tmp_path)
     from workers.jobs import get_job
     from workers.jobs.runner import RunContext, execute_job
 
-    base = shutil.copytree(random_model_dir, tmp_path / "base")
-    register_model("moved", base)
-    weights = base / "model.safetensors"
-    data = bytearray(weights.read_bytes())
-    data[-5] ^= 0x01
-    weights.write_bytes(bytes(data))
+    register_changed_base("moved", random_model_dir, tmp_path / "base")
     job = submit_job(edit_payload("moved", [("Ada", "{} was born in", "Paris")]), enqueue=False)
     assert execute_job(job.id, RunContext.create(job_settings)).status == "failed"
     info = get_job(job.id)

@@ -176,6 +176,25 @@ def run_audit(
     )
 
 
+def _derive_and_audit(
+    derive: Callable[[GraphView, Sequence[Any], ProbeConfig], list[ChangeProbes]],
+    model: Any,
+    tokenizer: Any,
+    store: GraphStore,
+    requests: Sequence[Any],
+    deltas: Sequence[Delta],
+    **kwargs: Any,
+) -> dict:
+    """Derive the requests' probes with `derive` (timed) and audit `model` + `deltas`."""
+    config = kwargs.get("config") or AuditConfig()
+    view = GraphView(store)
+    t0 = time.perf_counter()
+    changes = derive(view, requests, config.probes)
+    return run_audit(
+        model, tokenizer, view, changes, deltas, derive_seconds=time.perf_counter() - t0, **kwargs
+    )
+
+
 def audit_edits(
     model: Any,
     tokenizer: Any,
@@ -185,13 +204,7 @@ def audit_edits(
     **kwargs: Any,
 ) -> dict:
     """Derive the edits' probes from the graph and audit `model` + `deltas`."""
-    config = kwargs.get("config") or AuditConfig()
-    view = GraphView(store)
-    t0 = time.perf_counter()
-    changes = audit_probes(view, requests, config.probes)
-    return run_audit(
-        model, tokenizer, view, changes, deltas, derive_seconds=time.perf_counter() - t0, **kwargs
-    )
+    return _derive_and_audit(audit_probes, model, tokenizer, store, requests, deltas, **kwargs)
 
 
 def audit_unlearning(
@@ -203,13 +216,7 @@ def audit_unlearning(
     **kwargs: Any,
 ) -> dict:
     """Derive forget and retain probes from the graph and audit `model` + `deltas`."""
-    config = kwargs.get("config") or AuditConfig()
-    view = GraphView(store)
-    t0 = time.perf_counter()
-    changes = unlearn_probes(view, requests, config.probes)
-    return run_audit(
-        model, tokenizer, view, changes, deltas, derive_seconds=time.perf_counter() - t0, **kwargs
-    )
+    return _derive_and_audit(unlearn_probes, model, tokenizer, store, requests, deltas, **kwargs)
 
 
 def sample_audit(
