@@ -1,12 +1,16 @@
-"""Building blocks the MEMIT family shares: hyper-parameter I/O, batched keys and hidden
-states at the subject token, per-layer statistics lookup, and update factors as a `Delta`."""
+"""Building blocks the ROME and MEMIT families share: hyper-parameter I/O, context templates
+and v* settings from the hyper-parameters, batched keys and hidden states at the subject
+token, per-layer statistics lookup, update factors as a `Delta`, step timings, and the
+registry adapters that run a method request by request or as one batch."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import time
 import typing
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +19,7 @@ from torch import nn
 
 from contracts.types import EditRequest
 from editor.arch import ArchSpec, edited_weight, edited_weight_name, get_module
+from editor.context import context_templates as make_context_templates
 from editor.delta import Delta, DeltaEntry
 from editor.errors import EditorError
 from editor.hooks import capture_input, capture_output
@@ -23,6 +28,7 @@ from editor.tokens import encode_prompt_targets, fill, subject_last_token_index
 from editor.vstar import rewriting_templates
 
 StatsSource = SecondMoment | Mapping[int, SecondMoment] | Callable[[int], SecondMoment]
+OnRequest = Callable[[int, int], None]
 _CHUNK = 256
 
 
@@ -71,6 +77,12 @@ def moment_for(source: StatsSource | None, layer: int) -> SecondMoment:
             raise EditorError(f"no second moment for layer {layer} (have {sorted(source)})")
         return source[layer]
     return source(layer)
+
+
+def check_width(matrix_dim: int, key_dim: int) -> None:
+    """Raise unless a layer's (m, m) second moment or projector matches its keys' width m."""
+    if matrix_dim != key_dim:
+        raise EditorError(f"second moment is {matrix_dim}-dim, keys {key_dim}")
 
 
 def check_layers(spec: ArchSpec, model: nn.Module, layers: Sequence[int]) -> None:
@@ -203,3 +215,108 @@ def request_ids(requests: Sequence[EditRequest]) -> list[str]:
 def own_cache_dir(ctx: Any) -> dict[str, Any]:
     """A `resources` hook: the method's own cache directory as its `cache_dir`."""
     return {"cache_dir": ctx.cache_dir}
+
+
+def hparams_context_templates(
+    model: nn.Module,
+    tokenizer: Any,
+    hparams: Any,
+    model_key: str | None = None,
+    cache_dir: str | Path | None = None,
+) -> list[str]:
+    """Return the context templates `hparams` describe: "{}" plus generated prefixes (from
+    `hparams.context_seeds` where the method has seed words, else the default seeds)."""
+    return make_context_templates(
+        model,
+        tokenizer,
+        hparams.context_template_length_params,
+        seed=hparams.context_seed,
+        model_key=model_key,
+        cache_dir=cache_dir,
+        seed_texts=getattr(hparams, "context_seeds", None) or None,
+    )
+
+
+def templates_or_default(
+    model: nn.Module,
+    tokenizer: Any,
+    hparams: Any,
+    given: Sequence[str] | None,
+    model_key: str | None,
+) -> Sequence[str]:
+    """Return the given context templates, or those `hparams` describe when none are given."""
+    if given is not None:
+        return given
+    return hparams_context_templates(model, tokenizer, hparams, model_key)
+
+
+def vstar_options(hparams: Any) -> dict[str, Any]:
+    """Return the v* optimisation settings (`editor.vstar.optimize_v`) of ROME-style hparams."""
+    return {
+        "num_steps": hparams.v_num_grad_steps,
+        "lr": hparams.v_lr,
+        "weight_decay": hparams.v_weight_decay,
+        "clamp_norm_factor": hparams.clamp_norm_factor,
+        "kl_factor": hparams.kl_factor,
+        "loss_stop": hparams.v_loss_stop,
+        "essence_prompts": hparams.essence_prompts,
+    }
+
+
+@contextmanager
+def timed(timings: dict[str, float], step: str) -> Iterator[None]:
+    """Record the seconds the `with` body takes as `timings[step]`."""
+    t0 = time.perf_counter()
+    yield
+    timings[step] = time.perf_counter() - t0
+
+
+def batch_delta(
+    method: str,
+    entries: Sequence[DeltaEntry],
+    requests: Sequence[EditRequest],
+    hparams: HParams,
+    timings: dict[str, float],
+    where: dict[str, Any],
+    **meta: Any,
+) -> Delta:
+    """Return the `Delta` of one edited batch: `where` (its layers), the requests, hparams,
+    timings and any further metadata."""
+    return Delta(
+        method,
+        list(entries),
+        request_ids(requests),
+        {
+            **where,
+            "requests": request_meta(requests),
+            "hparams": hparams.to_dict(),
+            "timings": dict(timings),
+            **meta,
+        },
+    )
+
+
+def one_by_one(
+    requests: Sequence[Any],
+    edit_one: Callable[[Any], tuple[Delta, dict[str, Any]]],
+    on_request: OnRequest | None,
+) -> tuple[list[Delta], list[dict[str, Any]]]:
+    """Registry adapter: `edit_one` each request in turn, reporting `on_request(done, total)`."""
+    deltas, infos = [], []
+    for request in requests:
+        delta, info = edit_one(request)
+        deltas.append(delta)
+        infos.append(info)
+        if on_request is not None:
+            on_request(len(deltas), len(requests))
+    return deltas, infos
+
+
+def one_batch(
+    edited: tuple[Delta, dict[str, Any]], n_requests: int, on_request: OnRequest | None
+) -> tuple[list[Delta], list[dict[str, Any]]]:
+    """Registry adapter: the one delta and info of a batch of `n_requests`, reported done."""
+    if on_request is not None:
+        on_request(n_requests, n_requests)
+    delta, info = edited
+    return [delta], [info]

@@ -26,7 +26,7 @@ Decisions:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +38,7 @@ from editor.arch import ArchSpec, arch_spec, get_module
 from editor.delta import Delta
 from editor.errors import EditorError
 from editor.hooks import capture_output
-from editor.methods.common import StatsSource
+from editor.methods.common import OnRequest, StatsSource, one_by_one, templates_or_default
 from editor.methods.defaults import KNOWLEDGE, KNOWLEDGE_STEPS, Row, llama_like
 from editor.methods.registry import EditMethod, register
 from editor.methods.rgcn import RelationalGNN
@@ -201,22 +201,23 @@ def apply_glame_to_model(
     context_templates: Sequence[str] | None = None,
     model_key: str | None = None,
     spec: ArchSpec | None = None,
-    on_request: Callable[[int, int], None] | None = None,
+    on_request: OnRequest | None = None,
 ) -> tuple[list[Delta], list[dict[str, Any]]]:
     """Registry entry: GLAME for each request in turn, a fresh GNN each time."""
     spec = spec or arch_spec(model)
     n_layers = spec.n_layers(model.config)
     if not 0 <= hparams.repr_layer < n_layers:
         raise EditorError(f"repr_layer {hparams.repr_layer} out of range for {n_layers} layers")
-    if context_templates is None:
-        context_templates = rome_context_templates(model, tokenizer, hparams, model_key)
-    deltas, infos = [], []
-    for request in requests:
+    context_templates = templates_or_default(
+        model, tokenizer, hparams, context_templates, model_key
+    )
+
+    def edit_one(request: EditRequest) -> tuple[Delta, dict[str, Any]]:
         subgraph = request.subgraph or triple_subgraph(request)
         gnn, center = build_gnn(model, tokenizer, spec, subgraph, hparams)
         holder: dict[str, GnnDelta] = {}
 
-        def make(m0: torch.Tensor, gnn=gnn, center=center, holder=holder) -> GnnDelta:
+        def make(m0: torch.Tensor) -> GnnDelta:
             holder["param"] = GnnDelta(
                 gnn, center, hparams.clamp_norm_factor * m0.norm(), hparams.gnn_weight_decay
             )
@@ -224,7 +225,7 @@ def apply_glame_to_model(
 
         choice: dict[str, Any] = {}
 
-        def finish(result: VStarResult, request=request, choice=choice) -> torch.Tensor:
+        def finish(result: VStarResult) -> torch.Tensor:
             param = make(result.m0)
             param.gnn.eval()
             with torch.no_grad():
@@ -258,11 +259,9 @@ def apply_glame_to_model(
         )
         delta.meta["subgraph"] = {"nodes": len(subgraph.nodes), "edges": len(subgraph.edges)}
         info["glame"] = dict(choice)
-        deltas.append(delta)
-        infos.append(info)
-        if on_request is not None:
-            on_request(len(deltas), len(requests))
-    return deltas, infos
+        return delta, info
+
+    return one_by_one(requests, edit_one, on_request)
 
 
 # Default rows per family (`editor.methods.defaults`): the released CounterFact configs

@@ -26,7 +26,7 @@ Decisions:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +39,13 @@ from editor.arch import ArchSpec, arch_spec, get_module, unembedding
 from editor.delta import Delta
 from editor.errors import EditorError
 from editor.hooks import capture_output
-from editor.methods.common import StatsSource
+from editor.methods.common import (
+    OnRequest,
+    StatsSource,
+    one_batch,
+    one_by_one,
+    templates_or_default,
+)
 from editor.methods.defaults import KNOWLEDGE, KNOWLEDGE_STEPS, KNOWLEDGE_Z, Row, llama_like
 from editor.methods.memit import MemitHyperParams, apply_memit, memit_context_templates
 from editor.methods.registry import EditMethod, register
@@ -178,6 +184,32 @@ class LtiLoss:
         return self.last_kl_factor * kl_final + self.mid_kl_factor * kl_mid
 
 
+def _lti_terms(
+    model: nn.Module,
+    tokenizer: Any,
+    request: EditRequest,
+    context_templates: Sequence[str],
+    hparams: Any,
+    mid: int,
+    spec: ArchSpec,
+) -> list[LtiLoss]:
+    """Return the LTI loss term of one request, its teacher read from the unedited model."""
+    return [
+        LtiLoss(
+            model,
+            tokenizer,
+            request,
+            context_templates,
+            hparams.essence_prompts,
+            mid_layer=mid,
+            last_kl_factor=hparams.last_kl_factor,
+            mid_kl_factor=hparams.mid_kl_factor,
+            teacher_prefix=hparams.teacher_prefix,
+            spec=spec,
+        )
+    ]
+
+
 def _check(hparams: Any) -> None:
     if hparams.constr_pos != "subject":
         raise EditorError(f"LTI constr_pos {hparams.constr_pos!r} is not supported")
@@ -193,46 +225,31 @@ def apply_lti_rome_to_model(
     context_templates: Sequence[str] | None = None,
     model_key: str | None = None,
     spec: ArchSpec | None = None,
-    on_request: Callable[[int, int], None] | None = None,
+    on_request: OnRequest | None = None,
 ) -> tuple[list[Delta], list[dict[str, Any]]]:
     """Registry entry: ROME with the LTI terms, requests one after another."""
     _check(hparams)
     spec = spec or arch_spec(model)
     mid = resolve_mid_layer(hparams.mid_layer, hparams.layer, spec.n_layers(model.config))
-    if context_templates is None:
-        context_templates = rome_context_templates(model, tokenizer, hparams, model_key)
-    deltas, infos = [], []
-    for request in requests:
-        term = LtiLoss(
-            model,
-            tokenizer,
-            request,
-            context_templates,
-            hparams.essence_prompts,
-            mid_layer=mid,
-            last_kl_factor=hparams.last_kl_factor,
-            mid_kl_factor=hparams.mid_kl_factor,
-            teacher_prefix=hparams.teacher_prefix,
-            spec=spec,
-        )
+    templates = templates_or_default(model, tokenizer, hparams, context_templates, model_key)
+
+    def edit_one(request: EditRequest) -> tuple[Delta, dict[str, Any]]:
         delta, info = apply_rome(
             model,
             tokenizer,
             request,
             hparams,
             second_moment,
-            context_templates=context_templates,
+            context_templates=templates,
             spec=spec,
-            extra_losses=[term],
+            extra_losses=_lti_terms(model, tokenizer, request, templates, hparams, mid, spec),
             vstar_kwargs={"kl_factor": 0.0, "nll_factor": hparams.nll_factor},
             method_name="lti-rome",
         )
         delta.meta["mid_layer"] = mid
-        deltas.append(delta)
-        infos.append(info)
-        if on_request is not None:
-            on_request(len(deltas), len(requests))
-    return deltas, infos
+        return delta, info
+
+    return one_by_one(requests, edit_one, on_request)
 
 
 def apply_lti_memit_to_model(
@@ -245,48 +262,27 @@ def apply_lti_memit_to_model(
     context_templates: Sequence[str] | None = None,
     model_key: str | None = None,
     spec: ArchSpec | None = None,
-    on_request: Callable[[int, int], None] | None = None,
+    on_request: OnRequest | None = None,
 ) -> tuple[list[Delta], list[dict[str, Any]]]:
     """Registry entry: MEMIT with the LTI terms in every z optimisation, one batch."""
     _check(hparams)
     spec = spec or arch_spec(model)
     mid = resolve_mid_layer(hparams.mid_layer, hparams.layers[-1], spec.n_layers(model.config))
-    if context_templates is None:
-        context_templates = memit_context_templates(model, tokenizer, hparams, model_key)
-    ctx = context_templates
-
-    def terms(request: EditRequest) -> list[LtiLoss]:
-        return [
-            LtiLoss(
-                model,
-                tokenizer,
-                request,
-                ctx,
-                hparams.essence_prompts,
-                mid_layer=mid,
-                last_kl_factor=hparams.last_kl_factor,
-                mid_kl_factor=hparams.mid_kl_factor,
-                teacher_prefix=hparams.teacher_prefix,
-                spec=spec,
-            )
-        ]
-
+    templates = templates_or_default(model, tokenizer, hparams, context_templates, model_key)
     delta, info = apply_memit(
         model,
         tokenizer,
         requests,
         hparams,
         second_moment,
-        context_templates=ctx,
+        context_templates=templates,
         spec=spec,
-        extra_losses_for=terms,
+        extra_losses_for=lambda r: _lti_terms(model, tokenizer, r, templates, hparams, mid, spec),
         z_kwargs={"kl_factor": 0.0, "nll_factor": hparams.nll_factor},
         method_name="lti-memit",
     )
     delta.meta["mid_layer"] = mid
-    if on_request is not None:
-        on_request(len(requests), len(requests))
-    return [delta], [info]
+    return one_batch((delta, info), len(requests), on_request)
 
 
 # Default rows per family (`editor.methods.defaults`): the released ROME-LTI / MEMIT-LTI

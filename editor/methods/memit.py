@@ -27,10 +27,8 @@ Decisions:
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -38,20 +36,25 @@ from torch import nn
 
 from contracts.types import EditRequest
 from editor.arch import ArchSpec, arch_spec
-from editor.context import context_templates as make_context_templates
 from editor.delta import Delta
 from editor.errors import EditorError
 from editor.methods.common import (
     HParams,
+    OnRequest,
     StatsSource,
     apply_entry,
     bare_outputs,
+    batch_delta,
     check_layers,
+    check_width,
     factor_entry,
+    hparams_context_templates,
     moment_for,
-    request_ids,
+    one_batch,
     request_keys,
-    request_meta,
+    templates_or_default,
+    timed,
+    vstar_options,
 )
 from editor.methods.defaults import KNOWLEDGE, KNOWLEDGE_Z, Row, llama_like
 from editor.methods.registry import EditMethod, register
@@ -79,23 +82,8 @@ class MemitHyperParams(HParams):
     mom2_n_samples: int = 100_000
 
 
-def memit_context_templates(
-    model: nn.Module,
-    tokenizer: Any,
-    hparams: Any,
-    model_key: str | None = None,
-    cache_dir: str | Path | None = None,
-) -> list[str]:
-    """Return MEMIT's templates: "{}" plus prefixes continued from the seed words."""
-    return make_context_templates(
-        model,
-        tokenizer,
-        hparams.context_template_length_params,
-        seed=hparams.context_seed,
-        model_key=model_key,
-        cache_dir=cache_dir,
-        seed_texts=hparams.context_seeds or None,
-    )
+# MEMIT's templates: "{}" plus prefixes continued from the seed words (`context_seeds`)
+memit_context_templates = hparams_context_templates
 
 
 def memit_update(
@@ -124,6 +112,9 @@ def compute_targets(
     nll_factor: float = 1.0,
 ) -> tuple[torch.Tensor, list[dict[str, Any]]]:
     """Return z (n, d) at the block output of the last layer and per-request loss info."""
+    options = vstar_options(hparams)
+    if kl_factor is not None:
+        options["kl_factor"] = kl_factor
     zs, infos = [], []
     for request in requests:
         extra = extra_losses_for(request) if extra_losses_for is not None else ()
@@ -137,15 +128,9 @@ def compute_targets(
             layer=hparams.layers[-1],
             spec=spec,
             insert_template=spec.layer,
-            num_steps=hparams.v_num_grad_steps,
-            lr=hparams.v_lr,
-            weight_decay=hparams.v_weight_decay,
-            clamp_norm_factor=hparams.clamp_norm_factor,
-            kl_factor=hparams.kl_factor if kl_factor is None else kl_factor,
             nll_factor=nll_factor,
-            loss_stop=hparams.v_loss_stop,
-            essence_prompts=hparams.essence_prompts,
             extra_losses=extra,
+            **options,
         )
         zs.append(result.v_star)
         infos.append({"losses": result.losses, "delta_norm": float(result.delta.norm())})
@@ -204,46 +189,34 @@ def apply_memit(
     layers = tuple(hparams.layers)
     check_layers(spec, model, layers)
     timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    if context_templates is None:
-        context_templates = memit_context_templates(model, tokenizer, hparams, model_key)
-    timings["context"] = time.perf_counter() - t0
+    with timed(timings, "context"):
+        context_templates = templates_or_default(
+            model, tokenizer, hparams, context_templates, model_key
+        )
 
-    t0 = time.perf_counter()
-    zs, z_infos = compute_targets(
-        model,
-        tokenizer,
-        requests,
-        hparams,
-        context_templates,
-        spec,
-        extra_losses_for=extra_losses_for,
-        **(z_kwargs or {}),
-    )  # (n, d)
-    timings["v_star"] = time.perf_counter() - t0
+    with timed(timings, "v_star"):
+        zs, z_infos = compute_targets(
+            model,
+            tokenizer,
+            requests,
+            hparams,
+            context_templates,
+            spec,
+            extra_losses_for=extra_losses_for,
+            **(z_kwargs or {}),
+        )  # (n, d)
 
     def solve(layer: int, K: torch.Tensor, R: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mom2 = moment_for(second_moment, layer).mom2  # (m, m)
-        if mom2.shape[0] != K.shape[0]:
-            raise EditorError(f"second moment is {mom2.shape[0]}-dim, keys {K.shape[0]}")
+        check_width(mom2.shape[0], K.shape[0])
         return memit_update(K, R, mom2, hparams.mom2_update_weight)
 
-    t0 = time.perf_counter()
-    entries, diag = spread_over_layers(
-        model, tokenizer, requests, zs, layers, context_templates, spec, solve
-    )
-    timings["solve"] = time.perf_counter() - t0
-    delta = Delta(
-        method_name,
-        entries,
-        request_ids(requests),
-        {
-            "layers": list(layers),
-            "requests": request_meta(requests),
-            "hparams": hparams.to_dict(),
-            "timings": dict(timings),
-            **diag,
-        },
+    with timed(timings, "solve"):
+        entries, diag = spread_over_layers(
+            model, tokenizer, requests, zs, layers, context_templates, spec, solve
+        )
+    delta = batch_delta(
+        method_name, entries, requests, hparams, timings, {"layers": list(layers)}, **diag
     )
     info = {"timings": timings, "z": zs.cpu(), "targets": z_infos, **diag}
     return delta, info
@@ -259,10 +232,10 @@ def apply_memit_to_model(
     context_templates: Sequence[str] | None = None,
     model_key: str | None = None,
     spec: ArchSpec | None = None,
-    on_request: Callable[[int, int], None] | None = None,
+    on_request: OnRequest | None = None,
 ) -> tuple[list[Delta], list[dict[str, Any]]]:
     """Registry entry: edit all requests as one batch (one delta)."""
-    delta, info = apply_memit(
+    edited = apply_memit(
         model,
         tokenizer,
         requests,
@@ -272,9 +245,7 @@ def apply_memit_to_model(
         spec=spec,
         model_key=model_key,
     )
-    if on_request is not None:
-        on_request(len(requests), len(requests))
-    return [delta], [info]
+    return one_batch(edited, len(requests), on_request)
 
 
 # Default rows per family (`editor.methods.defaults`). Dev check of the knowledge row
