@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from contracts.types import EditRequest
+from contracts.types import EditRequest, UnlearnRequest
 from editor.arch import ArchSpec, edited_weight, edited_weight_name, get_module
 from editor.context import context_templates as make_context_templates
 from editor.delta import Delta, DeltaEntry
@@ -207,7 +207,7 @@ def request_meta(requests: Sequence[EditRequest]) -> list[dict[str, Any]]:
     ]
 
 
-def request_ids(requests: Sequence[EditRequest]) -> list[str]:
+def request_ids(requests: Sequence[EditRequest | UnlearnRequest]) -> list[str]:
     """Return the ids of the requests that have one."""
     return [r.request_id for r in requests if r.request_id]
 

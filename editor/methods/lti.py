@@ -210,9 +210,22 @@ def _lti_terms(
     ]
 
 
-def _check(hparams: Any) -> None:
+def _setup(
+    model: nn.Module,
+    tokenizer: Any,
+    hparams: Any,
+    edit_layer: int,
+    spec: ArchSpec | None,
+    context_templates: Sequence[str] | None,
+    model_key: str | None,
+) -> tuple[ArchSpec, int, Sequence[str]]:
+    """Check the hparams; return the spec, the logit-lens layer and the context templates."""
     if hparams.constr_pos != "subject":
         raise EditorError(f"LTI constr_pos {hparams.constr_pos!r} is not supported")
+    spec = spec or arch_spec(model)
+    mid = resolve_mid_layer(hparams.mid_layer, edit_layer, spec.n_layers(model.config))
+    templates = templates_or_default(model, tokenizer, hparams, context_templates, model_key)
+    return spec, mid, templates
 
 
 def apply_lti_rome_to_model(
@@ -228,10 +241,9 @@ def apply_lti_rome_to_model(
     on_request: OnRequest | None = None,
 ) -> tuple[list[Delta], list[dict[str, Any]]]:
     """Registry entry: ROME with the LTI terms, requests one after another."""
-    _check(hparams)
-    spec = spec or arch_spec(model)
-    mid = resolve_mid_layer(hparams.mid_layer, hparams.layer, spec.n_layers(model.config))
-    templates = templates_or_default(model, tokenizer, hparams, context_templates, model_key)
+    spec, mid, templates = _setup(
+        model, tokenizer, hparams, hparams.layer, spec, context_templates, model_key
+    )
 
     def edit_one(request: EditRequest) -> tuple[Delta, dict[str, Any]]:
         delta, info = apply_rome(
@@ -265,10 +277,9 @@ def apply_lti_memit_to_model(
     on_request: OnRequest | None = None,
 ) -> tuple[list[Delta], list[dict[str, Any]]]:
     """Registry entry: MEMIT with the LTI terms in every z optimisation, one batch."""
-    _check(hparams)
-    spec = spec or arch_spec(model)
-    mid = resolve_mid_layer(hparams.mid_layer, hparams.layers[-1], spec.n_layers(model.config))
-    templates = templates_or_default(model, tokenizer, hparams, context_templates, model_key)
+    spec, mid, templates = _setup(
+        model, tokenizer, hparams, hparams.layers[-1], spec, context_templates, model_key
+    )
     delta, info = apply_memit(
         model,
         tokenizer,

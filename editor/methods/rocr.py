@@ -59,6 +59,7 @@ from editor.methods.common import (
     moment_for,
     one_batch,
     own_cache_dir,
+    request_ids,
 )
 from editor.methods.defaults import KNOWLEDGE, KNOWLEDGE_STATS, Row, llama_like
 from editor.methods.registry import EditMethod, register
@@ -200,7 +201,7 @@ def apply_rocr(
         "residual_norm": residual_norms,
         "final_relative_error": rel_err,
     }
-    ids = [r.request_id for r in requests if r.request_id]
+    ids = request_ids(requests)
     delta = Delta("rocr", entries, ids, meta)
     info = {
         "timings": timings,
