@@ -43,19 +43,18 @@ from editor.delta import Delta
 from editor.errors import EditorError
 from editor.methods.common import (
     HParams,
-    OnRequest,
     StatsSource,
     batch_delta,
     check_layers,
     check_width,
     hparams_context_templates,
     moment_for,
-    one_batch,
     request_keys,
     templates_or_default,
     timed,
 )
 from editor.methods.defaults import KNOWLEDGE, KNOWLEDGE_STEPS, Row, llama_like
+from editor.methods.entries import OnRequest, one_batch
 from editor.methods.memit import (
     MEMIT_SEEDS,
     compute_targets,

@@ -1,7 +1,6 @@
 """Building blocks the ROME and MEMIT families share: hyper-parameter I/O, context templates
 and v* settings from the hyper-parameters, batched keys and hidden states at the subject
-token, per-layer statistics lookup, update factors as a `Delta`, step timings, and the
-registry adapters that run a method request by request or as one batch."""
+token, per-layer statistics lookup, update factors as a `Delta`, and step timings."""
 
 from __future__ import annotations
 
@@ -28,7 +27,6 @@ from editor.tokens import encode_prompt_targets, fill, subject_last_token_index
 from editor.vstar import rewriting_templates
 
 StatsSource = SecondMoment | Mapping[int, SecondMoment] | Callable[[int], SecondMoment]
-OnRequest = Callable[[int, int], None]
 _CHUNK = 256
 
 
@@ -294,29 +292,3 @@ def batch_delta(
             **meta,
         },
     )
-
-
-def one_by_one(
-    requests: Sequence[Any],
-    edit_one: Callable[[Any], tuple[Delta, dict[str, Any]]],
-    on_request: OnRequest | None,
-) -> tuple[list[Delta], list[dict[str, Any]]]:
-    """Registry adapter: `edit_one` each request in turn, reporting `on_request(done, total)`."""
-    deltas, infos = [], []
-    for request in requests:
-        delta, info = edit_one(request)
-        deltas.append(delta)
-        infos.append(info)
-        if on_request is not None:
-            on_request(len(deltas), len(requests))
-    return deltas, infos
-
-
-def one_batch(
-    edited: tuple[Delta, dict[str, Any]], n_requests: int, on_request: OnRequest | None
-) -> tuple[list[Delta], list[dict[str, Any]]]:
-    """Registry adapter: the one delta and info of a batch of `n_requests`, reported done."""
-    if on_request is not None:
-        on_request(n_requests, n_requests)
-    delta, info = edited
-    return [delta], [info]

@@ -36,7 +36,6 @@ from editor.delta import Delta
 from editor.errors import EditorError
 from editor.methods.common import (
     HParams,
-    OnRequest,
     StatsSource,
     apply_entry,
     bare_outputs,
@@ -45,7 +44,6 @@ from editor.methods.common import (
     check_width,
     factor_entry,
     moment_for,
-    one_batch,
     request_keys,
     templates_or_default,
     timed,
@@ -53,6 +51,7 @@ from editor.methods.common import (
 )
 from editor.methods.defaults import KNOWLEDGE, KNOWLEDGE_STEPS, Row, llama_like
 from editor.methods.dike_krd import Disentangler, KrdConfig, load_or_train_krd
+from editor.methods.entries import OnRequest, one_batch
 from editor.methods.memit import MEMIT_SEEDS, memit_context_templates
 from editor.methods.registry import EditMethod, ResourceContext, register
 from editor.vstar import ESSENCE_PROMPTS, optimize_v

@@ -45,7 +45,8 @@ from torch import nn
 from contracts.types import UnlearnRequest
 from editor.delta import Delta
 from editor.errors import EditorError
-from editor.methods.common import HParams, OnRequest, one_batch, request_ids
+from editor.methods.common import HParams, request_ids
+from editor.methods.entries import OnRequest, one_batch
 from editor.methods.registry import EditMethod, register
 from editor.tokens import target_ids
 

@@ -40,7 +40,6 @@ from editor.delta import Delta
 from editor.errors import EditorError
 from editor.methods.common import (
     HParams,
-    OnRequest,
     StatsSource,
     apply_entry,
     bare_outputs,
@@ -50,13 +49,13 @@ from editor.methods.common import (
     factor_entry,
     hparams_context_templates,
     moment_for,
-    one_batch,
     request_keys,
     templates_or_default,
     timed,
     vstar_options,
 )
 from editor.methods.defaults import KNOWLEDGE, KNOWLEDGE_Z, Row, llama_like
+from editor.methods.entries import EditCall, whole_batch
 from editor.methods.registry import EditMethod, register
 from editor.vstar import ESSENCE_PROMPTS, LossTerm, optimize_v
 
@@ -222,30 +221,17 @@ def apply_memit(
     return delta, info
 
 
-def apply_memit_to_model(
-    model: nn.Module,
-    tokenizer: Any,
-    requests: Sequence[EditRequest],
-    hparams: MemitHyperParams,
-    *,
-    second_moment: StatsSource | None = None,
-    context_templates: Sequence[str] | None = None,
-    model_key: str | None = None,
-    spec: ArchSpec | None = None,
-    on_request: OnRequest | None = None,
-) -> tuple[list[Delta], list[dict[str, Any]]]:
-    """Registry entry: edit all requests as one batch (one delta)."""
-    edited = apply_memit(
-        model,
-        tokenizer,
-        requests,
-        hparams,
-        second_moment,
-        context_templates=context_templates,
-        spec=spec,
-        model_key=model_key,
-    )
-    return one_batch(edited, len(requests), on_request)
+def _memit_batch(call: EditCall, requests: Sequence[EditRequest]) -> tuple[Delta, dict[str, Any]]:
+    """Apply MEMIT to the batch with the call's resources."""
+    return apply_memit(
+        call.model, call.tokenizer, requests, call.hparams, call.second_moment,
+        context_templates=call.context_templates, spec=call.spec, model_key=call.model_key,
+    )  # fmt: skip
+
+
+apply_memit_to_model = whole_batch(
+    _memit_batch, """Registry entry: edit all requests as one batch (one delta)."""
+)
 
 
 # Default rows per family (`editor.methods.defaults`). Dev check of the knowledge row

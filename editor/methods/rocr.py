@@ -50,18 +50,17 @@ from editor.hooks import capture_input, capture_output
 from editor.methods.alphaedit import AlphaEditState, alphaedit_update, null_space_projector
 from editor.methods.common import (
     HParams,
-    OnRequest,
     StatsSource,
     apply_entry,
     check_layers,
     check_width,
     factor_entry,
     moment_for,
-    one_batch,
     own_cache_dir,
     request_ids,
 )
 from editor.methods.defaults import KNOWLEDGE, KNOWLEDGE_STATS, Row, llama_like
+from editor.methods.entries import OnRequest, one_batch
 from editor.methods.registry import EditMethod, register
 from editor.tokens import encode_prompt_targets, fill, subject_last_token_index
 

@@ -24,17 +24,16 @@ from editor.delta import Delta
 from editor.errors import EditorError
 from editor.hooks import capture_input, capture_output
 from editor.methods.common import (
-    OnRequest,
     StatsSource,
     check_width,
     hparams_context_templates,
     moment_for,
-    one_by_one,
     templates_or_default,
     timed,
     vstar_options,
 )
 from editor.methods.defaults import KNOWLEDGE, KNOWLEDGE_STEPS, Row, llama_like
+from editor.methods.entries import EditCall, request_by_request
 from editor.methods.registry import EditMethod, register
 from editor.tokens import encode_prompt_targets, fill, subject_last_token_index
 from editor.vstar import (
@@ -257,32 +256,21 @@ def apply_rome(
     return delta, info
 
 
-def apply_rome_to_model(
-    model: nn.Module,
-    tokenizer: Any,
-    requests: Sequence[EditRequest],
-    hparams: RomeHyperParams,
-    *,
-    second_moment: StatsSource | None = None,
-    context_templates: Sequence[str] | None = None,
-    model_key: str | None = None,
-    spec: ArchSpec | None = None,
-    on_request: OnRequest | None = None,
-) -> tuple[list[Delta], list[dict[str, Any]]]:
+def _rome_one(call: EditCall, request: EditRequest) -> tuple[Delta, dict[str, Any]]:
+    """Apply ROME for one request with the call's resources."""
+    return apply_rome(
+        call.model, call.tokenizer, request, call.hparams, call.second_moment,
+        context_templates=call.context_templates, spec=call.spec,
+    )  # fmt: skip
+
+
+apply_rome_to_model = request_by_request(
+    _rome_one,
     """Apply requests one after another; templates come from the model before the first edit.
 
     `on_request(done, total)` is called after each request (for progress reporting).
-    """
-    spec = spec or arch_spec(model)
-    templates = templates_or_default(model, tokenizer, hparams, context_templates, model_key)
-    return one_by_one(
-        requests,
-        lambda request: apply_rome(
-            model, tokenizer, request, hparams, second_moment,
-            context_templates=templates, spec=spec,
-        ),
-        on_request,
-    )  # fmt: skip
+    """,
+)
 
 
 def with_layer(hparams: RomeHyperParams, layer: int) -> RomeHyperParams:

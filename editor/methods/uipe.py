@@ -28,7 +28,8 @@ from torch import nn
 from contracts.types import UnlearnRequest
 from editor.delta import Delta, scaled
 from editor.errors import EditorError
-from editor.methods.common import OnRequest, one_batch, request_ids
+from editor.methods.common import request_ids
+from editor.methods.entries import OnRequest, one_batch
 from editor.methods.gradient_unlearning import (
     OBJECTIVES,
     TINY,
