@@ -24,7 +24,7 @@ from editor.errors import EditorError
 from editor.hooks import capture_input, capture_output
 from editor.stats import SecondMoment
 from editor.tokens import encode_prompt_targets, fill, subject_last_token_index
-from editor.vstar import rewriting_templates
+from editor.vstar import VStarResult, optimize_v, rewriting_templates
 
 StatsSource = SecondMoment | Mapping[int, SecondMoment] | Callable[[int], SecondMoment]
 _CHUNK = 256
@@ -259,6 +259,27 @@ def vstar_options(hparams: Any) -> dict[str, Any]:
         "loss_stop": hparams.v_loss_stop,
         "essence_prompts": hparams.essence_prompts,
     }
+
+
+def request_vstar(
+    model: nn.Module,
+    tokenizer: Any,
+    request: EditRequest,
+    context_templates: Sequence[str],
+    hparams: Any,
+    **options: Any,
+) -> VStarResult:
+    """Run the v* optimisation for one request with the hparams' settings (`vstar_options`);
+    `options` add to or override them (`layer` is required)."""
+    return optimize_v(
+        model,
+        tokenizer,
+        request.subject,
+        request.prompt,
+        request.target_new,
+        context_templates,
+        **{**vstar_options(hparams), **options},
+    )
 
 
 @contextmanager

@@ -45,16 +45,16 @@ from editor.methods.common import (
     factor_entry,
     moment_for,
     request_keys,
+    request_vstar,
     templates_or_default,
     timed,
-    vstar_options,
 )
 from editor.methods.defaults import KNOWLEDGE, KNOWLEDGE_STEPS, Row, llama_like
 from editor.methods.dike_krd import Disentangler, KrdConfig, load_or_train_krd
 from editor.methods.entries import OnRequest, one_batch
 from editor.methods.memit import MEMIT_SEEDS, memit_context_templates
 from editor.methods.registry import EditMethod, ResourceContext, register
-from editor.vstar import ESSENCE_PROMPTS, optimize_v
+from editor.vstar import ESSENCE_PROMPTS
 
 
 @dataclass(frozen=True)
@@ -170,17 +170,15 @@ def apply_dike(
     with timed(timings, "v_star"):
         v_stars, losses = [], []
         for request in requests:
-            result = optimize_v(
+            result = request_vstar(
                 model,
                 tokenizer,
-                request.subject,
-                request.prompt,
-                request.target_new,
+                request,
                 context_templates,
+                hparams,
                 layer=layer,
                 spec=spec,
                 delta_param=lambda m0: LatentDelta(m0, krd.W5.weight),
-                **vstar_options(hparams),
             )
             v_stars.append(result.v_star)
             losses.append(result.losses)

@@ -9,8 +9,7 @@ resources share one signature here: `request_by_request` edits each request in t
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from dataclasses import replace as dataclasses_replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from torch import nn
@@ -61,9 +60,12 @@ def one_batch(edited: Edited, n_requests: int, on_request: OnRequest | None) -> 
 
 
 def _entry(
-    run: Callable[[EditCall, Sequence[EditRequest], OnRequest | None], EntryResult], doc: str
-):
-    """Return a registry entry with the family's signature that calls `run`."""
+    run: Callable[[EditCall, Sequence[EditRequest], OnRequest | None], EntryResult],
+    doc: str,
+    module: str,
+) -> Callable[..., EntryResult]:
+    """Return a registry entry with the family's signature that calls `run`; it belongs to
+    `module`, the method's own module (where its edit step is)."""
 
     def apply(
         model: nn.Module,
@@ -84,6 +86,7 @@ def _entry(
         return run(call, requests, on_request)
 
     apply.__doc__ = doc
+    apply.__module__ = module
     return apply
 
 
@@ -95,16 +98,18 @@ def request_by_request(
     """Return an entry that `check`s the call, resolves the context templates once (from the
     model before the first edit) and then edits each request in turn."""
 
-    def run(call: EditCall, requests: Sequence[EditRequest], on_request: OnRequest | None):
+    def run(
+        call: EditCall, requests: Sequence[EditRequest], on_request: OnRequest | None
+    ) -> EntryResult:
         if check is not None:
             check(call)
         templates = templates_or_default(
             call.model, call.tokenizer, call.hparams, call.context_templates, call.model_key
         )
-        call = dataclasses_replace(call, context_templates=templates)
+        call = replace(call, context_templates=templates)
         return one_by_one(requests, lambda request: edit_one(call, request), on_request)
 
-    return _entry(run, doc)
+    return _entry(run, doc, edit_one.__module__)
 
 
 def whole_batch(
@@ -112,7 +117,9 @@ def whole_batch(
 ) -> Callable[..., EntryResult]:
     """Return an entry that edits all requests as one batch (one delta)."""
 
-    def run(call: EditCall, requests: Sequence[EditRequest], on_request: OnRequest | None):
+    def run(
+        call: EditCall, requests: Sequence[EditRequest], on_request: OnRequest | None
+    ) -> EntryResult:
         return one_batch(edit_batch(call, requests), len(requests), on_request)
 
-    return _entry(run, doc)
+    return _entry(run, doc, edit_batch.__module__)

@@ -50,14 +50,14 @@ from editor.methods.common import (
     hparams_context_templates,
     moment_for,
     request_keys,
+    request_vstar,
     templates_or_default,
     timed,
-    vstar_options,
 )
 from editor.methods.defaults import KNOWLEDGE, KNOWLEDGE_Z, Row, llama_like
 from editor.methods.entries import EditCall, whole_batch
 from editor.methods.registry import EditMethod, register
-from editor.vstar import ESSENCE_PROMPTS, LossTerm, optimize_v
+from editor.vstar import ESSENCE_PROMPTS, LossTerm
 
 MEMIT_SEEDS: tuple[str, ...] = ("The", "Therefore", "Because", "I", "You")
 
@@ -111,25 +111,22 @@ def compute_targets(
     nll_factor: float = 1.0,
 ) -> tuple[torch.Tensor, list[dict[str, Any]]]:
     """Return z (n, d) at the block output of the last layer and per-request loss info."""
-    options = vstar_options(hparams)
-    if kl_factor is not None:
-        options["kl_factor"] = kl_factor
+    overrides = {} if kl_factor is None else {"kl_factor": kl_factor}
     zs, infos = [], []
     for request in requests:
         extra = extra_losses_for(request) if extra_losses_for is not None else ()
-        result = optimize_v(
+        result = request_vstar(
             model,
             tokenizer,
-            request.subject,
-            request.prompt,
-            request.target_new,
+            request,
             context_templates,
+            hparams,
             layer=hparams.layers[-1],
             spec=spec,
             insert_template=spec.layer,
             nll_factor=nll_factor,
             extra_losses=extra,
-            **options,
+            **overrides,
         )
         zs.append(result.v_star)
         infos.append({"losses": result.losses, "delta_norm": float(result.delta.norm())})

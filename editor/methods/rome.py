@@ -28,9 +28,9 @@ from editor.methods.common import (
     check_width,
     hparams_context_templates,
     moment_for,
+    request_vstar,
     templates_or_default,
     timed,
-    vstar_options,
 )
 from editor.methods.defaults import KNOWLEDGE, KNOWLEDGE_STEPS, Row, llama_like
 from editor.methods.entries import EditCall, request_by_request
@@ -40,7 +40,6 @@ from editor.vstar import (
     ESSENCE_PROMPTS,
     LossTerm,
     VStarResult,
-    optimize_v,
     rewriting_templates,
 )
 
@@ -197,20 +196,11 @@ def apply_rome(
         options: dict[str, Any] = {
             "layer": layer,
             "spec": spec,
-            **vstar_options(hparams),
             "extra_losses": extra_losses,
             "on_step": on_step,
             **(vstar_kwargs or {}),
         }
-        result = optimize_v(
-            model,
-            tokenizer,
-            request.subject,
-            request.prompt,
-            request.target_new,
-            context_templates,
-            **options,
-        )
+        result = request_vstar(model, tokenizer, request, context_templates, hparams, **options)
         v_star = result.v_star if finish_v is None else finish_v(result)  # (d,)
 
     with timed(timings, "solve"):
