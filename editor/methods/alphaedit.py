@@ -57,9 +57,8 @@ from editor.methods.defaults import KNOWLEDGE, KNOWLEDGE_STEPS, Row, llama_like
 from editor.methods.entries import OnRequest, one_batch
 from editor.methods.memit import (
     MEMIT_SEEDS,
-    compute_targets,
     memit_context_templates,
-    spread_over_layers,
+    targets_then_spread,
 )
 from editor.methods.registry import EditMethod, register
 from editor.stats import SecondMoment
@@ -287,26 +286,16 @@ def apply_alphaedit(
             for layer in layers
         }
 
-    with timed(timings, "v_star"):
-        zs, z_infos = compute_targets(
-            model,
-            tokenizer,
-            requests,
-            hparams,
-            context_templates,
-            spec,
-            extra_losses_for=extra_losses_for,
-        )  # (n, d)
-
     def solve(layer: int, K: torch.Tensor, R: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         P = projectors[layer]  # (m, m)
         check_width(P.shape[0], K.shape[0])
         return alphaedit_update(K, R, P, state.cp(layer, K.shape[0]), hparams.l2)
 
-    with timed(timings, "solve"):
-        entries, diag = spread_over_layers(
-            model, tokenizer, requests, zs, layers, context_templates, spec, solve
-        )
+    zs, z_infos, entries, diag = targets_then_spread(
+        model, tokenizer, requests, hparams, context_templates, spec, solve, timings,
+        extra_losses_for=extra_losses_for,
+    )  # fmt: skip
+    with timed(timings, "solve"):  # the batch's keys, kept for later batches
         new_keys = {
             layer: request_keys(model, tokenizer, spec, layer, requests, context_templates).T
             for layer in layers

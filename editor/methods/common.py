@@ -284,10 +284,10 @@ def request_vstar(
 
 @contextmanager
 def timed(timings: dict[str, float], step: str) -> Iterator[None]:
-    """Record the seconds the `with` body takes as `timings[step]`."""
+    """Add the seconds the `with` body takes to `timings[step]`."""
     t0 = time.perf_counter()
     yield
-    timings[step] = time.perf_counter() - t0
+    timings[step] = timings.get(step, 0.0) + time.perf_counter() - t0
 
 
 def batch_delta(

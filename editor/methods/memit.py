@@ -164,6 +164,42 @@ def spread_over_layers(
     return entries, diag
 
 
+def targets_then_spread(
+    model: nn.Module,
+    tokenizer: Any,
+    requests: Sequence[EditRequest],
+    hparams: Any,
+    context_templates: Sequence[str],
+    spec: ArchSpec,
+    solve: Callable[[int, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+    timings: dict[str, float],
+    *,
+    extra_losses_for: Callable[[EditRequest], Sequence[LossTerm]] | None = None,
+    z_kwargs: dict[str, Any] | None = None,
+) -> tuple[torch.Tensor, list[dict[str, Any]], list, dict[str, Any]]:
+    """Run MEMIT's two timed steps on a batch: the targets z (n, d) (`v_star`), then the
+    update spread over `hparams.layers` with `solve` (`solve`).
+
+    Returns z, the per-request target info, the applied entries and the spread's diagnostics.
+    """
+    with timed(timings, "v_star"):
+        zs, z_infos = compute_targets(
+            model,
+            tokenizer,
+            requests,
+            hparams,
+            context_templates,
+            spec,
+            extra_losses_for=extra_losses_for,
+            **(z_kwargs or {}),
+        )  # (n, d)
+    with timed(timings, "solve"):
+        entries, diag = spread_over_layers(
+            model, tokenizer, requests, zs, tuple(hparams.layers), context_templates, spec, solve
+        )
+    return zs, z_infos, entries, diag
+
+
 def apply_memit(
     model: nn.Module,
     tokenizer: Any,
@@ -190,27 +226,15 @@ def apply_memit(
             model, tokenizer, hparams, context_templates, model_key
         )
 
-    with timed(timings, "v_star"):
-        zs, z_infos = compute_targets(
-            model,
-            tokenizer,
-            requests,
-            hparams,
-            context_templates,
-            spec,
-            extra_losses_for=extra_losses_for,
-            **(z_kwargs or {}),
-        )  # (n, d)
-
     def solve(layer: int, K: torch.Tensor, R: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mom2 = moment_for(second_moment, layer).mom2  # (m, m)
         check_width(mom2.shape[0], K.shape[0])
         return memit_update(K, R, mom2, hparams.mom2_update_weight)
 
-    with timed(timings, "solve"):
-        entries, diag = spread_over_layers(
-            model, tokenizer, requests, zs, layers, context_templates, spec, solve
-        )
+    zs, z_infos, entries, diag = targets_then_spread(
+        model, tokenizer, requests, hparams, context_templates, spec, solve, timings,
+        extra_losses_for=extra_losses_for, z_kwargs=z_kwargs,
+    )  # fmt: skip
     delta = batch_delta(
         method_name, entries, requests, hparams, timings, {"layers": list(layers)}, **diag
     )
