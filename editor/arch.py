@@ -69,67 +69,65 @@ class ArchSpec:
         return int(getattr(config, self.max_positions_attr))
 
 
-def _llama_like(model_type: str) -> ArchSpec:
+# (MLP width, context length) attribute names of the two config conventions
+_GPT2_CONFIG = ("n_inner", "n_positions")
+_HF_CONFIG = ("intermediate_size", "max_position_embeddings")
+
+
+def _decoder(
+    model_type: str,
+    blocks: str,
+    down_proj: str,
+    attn: str,
+    final_norm: str,
+    embed: str,
+    config_attrs: tuple[str, str],
+    unembed: tuple[str, ...] = ("lm_head",),
+    conv1d: bool = False,
+) -> ArchSpec:
+    """Return the spec of a decoder whose block `i` is `{blocks}.i` with its MLP at `.mlp`."""
+    layer = blocks + ".{}"
     return ArchSpec(
         model_type=model_type,
-        layer="model.layers.{}",
-        mlp="model.layers.{}.mlp",
-        down_proj="model.layers.{}.mlp.down_proj",
-        attn="model.layers.{}.self_attn",
-        final_norm="model.norm",
-        embed="model.embed_tokens",
-        unembed=("lm_head",),
-        conv1d=False,
-        inner_attr="intermediate_size",
-        max_positions_attr="max_position_embeddings",
+        layer=layer,
+        mlp=f"{layer}.mlp",
+        down_proj=f"{layer}.mlp.{down_proj}",
+        attn=f"{layer}.{attn}",
+        final_norm=final_norm,
+        embed=embed,
+        unembed=unembed,
+        conv1d=conv1d,
+        inner_attr=config_attrs[0],
+        max_positions_attr=config_attrs[1],
     )
 
 
+def _llama_like(model_type: str) -> ArchSpec:
+    return _decoder(
+        model_type, "model.layers", "down_proj", "self_attn", "model.norm",
+        "model.embed_tokens", _HF_CONFIG,
+    )  # fmt: skip
+
+
 ARCH_SPECS: dict[str, ArchSpec] = {
-    "gpt2": ArchSpec(
-        model_type="gpt2",
-        layer="transformer.h.{}",
-        mlp="transformer.h.{}.mlp",
-        down_proj="transformer.h.{}.mlp.c_proj",
-        attn="transformer.h.{}.attn",
-        final_norm="transformer.ln_f",
-        embed="transformer.wte",
-        unembed=("lm_head",),
-        conv1d=True,
-        inner_attr="n_inner",
-        max_positions_attr="n_positions",
+    "gpt2": _decoder(
+        "gpt2", "transformer.h", "c_proj", "attn", "transformer.ln_f", "transformer.wte",
+        _GPT2_CONFIG, conv1d=True,
     ),
-    "gptj": ArchSpec(
-        model_type="gptj",
-        layer="transformer.h.{}",
-        mlp="transformer.h.{}.mlp",
-        down_proj="transformer.h.{}.mlp.fc_out",
-        attn="transformer.h.{}.attn",
-        final_norm="transformer.ln_f",
-        embed="transformer.wte",
-        unembed=("lm_head",),
-        conv1d=False,
-        inner_attr="n_inner",
-        max_positions_attr="n_positions",
+    "gptj": _decoder(
+        "gptj", "transformer.h", "fc_out", "attn", "transformer.ln_f", "transformer.wte",
+        _GPT2_CONFIG,
     ),
-    "gpt_neox": ArchSpec(
-        model_type="gpt_neox",
-        layer="gpt_neox.layers.{}",
-        mlp="gpt_neox.layers.{}.mlp",
-        down_proj="gpt_neox.layers.{}.mlp.dense_4h_to_h",
-        attn="gpt_neox.layers.{}.attention",
-        final_norm="gpt_neox.final_layer_norm",
-        embed="gpt_neox.embed_in",
+    "gpt_neox": _decoder(
+        "gpt_neox", "gpt_neox.layers", "dense_4h_to_h", "attention",
+        "gpt_neox.final_layer_norm", "gpt_neox.embed_in", _HF_CONFIG,
         # transformers>=5 renames `embed_out` to `lm_head`; older releases keep `embed_out`.
         unembed=("lm_head", "embed_out"),
-        conv1d=False,
-        inner_attr="intermediate_size",
-        max_positions_attr="max_position_embeddings",
     ),
     "llama": _llama_like("llama"),
     "mistral": _llama_like("mistral"),
     "qwen2": _llama_like("qwen2"),
-}
+}  # fmt: skip
 
 
 def supported_model_types() -> list[str]:

@@ -37,6 +37,21 @@ def _seed_token(tokenizer: Any) -> int:
     raise EditorError("tokenizer has no BOS or EOS token to seed context generation")
 
 
+def _extend_top_k(
+    model: nn.Module, ids: torch.Tensor, steps: int, top_k: int, gen: torch.Generator
+) -> torch.Tensor:
+    """Return `ids` (n, t) extended by `steps` tokens (none if ≤ 0), each sampled top-k."""
+    for _ in range(max(0, steps)):
+        mask = torch.ones_like(ids)  # (n, t): no padding, said so the model need not guess
+        logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits[:, -1, :]
+        logits = logits.float()  # (n, V)
+        top_val, top_idx = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1)  # (n, k)
+        probs = torch.softmax(top_val, dim=-1)  # (n, k)
+        choice = torch.multinomial(probs, 1, generator=gen)  # (n, 1)
+        ids = torch.cat([ids, top_idx.gather(1, choice)], dim=1)  # (n, t+1)
+    return ids
+
+
 @torch.no_grad()
 def sample_prefixes(
     model: nn.Module,
@@ -51,14 +66,7 @@ def sample_prefixes(
     device = next(model.parameters()).device
     gen = torch.Generator(device=device).manual_seed(seed)
     ids = torch.full((n, 1), _seed_token(tokenizer), dtype=torch.long, device=device)  # (n, 1)
-    for _ in range(max(0, length - 1)):
-        mask = torch.ones_like(ids)  # (n, t): no padding, said so the model need not guess
-        logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits[:, -1, :]
-        logits = logits.float()  # (n, V)
-        top_val, top_idx = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1)  # (n, k)
-        probs = torch.softmax(top_val, dim=-1)  # (n, k)
-        choice = torch.multinomial(probs, 1, generator=gen)  # (n, 1)
-        ids = torch.cat([ids, top_idx.gather(1, choice)], dim=1)  # (n, t+1)
+    ids = _extend_top_k(model, ids, length - 1, top_k, gen)  # (n, length)
     texts = tokenizer.batch_decode(ids[:, 1:].cpu(), skip_special_tokens=True)
     return [clean_prefix(t) for t in texts]
 
@@ -81,13 +89,7 @@ def sample_from_texts(
     for text in seed_texts:
         start = list(tokenizer(text)["input_ids"])
         ids = torch.tensor([start] * n_per_text, dtype=torch.long, device=device)  # (n, t0)
-        for _ in range(max(0, length - len(start))):
-            mask = torch.ones_like(ids)  # (n, t): no padding, said so the model need not guess
-            logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits[:, -1, :]
-            logits = logits.float()  # (n, V)
-            top_val, top_idx = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1)
-            choice = torch.multinomial(torch.softmax(top_val, dim=-1), 1, generator=gen)
-            ids = torch.cat([ids, top_idx.gather(1, choice)], dim=1)  # (n, t+1)
+        ids = _extend_top_k(model, ids, length - len(start), top_k, gen)  # (n, max(t0, length))
         texts = tokenizer.batch_decode(ids.cpu(), skip_special_tokens=True)
         out += [clean_prefix(t) for t in texts]
     return out

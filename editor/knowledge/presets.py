@@ -46,81 +46,38 @@ class KnowledgePreset:
         return out
 
 
+def _gpt2_sized(
+    name: str,
+    n_layer: int,
+    n_embd: int,
+    n_head: int,
+    vocab_size: int,
+    n_positions: int,
+    steps: int,
+    batch_size: int,
+    warmup_steps: int,
+    lr: float = 3e-3,
+    edit_layer: int = 0,
+) -> KnowledgePreset:
+    """Return a preset whose MLP is 4× the embedding width, as in GPT-2."""
+    return KnowledgePreset(
+        name=name, n_layer=n_layer, n_embd=n_embd, n_head=n_head, n_inner=4 * n_embd,
+        vocab_size=vocab_size, n_positions=n_positions, steps=steps, batch_size=batch_size,
+        lr=lr, warmup_steps=warmup_steps, edit_layer=edit_layer,
+    )  # fmt: skip
+
+
+# name, n_layer, n_embd, n_head, vocab_size, n_positions, steps, batch_size, warmup_steps
 PRESETS: dict[str, KnowledgePreset] = {
-    "tiny": KnowledgePreset(
-        name="tiny",
-        n_layer=4,
-        n_embd=64,
-        n_head=2,
-        n_inner=256,
-        vocab_size=1024,
-        n_positions=128,
-        steps=1500,
-        batch_size=32,
-        lr=3e-3,
-        warmup_steps=60,
-        edit_layer=0,
-    ),
-    "small": KnowledgePreset(
-        name="small",
-        n_layer=6,
-        n_embd=128,
-        n_head=4,
-        n_inner=512,
-        vocab_size=4096,
-        n_positions=128,
-        steps=2500,
-        batch_size=64,
-        lr=3e-3,
-        warmup_steps=150,
-        edit_layer=0,
-    ),
-    "base": KnowledgePreset(
-        name="base",
-        n_layer=12,
-        n_embd=256,
-        n_head=8,
-        n_inner=1024,
-        vocab_size=8192,
-        n_positions=128,
-        steps=12000,
-        batch_size=128,
-        lr=1e-3,
-        warmup_steps=400,
-        edit_layer=2,
-    ),
-    # `tiny` and `small` trained on facts in every form too (form-independent unlearning)
-    "tiny-forms": KnowledgePreset(
-        name="tiny-forms",
-        n_layer=4,
-        n_embd=64,
-        n_head=2,
-        n_inner=256,
-        vocab_size=1024,
-        n_positions=128,
-        steps=3000,
-        batch_size=32,
-        lr=3e-3,
-        warmup_steps=100,
-        edit_layer=0,
-        form_share=0.35,
-    ),
-    "small-forms": KnowledgePreset(
-        name="small-forms",
-        n_layer=6,
-        n_embd=128,
-        n_head=4,
-        n_inner=512,
-        vocab_size=4096,
-        n_positions=128,
-        steps=3000,
-        batch_size=64,
-        lr=3e-3,
-        warmup_steps=150,
-        edit_layer=0,
-        form_share=0.35,
-    ),
+    "tiny": _gpt2_sized("tiny", 4, 64, 2, 1024, 128, 1500, 32, 60),
+    "small": _gpt2_sized("small", 6, 128, 4, 4096, 128, 2500, 64, 150),
+    "base": _gpt2_sized("base", 12, 256, 8, 8192, 128, 12000, 128, 400, lr=1e-3, edit_layer=2),
 }
+# `tiny` and `small` trained on facts in every form too (form-independent unlearning)
+PRESETS["tiny-forms"] = replace(
+    PRESETS["tiny"], name="tiny-forms", steps=3000, warmup_steps=100, form_share=0.35
+)
+PRESETS["small-forms"] = replace(PRESETS["small"], name="small-forms", steps=3000, form_share=0.35)
 
 # `small` with a 4× wider MLP (2,048 key dimensions per layer, more than the 1,285 subjects
 # of the demo graph): the capacity check of sequential AlphaEdit (docs/results/sequential-stress.md)
@@ -128,48 +85,13 @@ PRESETS["small-wide"] = replace(PRESETS["small"], name="small-wide", n_inner=204
 
 # Question-answer presets (TOFU): trained by `editor.knowledge.qa` on "Question: …\nAnswer: …"
 # rows, the loss on the answer tokens only. `tofu-qa` is sized to train on TOFU's 4,000
-# sentence answers (about 9 epochs) on two shared CPU cores; `tofu-qa-tiny` is for tests on slices.
+# sentence answers (about 9 epochs) on two shared CPU cores; `tofu-qa-tiny` is for tests on
+# slices; `tofu-qa-small` (about 2 epochs) is the earlier TOFU benchmark scale
+# (bench/results/tofu-qa-small.json).
 QA_PRESETS: dict[str, KnowledgePreset] = {
-    "tofu-qa": KnowledgePreset(
-        name="tofu-qa",
-        n_layer=4,
-        n_embd=128,
-        n_head=4,
-        n_inner=512,
-        vocab_size=2048,
-        n_positions=512,
-        steps=1200,
-        batch_size=32,
-        lr=3e-3,
-        warmup_steps=100,
-    ),
-    # about 2 epochs: the earlier TOFU benchmark scale (bench/results/tofu-qa-small.json)
-    "tofu-qa-small": KnowledgePreset(
-        name="tofu-qa-small",
-        n_layer=2,
-        n_embd=96,
-        n_head=4,
-        n_inner=384,
-        vocab_size=1024,
-        n_positions=512,
-        steps=500,
-        batch_size=16,
-        lr=3e-3,
-        warmup_steps=30,
-    ),
-    "tofu-qa-tiny": KnowledgePreset(
-        name="tofu-qa-tiny",
-        n_layer=2,
-        n_embd=64,
-        n_head=2,
-        n_inner=256,
-        vocab_size=512,
-        n_positions=512,
-        steps=150,
-        batch_size=16,
-        lr=3e-3,
-        warmup_steps=10,
-    ),
+    "tofu-qa": _gpt2_sized("tofu-qa", 4, 128, 4, 2048, 512, 1200, 32, 100),
+    "tofu-qa-small": _gpt2_sized("tofu-qa-small", 2, 96, 4, 1024, 512, 500, 16, 30),
+    "tofu-qa-tiny": _gpt2_sized("tofu-qa-tiny", 2, 64, 2, 512, 512, 150, 16, 10),
 }
 
 

@@ -13,11 +13,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import torch
-
 from editor.knowledge.presets import KnowledgePreset
 from editor.knowledge.tokenizer import train_tokenizer
-from editor.knowledge.train import ProgressFn, _optimizer, build_model, lr_at
+from editor.knowledge.train import ProgressFn, _optimizer, build_model, clipped_step, lr_at
 from editor.loading import save_model
 from editor.methods.gradient_unlearning import Example, encode_examples, sequence_nll
 from editor.scoring import score_targets
@@ -67,12 +65,7 @@ def train_qa_model(
         ids, att, lab = encode_examples(tok, [examples[i] for i in idx], preset.n_positions)
         s, n = sequence_nll(model(input_ids=ids, attention_mask=att).logits, lab)
         loss = s.sum() / n.sum().clamp(min=1)
-        optim.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optim.step()
-        value = float(loss.detach())
-        loss_ema = value if loss_ema is None else 0.98 * loss_ema + 0.02 * value
+        loss_ema = clipped_step(model, optim, loss, loss_ema)
         if progress is not None:
             progress(step + 1, preset.steps, loss_ema)
     seconds = time.perf_counter() - started

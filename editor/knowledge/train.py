@@ -88,6 +88,21 @@ def _optimizer(model: torch.nn.Module, preset: KnowledgePreset) -> torch.optim.O
     return torch.optim.AdamW(groups, lr=preset.lr, betas=(0.9, 0.98))
 
 
+def clipped_step(
+    model: torch.nn.Module,
+    optim: torch.optim.Optimizer,
+    loss: torch.Tensor,
+    loss_ema: float | None,
+) -> float:
+    """Take one optimiser step on `loss` (gradient norm clipped at 1); return the loss EMA."""
+    optim.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optim.step()
+    value = float(loss.detach())
+    return value if loss_ema is None else 0.98 * loss_ema + 0.02 * value
+
+
 def lr_at(step: int, preset: KnowledgePreset) -> float:
     """Linear warm-up, then a cosine down to `min_lr_ratio` of the peak."""
     if step < preset.warmup_steps:
@@ -164,12 +179,7 @@ def train_knowledge_model(
             group["lr"] = lr_at(step, preset)
         batch = next(batches)
         loss = model(**batch).loss
-        optim.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optim.step()
-        value = float(loss.detach())
-        loss_ema = value if loss_ema is None else 0.98 * loss_ema + 0.02 * value
+        loss_ema = clipped_step(model, optim, loss, loss_ema)
         if progress is not None:
             progress(step + 1, preset.steps, loss_ema)
     train_seconds = time.perf_counter() - started

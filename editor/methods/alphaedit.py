@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,18 +44,21 @@ from editor.errors import EditorError
 from editor.methods.common import (
     HParams,
     StatsSource,
+    batch_delta,
     check_layers,
+    check_width,
+    hparams_context_templates,
     moment_for,
-    request_ids,
     request_keys,
-    request_meta,
+    templates_or_default,
+    timed,
 )
 from editor.methods.defaults import KNOWLEDGE, KNOWLEDGE_STEPS, Row, llama_like
+from editor.methods.entries import OnRequest, one_batch
 from editor.methods.memit import (
     MEMIT_SEEDS,
-    compute_targets,
     memit_context_templates,
-    spread_over_layers,
+    targets_then_spread,
 )
 from editor.methods.registry import EditMethod, register
 from editor.stats import SecondMoment
@@ -271,61 +273,45 @@ def apply_alphaedit(
     check_layers(spec, model, layers)
     state = state if state is not None else AlphaEditState()
     timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    if context_templates is None:
-        context_templates = memit_context_templates(model, tokenizer, hparams, model_key)
-    projectors = {
-        layer: null_space_projector(
-            moment_for(second_moment, layer),
-            layer_threshold(moment_for(second_moment, layer), hparams),
-            cache_dir,
+    with timed(timings, "context"):
+        context_templates = templates_or_default(
+            model, tokenizer, hparams, context_templates, model_key
         )
-        for layer in layers
-    }
-    timings["context"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    zs, z_infos = compute_targets(
-        model,
-        tokenizer,
-        requests,
-        hparams,
-        context_templates,
-        spec,
-        extra_losses_for=extra_losses_for,
-    )  # (n, d)
-    timings["v_star"] = time.perf_counter() - t0
+        projectors = {
+            layer: null_space_projector(
+                moment_for(second_moment, layer),
+                layer_threshold(moment_for(second_moment, layer), hparams),
+                cache_dir,
+            )
+            for layer in layers
+        }
 
     def solve(layer: int, K: torch.Tensor, R: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         P = projectors[layer]  # (m, m)
-        if P.shape[0] != K.shape[0]:
-            raise EditorError(f"second moment is {P.shape[0]}-dim, keys {K.shape[0]}")
+        check_width(P.shape[0], K.shape[0])
         return alphaedit_update(K, R, P, state.cp(layer, K.shape[0]), hparams.l2)
 
-    t0 = time.perf_counter()
-    entries, diag = spread_over_layers(
-        model, tokenizer, requests, zs, layers, context_templates, spec, solve
-    )
-    new_keys = {
-        layer: request_keys(model, tokenizer, spec, layer, requests, context_templates).T
-        for layer in layers
-    }  # layer -> (m, n)
-    token = state.add(new_keys)
-    timings["solve"] = time.perf_counter() - t0
+    zs, z_infos, entries, diag = targets_then_spread(
+        model, tokenizer, requests, hparams, context_templates, spec, solve, timings,
+        extra_losses_for=extra_losses_for,
+    )  # fmt: skip
+    with timed(timings, "solve"):  # the batch's keys, kept for later batches
+        new_keys = {
+            layer: request_keys(model, tokenizer, spec, layer, requests, context_templates).T
+            for layer in layers
+        }  # layer -> (m, n)
+        token = state.add(new_keys)
     null_dims = {str(layer): int(torch.trace(P).round()) for layer, P in projectors.items()}
-    delta = Delta(
+    delta = batch_delta(
         "alphaedit",
         entries,
-        request_ids(requests),
-        {
-            "layers": list(layers),
-            "requests": request_meta(requests),
-            "hparams": hparams.to_dict(),
-            "timings": dict(timings),
-            "alphaedit_batch": token,
-            "null_space_dims": null_dims,
-            **diag,
-        },
+        requests,
+        hparams,
+        timings,
+        {"layers": list(layers)},
+        alphaedit_batch=token,
+        null_space_dims=null_dims,
+        **diag,
     )
     info = {
         "timings": timings,
@@ -349,11 +335,11 @@ def apply_alphaedit_to_model(
     model_key: str | None = None,
     spec: ArchSpec | None = None,
     state: dict[str, Any] | None = None,
-    on_request: Callable[[int, int], None] | None = None,
+    on_request: OnRequest | None = None,
 ) -> tuple[list[Delta], list[dict[str, Any]]]:
     """Registry entry: edit all requests as one batch; `state` carries earlier keys."""
     own = state.setdefault("alphaedit", AlphaEditState()) if state is not None else None
-    delta, info = apply_alphaedit(
+    edited = apply_alphaedit(
         model,
         tokenizer,
         requests,
@@ -364,9 +350,7 @@ def apply_alphaedit_to_model(
         spec=spec,
         model_key=model_key,
     )
-    if on_request is not None:
-        on_request(len(requests), len(requests))
-    return [delta], [info]
+    return one_batch(edited, len(requests), on_request)
 
 
 def rebuild_state(
@@ -382,7 +366,7 @@ def rebuild_state(
     resumed job projects later batches exactly as an uninterrupted one would."""
     own = state.setdefault("alphaedit", AlphaEditState())
     spec = arch_spec(model)
-    templates = resources.get("context_templates") or memit_context_templates(
+    templates = resources.get("context_templates") or hparams_context_templates(
         model, tokenizer, hparams, resources.get("model_key")
     )
     keys = {

@@ -1,26 +1,30 @@
-"""Building blocks the MEMIT family shares: hyper-parameter I/O, batched keys and hidden
-states at the subject token, per-layer statistics lookup, and update factors as a `Delta`."""
+"""Building blocks the ROME and MEMIT families share: hyper-parameter I/O, context templates
+and v* settings from the hyper-parameters, batched keys and hidden states at the subject
+token, per-layer statistics lookup, update factors as a `Delta`, and step timings."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import time
 import typing
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from contracts.types import EditRequest
+from contracts.types import EditRequest, UnlearnRequest
 from editor.arch import ArchSpec, edited_weight, edited_weight_name, get_module
+from editor.context import context_templates as make_context_templates
 from editor.delta import Delta, DeltaEntry
 from editor.errors import EditorError
 from editor.hooks import capture_input, capture_output
 from editor.stats import SecondMoment
 from editor.tokens import encode_prompt_targets, fill, subject_last_token_index
-from editor.vstar import rewriting_templates
+from editor.vstar import VStarResult, optimize_v, rewriting_templates
 
 StatsSource = SecondMoment | Mapping[int, SecondMoment] | Callable[[int], SecondMoment]
 _CHUNK = 256
@@ -71,6 +75,12 @@ def moment_for(source: StatsSource | None, layer: int) -> SecondMoment:
             raise EditorError(f"no second moment for layer {layer} (have {sorted(source)})")
         return source[layer]
     return source(layer)
+
+
+def check_width(matrix_dim: int, key_dim: int) -> None:
+    """Raise unless a layer's (m, m) second moment or projector matches its keys' width m."""
+    if matrix_dim != key_dim:
+        raise EditorError(f"second moment is {matrix_dim}-dim, keys {key_dim}")
 
 
 def check_layers(spec: ArchSpec, model: nn.Module, layers: Sequence[int]) -> None:
@@ -195,7 +205,7 @@ def request_meta(requests: Sequence[EditRequest]) -> list[dict[str, Any]]:
     ]
 
 
-def request_ids(requests: Sequence[EditRequest]) -> list[str]:
+def request_ids(requests: Sequence[EditRequest | UnlearnRequest]) -> list[str]:
     """Return the ids of the requests that have one."""
     return [r.request_id for r in requests if r.request_id]
 
@@ -203,3 +213,103 @@ def request_ids(requests: Sequence[EditRequest]) -> list[str]:
 def own_cache_dir(ctx: Any) -> dict[str, Any]:
     """A `resources` hook: the method's own cache directory as its `cache_dir`."""
     return {"cache_dir": ctx.cache_dir}
+
+
+def hparams_context_templates(
+    model: nn.Module,
+    tokenizer: Any,
+    hparams: Any,
+    model_key: str | None = None,
+    cache_dir: str | Path | None = None,
+) -> list[str]:
+    """Return the context templates `hparams` describe: "{}" plus generated prefixes (from
+    `hparams.context_seeds` where the method has seed words, else the default seeds)."""
+    return make_context_templates(
+        model,
+        tokenizer,
+        hparams.context_template_length_params,
+        seed=hparams.context_seed,
+        model_key=model_key,
+        cache_dir=cache_dir,
+        seed_texts=getattr(hparams, "context_seeds", None) or None,
+    )
+
+
+def templates_or_default(
+    model: nn.Module,
+    tokenizer: Any,
+    hparams: Any,
+    given: Sequence[str] | None,
+    model_key: str | None,
+) -> Sequence[str]:
+    """Return the given context templates, or those `hparams` describe when none are given."""
+    if given is not None:
+        return given
+    return hparams_context_templates(model, tokenizer, hparams, model_key)
+
+
+def vstar_options(hparams: Any) -> dict[str, Any]:
+    """Return the v* optimisation settings (`editor.vstar.optimize_v`) of ROME-style hparams."""
+    return {
+        "num_steps": hparams.v_num_grad_steps,
+        "lr": hparams.v_lr,
+        "weight_decay": hparams.v_weight_decay,
+        "clamp_norm_factor": hparams.clamp_norm_factor,
+        "kl_factor": hparams.kl_factor,
+        "loss_stop": hparams.v_loss_stop,
+        "essence_prompts": hparams.essence_prompts,
+    }
+
+
+def request_vstar(
+    model: nn.Module,
+    tokenizer: Any,
+    request: EditRequest,
+    context_templates: Sequence[str],
+    hparams: Any,
+    **options: Any,
+) -> VStarResult:
+    """Run the v* optimisation for one request with the hparams' settings (`vstar_options`);
+    `options` add to or override them (`layer` is required)."""
+    return optimize_v(
+        model,
+        tokenizer,
+        request.subject,
+        request.prompt,
+        request.target_new,
+        context_templates,
+        **{**vstar_options(hparams), **options},
+    )
+
+
+@contextmanager
+def timed(timings: dict[str, float], step: str) -> Iterator[None]:
+    """Add the seconds the `with` body takes to `timings[step]`."""
+    t0 = time.perf_counter()
+    yield
+    timings[step] = timings.get(step, 0.0) + time.perf_counter() - t0
+
+
+def batch_delta(
+    method: str,
+    entries: Sequence[DeltaEntry],
+    requests: Sequence[EditRequest],
+    hparams: HParams,
+    timings: dict[str, float],
+    where: dict[str, Any],
+    **meta: Any,
+) -> Delta:
+    """Return the `Delta` of one edited batch: `where` (its layers), the requests, hparams,
+    timings and any further metadata."""
+    return Delta(
+        method,
+        list(entries),
+        request_ids(requests),
+        {
+            **where,
+            "requests": request_meta(requests),
+            "hparams": hparams.to_dict(),
+            "timings": dict(timings),
+            **meta,
+        },
+    )

@@ -22,8 +22,7 @@ K₀K₀ᵀ is λ·E[kkᵀ] as in MEMIT. Requests of one call form one batch (on
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,18 +39,22 @@ from editor.methods.common import (
     StatsSource,
     apply_entry,
     bare_outputs,
+    batch_delta,
     check_layers,
+    check_width,
     factor_entry,
     moment_for,
-    request_ids,
     request_keys,
-    request_meta,
+    request_vstar,
+    templates_or_default,
+    timed,
 )
 from editor.methods.defaults import KNOWLEDGE, KNOWLEDGE_STEPS, Row, llama_like
 from editor.methods.dike_krd import Disentangler, KrdConfig, load_or_train_krd
+from editor.methods.entries import OnRequest, one_batch
 from editor.methods.memit import MEMIT_SEEDS, memit_context_templates
 from editor.methods.registry import EditMethod, ResourceContext, register
-from editor.vstar import ESSENCE_PROMPTS, optimize_v
+from editor.vstar import ESSENCE_PROMPTS
 
 
 @dataclass(frozen=True)
@@ -159,65 +162,44 @@ def apply_dike(
     if krd.layer != layer:
         raise EditorError(f"disentangler was trained at layer {krd.layer}, edit layer {layer}")
     timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    if context_templates is None:
-        context_templates = memit_context_templates(model, tokenizer, hparams, model_key)
-    timings["context"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    v_stars, losses = [], []
-    for request in requests:
-        result = optimize_v(
-            model,
-            tokenizer,
-            request.subject,
-            request.prompt,
-            request.target_new,
-            context_templates,
-            layer=layer,
-            spec=spec,
-            num_steps=hparams.v_num_grad_steps,
-            lr=hparams.v_lr,
-            weight_decay=hparams.v_weight_decay,
-            clamp_norm_factor=hparams.clamp_norm_factor,
-            kl_factor=hparams.kl_factor,
-            loss_stop=hparams.v_loss_stop,
-            essence_prompts=hparams.essence_prompts,
-            delta_param=lambda m0: LatentDelta(m0, krd.W5.weight),
+    with timed(timings, "context"):
+        context_templates = templates_or_default(
+            model, tokenizer, hparams, context_templates, model_key
         )
-        v_stars.append(result.v_star)
-        losses.append(result.losses)
-    V_star = torch.stack(v_stars)  # (n, d)
-    timings["v_star"] = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
-    K = request_keys(model, tokenizer, spec, layer, requests, context_templates)  # (n, m)
-    W0 = bare_outputs(model, tokenizer, spec.down_proj_name(layer), requests)  # (n, d)
-    mom2 = moment_for(second_moment, layer).mom2  # (m, m)
-    if mom2.shape[0] != K.shape[1]:
-        raise EditorError(f"second moment is {mom2.shape[0]}-dim, keys {K.shape[1]}")
-    U, V = dike_update(
-        K.T,
-        (V_star - W0).T,
-        mom2,
-        hparams.mom2_update_weight,
-        krd.W3.weight,
-        hparams.invariance_weight,
-    )
-    entry = factor_entry(model, spec, layer, U, V)
-    apply_entry(model, entry)
-    timings["solve"] = time.perf_counter() - t0
-    delta = Delta(
-        "dike",
-        [entry],
-        request_ids(requests),
-        {
-            "layer": layer,
-            "requests": request_meta(requests),
-            "hparams": hparams.to_dict(),
-            "timings": dict(timings),
-        },
-    )
+    with timed(timings, "v_star"):
+        v_stars, losses = [], []
+        for request in requests:
+            result = request_vstar(
+                model,
+                tokenizer,
+                request,
+                context_templates,
+                hparams,
+                layer=layer,
+                spec=spec,
+                delta_param=lambda m0: LatentDelta(m0, krd.W5.weight),
+            )
+            v_stars.append(result.v_star)
+            losses.append(result.losses)
+        V_star = torch.stack(v_stars)  # (n, d)
+
+    with timed(timings, "solve"):
+        K = request_keys(model, tokenizer, spec, layer, requests, context_templates)  # (n, m)
+        W0 = bare_outputs(model, tokenizer, spec.down_proj_name(layer), requests)  # (n, d)
+        mom2 = moment_for(second_moment, layer).mom2  # (m, m)
+        check_width(mom2.shape[0], K.shape[1])
+        U, V = dike_update(
+            K.T,
+            (V_star - W0).T,
+            mom2,
+            hparams.mom2_update_weight,
+            krd.W3.weight,
+            hparams.invariance_weight,
+        )
+        entry = factor_entry(model, spec, layer, U, V)
+        apply_entry(model, entry)
+    delta = batch_delta("dike", [entry], requests, hparams, timings, {"layer": layer})
     info = {"timings": timings, "v_star": V_star.cpu(), "losses": losses, "U": U, "V": V, "K": K}
     return delta, info
 
@@ -235,7 +217,7 @@ def apply_dike_to_model(
     krd: Disentangler | None = None,
     facts: Sequence[FactText] | None = None,
     cache_dir: str | Path | None = None,
-    on_request: Callable[[int, int], None] | None = None,
+    on_request: OnRequest | None = None,
 ) -> tuple[list[Delta], list[dict[str, Any]]]:
     """Registry entry: one batch; the disentangler is given, or trained (cached) on `facts`."""
     if krd is None:
@@ -250,7 +232,7 @@ def apply_dike_to_model(
             hparams.krd_config(),
             cache_dir=cache_dir,
         )
-    delta, info = apply_dike(
+    edited = apply_dike(
         model,
         tokenizer,
         requests,
@@ -261,9 +243,7 @@ def apply_dike_to_model(
         spec=spec,
         model_key=model_key,
     )
-    if on_request is not None:
-        on_request(len(requests), len(requests))
-    return [delta], [info]
+    return one_batch(edited, len(requests), on_request)
 
 
 def dike_resources(ctx: ResourceContext) -> dict[str, Any]:

@@ -26,7 +26,7 @@ Decisions:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,12 +34,12 @@ import torch
 from torch import nn
 
 from contracts.types import EditRequest, Subgraph, SubgraphEdge
-from editor.arch import ArchSpec, arch_spec, get_module
+from editor.arch import ArchSpec, get_module
 from editor.delta import Delta
 from editor.errors import EditorError
 from editor.hooks import capture_output
-from editor.methods.common import StatsSource
 from editor.methods.defaults import KNOWLEDGE, KNOWLEDGE_STEPS, Row, llama_like
+from editor.methods.entries import EditCall, request_by_request
 from editor.methods.registry import EditMethod, register
 from editor.methods.rgcn import RelationalGNN
 from editor.methods.rome import RomeHyperParams, apply_rome, rome_context_templates
@@ -191,78 +191,74 @@ class FixedDelta:
         """No-op."""
 
 
-def apply_glame_to_model(
-    model: nn.Module,
-    tokenizer: Any,
-    requests: Sequence[EditRequest],
-    hparams: GlameHyperParams,
-    *,
-    second_moment: StatsSource | None = None,
-    context_templates: Sequence[str] | None = None,
-    model_key: str | None = None,
-    spec: ArchSpec | None = None,
-    on_request: Callable[[int, int], None] | None = None,
-) -> tuple[list[Delta], list[dict[str, Any]]]:
-    """Registry entry: GLAME for each request in turn, a fresh GNN each time."""
-    spec = spec or arch_spec(model)
-    n_layers = spec.n_layers(model.config)
-    if not 0 <= hparams.repr_layer < n_layers:
-        raise EditorError(f"repr_layer {hparams.repr_layer} out of range for {n_layers} layers")
-    if context_templates is None:
-        context_templates = rome_context_templates(model, tokenizer, hparams, model_key)
-    deltas, infos = [], []
-    for request in requests:
-        subgraph = request.subgraph or triple_subgraph(request)
-        gnn, center = build_gnn(model, tokenizer, spec, subgraph, hparams)
-        holder: dict[str, GnnDelta] = {}
-
-        def make(m0: torch.Tensor, gnn=gnn, center=center, holder=holder) -> GnnDelta:
-            holder["param"] = GnnDelta(
-                gnn, center, hparams.clamp_norm_factor * m0.norm(), hparams.gnn_weight_decay
-            )
-            return holder["param"]
-
-        choice: dict[str, Any] = {}
-
-        def finish(result: VStarResult, request=request, choice=choice) -> torch.Tensor:
-            param = make(result.m0)
-            param.gnn.eval()
-            with torch.no_grad():
-                eval_delta = param()  # (d,)
-            check = optimize_v(
-                model, tokenizer, request.subject, request.prompt, request.target_new,
-                context_templates, layer=hparams.layer, spec=spec, num_steps=1,
-                kl_factor=hparams.kl_factor, weight_decay=0.0,
-                essence_prompts=hparams.essence_prompts,
-                delta_param=lambda _m0: FixedDelta(eval_delta),
-            )  # fmt: skip
-            eval_loss = check.losses[0]["total"]
-            worse = eval_loss > result.best_loss + hparams.fallback_margin
-            use_best = worse and eval_loss > hparams.v_loss_stop
-            choice.update(eval_loss=eval_loss, best_loss=result.best_loss, used_best=use_best)
-            chosen = result.best_delta if use_best else eval_delta
-            assert chosen is not None
-            return result.m0 + chosen
-
-        delta, info = apply_rome(
-            model,
-            tokenizer,
-            request,
-            hparams,
-            second_moment,
-            context_templates=context_templates,
-            spec=spec,
-            vstar_kwargs={"weight_decay": 0.0, "delta_param": make},
-            finish_v=finish,
-            method_name="glame",
+def _check_repr_layer(call: EditCall) -> None:
+    """Raise unless the representation layer is inside the model."""
+    n_layers = call.spec.n_layers(call.model.config)
+    if not 0 <= call.hparams.repr_layer < n_layers:
+        raise EditorError(
+            f"repr_layer {call.hparams.repr_layer} out of range for {n_layers} layers"
         )
-        delta.meta["subgraph"] = {"nodes": len(subgraph.nodes), "edges": len(subgraph.edges)}
-        info["glame"] = dict(choice)
-        deltas.append(delta)
-        infos.append(info)
-        if on_request is not None:
-            on_request(len(deltas), len(requests))
-    return deltas, infos
+
+
+def _glame_one(call: EditCall, request: EditRequest) -> tuple[Delta, dict[str, Any]]:
+    """Edit one request with a fresh GNN over its subgraph."""
+    model, tokenizer, hparams, spec = call.model, call.tokenizer, call.hparams, call.spec
+    context_templates = call.context_templates
+    assert context_templates is not None  # resolved by `request_by_request`
+    subgraph = request.subgraph or triple_subgraph(request)
+    gnn, center = build_gnn(model, tokenizer, spec, subgraph, hparams)
+    holder: dict[str, GnnDelta] = {}
+
+    def make(m0: torch.Tensor) -> GnnDelta:
+        holder["param"] = GnnDelta(
+            gnn, center, hparams.clamp_norm_factor * m0.norm(), hparams.gnn_weight_decay
+        )
+        return holder["param"]
+
+    choice: dict[str, Any] = {}
+
+    def finish(result: VStarResult) -> torch.Tensor:
+        param = make(result.m0)
+        param.gnn.eval()
+        with torch.no_grad():
+            eval_delta = param()  # (d,)
+        check = optimize_v(
+            model, tokenizer, request.subject, request.prompt, request.target_new,
+            context_templates, layer=hparams.layer, spec=spec, num_steps=1,
+            kl_factor=hparams.kl_factor, weight_decay=0.0,
+            essence_prompts=hparams.essence_prompts,
+            delta_param=lambda _m0: FixedDelta(eval_delta),
+        )  # fmt: skip
+        eval_loss = check.losses[0]["total"]
+        worse = eval_loss > result.best_loss + hparams.fallback_margin
+        use_best = worse and eval_loss > hparams.v_loss_stop
+        choice.update(eval_loss=eval_loss, best_loss=result.best_loss, used_best=use_best)
+        chosen = result.best_delta if use_best else eval_delta
+        assert chosen is not None
+        return result.m0 + chosen
+
+    delta, info = apply_rome(
+        model,
+        tokenizer,
+        request,
+        hparams,
+        call.second_moment,
+        context_templates=context_templates,
+        spec=spec,
+        vstar_kwargs={"weight_decay": 0.0, "delta_param": make},
+        finish_v=finish,
+        method_name="glame",
+    )
+    delta.meta["subgraph"] = {"nodes": len(subgraph.nodes), "edges": len(subgraph.edges)}
+    info["glame"] = dict(choice)
+    return delta, info
+
+
+apply_glame_to_model = request_by_request(
+    _glame_one,
+    """Registry entry: GLAME for each request in turn, a fresh GNN each time.""",
+    check=_check_repr_layer,
+)
 
 
 # Default rows per family (`editor.methods.defaults`): the released CounterFact configs

@@ -45,7 +45,8 @@ from torch import nn
 from contracts.types import UnlearnRequest
 from editor.delta import Delta
 from editor.errors import EditorError
-from editor.methods.common import HParams
+from editor.methods.common import HParams, request_ids
+from editor.methods.entries import OnRequest, one_batch
 from editor.methods.registry import EditMethod, register
 from editor.tokens import target_ids
 
@@ -281,17 +282,14 @@ def _entry(objective: str) -> Callable[..., tuple[list[Delta], list[dict[str, An
         requests: Sequence[UnlearnRequest],
         hparams: GradUnlearnHyperParams,
         *,
-        on_request: Callable[[int, int], None] | None = None,
+        on_request: OnRequest | None = None,
     ) -> tuple[list[Delta], list[dict[str, Any]]]:
         """Registry entry: unlearn every request's forget texts as one run (one delta)."""
         forget, retain = request_examples(requests)
-        ids = [r.request_id for r in requests if r.request_id]
-        delta, info = unlearn_examples(
-            model, tokenizer, objective, forget, retain, hparams, request_ids=ids
+        edited = unlearn_examples(
+            model, tokenizer, objective, forget, retain, hparams, request_ids=request_ids(requests)
         )
-        if on_request is not None:
-            on_request(len(requests), len(requests))
-        return [delta], [info]
+        return one_batch(edited, len(requests), on_request)
 
     return apply
 

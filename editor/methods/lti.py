@@ -26,8 +26,8 @@ Decisions:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -39,8 +39,11 @@ from editor.arch import ArchSpec, arch_spec, get_module, unembedding
 from editor.delta import Delta
 from editor.errors import EditorError
 from editor.hooks import capture_output
-from editor.methods.common import StatsSource
+from editor.methods.common import (
+    templates_or_default,
+)
 from editor.methods.defaults import KNOWLEDGE, KNOWLEDGE_STEPS, KNOWLEDGE_Z, Row, llama_like
+from editor.methods.entries import EditCall, request_by_request, whole_batch
 from editor.methods.memit import MemitHyperParams, apply_memit, memit_context_templates
 from editor.methods.registry import EditMethod, register
 from editor.methods.rome import RomeHyperParams, apply_rome, rome_context_templates
@@ -178,115 +181,91 @@ class LtiLoss:
         return self.last_kl_factor * kl_final + self.mid_kl_factor * kl_mid
 
 
-def _check(hparams: Any) -> None:
+def _lti_terms(call: EditCall, request: EditRequest, mid: int) -> list[LtiLoss]:
+    """Return the LTI loss term of one request, its teacher read from the unedited model."""
+    assert call.context_templates is not None  # resolved before the edits
+    return [
+        LtiLoss(
+            call.model,
+            call.tokenizer,
+            request,
+            call.context_templates,
+            call.hparams.essence_prompts,
+            mid_layer=mid,
+            last_kl_factor=call.hparams.last_kl_factor,
+            mid_kl_factor=call.hparams.mid_kl_factor,
+            teacher_prefix=call.hparams.teacher_prefix,
+            spec=call.spec,
+        )
+    ]
+
+
+def _mid_layer(call: EditCall, edit_layer: int) -> int:
+    """Check LTI's hparams; return the logit-lens layer for a z at `edit_layer`."""
+    hparams = call.hparams
     if hparams.constr_pos != "subject":
         raise EditorError(f"LTI constr_pos {hparams.constr_pos!r} is not supported")
+    return resolve_mid_layer(hparams.mid_layer, edit_layer, call.spec.n_layers(call.model.config))
 
 
-def apply_lti_rome_to_model(
-    model: nn.Module,
-    tokenizer: Any,
-    requests: Sequence[EditRequest],
-    hparams: LtiRomeHyperParams,
-    *,
-    second_moment: StatsSource | None = None,
-    context_templates: Sequence[str] | None = None,
-    model_key: str | None = None,
-    spec: ArchSpec | None = None,
-    on_request: Callable[[int, int], None] | None = None,
-) -> tuple[list[Delta], list[dict[str, Any]]]:
-    """Registry entry: ROME with the LTI terms, requests one after another."""
-    _check(hparams)
-    spec = spec or arch_spec(model)
-    mid = resolve_mid_layer(hparams.mid_layer, hparams.layer, spec.n_layers(model.config))
-    if context_templates is None:
-        context_templates = rome_context_templates(model, tokenizer, hparams, model_key)
-    deltas, infos = [], []
-    for request in requests:
-        term = LtiLoss(
-            model,
-            tokenizer,
-            request,
-            context_templates,
-            hparams.essence_prompts,
-            mid_layer=mid,
-            last_kl_factor=hparams.last_kl_factor,
-            mid_kl_factor=hparams.mid_kl_factor,
-            teacher_prefix=hparams.teacher_prefix,
-            spec=spec,
-        )
-        delta, info = apply_rome(
-            model,
-            tokenizer,
-            request,
-            hparams,
-            second_moment,
-            context_templates=context_templates,
-            spec=spec,
-            extra_losses=[term],
-            vstar_kwargs={"kl_factor": 0.0, "nll_factor": hparams.nll_factor},
-            method_name="lti-rome",
-        )
-        delta.meta["mid_layer"] = mid
-        deltas.append(delta)
-        infos.append(info)
-        if on_request is not None:
-            on_request(len(deltas), len(requests))
-    return deltas, infos
+def _lti_rome_one(call: EditCall, request: EditRequest) -> tuple[Delta, dict[str, Any]]:
+    """Apply ROME with the LTI terms for one request."""
+    mid = _mid_layer(call, call.hparams.layer)
+    delta, info = apply_rome(
+        call.model,
+        call.tokenizer,
+        request,
+        call.hparams,
+        call.second_moment,
+        context_templates=call.context_templates,
+        spec=call.spec,
+        extra_losses=_lti_terms(call, request, mid),
+        vstar_kwargs={"kl_factor": 0.0, "nll_factor": call.hparams.nll_factor},
+        method_name="lti-rome",
+    )
+    delta.meta["mid_layer"] = mid
+    return delta, info
 
 
-def apply_lti_memit_to_model(
-    model: nn.Module,
-    tokenizer: Any,
-    requests: Sequence[EditRequest],
-    hparams: LtiMemitHyperParams,
-    *,
-    second_moment: StatsSource | None = None,
-    context_templates: Sequence[str] | None = None,
-    model_key: str | None = None,
-    spec: ArchSpec | None = None,
-    on_request: Callable[[int, int], None] | None = None,
-) -> tuple[list[Delta], list[dict[str, Any]]]:
-    """Registry entry: MEMIT with the LTI terms in every z optimisation, one batch."""
-    _check(hparams)
-    spec = spec or arch_spec(model)
-    mid = resolve_mid_layer(hparams.mid_layer, hparams.layers[-1], spec.n_layers(model.config))
-    if context_templates is None:
-        context_templates = memit_context_templates(model, tokenizer, hparams, model_key)
-    ctx = context_templates
+def _check_rome_call(call: EditCall) -> None:
+    """Raise before any work when the hparams or the logit-lens layer are invalid."""
+    _mid_layer(call, call.hparams.layer)
 
-    def terms(request: EditRequest) -> list[LtiLoss]:
-        return [
-            LtiLoss(
-                model,
-                tokenizer,
-                request,
-                ctx,
-                hparams.essence_prompts,
-                mid_layer=mid,
-                last_kl_factor=hparams.last_kl_factor,
-                mid_kl_factor=hparams.mid_kl_factor,
-                teacher_prefix=hparams.teacher_prefix,
-                spec=spec,
-            )
-        ]
 
+apply_lti_rome_to_model = request_by_request(
+    _lti_rome_one,
+    """Registry entry: ROME with the LTI terms, requests one after another.""",
+    check=_check_rome_call,
+)
+
+
+def _lti_memit_batch(call: EditCall, requests: Sequence[EditRequest]) -> tuple[Delta, dict]:
+    """Apply MEMIT with the LTI terms in every z optimisation to the batch."""
+    mid = _mid_layer(call, call.hparams.layers[-1])
+    templates = templates_or_default(
+        call.model, call.tokenizer, call.hparams, call.context_templates, call.model_key
+    )
+    call = replace(call, context_templates=templates)
     delta, info = apply_memit(
-        model,
-        tokenizer,
+        call.model,
+        call.tokenizer,
         requests,
-        hparams,
-        second_moment,
-        context_templates=ctx,
-        spec=spec,
-        extra_losses_for=terms,
-        z_kwargs={"kl_factor": 0.0, "nll_factor": hparams.nll_factor},
+        call.hparams,
+        call.second_moment,
+        context_templates=templates,
+        spec=call.spec,
+        extra_losses_for=lambda request: _lti_terms(call, request, mid),
+        z_kwargs={"kl_factor": 0.0, "nll_factor": call.hparams.nll_factor},
         method_name="lti-memit",
     )
     delta.meta["mid_layer"] = mid
-    if on_request is not None:
-        on_request(len(requests), len(requests))
-    return [delta], [info]
+    return delta, info
+
+
+apply_lti_memit_to_model = whole_batch(
+    _lti_memit_batch,
+    """Registry entry: MEMIT with the LTI terms in every z optimisation, one batch.""",
+)
 
 
 # Default rows per family (`editor.methods.defaults`): the released ROME-LTI / MEMIT-LTI

@@ -27,10 +27,8 @@ Decisions:
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -38,7 +36,6 @@ from torch import nn
 
 from contracts.types import EditRequest
 from editor.arch import ArchSpec, arch_spec
-from editor.context import context_templates as make_context_templates
 from editor.delta import Delta
 from editor.errors import EditorError
 from editor.methods.common import (
@@ -46,16 +43,21 @@ from editor.methods.common import (
     StatsSource,
     apply_entry,
     bare_outputs,
+    batch_delta,
     check_layers,
+    check_width,
     factor_entry,
+    hparams_context_templates,
     moment_for,
-    request_ids,
     request_keys,
-    request_meta,
+    request_vstar,
+    templates_or_default,
+    timed,
 )
 from editor.methods.defaults import KNOWLEDGE, KNOWLEDGE_Z, Row, llama_like
+from editor.methods.entries import EditCall, whole_batch
 from editor.methods.registry import EditMethod, register
-from editor.vstar import ESSENCE_PROMPTS, LossTerm, optimize_v
+from editor.vstar import ESSENCE_PROMPTS, LossTerm
 
 MEMIT_SEEDS: tuple[str, ...] = ("The", "Therefore", "Because", "I", "You")
 
@@ -79,23 +81,8 @@ class MemitHyperParams(HParams):
     mom2_n_samples: int = 100_000
 
 
-def memit_context_templates(
-    model: nn.Module,
-    tokenizer: Any,
-    hparams: Any,
-    model_key: str | None = None,
-    cache_dir: str | Path | None = None,
-) -> list[str]:
-    """Return MEMIT's templates: "{}" plus prefixes continued from the seed words."""
-    return make_context_templates(
-        model,
-        tokenizer,
-        hparams.context_template_length_params,
-        seed=hparams.context_seed,
-        model_key=model_key,
-        cache_dir=cache_dir,
-        seed_texts=hparams.context_seeds or None,
-    )
+# MEMIT's templates: "{}" plus prefixes continued from the seed words (`context_seeds`)
+memit_context_templates = hparams_context_templates
 
 
 def memit_update(
@@ -124,28 +111,22 @@ def compute_targets(
     nll_factor: float = 1.0,
 ) -> tuple[torch.Tensor, list[dict[str, Any]]]:
     """Return z (n, d) at the block output of the last layer and per-request loss info."""
+    overrides = {} if kl_factor is None else {"kl_factor": kl_factor}
     zs, infos = [], []
     for request in requests:
         extra = extra_losses_for(request) if extra_losses_for is not None else ()
-        result = optimize_v(
+        result = request_vstar(
             model,
             tokenizer,
-            request.subject,
-            request.prompt,
-            request.target_new,
+            request,
             context_templates,
+            hparams,
             layer=hparams.layers[-1],
             spec=spec,
             insert_template=spec.layer,
-            num_steps=hparams.v_num_grad_steps,
-            lr=hparams.v_lr,
-            weight_decay=hparams.v_weight_decay,
-            clamp_norm_factor=hparams.clamp_norm_factor,
-            kl_factor=hparams.kl_factor if kl_factor is None else kl_factor,
             nll_factor=nll_factor,
-            loss_stop=hparams.v_loss_stop,
-            essence_prompts=hparams.essence_prompts,
             extra_losses=extra,
+            **overrides,
         )
         zs.append(result.v_star)
         infos.append({"losses": result.losses, "delta_norm": float(result.delta.norm())})
@@ -183,6 +164,42 @@ def spread_over_layers(
     return entries, diag
 
 
+def targets_then_spread(
+    model: nn.Module,
+    tokenizer: Any,
+    requests: Sequence[EditRequest],
+    hparams: Any,
+    context_templates: Sequence[str],
+    spec: ArchSpec,
+    solve: Callable[[int, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+    timings: dict[str, float],
+    *,
+    extra_losses_for: Callable[[EditRequest], Sequence[LossTerm]] | None = None,
+    z_kwargs: dict[str, Any] | None = None,
+) -> tuple[torch.Tensor, list[dict[str, Any]], list, dict[str, Any]]:
+    """Run MEMIT's two timed steps on a batch: the targets z (n, d) (`v_star`), then the
+    update spread over `hparams.layers` with `solve` (`solve`).
+
+    Returns z, the per-request target info, the applied entries and the spread's diagnostics.
+    """
+    with timed(timings, "v_star"):
+        zs, z_infos = compute_targets(
+            model,
+            tokenizer,
+            requests,
+            hparams,
+            context_templates,
+            spec,
+            extra_losses_for=extra_losses_for,
+            **(z_kwargs or {}),
+        )  # (n, d)
+    with timed(timings, "solve"):
+        entries, diag = spread_over_layers(
+            model, tokenizer, requests, zs, tuple(hparams.layers), context_templates, spec, solve
+        )
+    return zs, z_infos, entries, diag
+
+
 def apply_memit(
     model: nn.Module,
     tokenizer: Any,
@@ -204,77 +221,38 @@ def apply_memit(
     layers = tuple(hparams.layers)
     check_layers(spec, model, layers)
     timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    if context_templates is None:
-        context_templates = memit_context_templates(model, tokenizer, hparams, model_key)
-    timings["context"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    zs, z_infos = compute_targets(
-        model,
-        tokenizer,
-        requests,
-        hparams,
-        context_templates,
-        spec,
-        extra_losses_for=extra_losses_for,
-        **(z_kwargs or {}),
-    )  # (n, d)
-    timings["v_star"] = time.perf_counter() - t0
+    with timed(timings, "context"):
+        context_templates = templates_or_default(
+            model, tokenizer, hparams, context_templates, model_key
+        )
 
     def solve(layer: int, K: torch.Tensor, R: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mom2 = moment_for(second_moment, layer).mom2  # (m, m)
-        if mom2.shape[0] != K.shape[0]:
-            raise EditorError(f"second moment is {mom2.shape[0]}-dim, keys {K.shape[0]}")
+        check_width(mom2.shape[0], K.shape[0])
         return memit_update(K, R, mom2, hparams.mom2_update_weight)
 
-    t0 = time.perf_counter()
-    entries, diag = spread_over_layers(
-        model, tokenizer, requests, zs, layers, context_templates, spec, solve
-    )
-    timings["solve"] = time.perf_counter() - t0
-    delta = Delta(
-        method_name,
-        entries,
-        request_ids(requests),
-        {
-            "layers": list(layers),
-            "requests": request_meta(requests),
-            "hparams": hparams.to_dict(),
-            "timings": dict(timings),
-            **diag,
-        },
+    zs, z_infos, entries, diag = targets_then_spread(
+        model, tokenizer, requests, hparams, context_templates, spec, solve, timings,
+        extra_losses_for=extra_losses_for, z_kwargs=z_kwargs,
+    )  # fmt: skip
+    delta = batch_delta(
+        method_name, entries, requests, hparams, timings, {"layers": list(layers)}, **diag
     )
     info = {"timings": timings, "z": zs.cpu(), "targets": z_infos, **diag}
     return delta, info
 
 
-def apply_memit_to_model(
-    model: nn.Module,
-    tokenizer: Any,
-    requests: Sequence[EditRequest],
-    hparams: MemitHyperParams,
-    *,
-    second_moment: StatsSource | None = None,
-    context_templates: Sequence[str] | None = None,
-    model_key: str | None = None,
-    spec: ArchSpec | None = None,
-    on_request: Callable[[int, int], None] | None = None,
-) -> tuple[list[Delta], list[dict[str, Any]]]:
-    """Registry entry: edit all requests as one batch (one delta)."""
-    delta, info = apply_memit(
-        model,
-        tokenizer,
-        requests,
-        hparams,
-        second_moment,
-        context_templates=context_templates,
-        spec=spec,
-        model_key=model_key,
-    )
-    if on_request is not None:
-        on_request(len(requests), len(requests))
-    return [delta], [info]
+def _memit_batch(call: EditCall, requests: Sequence[EditRequest]) -> tuple[Delta, dict[str, Any]]:
+    """Apply MEMIT to the batch with the call's resources."""
+    return apply_memit(
+        call.model, call.tokenizer, requests, call.hparams, call.second_moment,
+        context_templates=call.context_templates, spec=call.spec, model_key=call.model_key,
+    )  # fmt: skip
+
+
+apply_memit_to_model = whole_batch(
+    _memit_batch, """Registry entry: edit all requests as one batch (one delta)."""
+)
 
 
 # Default rows per family (`editor.methods.defaults`). Dev check of the knowledge row

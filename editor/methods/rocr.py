@@ -34,7 +34,7 @@ Decisions:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,11 +53,14 @@ from editor.methods.common import (
     StatsSource,
     apply_entry,
     check_layers,
+    check_width,
     factor_entry,
     moment_for,
     own_cache_dir,
+    request_ids,
 )
 from editor.methods.defaults import KNOWLEDGE, KNOWLEDGE_STATS, Row, llama_like
+from editor.methods.entries import OnRequest, one_batch
 from editor.methods.registry import EditMethod, register
 from editor.tokens import encode_prompt_targets, fill, subject_last_token_index
 
@@ -168,8 +171,7 @@ def apply_rocr(
         cur = mean_state_at_name(model, tokenizer, z_name, contexts, names, False)  # (n, d)
         R = (z_star - cur).T / (len(layers) - i)  # (d, n)
         P = projectors[layer]  # (m, m)
-        if P.shape[0] != K.shape[0]:
-            raise EditorError(f"second moment is {P.shape[0]}-dim, keys {K.shape[0]}")
+        check_width(P.shape[0], K.shape[0])
         U, V = alphaedit_update(K, R, P, state.cp(layer, K.shape[0]), hparams.l2)
         entry = factor_entry(model, spec, layer, U, V)
         apply_entry(model, entry)
@@ -198,7 +200,7 @@ def apply_rocr(
         "residual_norm": residual_norms,
         "final_relative_error": rel_err,
     }
-    ids = [r.request_id for r in requests if r.request_id]
+    ids = request_ids(requests)
     delta = Delta("rocr", entries, ids, meta)
     info = {
         "timings": timings,
@@ -220,11 +222,11 @@ def apply_rocr_to_model(
     spec: ArchSpec | None = None,
     state: dict[str, Any] | None = None,
     cache_dir: str | Path | None = None,
-    on_request: Callable[[int, int], None] | None = None,
+    on_request: OnRequest | None = None,
 ) -> tuple[list[Delta], list[dict[str, Any]]]:
     """Registry entry: redirect all requests as one batch; `state` carries earlier keys."""
     own = state.setdefault("rocr", AlphaEditState()) if state is not None else None
-    delta, info = apply_rocr(
+    edited = apply_rocr(
         model,
         tokenizer,
         requests,
@@ -234,9 +236,7 @@ def apply_rocr_to_model(
         spec=spec,
         cache_dir=cache_dir,
     )
-    if on_request is not None:
-        on_request(len(requests), len(requests))
-    return [delta], [info]
+    return one_batch(edited, len(requests), on_request)
 
 
 # Default rows per family (`editor.methods.defaults`): the released layers 4-6 of 32

@@ -11,10 +11,8 @@ Several requests are applied one after another, each on the already-edited model
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -22,19 +20,26 @@ from torch import nn
 
 from contracts.types import EditRequest
 from editor.arch import ArchSpec, arch_spec, edited_weight, edited_weight_name, get_module
-from editor.context import context_templates as make_context_templates
 from editor.delta import Delta
 from editor.errors import EditorError
 from editor.hooks import capture_input, capture_output
-from editor.methods.common import StatsSource, moment_for
+from editor.methods.common import (
+    StatsSource,
+    check_width,
+    hparams_context_templates,
+    moment_for,
+    request_vstar,
+    templates_or_default,
+    timed,
+)
 from editor.methods.defaults import KNOWLEDGE, KNOWLEDGE_STEPS, Row, llama_like
+from editor.methods.entries import EditCall, request_by_request
 from editor.methods.registry import EditMethod, register
 from editor.tokens import encode_prompt_targets, fill, subject_last_token_index
 from editor.vstar import (
     ESSENCE_PROMPTS,
     LossTerm,
     VStarResult,
-    optimize_v,
     rewriting_templates,
 )
 
@@ -131,22 +136,8 @@ def key_and_output(
     return cap_in.value[0].float(), cap_out.value[0].float()  # (m,), (d,)
 
 
-def rome_context_templates(
-    model: nn.Module,
-    tokenizer: Any,
-    hparams: RomeHyperParams,
-    model_key: str | None = None,
-    cache_dir: str | Path | None = None,
-) -> list[str]:
-    """Return the context templates ROME averages over, as `hparams` describe them."""
-    return make_context_templates(
-        model,
-        tokenizer,
-        hparams.context_template_length_params,
-        seed=hparams.context_seed,
-        model_key=model_key,
-        cache_dir=cache_dir,
-    )
+# The context templates ROME averages over, as `hparams` describe them (default seed words)
+rome_context_templates = hparams_context_templates
 
 
 def apply_rome(
@@ -184,77 +175,58 @@ def apply_rome(
         raise EditorError(f"layer {layer} out of range for {spec.n_layers(model.config)} layers")
     timings: dict[str, float] = {}
 
-    t0 = time.perf_counter()
-    if context_templates is None:
-        context_templates = rome_context_templates(model, tokenizer, hparams, model_key)
-    timings["context"] = time.perf_counter() - t0
+    with timed(timings, "context"):
+        context_templates = templates_or_default(
+            model, tokenizer, hparams, context_templates, model_key
+        )
 
-    t0 = time.perf_counter()
-    templates = rewriting_templates(context_templates, request.prompt)
-    keys = subject_keys(model, tokenizer, spec, layer, templates, request.subject)  # (n, m)
-    k_bar = keys.mean(0)  # (m,)
-    if hparams.mom2_adjustment:
-        sm = moment_for(second_moment, layer)
-        if sm.dim != k_bar.shape[0]:
-            raise EditorError(f"second moment is {sm.dim}-dim, keys {k_bar.shape[0]}")
-        u = sm.solve(k_bar)  # (m,)
-    else:
-        u = k_bar.clone()  # (m,)
-    u = u / u.norm()  # (m,)
-    timings["key"] = time.perf_counter() - t0
+    with timed(timings, "key"):
+        templates = rewriting_templates(context_templates, request.prompt)
+        keys = subject_keys(model, tokenizer, spec, layer, templates, request.subject)  # (n, m)
+        k_bar = keys.mean(0)  # (m,)
+        if hparams.mom2_adjustment:
+            sm = moment_for(second_moment, layer)
+            check_width(sm.dim, k_bar.shape[0])
+            u = sm.solve(k_bar)  # (m,)
+        else:
+            u = k_bar.clone()  # (m,)
+        u = u / u.norm()  # (m,)
 
-    t0 = time.perf_counter()
-    options: dict[str, Any] = {
-        "layer": layer,
-        "spec": spec,
-        "num_steps": hparams.v_num_grad_steps,
-        "lr": hparams.v_lr,
-        "weight_decay": hparams.v_weight_decay,
-        "clamp_norm_factor": hparams.clamp_norm_factor,
-        "kl_factor": hparams.kl_factor,
-        "loss_stop": hparams.v_loss_stop,
-        "essence_prompts": hparams.essence_prompts,
-        "extra_losses": extra_losses,
-        "on_step": on_step,
-        **(vstar_kwargs or {}),
-    }
-    result = optimize_v(
-        model,
-        tokenizer,
-        request.subject,
-        request.prompt,
-        request.target_new,
-        context_templates,
-        **options,
-    )
-    v_star = result.v_star if finish_v is None else finish_v(result)  # (d,)
-    timings["v_star"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    k0, w0 = key_and_output(model, tokenizer, spec, layer, request.prompt, request.subject)
-    denom = torch.dot(u, k0)  # ()
-    if float(denom.abs()) < 1e-12:
-        raise EditorError("uᵀk0 is zero; the key direction cannot reach the bare-prompt key")
-    rho = (v_star - w0) / denom  # (d,)
-    weight = edited_weight(model, spec, layer)
-    delta = Delta.low_rank(
-        method_name,
-        edited_weight_name(spec, layer),
-        tuple(weight.shape),
-        rho.unsqueeze(1),  # (d, 1)
-        u.unsqueeze(1),  # (m, 1)
-        transpose=spec.conv1d,
-        request_ids=[request.request_id] if request.request_id else [],
-        meta={
+    with timed(timings, "v_star"):
+        options: dict[str, Any] = {
             "layer": layer,
-            "subject": request.subject,
-            "prompt": request.prompt,
-            "target_new": request.target_new,
-            "hparams": {k: v for k, v in hparams.to_dict().items() if k != "extra"},
-        },
-    )
-    delta.apply(model)
-    timings["solve"] = time.perf_counter() - t0
+            "spec": spec,
+            "extra_losses": extra_losses,
+            "on_step": on_step,
+            **(vstar_kwargs or {}),
+        }
+        result = request_vstar(model, tokenizer, request, context_templates, hparams, **options)
+        v_star = result.v_star if finish_v is None else finish_v(result)  # (d,)
+
+    with timed(timings, "solve"):
+        k0, w0 = key_and_output(model, tokenizer, spec, layer, request.prompt, request.subject)
+        denom = torch.dot(u, k0)  # ()
+        if float(denom.abs()) < 1e-12:
+            raise EditorError("uᵀk0 is zero; the key direction cannot reach the bare-prompt key")
+        rho = (v_star - w0) / denom  # (d,)
+        weight = edited_weight(model, spec, layer)
+        delta = Delta.low_rank(
+            method_name,
+            edited_weight_name(spec, layer),
+            tuple(weight.shape),
+            rho.unsqueeze(1),  # (d, 1)
+            u.unsqueeze(1),  # (m, 1)
+            transpose=spec.conv1d,
+            request_ids=[request.request_id] if request.request_id else [],
+            meta={
+                "layer": layer,
+                "subject": request.subject,
+                "prompt": request.prompt,
+                "target_new": request.target_new,
+                "hparams": {k: v for k, v in hparams.to_dict().items() if k != "extra"},
+            },
+        )
+        delta.apply(model)
 
     delta.meta["update_norm"] = float(rho.norm() * u.norm())
     delta.meta["timings"] = dict(timings)
@@ -274,41 +246,21 @@ def apply_rome(
     return delta, info
 
 
-def apply_rome_to_model(
-    model: nn.Module,
-    tokenizer: Any,
-    requests: Sequence[EditRequest],
-    hparams: RomeHyperParams,
-    *,
-    second_moment: StatsSource | None = None,
-    context_templates: Sequence[str] | None = None,
-    model_key: str | None = None,
-    spec: ArchSpec | None = None,
-    on_request: Callable[[int, int], None] | None = None,
-) -> tuple[list[Delta], list[dict[str, Any]]]:
+def _rome_one(call: EditCall, request: EditRequest) -> tuple[Delta, dict[str, Any]]:
+    """Apply ROME for one request with the call's resources."""
+    return apply_rome(
+        call.model, call.tokenizer, request, call.hparams, call.second_moment,
+        context_templates=call.context_templates, spec=call.spec,
+    )  # fmt: skip
+
+
+apply_rome_to_model = request_by_request(
+    _rome_one,
     """Apply requests one after another; templates come from the model before the first edit.
 
     `on_request(done, total)` is called after each request (for progress reporting).
-    """
-    spec = spec or arch_spec(model)
-    if context_templates is None:
-        context_templates = rome_context_templates(model, tokenizer, hparams, model_key)
-    deltas, infos = [], []
-    for request in requests:
-        delta, info = apply_rome(
-            model,
-            tokenizer,
-            request,
-            hparams,
-            second_moment,
-            context_templates=context_templates,
-            spec=spec,
-        )
-        deltas.append(delta)
-        infos.append(info)
-        if on_request is not None:
-            on_request(len(deltas), len(requests))
-    return deltas, infos
+    """,
+)
 
 
 def with_layer(hparams: RomeHyperParams, layer: int) -> RomeHyperParams:

@@ -18,7 +18,7 @@ What is implemented, and why (the paper's exact update rule could not be verifie
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +28,8 @@ from torch import nn
 from contracts.types import UnlearnRequest
 from editor.delta import Delta, scaled
 from editor.errors import EditorError
+from editor.methods.common import request_ids
+from editor.methods.entries import OnRequest, one_batch
 from editor.methods.gradient_unlearning import (
     OBJECTIVES,
     TINY,
@@ -60,13 +62,13 @@ def apply_uipe(
     requests: Sequence[UnlearnRequest],
     hparams: UipeHyperParams,
     *,
-    on_request: Callable[[int, int], None] | None = None,
+    on_request: OnRequest | None = None,
 ) -> tuple[list[Delta], list[dict[str, Any]]]:
     """Registry entry: run the base objective, then apply the extrapolated delta instead."""
     if hparams.base not in OBJECTIVES:
         raise EditorError(f"UIPE base must be one of {OBJECTIVES}, not {hparams.base!r}")
     forget, retain = request_examples(requests)
-    ids = [r.request_id for r in requests if r.request_id]
+    ids = request_ids(requests)
     base = GradUnlearnHyperParams.from_dict(
         {k: v for k, v in hparams.to_dict().items() if k not in ("base", "extrapolation")}
     )
@@ -77,9 +79,9 @@ def apply_uipe(
     out = extrapolate(delta, hparams.extrapolation)
     with torch.no_grad():
         out.apply(model)
-    if on_request is not None:
-        on_request(len(requests), len(requests))
-    return [out], [{**info, "uipe_alpha": hparams.extrapolation}]
+    return one_batch(
+        (out, {**info, "uipe_alpha": hparams.extrapolation}), len(requests), on_request
+    )
 
 
 METHOD = register(
