@@ -1,0 +1,158 @@
+"""Hardening: bad input is a clear 4xx, refused requests change nothing, keys and authorship.
+
+Each test reproduces one defect of the hardening issue against the app on a temporary
+metadata database with a registered random model.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workers"))
+from jobs_helpers import random_model_dir  # noqa: F401
+
+from workers.jobs import list_jobs
+from workers.jobs.codec import to_plain
+from workers.jobs.spec import parse_spec
+from workers.ledger import register_model
+
+EDIT = {"type": "edit", "subject": "Ada Lovelace", "prompt": "{} was born in", "target_new": "Tokyo"}
+UNLEARN = {"type": "unlearn", "concept": "Mount Fuji"}
+HUGE = 9223372036854775808
+
+
+@pytest.fixture
+def model(api_settings, random_model_dir):  # noqa: F811
+    """A registered random model named `tiny`."""
+    return register_model("tiny", random_model_dir, settings=api_settings).name
+
+
+def _upload(client, as_role, lines: list[dict], **query) -> object:
+    body = "\n".join(json.dumps(x) for x in lines).encode()
+    return client.post(
+        "/v1/jobs/upload", params=query, content=body, headers=as_role("operator")
+    )
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"model": "bad name"},
+        {"model": "a/b"},
+        {"model": "tiny", "edit_method": ""},
+        {"model": "tiny", "edit_method": "bad name"},
+    ],
+)
+def test_upload_bad_query_value_is_422(client, as_role, model, api_settings, query):
+    r = _upload(client, as_role, [EDIT], **query)
+    assert r.status_code == 422, r.text
+    assert list_jobs(settings=api_settings) == []
+
+
+@pytest.mark.parametrize("unlearn_method", ["bogus", ""])
+def test_upload_is_all_or_nothing(client, as_role, model, api_settings, unlearn_method):
+    r = _upload(client, as_role, [EDIT, UNLEARN], model=model, unlearn_method=unlearn_method)
+    assert r.status_code == 422, r.text
+    assert list_jobs(settings=api_settings) == []
+
+
+@pytest.mark.parametrize("value", [HUGE, 2147483648, -HUGE])
+def test_huge_version_ids_are_422(client, as_role, model, value):
+    r = client.post(
+        f"/v1/models/{model}/rollback", json={"version_id": value}, headers=as_role("operator")
+    )
+    assert r.status_code == 422, r.text
+    r = client.post(
+        "/v1/audits", json={"model": model, "version_id": value}, headers=as_role("operator")
+    )
+    assert r.status_code == 422, r.text
+    r = client.get(
+        f"/v1/models/{model}/diff", params={"from": value, "to": 1}, headers=as_role("operator")
+    )
+    assert r.status_code == 422, r.text
+
+
+@pytest.mark.parametrize("path", ["/tmp/a\x00b", "/tmp/a\u202eb"])
+def test_model_path_with_nul_or_bidi_is_422(client, as_role, path):
+    r = client.post("/v1/models", json={"name": "m", "path": path}, headers=as_role("operator"))
+    assert r.status_code == 422, r.text
+
+
+def _job(model: str, **extra) -> dict:
+    return {"model": model, "method": "rome", "kind": "edit", "requests": [EDIT], **extra}
+
+
+@pytest.mark.parametrize(
+    "hparams, field",
+    [
+        ({"v_num_grad_steps": "x"}, "v_num_grad_steps"),
+        ({"clamp_norm_factor": None}, "clamp_norm_factor"),
+        ({"v_num_grad_steps": -5}, "v_num_grad_steps"),
+        ({"v_num_grad_steps": 1_000_000_000}, "v_num_grad_steps"),
+        ({"v_lr": float("inf")}, "v_lr"),
+        ({"v_lr": -0.5}, "v_lr"),
+        ({"layer": -1}, "layer"),
+    ],
+)
+def test_hparams_are_checked_by_type_and_range(
+    client, as_role, model, api_settings, hparams, field
+):
+    body = json.dumps(_job(model, hparams=hparams))
+    r = client.post(
+        "/v1/jobs",
+        content=body,
+        headers={**as_role("operator"), "Content-Type": "application/json"},
+    )
+    assert r.status_code == 422, r.text
+    assert field in r.json()["error"]["message"]
+    assert list_jobs(settings=api_settings) == []
+
+
+def test_good_hparams_are_accepted(client, as_role, model):
+    r = client.post(
+        "/v1/jobs",
+        json=_job(model, hparams={"v_num_grad_steps": 3, "v_lr": 0.1}),
+        headers=as_role("operator"),
+    )
+    assert r.status_code == 201, r.text
+
+
+def test_the_last_admin_key_cannot_be_revoked(client, api_app, as_role, role_keys):
+    admin = api_app.state.keys.authenticate(role_keys["admin"])
+    r = client.delete(f"/v1/keys/{admin.key_id}", headers=as_role("admin"))
+    assert r.status_code == 409, r.text
+    assert client.get("/v1/keys", headers=as_role("admin")).status_code == 200
+    _, other = api_app.state.keys.create("second admin", "admin")
+    r = client.delete(f"/v1/keys/{other.key_id}", headers=as_role("admin"))
+    assert r.status_code == 200, r.text
+    r = client.delete(f"/v1/keys/{admin.key_id}", headers=as_role("admin"))
+    assert r.status_code == 409, r.text
+
+
+def test_authorship_is_the_key_not_its_name(client, api_app, as_role):
+    twin, _ = api_app.state.keys.create("test curator", "curator")  # same name, other key
+    r = client.post("/v1/changesets", json={"reason": "add"}, headers=as_role("curator"))
+    assert r.status_code == 201, r.text
+    cs = r.json()["id"]
+    r = client.post(f"/v1/changesets/{cs}/propose", headers={"X-API-Key": twin})
+    assert r.status_code == 403, r.text
+    r = client.post(f"/v1/changesets/{cs}/propose", headers=as_role("curator"))
+    assert r.status_code == 200, r.text
+
+
+def test_the_api_takes_the_payload_the_cli_takes(client, as_role, model):
+    neighbour = {"prompt": "Paris is in", "expected": "France", "kind": "neighbour"}
+    payload = {
+        "model": model,
+        "method": "rome",
+        "requests": [{**{k: v for k, v in EDIT.items() if k != "type"}, "neighbours": [neighbour]}],
+        "probes": [{"prompt": "Ada Lovelace was born in", "expected": "Tokyo", "kind": "rewrite"}],
+    }
+    plain = to_plain(parse_spec(payload))  # what `kgedit jobs submit` reads
+    assert "subgraph" in plain["requests"][0] and "meta" in plain["probes"][0]
+    r = client.post("/v1/jobs", json=plain, headers=as_role("operator"))
+    assert r.status_code == 201, r.text
