@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import CallerDep, roles
 from api.errors import ApiError
 from api.keys import Role
+from api.schemas.common import NAME_PATTERN
 from api.schemas.jobs import JobCreate, JobPublic
 from api.schemas.requests import parse_jsonl
 from workers.jobs import service
@@ -66,23 +67,31 @@ UPLOAD_BODY = {
 async def upload(
     request: Request,
     _: CallerDep,
-    model: Annotated[str, Query(min_length=1, max_length=64)],
-    edit_method: Annotated[str, Query(max_length=64)] = "rome",
-    unlearn_method: Annotated[str, Query(max_length=64)] = "rocr",
+    model: Annotated[str, Query(min_length=1, max_length=64, pattern=NAME_PATTERN)],
+    edit_method: Annotated[str, Query(min_length=1, max_length=64, pattern=NAME_PATTERN)] = "rome",
+    unlearn_method: Annotated[
+        str, Query(min_length=1, max_length=64, pattern=NAME_PATTERN)
+    ] = "rocr",
     key: IdemKey = None,
 ) -> list[JobPublic]:
-    """Queue a JSONL file of requests (one per line): one job per kind, in file order."""
+    """Queue a JSONL file of requests (one per line): one job per kind, in file order.
+
+    Every job of the upload is validated before any is queued: a refused upload queues nothing.
+    """
     settings = request.app.state.settings
-    lines = parse_jsonl(await request.body(), settings.api_max_upload_lines)
-    jobs = []
+    body = await request.body()
+    lines = await run_in_threadpool(parse_jsonl, body, settings.api_max_upload_lines)
+    specs = []
     for kind, method in (("edit", edit_method), ("unlearn", unlearn_method)):
         chosen = [r for r in lines if r.type == kind]
-        if not chosen:
-            continue
-        body = JobCreate(model=model, method=method, kind=kind, requests=chosen)
+        if chosen:
+            job = JobCreate(model=model, method=method, kind=kind, requests=chosen)
+            specs.append((kind, await run_in_threadpool(service.check_job, _spec(job))))
+    jobs = []
+    for kind, spec in specs:
         info = await run_in_threadpool(
             service.submit_job,
-            _spec(body),
+            spec,
             idempotency_key=f"{key}:{kind}" if key else None,
             settings=settings,
         )

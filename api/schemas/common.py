@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from workers.jobs.spec import NAME_RE
+
 T = TypeVar("T")
+
+NAME_PATTERN = NAME_RE.pattern
+Name = Annotated[str, Field(min_length=1, max_length=64, pattern=NAME_PATTERN)]
+"""A model or method name: letters, digits, '_', '.', '-', starting with a letter or digit."""
 
 Reason = Field(..., min_length=1, max_length=2000, description="why (kept in the change log)")
 

@@ -6,10 +6,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from api.schemas.common import Strict
+from api.schemas.common import NAME_PATTERN, Name, Strict
 from api.schemas.requests import EditRequestIn, ProbeIn, UnlearnRequestIn
 
-ModelName = Field(..., min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+ModelName = Field(..., min_length=1, max_length=64, pattern=NAME_PATTERN)
 
 
 class ThresholdIn(Strict):
@@ -26,7 +26,7 @@ class JobCreate(Strict):
     """A batch of requests of one kind for one model and method."""
 
     model: str = ModelName
-    method: str = Field(..., min_length=1, max_length=64)
+    method: Name
     kind: Literal["edit", "unlearn"] = "edit"
     requests: list[EditRequestIn | UnlearnRequestIn] = Field(..., min_length=1, max_length=10_000)
     probes: list[ProbeIn] = Field(default_factory=list, max_length=100_000)

@@ -179,6 +179,17 @@ def _send(row_id: str, model: str, settings: Settings | None) -> None:
     retry_stale(stamp)
 
 
+def check_job(spec: JobSpec | Mapping[str, Any]) -> JobSpec:
+    """Return the validated spec (payload, method, hyper-parameters); raise `InvalidInputError`.
+
+    Callers that submit several jobs as one unit check them all before submitting any.
+    """
+    parsed = parse_spec(spec)
+    method = resolve(parsed.kind, parsed.method)
+    check_overrides(method, parsed.hparams)
+    return parsed
+
+
 def submit_job(
     spec: JobSpec | Mapping[str, Any],
     *,
@@ -192,9 +203,7 @@ def submit_job(
     unregistered model and `IdempotencyConflictError` when the key was used for another
     payload.
     """
-    parsed = parse_spec(spec)
-    method = resolve(parsed.kind, parsed.method)
-    check_overrides(method, parsed.hparams)
+    parsed = check_job(spec)
     key = idempotency_key if idempotency_key is not None else f"auto:{uuid.uuid4()}"
     if not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY or not key.isprintable():
         raise InvalidInputError(f"idempotency key must be 1-{MAX_KEY} printable characters")
