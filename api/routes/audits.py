@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import CallerDep, roles
 from api.keys import Role
-from api.schemas.common import Strict
+from api.schemas.common import DbId, Strict
 from workers.audit import reports
 from workers.audit.html import render_html
 
@@ -23,7 +23,7 @@ class AuditCreate(Strict):
     """Audit one version of a registered model (default: its head)."""
 
     model: str = Field(..., min_length=1, max_length=64)
-    version_id: int | None = Field(None, ge=1)
+    version_id: DbId | None = None
     sample_size: int = Field(1000, ge=1, le=reports.MAX_SAMPLE)
 
 

@@ -12,6 +12,9 @@ from workers.jobs.spec import NAME_RE
 T = TypeVar("T")
 
 NAME_PATTERN = NAME_RE.pattern
+MAX_DB_ID = 2**31 - 1  # the largest value of a 32-bit INTEGER column on every backend
+DbId = Annotated[int, Field(ge=1, le=MAX_DB_ID)]
+"""A row id (version, fact): positive and within every backend's INTEGER column."""
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=NAME_PATTERN)]
 """A model or method name: letters, digits, '_', '.', '-', starting with a letter or digit."""
 

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from api.schemas.common import NAME_PATTERN, Name, Strict
+from api.schemas.common import NAME_PATTERN, DbId, Name, Strict
 from api.schemas.requests import EditRequestIn, ProbeIn, UnlearnRequestIn
 
 ModelName = Field(..., min_length=1, max_length=64, pattern=NAME_PATTERN)
@@ -111,12 +111,12 @@ class VersionPublic(BaseModel):
 class RollbackBody(Strict):
     """The version to make the head again."""
 
-    version_id: int = Field(..., ge=1)
+    version_id: DbId
 
 
 class ExportBody(Strict):
     """Where to write the merged HF directory (under the server's export directory)."""
 
-    version_id: int | None = Field(None, ge=1)
+    version_id: DbId | None = None
     name: str = Field(..., min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     overwrite: bool = False

@@ -20,7 +20,12 @@ from workers.jobs.codec import to_plain
 from workers.jobs.spec import parse_spec
 from workers.ledger import register_model
 
-EDIT = {"type": "edit", "subject": "Ada Lovelace", "prompt": "{} was born in", "target_new": "Tokyo"}
+EDIT = {
+    "type": "edit",
+    "subject": "Ada Lovelace",
+    "prompt": "{} was born in",
+    "target_new": "Tokyo",
+}
 UNLEARN = {"type": "unlearn", "concept": "Mount Fuji"}
 HUGE = 9223372036854775808
 
@@ -33,9 +38,7 @@ def model(api_settings, random_model_dir):  # noqa: F811
 
 def _upload(client, as_role, lines: list[dict], **query) -> object:
     body = "\n".join(json.dumps(x) for x in lines).encode()
-    return client.post(
-        "/v1/jobs/upload", params=query, content=body, headers=as_role("operator")
-    )
+    return client.post("/v1/jobs/upload", params=query, content=body, headers=as_role("operator"))
 
 
 @pytest.mark.parametrize(
