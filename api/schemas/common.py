@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from workers.jobs.spec import NAME_RE
 
@@ -15,6 +16,36 @@ NAME_PATTERN = NAME_RE.pattern
 MAX_DB_ID = 2**31 - 1  # the largest value of a 32-bit INTEGER column on every backend
 DbId = Annotated[int, Field(ge=1, le=MAX_DB_ID)]
 """A row id (version, fact): positive and within every backend's INTEGER column."""
+BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+INVISIBLE = frozenset("\u200b\u200c\u200d\u2060\ufeff")
+
+
+def clean_text(value: str) -> str:
+    """Return `value` in NFC; refuse control characters and bidirectional overrides."""
+    value = unicodedata.normalize("NFC", value)
+    for ch in value:
+        if unicodedata.category(ch) == "Cc":
+            raise ValueError(f"control character U+{ord(ch):04X} is not allowed")
+        if ch in BIDI_CONTROLS:
+            raise ValueError(f"bidirectional control U+{ord(ch):04X} is not allowed")
+    return value
+
+
+def clean_id(value: str) -> str:
+    """Return `value` as `clean_text` does; also refuse invisible (zero-width) characters."""
+    value = clean_text(value)
+    for ch in value:
+        if ch in INVISIBLE:
+            raise ValueError(f"invisible character U+{ord(ch):04X} is not allowed in an id")
+    return value
+
+
+SafeText = Annotated[str, AfterValidator(clean_text)]
+"""Any text the service stores: NFC, no control characters, no bidirectional overrides."""
+SafeId = Annotated[str, AfterValidator(clean_id)]
+"""An id or path: a `SafeText` without zero-width characters."""
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=NAME_PATTERN)]
 """A model or method name: letters, digits, '_', '.', '-', starting with a letter or digit."""
 

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from api.schemas.common import NAME_PATTERN, DbId, Name, Strict
+from api.schemas.common import NAME_PATTERN, DbId, Name, SafeId, Strict
 from api.schemas.requests import EditRequestIn, ProbeIn, UnlearnRequestIn
 
 ModelName = Field(..., min_length=1, max_length=64, pattern=NAME_PATTERN)
@@ -73,8 +73,8 @@ class ModelCreate(Strict):
     """Register a local model directory (config.json and safetensors weights)."""
 
     name: str = ModelName
-    path: str = Field(..., min_length=1, max_length=4096)
-    graph_url: str | None = Field(None, max_length=4096)
+    path: SafeId = Field(..., min_length=1, max_length=4096)
+    graph_url: SafeId | None = Field(None, max_length=4096)
 
 
 class ModelPublic(BaseModel):
