@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from api.keys import KeyStore, Role, UnknownKeyError
+from api.keys import KeyStore, LastAdminError, Role, UnknownKeyError
 
 console = Console()
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
@@ -92,7 +92,7 @@ def revoke_key(key_id: Annotated[str, typer.Argument(help="the 8-hex-digit key i
     """Revoke an API key."""
     try:
         info = _keys().revoke(key_id)
-    except UnknownKeyError as exc:
+    except (UnknownKeyError, LastAdminError) as exc:
         console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from None
     console.print(f"revoked {info.key_id} ({info.name})")
