@@ -138,7 +138,10 @@ def test_the_last_admin_key_cannot_be_revoked(client, api_app, as_role, role_key
 
 def test_authorship_is_the_key_not_its_name(client, api_app, as_role):
     twin, _ = api_app.state.keys.create("test curator", "curator")  # same name, other key
-    r = client.post("/v1/changesets", json={"reason": "add"}, headers=as_role("curator"))
+    ops = [{"kind": "add_concept", "payload": {"id": "forget:ada", "name": "Ada"}}]
+    r = client.post(
+        "/v1/changesets", json={"reason": "add", "operations": ops}, headers=as_role("curator")
+    )
     assert r.status_code == 201, r.text
     cs = r.json()["id"]
     r = client.post(f"/v1/changesets/{cs}/propose", headers={"X-API-Key": twin})
