@@ -12,42 +12,22 @@ from fastapi import APIRouter, Header, Query, Request, status
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import CallerDep, roles
-from api.errors import ApiError
 from api.keys import Role
 from api.schemas.common import NAME_PATTERN
 from api.schemas.jobs import JobCreate, JobPublic
 from api.schemas.requests import parse_jsonl
 from workers.jobs import service
-from workers.jobs.codec import to_plain
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 
 
-def _spec(body: JobCreate) -> dict:
-    """Return the job payload the job service validates."""
-    requests = [r.to_request() for r in body.requests]
-    kinds = {"edit" if r.type == "edit" else "unlearn" for r in body.requests}
-    if kinds != {body.kind}:
-        raise ApiError(422, f"a {body.kind} job takes only {body.kind} requests")
-    spec = {
-        "model": body.model,
-        "method": body.method,
-        "kind": body.kind,
-        "requests": to_plain(requests),
-        "probes": to_plain([p.to_probe() for p in body.probes]),
-        "hparams": body.hparams,
-        "batch_size": body.batch_size,
-    }
-    if body.thresholds is not None:
-        spec["thresholds"] = [t.model_dump() for t in body.thresholds]
-    return spec
-
-
 @router.post("", status_code=status.HTTP_201_CREATED, **roles(Role.OPERATOR))
 def submit(body: JobCreate, request: Request, _: CallerDep, key: IdemKey = None) -> JobPublic:
     """Queue a batch of edit or unlearn requests on a registered model."""
-    info = service.submit_job(_spec(body), idempotency_key=key, settings=request.app.state.settings)
+    info = service.submit_job(
+        body.to_spec(), idempotency_key=key, settings=request.app.state.settings
+    )
     return JobPublic.of(info)
 
 
@@ -86,7 +66,7 @@ async def upload(
         chosen = [r for r in lines if r.type == kind]
         if chosen:
             job = JobCreate(model=model, method=method, kind=kind, requests=chosen)
-            specs.append((kind, await run_in_threadpool(service.check_job, _spec(job))))
+            specs.append((kind, await run_in_threadpool(service.check_job, job.to_spec())))
     jobs = []
     for kind, spec in specs:
         info = await run_in_threadpool(

@@ -1,13 +1,18 @@
-"""Bodies of the job and model routes."""
+"""Bodies of the job and model routes.
+
+`JobCreate` is the one job schema: `POST /v1/jobs` and `kgedit jobs submit` both read it, and
+it accepts what `to_plain(JobSpec)` writes.
+"""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from api.schemas.common import NAME_PATTERN, DbId, Name, SafeId, Strict
 from api.schemas.requests import EditRequestIn, ProbeIn, UnlearnRequestIn
+from workers.jobs.codec import to_plain
 
 ModelName = Field(..., min_length=1, max_length=64, pattern=NAME_PATTERN)
 
@@ -33,6 +38,27 @@ class JobCreate(Strict):
     thresholds: list[ThresholdIn] | None = Field(None, max_length=100)
     hparams: dict[str, Any] = Field(default_factory=dict)
     batch_size: int = Field(1, ge=1, le=10_000)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> JobCreate:
+        if any(r.type != self.kind for r in self.requests):
+            raise ValueError(f"a {self.kind} job takes only {self.kind} requests")
+        return self
+
+    def to_spec(self) -> dict[str, Any]:
+        """Return the job payload the job service validates (what `to_plain(JobSpec)` writes)."""
+        spec = {
+            "model": self.model,
+            "method": self.method,
+            "kind": self.kind,
+            "requests": to_plain([r.to_request() for r in self.requests]),
+            "probes": to_plain([p.to_probe() for p in self.probes]),
+            "hparams": self.hparams,
+            "batch_size": self.batch_size,
+        }
+        if self.thresholds is not None:
+            spec["thresholds"] = [t.model_dump() for t in self.thresholds]
+        return spec
 
 
 class JobPublic(BaseModel):
