@@ -49,6 +49,12 @@ def register(body: ModelCreate, request: Request, _: CallerDep) -> ModelPublic:
         raise ApiError(422, f"{path} has no config.json")
     if not any(path.glob("*.safetensors")):
         raise ApiError(422, f"{path} has no .safetensors weights")
+    if body.graph_url is not None and body.graph_url not in settings.allowed_graph_urls:
+        raise ApiError(
+            422,
+            "graph_url must be the configured graph store or one of KGEDIT_GRAPH_URLS",
+            [{"loc": ["body", "graph_url"]}],
+        )
     info = registry.register_model(body.name, path, graph_url=body.graph_url, settings=settings)
     return _model(info)
 

@@ -162,3 +162,33 @@ def test_the_api_takes_the_payload_the_cli_takes(client, as_role, model):
     assert "subgraph" in plain["requests"][0] and "meta" in plain["probes"][0]
     r = client.post("/v1/jobs", json=plain, headers=as_role("operator"))
     assert r.status_code == 201, r.text
+
+
+def _model_app(tmp_path, model_dir: Path, **settings):
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from kg.store.sql import SqlGraphStore
+    from workers.settings import Settings
+
+    s = Settings(var_dir=tmp_path / "v", model_roots=[model_dir.parent], **settings)
+    app = create_app(s, store=SqlGraphStore("sqlite://"))
+    key, _ = app.state.keys.create("op", "operator")
+    return TestClient(app), {"X-API-Key": key}, s
+
+
+def test_graph_url_at_registration_is_restricted(tmp_path, random_model_dir):  # noqa: F811
+    other = f"sqlite:///{tmp_path / 'allowed.sqlite'}"
+    client, headers, settings = _model_app(tmp_path, random_model_dir, graph_urls=[other])
+    path = str(random_model_dir)
+    for url in (f"sqlite:///{tmp_path / 'elsewhere.sqlite'}", "postgresql://db.example/x"):
+        r = client.post(
+            "/v1/models", json={"name": "m", "path": path, "graph_url": url}, headers=headers
+        )
+        assert r.status_code == 422, r.text
+    assert not (tmp_path / "elsewhere.sqlite").exists()
+    for i, url in enumerate((settings.graph_store_url, other, None)):
+        r = client.post(
+            "/v1/models", json={"name": f"m{i}", "path": path, "graph_url": url}, headers=headers
+        )
+        assert r.status_code == 201, r.text
