@@ -1,14 +1,15 @@
 """Job routes (operators): submit a batch as JSON or as a JSONL upload, list, status, control.
 
 An `Idempotency-Key` header makes a submission safe to retry: the same key and payload
-return the job already queued; the same key with another payload is a 409.
+return the job already queued (200); the same key with another payload is a 409. A new job
+is 201, or 202 with a `warning` when the broker is down (the job is kept and sent later).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Request, status
+from fastapi import APIRouter, Header, Query, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import CallerDep, roles
@@ -22,13 +23,43 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, **roles(Role.OPERATOR))
-def submit(body: JobCreate, request: Request, _: CallerDep, key: IdemKey = None) -> JobPublic:
+UNSENT = (
+    "the job is recorded as queued but the broker is unreachable; a worker's recovery sends it "
+    "when the broker is back (do not resubmit without an idempotency key)"
+)
+SUBMIT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": JobPublic, "description": "a replayed idempotency key: the job already queued"},
+    202: {"model": JobPublic, "description": "recorded but not yet sent (broker down): `warning`"},
+}
+
+
+def _public(result: service.Submission) -> JobPublic:
+    """Return the public view of a submission, with a warning when its message was not sent."""
+    public = JobPublic.of(result.job)
+    if not result.sent:
+        public.warning = UNSENT
+    return public
+
+
+def _status(results: list[service.Submission]) -> int:
+    """Return 201 (created), 202 (created, not sent) or 200 (every job replayed)."""
+    if any(not r.sent for r in results):
+        return status.HTTP_202_ACCEPTED
+    return status.HTTP_201_CREATED if any(r.created for r in results) else status.HTTP_200_OK
+
+
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, responses=SUBMIT_RESPONSES, **roles(Role.OPERATOR)
+)
+def submit(
+    body: JobCreate, request: Request, response: Response, _: CallerDep, key: IdemKey = None
+) -> JobPublic:
     """Queue a batch of edit or unlearn requests on a registered model."""
-    info = service.submit_job(
+    result = service.submit(
         body.to_spec(), idempotency_key=key, settings=request.app.state.settings
     )
-    return JobPublic.of(info)
+    response.status_code = _status([result])
+    return _public(result)
 
 
 UPLOAD_BODY = {
@@ -42,10 +73,12 @@ UPLOAD_BODY = {
 @router.post(
     "/upload",
     status_code=status.HTTP_201_CREATED,
+    responses={200: {"model": list[JobPublic]}, 202: {"model": list[JobPublic]}},
     **roles(Role.OPERATOR, openapi_extra=UPLOAD_BODY),
 )
 async def upload(
     request: Request,
+    response: Response,
     _: CallerDep,
     model: Annotated[str, Query(min_length=1, max_length=64, pattern=NAME_PATTERN)],
     edit_method: Annotated[str, Query(min_length=1, max_length=64, pattern=NAME_PATTERN)] = "rome",
@@ -67,16 +100,17 @@ async def upload(
         if chosen:
             job = JobCreate(model=model, method=method, kind=kind, requests=chosen)
             specs.append((kind, await run_in_threadpool(service.check_job, job.to_spec())))
-    jobs = []
-    for kind, spec in specs:
-        info = await run_in_threadpool(
-            service.submit_job,
+    results = [
+        await run_in_threadpool(
+            service.submit,
             spec,
             idempotency_key=f"{key}:{kind}" if key else None,
             settings=settings,
         )
-        jobs.append(JobPublic.of(info))
-    return jobs
+        for kind, spec in specs
+    ]
+    response.status_code = _status(results)
+    return [_public(r) for r in results]
 
 
 @router.get("", **roles(Role.OPERATOR, Role.AUDITOR))

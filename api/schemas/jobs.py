@@ -87,6 +87,7 @@ class JobPublic(BaseModel):
     started_at: str | None
     finished_at: str | None
     transitions: list[dict[str, Any]] = Field(default_factory=list)
+    warning: str | None = None
 
     @classmethod
     def of(cls, info: Any) -> JobPublic:

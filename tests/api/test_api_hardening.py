@@ -192,3 +192,28 @@ def test_graph_url_at_registration_is_restricted(tmp_path, random_model_dir):  #
             "/v1/models", json={"name": f"m{i}", "path": path, "graph_url": url}, headers=headers
         )
         assert r.status_code == 201, r.text
+
+
+def test_a_replayed_idempotency_key_answers_200(client, as_role, model, api_settings):
+    headers = {**as_role("operator"), "Idempotency-Key": "batch-7"}
+    first = client.post("/v1/jobs", json=_job(model), headers=headers)
+    assert first.status_code == 201, first.text
+    again = client.post("/v1/jobs", json=_job(model), headers=headers)
+    assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
+    assert len(list_jobs(settings=api_settings)) == 1
+
+
+def test_a_broker_outage_says_the_job_exists(tmp_path, random_model_dir):  # noqa: F811
+    client, headers, settings = _model_app(
+        tmp_path, random_model_dir, broker_url="redis://127.0.0.1:1/0"
+    )
+    register_model("tiny", random_model_dir, settings=settings)
+    r = client.post("/v1/jobs", json=_job("tiny"), headers=headers)
+    assert r.status_code == 202, r.text
+    job = r.json()
+    assert job["state"] == "queued" and "broker" in job["warning"]
+    assert [j.id for j in list_jobs(settings=settings)] == [job["id"]]
+    r = client.post(
+        "/v1/jobs/upload", params={"model": "tiny"}, content=json.dumps(EDIT), headers=headers
+    )
+    assert r.status_code == 202 and r.json()[0]["warning"], r.text

@@ -190,6 +190,19 @@ def check_job(spec: JobSpec | Mapping[str, Any]) -> JobSpec:
     return parsed
 
 
+@dataclass(frozen=True)
+class Submission:
+    """The job a submission names, whether this call created it, and whether it was sent.
+
+    `sent` is False when the broker refused the message: the job is recorded as queued and a
+    worker's recovery (or a resubmission with the same idempotency key) sends it later.
+    """
+
+    job: JobInfo
+    created: bool
+    sent: bool
+
+
 def submit_job(
     spec: JobSpec | Mapping[str, Any],
     *,
@@ -200,9 +213,26 @@ def submit_job(
     """Validate and record a job, then queue it; a known key with the same payload returns it.
 
     Raises `InvalidInputError` for a malformed payload, `ModelNotFoundError` for an
-    unregistered model and `IdempotencyConflictError` when the key was used for another
-    payload.
+    unregistered model, `IdempotencyConflictError` when the key was used for another
+    payload, and `TransientJobError` when the broker refused the message (the job is kept).
     """
+    result = submit(spec, idempotency_key=idempotency_key, settings=settings, enqueue=enqueue)
+    if enqueue and not result.sent:
+        raise TransientJobError(
+            f"job {result.job.id} is recorded as queued but the broker refused it; "
+            "submit again with the same idempotency key, or a worker's recovery sends it"
+        )
+    return result.job
+
+
+def submit(
+    spec: JobSpec | Mapping[str, Any],
+    *,
+    idempotency_key: str | None = None,
+    settings: Settings | None = None,
+    enqueue: bool = True,
+) -> Submission:
+    """Like `submit_job`, but a broker outage is reported in the result instead of raised."""
     parsed = check_job(spec)
     key = idempotency_key if idempotency_key is not None else f"auto:{uuid.uuid4()}"
     if not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY or not key.isprintable():
@@ -215,11 +245,20 @@ def submit_job(
         if existing is None:
             raise
     if existing is not None:
-        return _existing(existing, digest, settings, enqueue)
+        sent = _existing(existing, digest, settings, enqueue)
+        return Submission(get_job(existing.id, settings=settings), created=False, sent=sent)
     assert row is not None
-    if enqueue:
-        _send(row.id, row.model_name, settings)
-    return get_job(row.id, settings=settings)
+    sent = _try_send(row.id, row.model_name, settings) if enqueue else True
+    return Submission(get_job(row.id, settings=settings), created=True, sent=sent)
+
+
+def _try_send(row_id: str, model: str, settings: Settings | None) -> bool:
+    """Send a job's message; return False (the job stays queued, unsent) if the broker is down."""
+    try:
+        _send(row_id, model, settings)
+    except TransientJobError:
+        return False
+    return True
 
 
 def _by_key(key: str, db: Database) -> JobRow | None:
@@ -261,16 +300,17 @@ def _insert(
         return row, None
 
 
-def _existing(row: JobRow, digest: str, settings: Settings | None, enqueue: bool) -> JobInfo:
-    """Return a job submitted before with the same key (re-sending it if it never left)."""
+def _existing(row: JobRow, digest: str, settings: Settings | None, enqueue: bool) -> bool:
+    """Check a job submitted before with the same key, re-sending it if it never left; return
+    whether its message is (now) with the broker."""
     if row.payload_sha256 != digest:
         raise IdempotencyConflictError(
             f"idempotency key {row.idempotency_key!r} belongs to job {row.id} "
             "with a different payload"
         )
     if enqueue and row.state == JobState.QUEUED and row.enqueued_at is None:
-        _send(row.id, row.model_name, settings)
-    return get_job(row.id, settings=settings)
+        return _try_send(row.id, row.model_name, settings)
+    return True
 
 
 def get_job(job_id: str, *, settings: Settings | None = None) -> JobInfo:
