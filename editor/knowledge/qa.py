@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from editor.cancel import checkpoint
 from editor.knowledge.presets import KnowledgePreset
 from editor.knowledge.tokenizer import train_tokenizer
 from editor.knowledge.train import ProgressFn, _optimizer, build_model, lr_at
@@ -56,6 +57,7 @@ def train_qa_model(
     model.train()
     loss_ema = None
     for step in range(preset.steps):
+        checkpoint()
         for group in optim.param_groups:
             group["lr"] = lr_at(step, preset)
         if len(order) < preset.batch_size:
