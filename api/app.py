@@ -16,6 +16,7 @@ from api.errors import install_error_handlers
 from api.keys import KeyStore
 from api.limits import BodyLimitMiddleware
 from api.routes import audits, changesets, graph, health, jobs, keys, models
+from api.schemas.common import ERROR_RESPONSES
 from workers.settings import Settings, get_settings
 
 API_VERSION = "0.1.0"
@@ -85,6 +86,7 @@ def create_app(
         return settings.api_max_body_bytes
 
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
-    for module in (health, keys, graph, changesets, jobs, models, audits):
-        app.include_router(module.router)
+    app.include_router(health.router)
+    for module in (keys, graph, changesets, jobs, models, audits):
+        app.include_router(module.router, responses=ERROR_RESPONSES)
     return app

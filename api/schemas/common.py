@@ -86,3 +86,19 @@ class ErrorPublic(BaseModel):
     """Every error the API returns has this shape."""
 
     error: ErrorDetail
+
+
+ERROR_STATUS = {
+    400: "the request cannot be processed as sent",
+    401: "no API key, or a key that is not valid",
+    403: "the key's role may not do this",
+    404: "no such object",
+    409: "conflicts with the current state",
+    413: "the body is too large",
+    422: "the request is not valid",
+    503: "a backend (database, broker) is unavailable",
+}
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorPublic, "description": text} for status, text in ERROR_STATUS.items()
+}
+"""Every error a /v1 route may answer, in the one error shape (documented on each route)."""

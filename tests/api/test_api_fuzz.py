@@ -13,6 +13,7 @@ from collections import Counter
 
 import pytest
 import schemathesis
+from schemathesis import checks
 import uvicorn
 from hypothesis import HealthCheck, given, settings
 
@@ -22,6 +23,7 @@ from kg.store.sql import SqlGraphStore
 from workers.settings import Settings
 
 MAX_EXAMPLES = 25
+CHECKS = (checks.not_a_server_error, checks.status_code_conformance)
 
 
 @schemathesis.serializer("application/x-ndjson")
@@ -67,6 +69,8 @@ def _check(case, base: str, role_keys: dict, seen: Counter) -> None:
     headers = {"X-API-Key": role_keys[Role(roles[0])]} if roles else {}
     response = case.call(base_url=base, headers=headers)
     seen[response.status_code // 100] += 1
+    seen[f"{case.method} {case.path}"] += 1
+    case.validate_response(response, checks=CHECKS)
     where = (case.method, case.formatted_path, case.query, response.text[:300])
     assert response.status_code < 500, where
     if response.status_code >= 400:
@@ -96,3 +100,4 @@ def test_no_server_errors_on_any_operation(live_api):
 
         run()
     assert seen[2] > 0 and seen[4] > 0, seen  # both accepted and refused requests were made
+    assert seen["POST /v1/jobs/upload"] > 0, seen  # the JSONL upload is fuzzed too
