@@ -13,9 +13,9 @@ from collections import Counter
 
 import pytest
 import schemathesis
-from schemathesis import checks
 import uvicorn
 from hypothesis import HealthCheck, given, settings
+from schemathesis import checks
 
 from api.app import create_app
 from api.keys import KeyStore, Role
