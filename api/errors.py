@@ -127,7 +127,11 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(_workers_status(exc), str(exc))
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        from api.deps import principal_of
+
+        if request.url.path.startswith("/v1/") and principal_of(request) is None:
+            return error_response(401, "a valid API key is required before the body is read")
         return error_response(422, "the request is not valid", _validation_details(exc.errors()))
 
     @app.exception_handler(PydanticValidationError)

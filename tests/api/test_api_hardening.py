@@ -217,3 +217,21 @@ def test_a_broker_outage_says_the_job_exists(tmp_path, random_model_dir):  # noq
         "/v1/jobs/upload", params={"model": "tiny"}, content=json.dumps(EDIT), headers=headers
     )
     assert r.status_code == 202 and r.json()[0]["warning"], r.text
+
+
+@pytest.mark.parametrize("body", ["{not json", "[]", '{"model": 1}'])
+def test_the_key_is_checked_before_the_body(client, body):
+    r = client.post("/v1/jobs", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 401, r.text
+
+
+def test_readiness_details_need_a_key(client, api_app, as_role):
+    def down() -> None:
+        raise ConnectionError("Error 111 connecting to 10.1.2.3:6379. Connection refused.")
+
+    api_app.state.readiness_checks["broker"] = down
+    r = client.get("/readyz")
+    assert r.status_code == 503 and r.json()["checks"]["broker"] == "unavailable"
+    assert "10.1.2.3" not in r.text
+    r = client.get("/readyz", headers=as_role("auditor"))
+    assert r.status_code == 503 and "10.1.2.3" in r.json()["checks"]["broker"]
