@@ -6,7 +6,7 @@ import unicodedata
 from collections.abc import Callable
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from workers.jobs.spec import NAME_RE
 
@@ -23,10 +23,11 @@ INVISIBLE = frozenset("\u200b\u200c\u200d\u2060\ufeff")
 
 
 def clean_text(value: str) -> str:
-    """Return `value` in NFC; refuse control characters and bidirectional overrides."""
+    """Return `value` in NFC; refuse control characters (but tab and newline) and
+    bidirectional overrides."""
     value = unicodedata.normalize("NFC", value)
     for ch in value:
-        if unicodedata.category(ch) == "Cc":
+        if unicodedata.category(ch) == "Cc" and ch not in "\t\n":
             raise ValueError(f"control character U+{ord(ch):04X} is not allowed")
         if ch in BIDI_CONTROLS:
             raise ValueError(f"bidirectional control U+{ord(ch):04X} is not allowed")
@@ -34,10 +35,11 @@ def clean_text(value: str) -> str:
 
 
 def clean_id(value: str) -> str:
-    """Return `value` as `clean_text` does; also refuse invisible (zero-width) characters."""
+    """Return `value` as `clean_text` does; also refuse tabs, newlines and invisible
+    (zero-width) characters."""
     value = clean_text(value)
     for ch in value:
-        if ch in INVISIBLE:
+        if ch in INVISIBLE or unicodedata.category(ch) == "Cc":
             raise ValueError(f"invisible character U+{ord(ch):04X} is not allowed in an id")
     return value
 
@@ -46,16 +48,38 @@ SafeText = Annotated[str, AfterValidator(clean_text)]
 """Any text the service stores: NFC, no control characters, no bidirectional overrides."""
 SafeId = Annotated[str, AfterValidator(clean_id)]
 """An id or path: a `SafeText` without zero-width characters."""
+ID_FIELDS = frozenset(
+    {"id", "subject", "relation", "object", "request_id", "redirect_to", "alias", "path"}
+)
+"""Body fields that name an object: held to `clean_id`."""
+
+
+def _clean(value: Any, as_id: bool) -> Any:
+    """Apply the text policy to every string inside a value (lists and dict keys too)."""
+    if isinstance(value, str):
+        return clean_id(value) if as_id else clean_text(value)
+    if isinstance(value, list):
+        return [_clean(v, as_id) for v in value]
+    if isinstance(value, dict):
+        return {_clean(k, True): _clean(v, as_id) for k, v in value.items()}
+    return value
+
+
+class Strict(BaseModel):
+    """A body that refuses unknown fields and holds every text to the one text policy."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _text_policy(cls, value: Any, info: ValidationInfo) -> Any:
+        return _clean(value, info.field_name in ID_FIELDS)
+
+
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=NAME_PATTERN)]
 """A model or method name: letters, digits, '_', '.', '-', starting with a letter or digit."""
 
 Reason = Field(..., min_length=1, max_length=2000, description="why (kept in the change log)")
-
-
-class Strict(BaseModel):
-    """A body that refuses unknown fields."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 class Page(BaseModel, Generic[T]):

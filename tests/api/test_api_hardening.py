@@ -235,3 +235,25 @@ def test_readiness_details_need_a_key(client, api_app, as_role):
     assert "10.1.2.3" not in r.text
     r = client.get("/readyz", headers=as_role("auditor"))
     assert r.status_code == 503 and "10.1.2.3" in r.json()["checks"]["broker"]
+
+
+@pytest.mark.parametrize(
+    "path, body",
+    [
+        ("/v1/jobs", {"requests": [{**EDIT, "target_new": "To\x00kyo"}]}),
+        ("/v1/jobs", {"requests": [{**EDIT, "subject": "Ada\x07"}]}),
+        ("/v1/jobs", {"requests": [{**EDIT, "request_id": "r\u200b1"}]}),
+        ("/v1/jobs", {"requests": [{**EDIT, "target_new": "Tokyo\u202e"}]}),
+        ("/v1/graph/entities", {"id": "e\u200b1", "name": "Ada", "reason": "r"}),
+        ("/v1/graph/entities", {"id": "e1", "name": "Ada\u202egnp.exe", "reason": "r"}),
+        ("/v1/graph/entities", {"id": "e1", "name": "Ada", "reason": "why\x00"}),
+    ],
+)
+def test_one_text_policy_for_stored_texts(client, as_role, model, api_settings, path, body):
+    role = "operator" if path == "/v1/jobs" else "curator"
+    if path == "/v1/jobs":
+        body = {**_job(model), **body}
+    r = client.post(path, json=body, headers=as_role(role))
+    assert r.status_code == 422, r.text
+    assert list_jobs(settings=api_settings) == []
+    assert client.get("/v1/graph/entities", headers=as_role("curator")).json()["items"] == []
