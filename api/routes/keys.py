@@ -21,7 +21,7 @@ KeyId = Annotated[str, Path(min_length=8, max_length=8, pattern="^[0-9a-f]{8}$")
 class KeyCreate(Strict):
     """A new key for a person or a service."""
 
-    name: str = Field(..., min_length=1, max_length=200)
+    name: str = Field(..., min_length=1, max_length=200, pattern=r"\S")
     role: Role
 
 

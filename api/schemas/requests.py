@@ -23,7 +23,8 @@ from contracts.types import (
     UnlearnRequest,
 )
 
-Text = Annotated[str, Field(min_length=1, max_length=2000)]
+Text = Annotated[str, Field(min_length=1, max_length=2000, pattern=r"\S")]
+"""A non-blank text of at most 2,000 characters."""
 
 
 class ProbeIn(Strict):

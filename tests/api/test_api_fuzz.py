@@ -6,15 +6,12 @@ route's own validation and handlers, not just the auth check. Examples are bound
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections import Counter
 
 import pytest
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, given, settings
+from live_server import serve
 from schemathesis import checks
 
 from api.app import create_app
@@ -34,12 +31,6 @@ def _ndjson(ctx, value) -> bytes:
     return value.encode() if isinstance(value, str) else json.dumps(value).encode()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def live_api(tmp_path_factory):
     """A uvicorn server on loopback serving the app; yields (base url, keys by role)."""
@@ -48,19 +39,8 @@ def live_api(tmp_path_factory):
     role_keys = {role: keys.create(f"fuzz {role.value}", role)[0] for role in Role}
     settings = Settings(var_dir=var, metadata_url=f"sqlite:///{var / 'meta.sqlite'}")
     app = create_app(settings, store=SqlGraphStore("sqlite://"), key_store=keys)
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", role_keys
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve(app) as base:
+        yield base, role_keys
 
 
 def _check(case, base: str, role_keys: dict, seen: Counter) -> None:
