@@ -17,6 +17,7 @@ from api.keys import KeyStore
 from api.limits import BodyLimitMiddleware
 from api.routes import audits, changesets, graph, health, jobs, keys, models
 from api.schemas.common import ERROR_RESPONSES
+from api.url_guard import UrlGuardMiddleware
 from workers.settings import Settings, get_settings
 
 API_VERSION = "0.1.0"
@@ -86,6 +87,7 @@ def create_app(
         return settings.api_max_body_bytes
 
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
+    app.add_middleware(UrlGuardMiddleware)
     app.include_router(health.router)
     for module in (keys, graph, changesets, jobs, models, audits):
         app.include_router(module.router, responses=ERROR_RESPONSES)

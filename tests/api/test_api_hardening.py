@@ -257,3 +257,10 @@ def test_one_text_policy_for_stored_texts(client, as_role, model, api_settings, 
     assert r.status_code == 422, r.text
     assert list_jobs(settings=api_settings) == []
     assert client.get("/v1/graph/entities", headers=as_role("curator")).json()["items"] == []
+
+
+@pytest.mark.parametrize(
+    "url", ["/v1/graph/entities/a%00b", "/v1/jobs/x%E2%80%AE", "/v1/jobs?model=a%00b"]
+)
+def test_control_characters_in_the_url_are_422(client, as_role, url):
+    assert client.get(url, headers=as_role("operator")).status_code == 422
