@@ -7,7 +7,7 @@ is 201, or 202 with a `warning` when the broker is down (the job is kept and sen
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from starlette.concurrency import run_in_threadpool
@@ -18,6 +18,7 @@ from api.schemas.common import NAME_PATTERN
 from api.schemas.jobs import JobCreate, JobPublic
 from api.schemas.requests import parse_jsonl
 from workers.jobs import service
+from workers.jobs.states import JobState
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
@@ -117,26 +118,17 @@ async def upload(
 def list_jobs(
     request: Request,
     model: Annotated[str | None, Query(max_length=64)] = None,
-    state: Annotated[
-        Literal[
-            "queued",
-            "planning",
-            "running",
-            "auditing",
-            "succeeded",
-            "failed",
-            "rolled_back",
-            "cancelled",
-        ]
-        | None,
-        Query(),
-    ] = None,
+    state: Annotated[JobState | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> list[JobPublic]:
     """List jobs, newest first."""
     infos = service.list_jobs(
-        model=model, state=state, limit=limit, offset=offset, settings=request.app.state.settings
+        model=model,
+        state=state.value if state else None,
+        limit=limit,
+        offset=offset,
+        settings=request.app.state.settings,
     )
     return [JobPublic.of(i) for i in infos]
 

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 import unicodedata
 from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    create_model,
+    field_validator,
+)
 
 from workers.jobs.spec import NAME_RE
 
@@ -126,3 +137,44 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorPublic, "description": text} for status, text in ERROR_STATUS.items()
 }
 """Every error a /v1 route may answer, in the one error shape (documented on each route)."""
+
+
+class PublicView(BaseModel):
+    """Base of the public views derived from a service record (see `derive_public`)."""
+
+    @classmethod
+    def of(cls, info: Any) -> Any:
+        """Return the public view of a service record (its `to_dict()`, fields of the view)."""
+        data = info.to_dict()
+        return cls(**{k: v for k, v in data.items() if k in cls.model_fields})
+
+
+def _public_type(hint: Any) -> Any:
+    """Return the JSON type of a record field: timestamps are ISO strings."""
+    if hint is datetime:
+        return str
+    if hint == datetime | None:
+        return str | None
+    return hint
+
+
+def derive_public(
+    name: str,
+    record: type,
+    *,
+    exclude: frozenset[str] = frozenset(),
+    types: dict[str, Any] | None = None,
+    base: type[PublicView] = PublicView,
+) -> type[PublicView]:
+    """Return a public schema with the fields of the service dataclass `record`, so the API
+    never retypes them; `types` narrows a field (a state to its enum), `exclude` hides one."""
+    hints = typing.get_type_hints(record)
+    fields: dict[str, Any] = {}
+    for f in dataclasses.fields(record):
+        if f.name in exclude:
+            continue
+        hint = (types or {}).get(f.name, _public_type(hints[f.name]))
+        has_default = f.default is not dataclasses.MISSING
+        fields[f.name] = (hint, f.default if has_default else ...)
+    model = create_model(name, __base__=base, __doc__=record.__doc__, **fields)
+    return model

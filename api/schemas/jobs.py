@@ -10,9 +10,19 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from api.schemas.common import NAME_PATTERN, DbId, Name, SafeId, Strict
+from api.schemas.common import (
+    NAME_PATTERN,
+    DbId,
+    Name,
+    PublicView,
+    SafeId,
+    Strict,
+    derive_public,
+)
 from api.schemas.requests import EditRequestIn, ProbeIn, UnlearnRequestIn
 from workers.jobs.codec import to_plain
+from workers.jobs.service import JobInfo
+from workers.jobs.states import JobState
 
 ModelName = Field(..., min_length=1, max_length=64, pattern=NAME_PATTERN)
 
@@ -61,39 +71,20 @@ class JobCreate(Strict):
         return spec
 
 
-class JobPublic(BaseModel):
-    """A job's state, progress and result."""
+class _JobView(PublicView):
+    """What the job routes add to a job record."""
 
-    id: str
-    idempotency_key: str
-    model: str
-    kind: str
-    method: str
-    state: str
-    progress: float
-    message: str
-    attempts: int
-    retries: int
-    cancel_requested: bool
-    base_version_id: int | None
-    result_version_id: int | None
-    steps_total: int
-    steps_done: int
-    n_requests: int
-    result: dict[str, Any]
-    error: str | None
-    created_at: str
-    updated_at: str
-    started_at: str | None
-    finished_at: str | None
-    transitions: list[dict[str, Any]] = Field(default_factory=list)
     warning: str | None = None
 
-    @classmethod
-    def of(cls, info: Any) -> JobPublic:
-        """Return the public view of a `JobInfo`."""
-        data = info.to_dict()
-        return cls(**{k: v for k, v in data.items() if k in cls.model_fields})
+
+JobPublic = derive_public(
+    "JobPublic",
+    JobInfo,
+    exclude=frozenset({"run", "worker_id", "enqueued_at"}),
+    types={"state": JobState, "transitions": list[dict[str, Any]]},
+    base=_JobView,
+)
+"""A job's state, progress and result (the fields of `JobInfo`), and a submission warning."""
 
 
 class ModelCreate(Strict):

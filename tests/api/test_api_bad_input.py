@@ -278,5 +278,5 @@ def test_bad_input_never_5xx_and_refusals_change_nothing(backend, random_model_d
                 changed = [k for k in after if after[k] != before.get(k)]
                 failures.append((method, path, body, params, r.status_code, changed))
             before = after
-    assert not failures, sorted({f'{f[0]} {f[1]} {f[-1]}'[:160] for f in failures})
+    assert not failures, sorted({f"{f[0]} {f[1]} {f[-1]}"[:160] for f in failures})
     assert sum(v for k, v in statuses.items() if k >= 400) >= 300, statuses

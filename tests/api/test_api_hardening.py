@@ -264,3 +264,19 @@ def test_one_text_policy_for_stored_texts(client, as_role, model, api_settings, 
 )
 def test_control_characters_in_the_url_are_422(client, as_role, url):
     assert client.get(url, headers=as_role("operator")).status_code == 422
+
+
+def test_public_schemas_are_derived_from_the_service_records(client):
+    import dataclasses
+
+    from api.routes.audits import AuditPublic
+    from api.schemas.jobs import JobPublic
+    from workers.audit.reports import AuditInfo
+    from workers.jobs.service import JobInfo
+
+    job_fields = {f.name for f in dataclasses.fields(JobInfo)} - {"run", "worker_id", "enqueued_at"}
+    assert set(JobPublic.model_fields) == job_fields | {"warning"}
+    assert set(AuditPublic.model_fields) == {f.name for f in dataclasses.fields(AuditInfo)}
+    spec = client.get("/openapi.json").json()
+    states = spec["components"]["schemas"]["JobState"]["enum"]
+    assert "unverified" in states and "succeeded" in states
