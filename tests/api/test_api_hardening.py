@@ -273,10 +273,14 @@ def test_public_schemas_are_derived_from_the_service_records(client):
     from api.schemas.jobs import JobPublic
     from workers.audit.reports import AuditInfo
     from workers.jobs.service import JobInfo
+    from workers.jobs.states import JobState
 
     job_fields = {f.name for f in dataclasses.fields(JobInfo)} - {"run", "worker_id", "enqueued_at"}
     assert set(JobPublic.model_fields) == job_fields | {"warning"}
     assert set(AuditPublic.model_fields) == {f.name for f in dataclasses.fields(AuditInfo)}
     spec = client.get("/openapi.json").json()
     states = spec["components"]["schemas"]["JobState"]["enum"]
-    assert "unverified" in states and "succeeded" in states
+    assert states == [s.value for s in JobState]
+    params = spec["paths"]["/v1/jobs"]["get"]["parameters"]
+    state = next(p for p in params if p["name"] == "state")
+    assert "JobState" in json.dumps(state["schema"])
