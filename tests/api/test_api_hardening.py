@@ -284,3 +284,11 @@ def test_public_schemas_are_derived_from_the_service_records(client):
     params = spec["paths"]["/v1/jobs"]["get"]["parameters"]
     state = next(p for p in params if p["name"] == "state")
     assert "JobState" in json.dumps(state["schema"])
+
+
+def test_options_lists_every_method_of_a_path(client):
+    r = client.options("/v1/keys")
+    assert r.status_code == 204 and set(r.headers["allow"].split(", ")) >= {"GET", "POST"}
+    r = client.options("/v1/graph/facts/1")
+    assert set(r.headers["allow"].split(", ")) >= {"GET", "DELETE"}
+    assert client.options("/v1/nothing-here").status_code == 404
