@@ -31,6 +31,7 @@ from workers.errors import (
 from workers.jobs.dispatch import check_overrides, resolve
 from workers.jobs.spec import JobSpec, parse_spec
 from workers.jobs.states import ACTIVE, RETRYABLE, TERMINAL, JobState, record_creation, transition
+from workers.jobs.withdraw import withdraw
 from workers.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -354,11 +355,12 @@ def list_jobs(
 def cancel_job(job_id: str, *, settings: Settings | None = None) -> JobInfo:
     """Cancel a job: a queued one at once; a running one at its next checkpoint.
 
-    The worker then rolls back the deltas the job applied and marks it `cancelled`.
+    The worker then rolls back the deltas the job applied and marks it `cancelled`. A queued
+    job's message is taken off the queue where the broker allows it (`withdraw`).
     Raises `InvalidTransitionError` for a job that already finished.
     """
 
-    def mark() -> None:
+    def mark() -> str | None:
         with _db(settings).session() as session:
             row = _load(session, job_id)
             if row.state in TERMINAL:
@@ -366,11 +368,14 @@ def cancel_job(job_id: str, *, settings: Settings | None = None) -> JobInfo:
             row.cancel_requested = True
             if row.state == JobState.QUEUED:
                 transition(session, row, JobState.CANCELLED, "cancelled while queued")
-            else:
-                row.message = "cancellation requested"
-                row.updated_at = _now()
+                return row.model_name
+            row.message = "cancellation requested"
+            row.updated_at = _now()
+            return None
 
-    retry_stale(mark)
+    model = retry_stale(mark)
+    if model is not None:  # its message need not wait in the queue for a worker to skip it
+        withdraw(job_id, model, settings or get_settings())
     return get_job(job_id, settings=settings)
 
 
