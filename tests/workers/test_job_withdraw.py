@@ -4,11 +4,10 @@ cancelled jobs never make a later job wait behind them."""
 from __future__ import annotations
 
 import os
-import sqlite3
 import uuid
 
 import pytest
-from jobs_helpers import edit_payload, random_model_dir  # noqa: F401
+from jobs_helpers import broker_messages, edit_payload, random_model_dir  # noqa: F401
 
 from workers.celery_app import queue_name
 from workers.db import reset_databases
@@ -18,16 +17,6 @@ from workers.settings import Settings
 
 REDIS = os.environ.get("KGEDIT_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 EDITS = [("Ada Lovelace", "{} was born in", "Tokyo")]
-
-
-def _sqla_messages(settings: Settings, model: str) -> int:
-    path = settings.broker.split("sqlite:///", 1)[1]
-    with sqlite3.connect(path) as conn:
-        return conn.execute(
-            "SELECT count(*) FROM kombu_message m JOIN kombu_queue q ON m.queue_id = q.id "
-            "WHERE q.name = ?",
-            (queue_name(model),),
-        ).fetchone()[0]
 
 
 def _redis_messages(settings: Settings, model: str) -> int:
@@ -45,7 +34,7 @@ def broker(request, tmp_path):
     """Settings on the embedded broker, or on a Redis DB under a unique model queue."""
     reset_databases()
     if request.param == "sqlite":
-        yield Settings(var_dir=tmp_path / "var"), _sqla_messages
+        yield Settings(var_dir=tmp_path / "var"), broker_messages
     else:
         url = f"{REDIS}/{1 + uuid.uuid4().int % 15}"
         yield (
