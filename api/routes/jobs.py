@@ -71,6 +71,20 @@ UPLOAD_BODY = {
 }
 
 
+def _upload_specs(
+    body: bytes, model: str, methods: dict[str, str], settings: Any
+) -> list[tuple[str, Any]]:
+    """Parse and check an upload (off the event loop): one checked spec per kind present."""
+    lines = parse_jsonl(body, settings.api_max_upload_lines)
+    specs = []
+    for kind, method in methods.items():
+        chosen = [r for r in lines if r.type == kind]
+        if chosen:
+            job = JobCreate(model=model, method=method, kind=kind, requests=chosen)
+            specs.append((kind, service.check_job(job.to_spec())))
+    return specs
+
+
 @router.post(
     "/upload",
     status_code=status.HTTP_201_CREATED,
@@ -94,13 +108,8 @@ async def upload(
     """
     settings = request.app.state.settings
     body = await request.body()
-    lines = await run_in_threadpool(parse_jsonl, body, settings.api_max_upload_lines)
-    specs = []
-    for kind, method in (("edit", edit_method), ("unlearn", unlearn_method)):
-        chosen = [r for r in lines if r.type == kind]
-        if chosen:
-            job = JobCreate(model=model, method=method, kind=kind, requests=chosen)
-            specs.append((kind, await run_in_threadpool(service.check_job, job.to_spec())))
+    methods = {"edit": edit_method, "unlearn": unlearn_method}
+    specs = await run_in_threadpool(_upload_specs, body, model, methods, settings)
     results = [
         await run_in_threadpool(
             service.submit,
