@@ -9,17 +9,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from sqlalchemy import text
+from starlette.routing import Match
 
-from api.errors import install_error_handlers
+from api.errors import ApiError, install_error_handlers
 from api.keys import KeyStore
 from api.limits import BodyLimitMiddleware
 from api.routes import audits, changesets, graph, health, jobs, keys, models
+from api.schemas.common import ERROR_RESPONSES
+from api.url_guard import UrlGuardMiddleware
 from workers.settings import Settings, get_settings
 
 API_VERSION = "0.1.0"
 UPLOAD_PATHS = ("/v1/jobs/upload",)
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
 def _open_graph_store(settings: Settings) -> Any:
@@ -56,6 +60,22 @@ def _broker_check(settings: Settings) -> Callable[[], object]:
     return check
 
 
+def _options(app: FastAPI) -> Callable[[Request], Response]:
+    """Return the OPTIONS handler: 204 with every method any route of the path allows."""
+
+    def options(request: Request) -> Response:
+        allowed = {"OPTIONS"}
+        for method in METHODS:
+            scope = {**request.scope, "method": method}
+            if any(route.matches(scope)[0] == Match.FULL for route in app.routes):
+                allowed.add(method)
+        if allowed == {"OPTIONS"}:
+            raise ApiError(404, f"no route {request.url.path}")
+        return Response(status_code=204, headers={"Allow": ", ".join(sorted(allowed))})
+
+    return options
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -85,6 +105,9 @@ def create_app(
         return settings.api_max_body_bytes
 
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
-    for module in (health, keys, graph, changesets, jobs, models, audits):
-        app.include_router(module.router)
+    app.add_middleware(UrlGuardMiddleware)
+    app.include_router(health.router)
+    app.add_api_route("/{path:path}", _options(app), methods=["OPTIONS"], include_in_schema=False)
+    for module in (keys, graph, changesets, jobs, models, audits):
+        app.include_router(module.router, responses=ERROR_RESPONSES)
     return app

@@ -119,7 +119,21 @@ def jobs_submit(
         fail(f"{payload} is not valid JSON: {exc}")
     if hparams is not None:
         data = with_overrides_file(data, hparams)
-    submit_and_report(data, key, wait, timeout, as_json)
+    submit_and_report(job_payload(data), key, wait, timeout, as_json)
+
+
+def job_payload(data: Any) -> dict[str, Any]:
+    """Return the job payload of JSON data read through the API's job schema (one schema)."""
+    from pydantic import ValidationError
+
+    from api.schemas.jobs import JobCreate
+    from api.schemas.requests import first_error
+
+    try:
+        return JobCreate.model_validate(data).to_spec()
+    except ValidationError as exc:
+        fail(f"the job payload is not valid: {first_error(exc)}")
+        raise
 
 
 def with_overrides_file(data: Any, path: Path) -> dict[str, Any]:

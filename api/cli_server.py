@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from api.cli_output import AsJson, console, fail, print_json, result
-from api.keys import KeyStore, Role, UnknownKeyError
+from api.keys import KeyStore, LastAdminError, Role, UnknownKeyError
 
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 
@@ -92,7 +92,7 @@ def revoke_key(
     """Revoke an API key."""
     try:
         info = _keys().revoke(key_id)
-    except UnknownKeyError as exc:
+    except (UnknownKeyError, LastAdminError) as exc:
         fail(str(exc))
     data = {"key_id": info.key_id, "name": info.name, "revoked": True}
     result(data, as_json, f"revoked {info.key_id} ({info.name})")

@@ -35,6 +35,21 @@ def graph_store(request: Request) -> Any:
     return request.app.state.store
 
 
+def request_key(request: Request) -> str | None:
+    """Return the API key a request carries (header or bearer token), if any."""
+    key = request.headers.get(API_KEY_HEADER)
+    if key:
+        return key
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+def principal_of(request: Request) -> Principal | None:
+    """Return the caller of the request's key when it is valid, else None (never raises)."""
+    key = request_key(request)
+    return request.app.state.keys.authenticate(key) if key else None
+
+
 def current_principal(
     request: Request,
     header: Annotated[str | None, Depends(_header)],

@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError as PydanticValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kg.errors import (
@@ -99,6 +100,14 @@ def _workers_status(exc: WorkersError) -> int:
     return 500
 
 
+def _validation_details(errors: list[Any]) -> list[dict[str, Any]]:
+    """Return pydantic's validation errors as (loc, msg, type) records."""
+    return [
+        {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+        for e in errors
+    ]
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register handlers so every error, including unexpected ones, uses the one shape."""
 
@@ -118,12 +127,16 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(_workers_status(exc), str(exc))
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        details = [
-            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
-            for e in exc.errors()
-        ]
-        return error_response(422, "the request is not valid", details)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        from api.deps import principal_of
+
+        if request.url.path.startswith("/v1/") and principal_of(request) is None:
+            return error_response(401, "a valid API key is required before the body is read")
+        return error_response(422, "the request is not valid", _validation_details(exc.errors()))
+
+    @app.exception_handler(PydanticValidationError)
+    async def _invalid_model(_: Request, exc: PydanticValidationError) -> JSONResponse:
+        return error_response(422, "the request is not valid", _validation_details(exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

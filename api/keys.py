@@ -15,6 +15,7 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
@@ -36,6 +37,10 @@ class Role(StrEnum):
 
 class UnknownKeyError(LookupError):
     """A key id names no key."""
+
+
+class LastAdminError(RuntimeError):
+    """Revoking the key would leave no active admin key."""
 
 
 @dataclass(frozen=True)
@@ -142,8 +147,22 @@ class KeyStore:
             if row is None:
                 raise UnknownKeyError(f"unknown key id {key_id!r}")
             if row.revoked_at is None:
+                if row.role == Role.ADMIN and self._active_admins(session) <= 1:
+                    raise LastAdminError(
+                        f"key {key_id} is the last active admin key; create another first"
+                    )
                 row.revoked_at = datetime.now(UTC)
             return self._info(row)
+
+    @staticmethod
+    def _active_admins(session: Any) -> int:
+        """Return how many admin keys are not revoked (rows locked where the backend can)."""
+        rows = session.scalars(
+            select(ApiKeyRow.key_id)
+            .where(ApiKeyRow.role == Role.ADMIN.value, ApiKeyRow.revoked_at.is_(None))
+            .with_for_update()
+        )
+        return len(rows.all())
 
     @staticmethod
     def _info(row: ApiKeyRow) -> KeyInfo:

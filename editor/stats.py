@@ -23,6 +23,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from editor.arch import ArchSpec, arch_spec, get_module
+from editor.cancel import checkpoint
 from editor.errors import EditorError
 from editor.hooks import capture_input
 from editor.loading import state_checksum
@@ -126,6 +127,7 @@ def compute_second_moment(
     bar = tqdm(total=len(ids), desc="second moment", unit="doc", disable=disable)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     for batch in _length_batches(lengths, batch_tokens):
+        checkpoint()
         width = max(lengths[i] for i in batch)
         input_ids = torch.full((len(batch), width), pad, dtype=torch.long)  # (B, L)
         mask = torch.zeros((len(batch), width), dtype=torch.long)  # (B, L)

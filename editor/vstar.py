@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from editor.arch import ArchSpec, arch_spec, get_module
+from editor.cancel import checkpoint
 from editor.errors import EditorError
 from editor.hooks import Captured, add_to_output, capture_output
 from editor.tokens import (
@@ -195,6 +196,7 @@ def optimize_v(
         last = best = torch.zeros_like(m0)  # (d,)
         best_loss = float("inf")
         for step in range(num_steps):
+            checkpoint()
             opt.zero_grad()
             delta = param()  # (d,)
             with ExitStack() as stack:

@@ -6,6 +6,8 @@ raised inside workers. Every message names the object and says what to do.
 
 from __future__ import annotations
 
+from editor.cancel import RunCancelledError
+
 
 class WorkersError(Exception):
     """Base class of every error the job system and the ledger raise on purpose."""
@@ -55,8 +57,9 @@ class ChecksumMismatchError(WorkersError):
     """Weights or a delta file on disk differ from what the ledger recorded; refused."""
 
 
-class JobCancelledError(WorkersError):
-    """Raised inside a running job when its cancellation was requested."""
+class JobCancelledError(WorkersError, RunCancelledError):
+    """Raised inside a running job when its cancellation was requested (also from inside
+    the editor's loops, which stop at their next checkpoint)."""
 
 
 class TransientJobError(WorkersError):

@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     api_max_upload_bytes: int = Field(16 << 20, description="largest JSONL upload (413 above)")
     api_max_upload_lines: int = Field(10_000, description="most lines in one JSONL upload")
     api_page_max: int = Field(500, description="largest page a list route returns")
+    graph_urls: list[str] = Field(
+        default_factory=list,
+        description="graph store URLs a model may follow (besides the configured graph store)",
+    )
     model_roots: list[Path] = Field(
         default_factory=list,
         description="directories the API may register models from (besides var_dir/models)",
@@ -78,6 +82,11 @@ class Settings(BaseSettings):
     def graph_store_url(self) -> str:
         """Return the graph store URL, defaulting to a SQLite file under `var_dir`."""
         return self.graph_url or f"sqlite:///{self.var_dir / 'kg.sqlite'}"
+
+    @property
+    def allowed_graph_urls(self) -> list[str]:
+        """Return the graph store URLs a model may be registered to follow."""
+        return [self.graph_store_url, *self.graph_urls]
 
     @property
     def models_dir(self) -> Path:

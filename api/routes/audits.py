@@ -6,11 +6,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from api.deps import CallerDep, roles
 from api.keys import Role
-from api.schemas.common import Strict
+from api.schemas.common import DbId, Strict, derive_public
 from workers.audit import requested
 from workers.audit.html import render_html
 
@@ -23,28 +23,12 @@ class AuditCreate(Strict):
     """Audit one version of a registered model (default: its head)."""
 
     model: str = Field(..., min_length=1, max_length=64)
-    version_id: int | None = Field(None, ge=1)
+    version_id: DbId | None = None
     sample_size: int = Field(1000, ge=1, le=requested.MAX_SAMPLE)
 
 
-class AuditPublic(BaseModel):
-    """A requested audit: its state and, once done, the report's headline."""
-
-    id: str
-    model: str
-    version_id: int
-    state: str
-    sample_size: int
-    requested_by: str
-    summary: dict[str, Any]
-    error: str | None
-    created_at: str
-    finished_at: str | None
-
-    @classmethod
-    def of(cls, info: requested.AuditInfo) -> AuditPublic:
-        """Return the public view of an audit record."""
-        return cls(**info.to_dict())
+AuditPublic = derive_public("AuditPublic", requested.AuditInfo)
+"""A requested audit: its state and, once done, the report's headline (`AuditInfo`)."""
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, **roles(*RUNNERS))

@@ -2,7 +2,9 @@
 
 Approval applies the change to the graph (refused with 409 and the conflicting facts when
 the change set is based on a stale graph), then plans it and queues the jobs that bring the
-model in line. A reviewer cannot approve or reject a change set they authored.
+model in line. A reviewer cannot approve or reject a change set they authored. Authorship is
+the caller's key: a change set records `Principal.actor` ("name (key id)"), so two keys of the
+same display name never share a draft.
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ def plan_summary(result: Plan) -> dict[str, Any]:
 def create_change_set(body: ChangeSetCreate, store: StoreDep, caller: CallerDep) -> ChangeSetPublic:
     """Create a draft change set (its operations are checked against the graph now)."""
     ops = [op.model_dump() for op in body.operations]
-    return ChangeSetPublic.of(curation.create_change_set(store, caller.name, body.reason, ops))
+    return ChangeSetPublic.of(curation.create_change_set(store, caller.actor, body.reason, ops))
 
 
 @router.get("", **roles(*READERS))
@@ -88,7 +90,7 @@ def get_change_set(change_set_id: str, store: StoreDep) -> ChangeSetPublic:
 
 def _own_draft(store: Any, change_set_id: str, caller: Any) -> None:
     """Refuse (403) when the caller is not the change set's author."""
-    if store.get_change_set(change_set_id).author != caller.name:
+    if store.get_change_set(change_set_id).author != caller.actor:
         raise ApiError(403, "only the author may change or propose this change set")
 
 
@@ -99,21 +101,21 @@ def update_operations(
     """Replace the operations of a draft (its author only)."""
     _own_draft(store, change_set_id, caller)
     ops = [op.model_dump() for op in body.operations]
-    return ChangeSetPublic.of(curation.update_draft(store, change_set_id, ops, caller.name))
+    return ChangeSetPublic.of(curation.update_draft(store, change_set_id, ops, caller.actor))
 
 
 @router.post("/{change_set_id}/propose", **roles(Role.CURATOR))
 def propose(change_set_id: str, store: StoreDep, caller: CallerDep) -> ChangeSetPublic:
     """Send a draft to review (its author only)."""
     _own_draft(store, change_set_id, caller)
-    return ChangeSetPublic.of(curation.propose(store, change_set_id, caller.name))
+    return ChangeSetPublic.of(curation.propose(store, change_set_id, caller.actor))
 
 
 @router.post("/{change_set_id}/rebase", **roles(Role.CURATOR))
 def rebase(change_set_id: str, store: StoreDep, caller: CallerDep) -> ChangeSetPublic:
     """Base a change set on the current graph after a conflict (its author only)."""
     _own_draft(store, change_set_id, caller)
-    return ChangeSetPublic.of(curation.rebase(store, change_set_id, caller.name))
+    return ChangeSetPublic.of(curation.rebase(store, change_set_id, caller.actor))
 
 
 @router.post("/{change_set_id}/review", **roles(Role.REVIEWER))
@@ -122,18 +124,18 @@ def review(
 ) -> ReviewPublic:
     """Approve (apply, plan, queue jobs on `model`) or reject a proposed change set."""
     current = store.get_change_set(change_set_id)
-    if current.author == caller.name:
+    if current.author == caller.actor:
         raise ApiError(403, "a change set cannot be reviewed by its own author")
     if body.decision == "reject":
         if not body.comment.strip():
             raise ApiError(422, "a rejection needs a comment")
-        rejected = curation.reject(store, change_set_id, caller.name, body.comment)
+        rejected = curation.reject(store, change_set_id, caller.actor, body.comment)
         return ReviewPublic(change_set=ChangeSetPublic.of(rejected))
     if body.model is not None:
         from workers.ledger.registry import get_model
 
         get_model(body.model, settings=request.app.state.settings)  # 404 before any write
-    approved = curation.approve(store, change_set_id, caller.name, body.comment)
+    approved = curation.approve(store, change_set_id, caller.actor, body.comment)
     result = plan(store, [approved])
     out = ReviewPublic(change_set=ChangeSetPublic.of(approved), plan=plan_summary(result))
     if body.model is not None and result.batches:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path, Query, status
 
 from api.deps import READERS, CallerDep, graph_store, roles
 from api.keys import Role
-from api.schemas.common import Page, page_of
+from api.schemas.common import MAX_DB_ID, Page, page_of
 from api.schemas.graph import (
     AliasCreate,
     ConceptCreate,
@@ -161,14 +161,14 @@ def create_fact(body: FactCreate, store: StoreDep, caller: CallerDep) -> FactPub
 
 
 @router.get("/facts/{fact_id}", **roles(*READERS))
-def get_fact(fact_id: Annotated[int, Path(ge=1, le=2**62)], store: StoreDep) -> FactPublic:
+def get_fact(fact_id: Annotated[int, Path(ge=1, le=MAX_DB_ID)], store: StoreDep) -> FactPublic:
     """Return one fact by id."""
     return FactPublic.of(store.get_fact(fact_id))
 
 
 @router.delete("/facts/{fact_id}", **roles(Role.CURATOR))
 def retract_fact(
-    fact_id: Annotated[int, Path(ge=1, le=2**62)],
+    fact_id: Annotated[int, Path(ge=1, le=MAX_DB_ID)],
     store: StoreDep,
     caller: CallerDep,
     reason: Annotated[str, Query(min_length=1, max_length=2000)],

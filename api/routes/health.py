@@ -8,6 +8,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from api.deps import principal_of
+
 router = APIRouter(tags=["health"])
 
 
@@ -33,7 +35,11 @@ def health(request: Request) -> HealthPublic:
 
 @router.get("/readyz", response_model=ReadinessPublic, responses={503: {"model": ReadinessPublic}})
 def readiness(request: Request) -> JSONResponse:
-    """Return 200 when every dependency answers, else 503 naming the one that did not."""
+    """Return 200 when every dependency answers, else 503 naming the one that did not.
+
+    The error's text (hosts, ports) is shown only to a caller with a valid API key.
+    """
+    detailed = principal_of(request) is not None
     checks: dict[str, Callable[[], object]] = request.app.state.readiness_checks
     results: dict[str, str] = {}
     for name, check in checks.items():
@@ -41,7 +47,7 @@ def readiness(request: Request) -> JSONResponse:
             check()
             results[name] = "ok"
         except Exception as exc:  # each check's failure is the report, not a crash
-            results[name] = f"{type(exc).__name__}: {exc}"[:300]
+            results[name] = f"{type(exc).__name__}: {exc}"[:300] if detailed else "unavailable"
     ready = all(v == "ok" for v in results.values())
     body = ReadinessPublic(ready=ready, checks=results).model_dump()
     return JSONResponse(body, status_code=200 if ready else 503)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import CallerDep, key_store, roles
 from api.errors import ApiError
-from api.keys import KeyInfo, KeyStore, Role, UnknownKeyError
+from api.keys import KeyInfo, KeyStore, LastAdminError, Role, UnknownKeyError
 from api.schemas.common import Strict
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"])
@@ -21,7 +21,7 @@ KeyId = Annotated[str, Path(min_length=8, max_length=8, pattern="^[0-9a-f]{8}$")
 class KeyCreate(Strict):
     """A new key for a person or a service."""
 
-    name: str = Field(..., min_length=1, max_length=200)
+    name: str = Field(..., min_length=1, max_length=200, pattern=r"\S")
     role: Role
 
 
@@ -62,8 +62,10 @@ def list_keys(keys: KeysDep) -> list[KeyPublic]:
 
 @router.delete("/{key_id}", **roles(Role.ADMIN))
 def revoke_key(key_id: KeyId, keys: KeysDep) -> KeyPublic:
-    """Revoke a key; it never authenticates again."""
+    """Revoke a key; it never authenticates again (409 for the last active admin key)."""
     try:
         return KeyPublic.of(keys.revoke(key_id))
     except UnknownKeyError as exc:
         raise ApiError(404, str(exc)) from None
+    except LastAdminError as exc:
+        raise ApiError(409, str(exc)) from None

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request, status
 from api.deps import CallerDep, roles
 from api.errors import ApiError
 from api.keys import Role
+from api.schemas.common import MAX_DB_ID
 from api.schemas.jobs import ExportBody, ModelCreate, ModelPublic, RollbackBody, VersionPublic
 from workers.ledger import export as ledger_export
 from workers.ledger import registry, store, versions
@@ -48,6 +49,12 @@ def register(body: ModelCreate, request: Request, _: CallerDep) -> ModelPublic:
         raise ApiError(422, f"{path} has no config.json")
     if not any(path.glob("*.safetensors")):
         raise ApiError(422, f"{path} has no .safetensors weights")
+    if body.graph_url is not None and body.graph_url not in settings.allowed_graph_urls:
+        raise ApiError(
+            422,
+            "graph_url must be the configured graph store or one of KGEDIT_GRAPH_URLS",
+            [{"loc": ["body", "graph_url"]}],
+        )
     info = registry.register_model(body.name, path, graph_url=body.graph_url, settings=settings)
     return _model(info)
 
@@ -75,8 +82,8 @@ def list_versions(name: str, request: Request) -> list[VersionPublic]:
 def diff(
     name: str,
     request: Request,
-    from_: Annotated[int, Query(alias="from", ge=1)],
-    to: Annotated[int, Query(ge=1)],
+    from_: Annotated[int, Query(alias="from", ge=1, le=MAX_DB_ID)],
+    to: Annotated[int, Query(ge=1, le=MAX_DB_ID)],
     per_layer: Annotated[bool, Query(description="read the deltas for per-module norms")] = True,
 ) -> dict[str, Any]:
     """Return the deltas between two versions (revert, then apply) with their norms."""

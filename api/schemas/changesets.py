@@ -37,8 +37,12 @@ class ReviewBody(Strict):
     decision: Literal["approve", "reject"]
     comment: str = Field("", max_length=2000)
     model: str | None = Field(None, max_length=64, description="registered model to bring in line")
-    edit_method: str = Field("rome", max_length=64)
-    unlearn_method: str = Field("rocr", max_length=64)
+    edit_method: str | None = Field(
+        None, min_length=1, max_length=64, description="default: the registry's edit method"
+    )
+    unlearn_method: str | None = Field(
+        None, min_length=1, max_length=64, description="default: the registry's unlearn method"
+    )
 
 
 class ChangeSetPublic(BaseModel):

@@ -1,15 +1,30 @@
-"""Bodies of the job and model routes."""
+"""Bodies of the job and model routes.
+
+`JobCreate` is the one job schema: `POST /v1/jobs` and `kgedit jobs submit` both read it, and
+it accepts what `to_plain(JobSpec)` writes.
+"""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
-from api.schemas.common import Strict
+from api.schemas.common import (
+    NAME_PATTERN,
+    DbId,
+    Name,
+    PublicView,
+    SafeId,
+    Strict,
+    derive_public,
+)
 from api.schemas.requests import EditRequestIn, ProbeIn, UnlearnRequestIn
+from workers.jobs.codec import to_plain
+from workers.jobs.service import JobInfo
+from workers.jobs.states import JobState
 
-ModelName = Field(..., min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+ModelName = Field(..., min_length=1, max_length=64, pattern=NAME_PATTERN)
 
 
 class ThresholdIn(Strict):
@@ -26,7 +41,7 @@ class JobCreate(Strict):
     """A batch of requests of one kind for one model and method."""
 
     model: str = ModelName
-    method: str = Field(..., min_length=1, max_length=64)
+    method: Name
     kind: Literal["edit", "unlearn"] = "edit"
     requests: list[EditRequestIn | UnlearnRequestIn] = Field(..., min_length=1, max_length=10_000)
     probes: list[ProbeIn] = Field(default_factory=list, max_length=100_000)
@@ -34,47 +49,50 @@ class JobCreate(Strict):
     hparams: dict[str, Any] = Field(default_factory=dict)
     batch_size: int = Field(1, ge=1, le=10_000)
 
+    @model_validator(mode="after")
+    def _one_kind(self) -> JobCreate:
+        if any(r.type != self.kind for r in self.requests):
+            raise ValueError(f"a {self.kind} job takes only {self.kind} requests")
+        return self
 
-class JobPublic(BaseModel):
-    """A job's state, progress and result."""
+    def to_spec(self) -> dict[str, Any]:
+        """Return the job payload the job service validates (what `to_plain(JobSpec)` writes)."""
+        spec = {
+            "model": self.model,
+            "method": self.method,
+            "kind": self.kind,
+            "requests": to_plain([r.to_request() for r in self.requests]),
+            "probes": to_plain([p.to_probe() for p in self.probes]),
+            "hparams": self.hparams,
+            "batch_size": self.batch_size,
+        }
+        if self.thresholds is not None:
+            spec["thresholds"] = [t.model_dump() for t in self.thresholds]
+        return spec
 
-    id: str
-    idempotency_key: str
-    model: str
-    kind: str
-    method: str
-    state: str
-    progress: float
-    message: str
-    attempts: int
-    retries: int
-    cancel_requested: bool
-    base_version_id: int | None
-    result_version_id: int | None
-    steps_total: int
-    steps_done: int
-    n_requests: int
-    result: dict[str, Any]
-    error: str | None
-    created_at: str
-    updated_at: str
-    started_at: str | None
-    finished_at: str | None
-    transitions: list[dict[str, Any]] = Field(default_factory=list)
 
-    @classmethod
-    def of(cls, info: Any) -> JobPublic:
-        """Return the public view of a `JobInfo`."""
-        data = info.to_dict()
-        return cls(**{k: v for k, v in data.items() if k in cls.model_fields})
+class _JobView(PublicView):
+    """What the job routes add to a job record."""
+
+    warning: str | None = None
+
+
+JobPublic = derive_public(
+    "JobPublic",
+    JobInfo,
+    exclude=frozenset({"run", "worker_id", "enqueued_at"}),
+    types={"state": JobState, "transitions": list[dict[str, Any]]},
+    base=_JobView,
+)
+"""A job's state, progress and result (the fields of `JobInfo`), and a submission warning."""
 
 
 class ModelCreate(Strict):
     """Register a local model directory (config.json and safetensors weights)."""
 
     name: str = ModelName
-    path: str = Field(..., min_length=1, max_length=4096)
-    graph_url: str | None = Field(None, max_length=4096)
+    path: SafeId = Field(..., min_length=1, max_length=4096)
+    graph_url: SafeId | None = Field(None, max_length=4096)
 
 
 class ModelPublic(BaseModel):
@@ -111,12 +129,12 @@ class VersionPublic(BaseModel):
 class RollbackBody(Strict):
     """The version to make the head again."""
 
-    version_id: int = Field(..., ge=1)
+    version_id: DbId
 
 
 class ExportBody(Strict):
     """Where to write the merged HF directory (under the server's export directory)."""
 
-    version_id: int | None = Field(None, ge=1)
+    version_id: DbId | None = None
     name: str = Field(..., min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     overwrite: bool = False

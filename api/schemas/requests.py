@@ -14,9 +14,17 @@ from pydantic import Field, TypeAdapter, ValidationError, field_validator
 
 from api.errors import ApiError
 from api.schemas.common import Strict
-from contracts.types import EditRequest, Probe, ProbeKind, UnlearnRequest
+from contracts.types import (
+    EditRequest,
+    Probe,
+    ProbeKind,
+    Subgraph,
+    SubgraphEdge,
+    UnlearnRequest,
+)
 
-Text = Annotated[str, Field(min_length=1, max_length=2000)]
+Text = Annotated[str, Field(min_length=1, max_length=2000, pattern=r"\S")]
+"""A non-blank text of at most 2,000 characters."""
 
 
 class ProbeIn(Strict):
@@ -26,10 +34,37 @@ class ProbeIn(Strict):
     expected: Text
     kind: ProbeKind
     unexpected: str | None = Field(None, max_length=2000)
+    meta: dict[Annotated[str, Field(max_length=100)], Annotated[str, Field(max_length=2000)]] = (
+        Field(default_factory=dict, max_length=20)
+    )
+    rivals: list[Text] = Field(default_factory=list, max_length=50)
 
     def to_probe(self) -> Probe:
         """Return the contract type."""
-        return Probe(self.prompt, self.expected, self.kind, self.unexpected)
+        return Probe(
+            self.prompt, self.expected, self.kind, self.unexpected, self.meta, tuple(self.rivals)
+        )
+
+
+class SubgraphEdgeIn(Strict):
+    """One edge of a request's subgraph: node indices and a relation label."""
+
+    head: int = Field(..., ge=0, le=10_000)
+    relation: Text
+    tail: int = Field(..., ge=0, le=10_000)
+
+
+class SubgraphIn(Strict):
+    """The subgraph around an edit's subject (GLAME): node names, edges, the centre's index."""
+
+    nodes: list[Text] = Field(..., max_length=10_000)
+    edges: list[SubgraphEdgeIn] = Field(default_factory=list, max_length=100_000)
+    center: int = Field(0, ge=0, le=10_000)
+
+    def to_subgraph(self) -> Subgraph:
+        """Return the contract type."""
+        edges = tuple(SubgraphEdge(e.head, e.relation, e.tail) for e in self.edges)
+        return Subgraph(tuple(self.nodes), edges, self.center)
 
 
 class EditRequestIn(Strict):
@@ -43,6 +78,7 @@ class EditRequestIn(Strict):
     relation: str | None = Field(None, max_length=512)
     paraphrases: list[Text] = Field(default_factory=list, max_length=50)
     neighbours: list[ProbeIn] = Field(default_factory=list, max_length=100)
+    subgraph: SubgraphIn | None = None
     request_id: str | None = Field(None, max_length=200)
 
     @field_validator("prompt")
@@ -61,6 +97,7 @@ class EditRequestIn(Strict):
             target_true=self.target_true,
             paraphrases=tuple(self.paraphrases),
             neighbours=tuple(p.to_probe() for p in self.neighbours),
+            subgraph=self.subgraph.to_subgraph() if self.subgraph else None,
             relation=self.relation,
             request_id=self.request_id,
         )
@@ -95,7 +132,7 @@ RequestIn = Annotated[EditRequestIn | UnlearnRequestIn, Field(discriminator="typ
 _ADAPTER: TypeAdapter[EditRequestIn | UnlearnRequestIn] = TypeAdapter(RequestIn)
 
 
-def _first_error(exc: ValidationError) -> str:
+def first_error(exc: ValidationError) -> str:
     """Return the first validation error as 'field: message'."""
     err = exc.errors()[0]
     where = ".".join(str(p) for p in err.get("loc", ())) or "line"
@@ -124,8 +161,8 @@ def parse_jsonl(data: bytes, max_lines: int) -> list[EditRequestIn | UnlearnRequ
         try:
             out.append(_ADAPTER.validate_python(obj))
         except ValidationError as exc:
-            message = f"line {line_no}: {_first_error(exc)}"
-            raise ApiError(422, message, [{"line": line_no, "error": _first_error(exc)}]) from None
+            message = f"line {line_no}: {first_error(exc)}"
+            raise ApiError(422, message, [{"line": line_no, "error": first_error(exc)}]) from None
     if not out:
         raise ApiError(422, "the upload holds no requests")
     return out

@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from editor.cancel import checkpoint
 from editor.knowledge.presets import KnowledgePreset
 from editor.knowledge.tokenizer import train_tokenizer
 from editor.knowledge.train import ProgressFn, _optimizer, build_model, clipped_step, lr_at
@@ -55,6 +56,7 @@ def train_qa_model(
     model.train()
     loss_ema = None
     for step in range(preset.steps):
+        checkpoint()
         for group in optim.param_groups:
             group["lr"] = lr_at(step, preset)
         if len(order) < preset.batch_size:

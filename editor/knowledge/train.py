@@ -17,6 +17,7 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
 from contracts.types import FactText
+from editor.cancel import checkpoint
 from editor.knowledge.corpus import PassageSampler, eval_pairs
 from editor.knowledge.presets import KnowledgePreset
 from editor.knowledge.tokenizer import train_tokenizer
@@ -175,6 +176,7 @@ def train_knowledge_model(
     loss_ema = None
     batches = _length_bucketed(tok, sampler, preset)
     for step in range(preset.steps):
+        checkpoint()
         for group in optim.param_groups:
             group["lr"] = lr_at(step, preset)
         batch = next(batches)

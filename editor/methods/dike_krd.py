@@ -41,6 +41,7 @@ from torch import nn
 
 from contracts.types import FactText
 from editor.arch import ArchSpec, arch_spec, get_module
+from editor.cancel import checkpoint
 from editor.errors import EditorError
 from editor.hooks import add_to_output, capture_output
 from editor.tokens import (
@@ -188,6 +189,7 @@ def train_krd(
     history: list[dict[str, float]] = []
     try:
         for _ in range(config.steps):
+            checkpoint()
             chosen = rng.sample(pairs, min(config.batch_size, len(pairs)))
             i = torch.tensor([a for a, _ in chosen], device=device)  # (B,)
             j = [b for _, b in chosen]

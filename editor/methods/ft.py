@@ -27,6 +27,7 @@ from torch import nn
 
 from contracts.types import EditRequest
 from editor.arch import ArchSpec, arch_spec, edited_weight, edited_weight_name
+from editor.cancel import checkpoint
 from editor.delta import Delta
 from editor.errors import EditorError
 from editor.methods.common import HParams, check_layers, request_ids, request_meta
@@ -85,6 +86,7 @@ def apply_ft(
     t0 = time.perf_counter()
     try:
         for _ in range(hparams.num_steps):
+            checkpoint()
             opt.zero_grad()
             logits = model(**batch.model_inputs(), use_cache=False).logits  # (B, L, V)
             token_lp = target_logprobs_from_logits(logits, batch)  # (B, T)

@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from contracts.types import UnlearnRequest
+from editor.cancel import checkpoint
 from editor.delta import Delta
 from editor.errors import EditorError
 from editor.methods.common import HParams, request_ids
@@ -204,6 +205,7 @@ def unlearn_examples(
             order = list(range(len(forget)))
             rng.shuffle(order)
             for start in range(0, len(order), bs):
+                checkpoint()
                 idx = order[start : start + bs]
                 for group in opt.param_groups:
                     group["lr"] = hparams.lr * min(1.0, (step + 1) / warmup)

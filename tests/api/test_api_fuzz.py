@@ -6,15 +6,13 @@ route's own validation and handlers, not just the auth check. Examples are bound
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections import Counter
 
 import pytest
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, given, settings
+from live_server import serve
+from schemathesis import checks
 
 from api.app import create_app
 from api.keys import KeyStore, Role
@@ -23,6 +21,7 @@ from workers.settings import Settings
 
 MAX_EXAMPLES = 25
 pytestmark = pytest.mark.slow  # every operation fuzzed: the full suite's tier
+CHECKS = (checks.not_a_server_error, checks.status_code_conformance)
 
 
 @schemathesis.serializer("application/x-ndjson")
@@ -33,12 +32,6 @@ def _ndjson(ctx, value) -> bytes:
     return value.encode() if isinstance(value, str) else json.dumps(value).encode()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def live_api(tmp_path_factory):
     """A uvicorn server on loopback serving the app; yields (base url, keys by role)."""
@@ -47,19 +40,8 @@ def live_api(tmp_path_factory):
     role_keys = {role: keys.create(f"fuzz {role.value}", role)[0] for role in Role}
     settings = Settings(var_dir=var, metadata_url=f"sqlite:///{var / 'meta.sqlite'}")
     app = create_app(settings, store=SqlGraphStore("sqlite://"), key_store=keys)
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", role_keys
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve(app) as base:
+        yield base, role_keys
 
 
 def _check(case, base: str, role_keys: dict, seen: Counter) -> None:
@@ -68,6 +50,8 @@ def _check(case, base: str, role_keys: dict, seen: Counter) -> None:
     headers = {"X-API-Key": role_keys[Role(roles[0])]} if roles else {}
     response = case.call(base_url=base, headers=headers)
     seen[response.status_code // 100] += 1
+    seen[f"{case.method} {case.path}"] += 1
+    case.validate_response(response, checks=CHECKS)
     where = (case.method, case.formatted_path, case.query, response.text[:300])
     assert response.status_code < 500, where
     if response.status_code >= 400:
@@ -97,3 +81,4 @@ def test_no_server_errors_on_any_operation(live_api):
 
         run()
     assert seen[2] > 0 and seen[4] > 0, seen  # both accepted and refused requests were made
+    assert seen["POST /v1/jobs/upload"] > 0, seen  # the JSONL upload is fuzzed too

@@ -113,3 +113,15 @@ def test_submit_takes_yaml_or_json_overrides_for_the_method(
         result = runner.invoke(app, ["jobs", "submit", str(payload), "--hparams", str(path)])
         assert result.exit_code == 2, (path, result.output)
         assert message in " ".join(result.output.split()), (path, result.output)
+
+
+def test_cli_takes_the_json_the_api_takes(job_settings, random_model_dir, tmp_path):  # noqa: F811
+    _ok("models", "register", "rand", str(random_model_dir))
+    payload = tmp_path / "job.json"
+    request = {"type": "edit", "subject": "Ada", "prompt": "{} was born in", "target_new": "Rome"}
+    payload.write_text(json.dumps({"model": "rand", "method": "rome", "requests": [request]}))
+    job = json.loads(_ok("jobs", "submit", str(payload), "--json"))
+    assert job["state"] == "queued"
+    payload.write_text(json.dumps({"model": "rand", "method": "rome", "requests": [], "x": 1}))
+    result = runner.invoke(app, ["jobs", "submit", str(payload)])
+    assert result.exit_code == 2 and "not valid" in result.output

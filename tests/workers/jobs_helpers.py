@@ -200,3 +200,18 @@ class WorkerProcess:
         if getattr(self, "_log", None) is not None:
             self._log.close()
             self._log = None
+
+
+def broker_messages(settings: Settings, model: str) -> int:
+    """Count messages in the embedded broker's queue of `model`."""
+    import sqlite3
+
+    from workers.celery_app import queue_name
+
+    path = settings.broker.split("sqlite:///", 1)[1]
+    with sqlite3.connect(path) as conn:
+        return conn.execute(
+            "SELECT count(*) FROM kombu_message m JOIN kombu_queue q ON m.queue_id = q.id "
+            "WHERE q.name = ?",
+            (queue_name(model),),
+        ).fetchone()[0]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
-from jobs_helpers import edit_payload, job_settings, random_model_dir  # noqa: F401
+from jobs_helpers import (  # noqa: F401
+    broker_messages,
+    edit_payload,
+    job_settings,
+    random_model_dir,
+)
 
-from workers.celery_app import queue_name
 from workers.errors import (
     IdempotencyConflictError,
     InvalidInputError,
@@ -27,26 +29,15 @@ def model(job_settings, random_model_dir):  # noqa: F811
     return register_model("rand", random_model_dir).name
 
 
-def _messages(settings, model: str) -> int:
-    """Count messages in the embedded broker's queue of `model`."""
-    path = settings.broker.split("sqlite:///", 1)[1]
-    with sqlite3.connect(path) as conn:
-        return conn.execute(
-            "SELECT count(*) FROM kombu_message m JOIN kombu_queue q ON m.queue_id = q.id "
-            "WHERE q.name = ?",
-            (queue_name(model),),
-        ).fetchone()[0]
-
-
 def test_submit_records_a_queued_job_and_one_message(model, job_settings):  # noqa: F811
     job = submit_job(edit_payload(model, EDITS), idempotency_key="batch-1")
     assert job.state == "queued" and job.steps_total == 2 and job.n_requests == 2
     assert [(t.from_state, t.to_state) for t in job.transitions] == [(None, "queued")]
     assert job.enqueued_at is not None and job.run == 1
-    assert _messages(job_settings, model) == 1
+    assert broker_messages(job_settings, model) == 1
     # same key, same payload: the same job, nothing sent again
     again = submit_job(edit_payload(model, EDITS), idempotency_key="batch-1")
-    assert again.id == job.id and _messages(job_settings, model) == 1
+    assert again.id == job.id and broker_messages(job_settings, model) == 1
     # same key, other payload: refused
     with pytest.raises(IdempotencyConflictError, match="different payload"):
         submit_job(edit_payload(model, EDITS[:1]), idempotency_key="batch-1")

@@ -56,14 +56,14 @@ def _union(hint: Any, value: Any, path: str) -> Any:
         if option is _NONE:
             continue
         try:
-            return _read(option, value, path)
+            return read_value(option, value, path)
         except InvalidInputError as exc:
             errors.append(str(exc))
     raise InvalidInputError(errors[0] if len(errors) == 1 else f"{path}: no allowed type matches")
 
 
-def _read(hint: Any, value: Any, path: str) -> Any:
-    """Read `value` as type `hint`."""
+def read_value(hint: Any, value: Any, path: str) -> Any:
+    """Read `value` as type `hint`; raise `InvalidInputError` naming `path` when it is not."""
     origin = get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         return _union(hint, value, path)
@@ -81,13 +81,13 @@ def _read(hint: Any, value: Any, path: str) -> Any:
         if not isinstance(value, list):
             raise _fail(path, f"expected an array, got {_kind(value)}")
         item = get_args(hint)[0] if get_args(hint) else Any
-        out = [_read(item, v, f"{path}[{i}]") for i, v in enumerate(value)]
+        out = [read_value(item, v, f"{path}[{i}]") for i, v in enumerate(value)]
         return tuple(out) if origin is tuple else out
     if origin is dict:
         if not isinstance(value, dict):
             raise _fail(path, f"expected an object, got {_kind(value)}")
         _, item = get_args(hint) or (str, Any)
-        return {str(k): _read(item, v, f"{path}.{k}") for k, v in value.items()}
+        return {str(k): read_value(item, v, f"{path}.{k}") for k, v in value.items()}
     if hint is str:
         if not isinstance(value, str):
             raise _fail(path, f"expected a string, got {_kind(value)}")
@@ -126,7 +126,7 @@ def from_plain(cls: type[T], data: Any, path: str = "") -> T:
             if missing:
                 raise _fail(path, f"missing field {name!r}")
             continue
-        kwargs[name] = _read(hints[name], data[name], f"{path}.{name}" if path else name)
+        kwargs[name] = read_value(hints[name], data[name], f"{path}.{name}" if path else name)
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:

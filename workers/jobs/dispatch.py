@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from workers.errors import InvalidInputError
+from workers.jobs.hparams import check_hparams
 
 REGISTRIES = {"edit": "editor.methods", "unlearn": "editor.methods"}
 
@@ -51,17 +52,11 @@ def resolve(kind: str, name: str) -> Any:
 
 
 def check_overrides(method: Any, overrides: dict[str, Any]) -> None:
-    """Refuse hyper-parameter overrides that are not fields of the method's hparams class."""
+    """Refuse hyper-parameter overrides that are not fields of the method's hparams class,
+    or have the wrong type, or lie outside the field's bounds."""
     cls = method.hparams_cls
-    if not dataclasses.is_dataclass(cls):
-        return
-    fields = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(overrides) - fields)
-    if unknown:
-        raise InvalidInputError(
-            f"hparams: {', '.join(map(repr, unknown))} not in {cls.__name__} "
-            f"(fields: {', '.join(sorted(fields))})"
-        )
+    if dataclasses.is_dataclass(cls):
+        check_hparams(cls, overrides)
 
 
 def overrides_from_file(path: str | Path, method: str) -> dict[str, Any]:

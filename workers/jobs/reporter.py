@@ -2,7 +2,9 @@
 
 `Reporter(fraction, message)` writes the job's progress at most every `interval` seconds
 (and always when forced), and on every write reads whether cancellation was requested or
-another worker took the job over; both stop the job at that point.
+another worker took the job over; both stop the job at that point. `poll` is the check the
+runner installs in the editor's loops (`editor.cancel`), so a cancel stops even a step that
+never reports progress within about `interval` seconds.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ class Reporter:
 
     def __init__(self, db: Database, job_id: str, worker_id: str, interval: float = 0.5) -> None:
         self.db, self.job_id, self.worker_id, self.interval = db, job_id, worker_id, interval
-        self._last = 0.0
+        self._last = self._last_poll = 0.0
         self.low, self.high = 0.0, 1.0  # the current stage's share of the whole job
 
     def stage(self, low: float, high: float) -> None:
@@ -44,6 +46,14 @@ class Reporter:
                 row.progress, row.message, row.updated_at = round(value, 4), message, utcnow()
 
         retry_stale(write)
+
+    def poll(self) -> None:
+        """`check`, at most once every `interval` seconds (the editor's loops call it often)."""
+        now = time.monotonic()
+        if now - self._last_poll < self.interval:
+            return
+        self._last_poll = now
+        self.check()
 
     def check(self) -> None:
         """Raise `JobCancelledError` or `LeaseLostError` if the job should stop now."""

@@ -11,7 +11,8 @@
 4. **Audit**: score the probes again and check the thresholds; a miss reverts the job's
    deltas, discards its versions and ends `rolled_back` with the failing figures.
 
-Cancellation and lost leases are checked at every progress report; a transient error puts
+Cancellation and lost leases are checked at every progress report and, through
+`editor.cancel`, inside every optimisation, statistics and training loop; a transient error puts
 the job back to `queued` with a backoff; any other error ends it `failed`, its deltas
 rolled back. An error in the middle of a step leaves the warm weights unknown, so the warm
 entry is dropped and the next job reloads from disk.
@@ -30,6 +31,7 @@ from typing import Any
 import torch
 from sqlalchemy.exc import OperationalError
 
+from editor.cancel import cancellable
 from editor.sequence import call_method
 from workers.db import Database, JobRow, get_database, retry_stale, utcnow
 from workers.errors import (
@@ -122,7 +124,8 @@ class _Run:
     def execute(self) -> Outcome:
         """Run the job and turn every way it can end into an `Outcome`."""
         try:
-            return self._execute()
+            with cancellable(self.reporter.poll):
+                return self._execute()
         except LeaseLostError as exc:
             self._forget_weights()
             return Outcome("skipped", str(exc))

@@ -31,6 +31,7 @@ from workers.errors import (
 from workers.jobs.dispatch import check_overrides, resolve
 from workers.jobs.spec import JobSpec, parse_spec
 from workers.jobs.states import ACTIVE, RETRYABLE, TERMINAL, JobState, record_creation, transition
+from workers.jobs.withdraw import withdraw
 from workers.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -179,6 +180,30 @@ def _send(row_id: str, model: str, settings: Settings | None) -> None:
     retry_stale(stamp)
 
 
+def check_job(spec: JobSpec | Mapping[str, Any]) -> JobSpec:
+    """Return the validated spec (payload, method, hyper-parameters); raise `InvalidInputError`.
+
+    Callers that submit several jobs as one unit check them all before submitting any.
+    """
+    parsed = parse_spec(spec)
+    method = resolve(parsed.kind, parsed.method)
+    check_overrides(method, parsed.hparams)
+    return parsed
+
+
+@dataclass(frozen=True)
+class Submission:
+    """The job a submission names, whether this call created it, and whether it was sent.
+
+    `sent` is False when the broker refused the message: the job is recorded as queued and a
+    worker's recovery (or a resubmission with the same idempotency key) sends it later.
+    """
+
+    job: JobInfo
+    created: bool
+    sent: bool
+
+
 def submit_job(
     spec: JobSpec | Mapping[str, Any],
     *,
@@ -189,12 +214,27 @@ def submit_job(
     """Validate and record a job, then queue it; a known key with the same payload returns it.
 
     Raises `InvalidInputError` for a malformed payload, `ModelNotFoundError` for an
-    unregistered model and `IdempotencyConflictError` when the key was used for another
-    payload.
+    unregistered model, `IdempotencyConflictError` when the key was used for another
+    payload, and `TransientJobError` when the broker refused the message (the job is kept).
     """
-    parsed = parse_spec(spec)
-    method = resolve(parsed.kind, parsed.method)
-    check_overrides(method, parsed.hparams)
+    result = submit(spec, idempotency_key=idempotency_key, settings=settings, enqueue=enqueue)
+    if enqueue and not result.sent:
+        raise TransientJobError(
+            f"job {result.job.id} is recorded as queued but the broker refused it; "
+            "submit again with the same idempotency key, or a worker's recovery sends it"
+        )
+    return result.job
+
+
+def submit(
+    spec: JobSpec | Mapping[str, Any],
+    *,
+    idempotency_key: str | None = None,
+    settings: Settings | None = None,
+    enqueue: bool = True,
+) -> Submission:
+    """Like `submit_job`, but a broker outage is reported in the result instead of raised."""
+    parsed = check_job(spec)
     key = idempotency_key if idempotency_key is not None else f"auto:{uuid.uuid4()}"
     if not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY or not key.isprintable():
         raise InvalidInputError(f"idempotency key must be 1-{MAX_KEY} printable characters")
@@ -206,11 +246,20 @@ def submit_job(
         if existing is None:
             raise
     if existing is not None:
-        return _existing(existing, digest, settings, enqueue)
+        sent = _existing(existing, digest, settings, enqueue)
+        return Submission(get_job(existing.id, settings=settings), created=False, sent=sent)
     assert row is not None
-    if enqueue:
-        _send(row.id, row.model_name, settings)
-    return get_job(row.id, settings=settings)
+    sent = _try_send(row.id, row.model_name, settings) if enqueue else True
+    return Submission(get_job(row.id, settings=settings), created=True, sent=sent)
+
+
+def _try_send(row_id: str, model: str, settings: Settings | None) -> bool:
+    """Send a job's message; return False (the job stays queued, unsent) if the broker is down."""
+    try:
+        _send(row_id, model, settings)
+    except TransientJobError:
+        return False
+    return True
 
 
 def _by_key(key: str, db: Database) -> JobRow | None:
@@ -252,16 +301,17 @@ def _insert(
         return row, None
 
 
-def _existing(row: JobRow, digest: str, settings: Settings | None, enqueue: bool) -> JobInfo:
-    """Return a job submitted before with the same key (re-sending it if it never left)."""
+def _existing(row: JobRow, digest: str, settings: Settings | None, enqueue: bool) -> bool:
+    """Check a job submitted before with the same key, re-sending it if it never left; return
+    whether its message is (now) with the broker."""
     if row.payload_sha256 != digest:
         raise IdempotencyConflictError(
             f"idempotency key {row.idempotency_key!r} belongs to job {row.id} "
             "with a different payload"
         )
     if enqueue and row.state == JobState.QUEUED and row.enqueued_at is None:
-        _send(row.id, row.model_name, settings)
-    return get_job(row.id, settings=settings)
+        return _try_send(row.id, row.model_name, settings)
+    return True
 
 
 def get_job(job_id: str, *, settings: Settings | None = None) -> JobInfo:
@@ -305,11 +355,12 @@ def list_jobs(
 def cancel_job(job_id: str, *, settings: Settings | None = None) -> JobInfo:
     """Cancel a job: a queued one at once; a running one at its next checkpoint.
 
-    The worker then rolls back the deltas the job applied and marks it `cancelled`.
+    The worker then rolls back the deltas the job applied and marks it `cancelled`. A queued
+    job's message is taken off the queue where the broker allows it (`withdraw`).
     Raises `InvalidTransitionError` for a job that already finished.
     """
 
-    def mark() -> None:
+    def mark() -> str | None:
         with _db(settings).session() as session:
             row = _load(session, job_id)
             if row.state in TERMINAL:
@@ -317,11 +368,14 @@ def cancel_job(job_id: str, *, settings: Settings | None = None) -> JobInfo:
             row.cancel_requested = True
             if row.state == JobState.QUEUED:
                 transition(session, row, JobState.CANCELLED, "cancelled while queued")
-            else:
-                row.message = "cancellation requested"
-                row.updated_at = _now()
+                return row.model_name
+            row.message = "cancellation requested"
+            row.updated_at = _now()
+            return None
 
-    retry_stale(mark)
+    model = retry_stale(mark)
+    if model is not None:  # its message need not wait in the queue for a worker to skip it
+        withdraw(job_id, model, settings or get_settings())
     return get_job(job_id, settings=settings)
 
 
