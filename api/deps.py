@@ -13,9 +13,8 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from api.errors import ApiError
-from api.keys import KeyStore, Principal, Role
+from api.keys import API_KEY_HEADER, KeyStore, Principal, Role
 
-API_KEY_HEADER = "X-API-Key"
 _header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description="an API key")
 _bearer = HTTPBearer(auto_error=False, description="an API key as a bearer token")
 
@@ -33,21 +32,6 @@ def key_store(request: Request) -> KeyStore:
 def graph_store(request: Request) -> Any:
     """Return the graph store of the app."""
     return request.app.state.store
-
-
-def request_key(request: Request) -> str | None:
-    """Return the API key a request carries (header or bearer token), if any."""
-    key = request.headers.get(API_KEY_HEADER)
-    if key:
-        return key
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    return token.strip() or None if scheme.lower() == "bearer" else None
-
-
-def principal_of(request: Request) -> Principal | None:
-    """Return the caller of the request's key when it is valid, else None (never raises)."""
-    key = request_key(request)
-    return request.app.state.keys.authenticate(key) if key else None
 
 
 def current_principal(

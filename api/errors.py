@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError as PydanticValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.keys import principal_of
 from kg.errors import (
     ConflictError,
     DuplicateError,
@@ -128,8 +129,6 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        from api.deps import principal_of
-
         if request.url.path.startswith("/v1/") and principal_of(request) is None:
             return error_response(401, "a valid API key is required before the body is read")
         return error_response(422, "the request is not valid", _validation_details(exc.errors()))

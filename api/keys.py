@@ -170,3 +170,21 @@ class KeyStore:
         return KeyInfo(
             row.key_id, row.name, Role(row.role), row.created_at, row.created_by, row.revoked_at
         )
+
+
+API_KEY_HEADER = "X-API-Key"
+
+
+def request_key(request: Any) -> str | None:
+    """Return the API key a request carries (header or bearer token), if any."""
+    key = request.headers.get(API_KEY_HEADER)
+    if key:
+        return key
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+def principal_of(request: Any) -> Principal | None:
+    """Return the caller of the request's key when it is valid, else None (never raises)."""
+    key = request_key(request)
+    return request.app.state.keys.authenticate(key) if key else None

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from api.deps import principal_of
+from api.keys import principal_of
 
 router = APIRouter(tags=["health"])
 

@@ -269,10 +269,9 @@ def test_control_characters_in_the_url_are_422(client, as_role, url):
 def test_public_schemas_are_derived_from_the_service_records(client):
     import dataclasses
 
-    from workers.audit.reports import AuditInfo
-
     from api.routes.audits import AuditPublic
     from api.schemas.jobs import JobPublic
+    from workers.audit.requested import AuditInfo
     from workers.jobs.service import JobInfo
     from workers.jobs.states import JobState
 

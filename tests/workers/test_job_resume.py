@@ -11,6 +11,7 @@ import torch
 from jobs_helpers import job_settings, random_model_dir  # noqa: F401
 
 import editor.methods as registry
+import editor.methods.registry as method_registry
 from workers.jobs import get_job, submit_job
 from workers.jobs.lease import HOST
 from workers.jobs.runner import RunContext, execute_job
@@ -84,7 +85,7 @@ def test_a_stateful_method_resumes_to_the_uninterrupted_weights(models):
 def test_a_stateful_method_without_a_rebuilder_refuses_to_resume(models, monkeypatch):
     job_id, _ = _crash_after_two(models)
     without = dataclasses.replace(registry.get(RESUMABLE), rebuild=None)
-    monkeypatch.setitem(registry._REGISTRY, RESUMABLE, without)
+    monkeypatch.setitem(method_registry._REGISTRY, RESUMABLE, without)
     assert execute_job(job_id, RunContext.create(models)).status == "failed"
     info = get_job(job_id)
     assert "keeps state across batches and cannot resume" in info.message
