@@ -19,6 +19,10 @@ jobs_app = typer.Typer(help="Submit, watch, cancel and retry jobs.", no_args_is_
 models_app = typer.Typer(help="Registered models and their versions.", no_args_is_help=True)
 db_app = typer.Typer(help="The metadata database and the graph store.", no_args_is_help=True)
 
+IdemKey = Annotated[str | None, typer.Option(help="idempotency key")]
+Wait = Annotated[bool, typer.Option(help="show progress until the job finishes")]
+WaitTimeout = Annotated[float, typer.Option(help="seconds to wait with --wait")]
+
 
 def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
     """Call a workers entry point, turning its errors into a clean CLI failure."""
@@ -105,9 +109,9 @@ def jobs_submit(
             "keyed by method name; its fields replace the payload's `hparams`"
         ),
     ] = None,
-    key: Annotated[str | None, typer.Option(help="idempotency key")] = None,
-    wait: Annotated[bool, typer.Option(help="show progress until the job finishes")] = False,
-    timeout: Annotated[float, typer.Option(help="seconds to wait with --wait")] = 3600.0,
+    key: IdemKey = None,
+    wait: Wait = False,
+    timeout: WaitTimeout = 3600.0,
     as_json: AsJson = False,
 ) -> None:
     """Submit a batch of requests as one job."""
