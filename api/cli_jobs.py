@@ -3,7 +3,6 @@ over `workers.jobs` and `workers.ledger`."""
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -13,7 +12,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from api.cli_output import AsJson, console, errors, fail, print_json, result
+from api.cli_output import AsJson, console, errors, fail, print_json, read_json_file, result
 
 jobs_app = typer.Typer(help="Submit, watch, cancel and retry jobs.", no_args_is_help=True)
 models_app = typer.Typer(help="Registered models and their versions.", no_args_is_help=True)
@@ -115,12 +114,7 @@ def jobs_submit(
     as_json: AsJson = False,
 ) -> None:
     """Submit a batch of requests as one job."""
-    if not payload.is_file():
-        fail(f"no such file: {payload}")
-    try:
-        data = json.loads(payload.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        fail(f"{payload} is not valid JSON: {exc}")
+    data = read_json_file(payload)
     if hparams is not None:
         data = with_overrides_file(data, hparams)
     submit_and_report(job_payload(data), key, wait, timeout, as_json)
