@@ -20,6 +20,7 @@ from api.cli_output import (
     note,
     print_fields,
     print_json,
+    read_json_file,
 )
 from api.cli_requests import edit, unlearn
 from api.cli_server import keys_app, serve
@@ -348,10 +349,8 @@ def audit_show(
     """Print the summary of a saved report (and render it as HTML with --html)."""
     import jsonschema
 
-    if not report.is_file():
-        fail(f"no such file: {report}")
+    data = read_json_file(report, "a valid audit report")
     try:
-        data = json.loads(report.read_text(encoding="utf-8"))
         _finish_audit(data, None, html_out, strict=False, as_json=as_json)
     except (ValueError, jsonschema.ValidationError) as exc:
         fail(f"{report} is not a valid audit report: {str(exc).splitlines()[0]}")

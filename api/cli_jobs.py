@@ -3,7 +3,6 @@ over `workers.jobs` and `workers.ledger`."""
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -13,11 +12,15 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from api.cli_output import AsJson, console, errors, fail, print_json, result
+from api.cli_output import AsJson, console, errors, fail, print_json, read_json_file, result
 
 jobs_app = typer.Typer(help="Submit, watch, cancel and retry jobs.", no_args_is_help=True)
 models_app = typer.Typer(help="Registered models and their versions.", no_args_is_help=True)
 db_app = typer.Typer(help="The metadata database and the graph store.", no_args_is_help=True)
+
+IdemKey = Annotated[str | None, typer.Option(help="idempotency key")]
+Wait = Annotated[bool, typer.Option(help="show progress until the job finishes")]
+WaitTimeout = Annotated[float, typer.Option(help="seconds to wait with --wait")]
 
 
 def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -105,18 +108,13 @@ def jobs_submit(
             "keyed by method name; its fields replace the payload's `hparams`"
         ),
     ] = None,
-    key: Annotated[str | None, typer.Option(help="idempotency key")] = None,
-    wait: Annotated[bool, typer.Option(help="show progress until the job finishes")] = False,
-    timeout: Annotated[float, typer.Option(help="seconds to wait with --wait")] = 3600.0,
+    key: IdemKey = None,
+    wait: Wait = False,
+    timeout: WaitTimeout = 3600.0,
     as_json: AsJson = False,
 ) -> None:
     """Submit a batch of requests as one job."""
-    if not payload.is_file():
-        fail(f"no such file: {payload}")
-    try:
-        data = json.loads(payload.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        fail(f"{payload} is not valid JSON: {exc}")
+    data = read_json_file(payload)
     if hparams is not None:
         data = with_overrides_file(data, hparams)
     submit_and_report(job_payload(data), key, wait, timeout, as_json)

@@ -26,6 +26,16 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(2)
 
 
+def read_json_file(path: Path, what: str = "valid JSON") -> Any:
+    """Return the JSON document in `path`, or fail: no such file, or the file is not `what`."""
+    if not path.is_file():
+        fail(f"no such file: {path}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        fail(f"{path} is not {what}: {str(exc).splitlines()[0]}")
+
+
 def print_json(data: Any) -> None:
     """Print `data` as one JSON document on stdout (plain text: no colour, no wrapping)."""
     print(json.dumps(data, default=str, ensure_ascii=False))

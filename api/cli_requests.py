@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from api.cli_jobs import AsJson, submit_and_report
+from api.cli_jobs import AsJson, IdemKey, Wait, WaitTimeout, submit_and_report
 from workers.jobs.dispatch import default_method
 
 
@@ -19,20 +19,14 @@ def edit(
     method: Annotated[
         str | None, typer.Option(help="editing method [default: the registry's default]")
     ] = None,
-    key: Annotated[str | None, typer.Option(help="idempotency key")] = None,
-    wait: Annotated[bool, typer.Option(help="show progress until the job finishes")] = False,
-    timeout: Annotated[float, typer.Option(help="seconds to wait with --wait")] = 3600.0,
+    key: IdemKey = None,
+    wait: Wait = False,
+    timeout: WaitTimeout = 3600.0,
     as_json: AsJson = False,
 ) -> None:
     """Queue one fact edit on a model (a job of one request)."""
     request = {"subject": subject, "prompt": prompt, "target_new": new, "target_true": true}
-    spec = {
-        "model": model,
-        "method": method or default_method("edit"),
-        "kind": "edit",
-        "requests": [request],
-    }
-    submit_and_report(spec, key, wait, timeout, as_json)
+    _queue(model, "edit", method, request, key, wait, timeout, as_json)
 
 
 def unlearn(
@@ -43,17 +37,31 @@ def unlearn(
     method: Annotated[
         str | None, typer.Option(help="unlearning method [default: the registry's default]")
     ] = None,
-    key: Annotated[str | None, typer.Option(help="idempotency key")] = None,
-    wait: Annotated[bool, typer.Option(help="show progress until the job finishes")] = False,
-    timeout: Annotated[float, typer.Option(help="seconds to wait with --wait")] = 3600.0,
+    key: IdemKey = None,
+    wait: Wait = False,
+    timeout: WaitTimeout = 3600.0,
     as_json: AsJson = False,
 ) -> None:
     """Queue the unlearning of one concept on a model (a job of one request)."""
     request = {"concept": concept, "aliases": list(alias or []), "anchor": anchor}
+    _queue(model, "unlearn", method, request, key, wait, timeout, as_json)
+
+
+def _queue(
+    model: str,
+    kind: str,
+    method: str | None,
+    request: dict[str, Any],
+    key: str | None,
+    wait: bool,
+    timeout: float,
+    as_json: bool,
+) -> None:
+    """Submit a job of one `kind` request on `model` (default method unless named)."""
     spec = {
         "model": model,
-        "method": method or default_method("unlearn"),
-        "kind": "unlearn",
+        "method": method or default_method(kind),
+        "kind": kind,
         "requests": [request],
     }
     submit_and_report(spec, key, wait, timeout, as_json)

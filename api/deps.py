@@ -72,5 +72,7 @@ def roles(*allowed: Role, openapi_extra: dict[str, Any] | None = None) -> dict[s
 
 
 CallerDep = Annotated[Principal, Depends(current_principal)]
+StoreDep = Annotated[Any, Depends(graph_store)]
+"""The app's graph store, as a route parameter."""
 
 READERS = (Role.CURATOR, Role.REVIEWER, Role.OPERATOR, Role.AUDITOR)

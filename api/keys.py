@@ -68,6 +68,10 @@ class KeyInfo:
     created_by: str
     revoked_at: datetime | None
 
+    def to_dict(self) -> dict[str, Any]:
+        """Return the record's fields (timestamps stay `datetime`)."""
+        return dict(self.__dict__)
+
 
 def _hash(secret: str) -> str:
     """Return the hex SHA-256 of a key's secret."""

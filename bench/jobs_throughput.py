@@ -49,10 +49,7 @@ def percentile(values: list[float], q: float) -> float:
 
 def prepare(root: Path, n_jobs: int) -> tuple[Path, str, list]:
     """Build the graph, the random model and the edit requests under `root`."""
-    import torch
-    import transformers as tf
-
-    from editor.knowledge.tokenizer import train_tokenizer
+    from editor.knowledge.random_gpt2 import save_random_gpt2
     from editor.prepare import corpus_statements
     from kg.importers.evoke import evoke_cases
     from kg.store import open_store
@@ -63,21 +60,7 @@ def prepare(root: Path, n_jobs: int) -> tuple[Path, str, list]:
     graph_url = f"sqlite:///{root / 'graph.sqlite'}"
     store = open_store(graph_url)
     build_evoke_graph(store, settings.evoke_main, settings.evoke_subj_spec, limit=120)
-    tok = train_tokenizer(corpus_statements(graph_facts(store)), 2000, bos=True)
-    torch.manual_seed(0)
-    config = tf.GPT2Config(
-        n_embd=32,
-        n_layer=2,
-        n_head=4,
-        n_positions=64,
-        vocab_size=len(tok),
-        bos_token_id=0,
-        eos_token_id=0,
-        initializer_range=0.2,
-    )
-    model_dir = root / "model"
-    tf.GPT2LMHeadModel(config).save_pretrained(model_dir, safe_serialization=True)
-    tok.save_pretrained(model_dir)
+    model_dir = save_random_gpt2(root / "model", corpus_statements(graph_facts(store)), 2000)
     cases = evoke_cases(settings.evoke_main, settings.evoke_subj_spec, limit=120)
     if len(cases) < n_jobs:
         raise SystemExit(f"only {len(cases)} EVOKE cases for {n_jobs} jobs")

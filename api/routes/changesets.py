@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi import APIRouter, Query, Request, status
 
-from api.deps import READERS, CallerDep, graph_store, roles
+from api.deps import READERS, CallerDep, StoreDep, roles
 from api.errors import ApiError
 from api.keys import Role
 from api.schemas.changesets import (
@@ -31,7 +31,6 @@ from kg.types import ChangeSetState
 from workers.jobs.from_plan import submit_plan
 
 router = APIRouter(prefix="/v1/changesets", tags=["change sets"])
-StoreDep = Annotated[Any, Depends(graph_store)]
 
 
 def plan_summary(result: Plan) -> dict[str, Any]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, status
+from fastapi import APIRouter, Path, Query, status
 
-from api.deps import READERS, CallerDep, graph_store, roles
+from api.deps import READERS, CallerDep, StoreDep, roles
 from api.keys import Role
 from api.schemas.common import MAX_DB_ID, Page, page_of
 from api.schemas.graph import (
@@ -27,7 +27,6 @@ from api.schemas.graph import (
 from kg.types import Concept, Entity, Fact, Relation, RelationTemplates
 
 router = APIRouter(prefix="/v1/graph", tags=["graph"])
-StoreDep = Annotated[Any, Depends(graph_store)]
 Limit = Annotated[int, Query(ge=1, le=500, description="page size")]
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]
 MAX_NEIGHBOURHOOD_NODES = 500

@@ -6,12 +6,12 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, status
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from api.deps import CallerDep, key_store, roles
 from api.errors import ApiError
 from api.keys import KeyInfo, KeyStore, LastAdminError, Role, UnknownKeyError
-from api.schemas.common import Strict
+from api.schemas.common import Strict, derive_public
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"])
 KeysDep = Annotated[KeyStore, Depends(key_store)]
@@ -25,20 +25,10 @@ class KeyCreate(Strict):
     role: Role
 
 
-class KeyPublic(BaseModel):
-    """A key's record (never its secret)."""
-
-    key_id: str
-    name: str
-    role: Role
-    created_at: datetime
-    created_by: str
-    revoked_at: datetime | None
-
-    @classmethod
-    def of(cls, info: KeyInfo) -> KeyPublic:
-        """Return the public view of a key record."""
-        return cls(**info.__dict__)
+KeyPublic = derive_public(
+    "KeyPublic", KeyInfo, types={"created_at": datetime, "revoked_at": datetime | None}
+)
+"""A key's record (never its secret)."""
 
 
 class KeyCreated(KeyPublic):

@@ -19,18 +19,6 @@ router = APIRouter(prefix="/v1/models", tags=["models"])
 READ = (Role.OPERATOR, Role.AUDITOR)
 
 
-def _model(info: Any) -> ModelPublic:
-    """Return the public view of a `ModelInfo`."""
-    data = info.to_dict()
-    return ModelPublic(**{k: v for k, v in data.items() if k in ModelPublic.model_fields})
-
-
-def _version(info: Any) -> VersionPublic:
-    """Return the public view of a `VersionInfo`."""
-    data = info.to_dict()
-    return VersionPublic(**{k: v for k, v in data.items() if k in VersionPublic.model_fields})
-
-
 @router.post("", status_code=status.HTTP_201_CREATED, **roles(Role.OPERATOR))
 def register(body: ModelCreate, request: Request, _: CallerDep) -> ModelPublic:
     """Register a local model directory: it must exist and hold config.json and safetensors."""
@@ -56,26 +44,26 @@ def register(body: ModelCreate, request: Request, _: CallerDep) -> ModelPublic:
             [{"loc": ["body", "graph_url"]}],
         )
     info = registry.register_model(body.name, path, graph_url=body.graph_url, settings=settings)
-    return _model(info)
+    return ModelPublic.of(info)
 
 
 @router.get("", **roles(*READ))
 def list_models(request: Request) -> list[ModelPublic]:
     """List registered models."""
-    return [_model(m) for m in registry.list_models(settings=request.app.state.settings)]
+    return [ModelPublic.of(m) for m in registry.list_models(settings=request.app.state.settings)]
 
 
 @router.get("/{name}", **roles(*READ))
 def get_model(name: str, request: Request) -> ModelPublic:
     """Return one registered model."""
-    return _model(registry.get_model(name, settings=request.app.state.settings))
+    return ModelPublic.of(registry.get_model(name, settings=request.app.state.settings))
 
 
 @router.get("/{name}/versions", **roles(*READ))
 def list_versions(name: str, request: Request) -> list[VersionPublic]:
     """List a model's versions, oldest first, marking the head and its chain."""
     infos = versions.list_versions(name, settings=request.app.state.settings)
-    return [_version(v) for v in infos]
+    return [VersionPublic.of(v) for v in infos]
 
 
 @router.get("/{name}/diff", **roles(*READ))
@@ -99,7 +87,9 @@ def diff(
 @router.post("/{name}/rollback", **roles(Role.OPERATOR))
 def rollback(name: str, body: RollbackBody, request: Request) -> VersionPublic:
     """Make an earlier version on the head's chain the head again."""
-    return _version(versions.rollback(name, body.version_id, settings=request.app.state.settings))
+    return VersionPublic.of(
+        versions.rollback(name, body.version_id, settings=request.app.state.settings)
+    )
 
 
 @router.post("/{name}/export", **roles(Role.OPERATOR))

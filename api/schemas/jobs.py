@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 
 from api.schemas.common import (
     NAME_PATTERN,
@@ -23,6 +23,8 @@ from api.schemas.requests import EditRequestIn, ProbeIn, UnlearnRequestIn
 from workers.jobs.codec import to_plain
 from workers.jobs.service import JobInfo
 from workers.jobs.states import JobState
+from workers.ledger.registry import ModelInfo
+from workers.ledger.versions import VersionInfo
 
 ModelName = Field(..., min_length=1, max_length=64, pattern=NAME_PATTERN)
 
@@ -95,35 +97,16 @@ class ModelCreate(Strict):
     graph_url: SafeId | None = Field(None, max_length=4096)
 
 
-class ModelPublic(BaseModel):
-    """A registered model."""
+ModelPublic = derive_public("ModelPublic", ModelInfo, exclude=frozenset({"meta"}))
+"""A registered model (the fields of `ModelInfo` but its metadata)."""
 
-    name: str
-    path: str
-    weights_sha256: str
-    head_version_id: int | None
-    n_versions: int
-    graph_url: str | None
-    created_at: str
-
-
-class VersionPublic(BaseModel):
-    """One version of a model (its parent plus one delta)."""
-
-    id: int
-    model: str
-    parent_id: int | None
-    depth: int
-    checksum: str
-    status: str
-    method: str | None
-    request_ids: list[str]
-    norm: float | None
-    params: list[str]
-    job_id: str | None
-    created_at: str
-    is_head: bool
-    on_head_chain: bool
+VersionPublic = derive_public(
+    "VersionPublic",
+    VersionInfo,
+    exclude=frozenset({"step"}),
+    types={"request_ids": list[str], "params": list[str]},
+)
+"""One version of a model: its parent plus one delta (the fields of `VersionInfo`)."""
 
 
 class RollbackBody(Strict):

@@ -25,6 +25,7 @@ from editor.errors import EditorError
 from editor.hooks import capture_input, capture_output
 from editor.methods.common import (
     StatsSource,
+    check_layers,
     check_width,
     hparams_context_templates,
     moment_for,
@@ -171,8 +172,7 @@ def apply_rome(
         raise EditorError("ROME with mom2_adjustment needs a second moment (editor.stats)")
     spec = spec or arch_spec(model)
     layer = hparams.layer
-    if not 0 <= layer < spec.n_layers(model.config):
-        raise EditorError(f"layer {layer} out of range for {spec.n_layers(model.config)} layers")
+    check_layers(spec, model, (layer,))
     timings: dict[str, float] = {}
 
     with timed(timings, "context"):

@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import torch
 
 from workers.settings import Settings, get_settings
 
@@ -28,26 +27,9 @@ CORPUS = [
 
 def save_random_gpt2(path: Path, seed: int = 0, hidden: int = 32) -> Path:
     """Save a random 2-layer GPT-2 with a BPE tokenizer trained on `CORPUS` as an HF dir."""
-    import transformers as tf
+    from editor.knowledge.random_gpt2 import save_random_gpt2 as save
 
-    from editor.knowledge.tokenizer import train_tokenizer
-
-    tok = train_tokenizer(CORPUS, 300, bos=True)
-    torch.manual_seed(seed)
-    config = tf.GPT2Config(
-        n_embd=hidden,
-        n_layer=2,
-        n_head=4,
-        n_positions=64,
-        vocab_size=len(tok),
-        bos_token_id=0,
-        eos_token_id=0,
-        initializer_range=0.2,
-    )
-    model = tf.GPT2LMHeadModel(config)
-    model.save_pretrained(path, safe_serialization=True)
-    tok.save_pretrained(path)
-    return path
+    return save(path, CORPUS, 300, seed=seed, hidden=hidden)
 
 
 def make_settings(root: Path, **overrides) -> Settings:

@@ -8,15 +8,16 @@ import pytest
 from jobs_helpers import job_settings  # noqa: F401
 from sqlalchemy import select
 
-from workers.db import JobRow, JobTransitionRow, ModelRow, get_database, utcnow
+from workers.db import JobRow, JobTransitionRow, ModelRow, get_database
 from workers.errors import InvalidTransitionError
+from workers.jobs.service import add_queued_job
+from workers.jobs.spec import JobSpec
 from workers.jobs.states import (
     ALLOWED,
     TERMINAL,
     JobState,
     check_transition,
     parse_state,
-    record_creation,
     transition,
 )
 
@@ -28,24 +29,8 @@ def _new_job(session) -> JobRow:
     if session.get(ModelRow, "m") is None:
         session.add(ModelRow(name="m", path="/x", weights_sha256="0" * 64, param_hashes={}))
         session.flush()
-    now = utcnow()
-    job = JobRow(
-        id=str(uuid.uuid4()),
-        idempotency_key=str(uuid.uuid4()),
-        payload_sha256="0" * 64,
-        model_name="m",
-        kind="edit",
-        method="rome",
-        payload={"requests": []},
-        state=S.QUEUED.value,
-        result={},
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(job)
-    session.flush()
-    record_creation(session, job)
-    return job
+    spec = JobSpec(model="m", method="rome", requests=())
+    return add_queued_job(session, spec, str(uuid.uuid4()), {"requests": []}, "0" * 64)
 
 
 def test_the_happy_path_is_recorded_with_ordered_timestamps(job_settings):  # noqa: F811

@@ -278,27 +278,32 @@ def _insert(
             return None, existing
         if session.get(ModelRow, spec.model) is None:
             raise ModelNotFoundError(f"model {spec.model!r} is not registered; register it first")
-        now = _now()
-        row = JobRow(
-            id=str(uuid.uuid4()),
-            idempotency_key=key,
-            payload_sha256=digest,
-            model_name=spec.model,
-            kind=spec.kind,
-            method=spec.method,
-            payload=payload,
-            state=JobState.QUEUED.value,
-            progress=0.0,
-            message="queued",
-            steps_total=spec.steps,
-            result={},
-            created_at=now,
-            updated_at=now,
-        )
-        session.add(row)
-        session.flush()
-        record_creation(session, row)
-        return row, None
+        return add_queued_job(session, spec, key, payload, digest), None
+
+
+def add_queued_job(session: Any, spec: JobSpec, key: str, payload: dict, digest: str) -> JobRow:
+    """Insert a queued job row for `spec` (no checks) and its creation transition."""
+    now = _now()
+    row = JobRow(
+        id=str(uuid.uuid4()),
+        idempotency_key=key,
+        payload_sha256=digest,
+        model_name=spec.model,
+        kind=spec.kind,
+        method=spec.method,
+        payload=payload,
+        state=JobState.QUEUED.value,
+        progress=0.0,
+        message="queued",
+        steps_total=spec.steps,
+        result={},
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(row)
+    session.flush()
+    record_creation(session, row)
+    return row
 
 
 def _existing(row: JobRow, digest: str, settings: Settings | None, enqueue: bool) -> bool:
