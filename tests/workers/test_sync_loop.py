@@ -7,6 +7,7 @@ The chain tests run each queued job in this process exactly as the worker's task
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import sys
 import uuid
@@ -15,11 +16,13 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from jobs_helpers import WorkerProcess, make_settings
+from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
 from e2e_flow import TERMINAL, known_edit, poll
 
 from api.app import create_app
+from api.cli import app as cli
 from api.keys import KeyStore, Role
 from editor.probe_scoring import score_probes
 from kg.agreement import Scope
@@ -171,6 +174,13 @@ def test_agreement_is_stored_incremental_and_matches_the_audit_scorer(sync_env):
         assert r.status_code == 200 and r.json()["jobs"] == []
         after = client.get(f"/v1/models/{model}/agreement", headers=key[Role.AUDITOR]).json()
     assert after["scored"] == 1 and after["graph_version"] == first.graph_version + 1
+    # the command line says the same as the API (from the stored answers)
+    run = CliRunner().invoke(cli, ["sync", "status", "--model", model, "--json"])
+    assert run.exit_code == 0, run.output
+    said = json.loads(run.stdout)
+    fields = ("graph_version", "model_version", "facts", "agrees", "contradicts", "unknown")
+    assert {k: said[k] for k in fields} == {k: after[k] for k in fields}
+    assert said["scored"] == 0
     cli_view = checker.check(model, scope=Scope(change_set=cs["id"]))
     (verdict,) = cli_view.verdicts
     assert verdict.object == new and verdict.status in ("contradicts", "unknown")
