@@ -38,7 +38,7 @@ def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
 
 def worker(
     model: Annotated[
-        list[str] | None, typer.Option(help="serve this model's queue (repeat; default: all)")
+        list[str] | None, typer.Option(help="serve this model's queue (repeat; default: all, also those registered later)")
     ] = None,
     pool: Annotated[str, typer.Option(help="prefork (a child runs the jobs) or solo")] = "prefork",
     loglevel: Annotated[str, typer.Option(help="Celery log level")] = "info",
@@ -50,14 +50,18 @@ def worker(
     if pool not in {"prefork", "solo"}:
         fail(f"--pool must be prefork or solo, not {pool!r}")
     names = model or [m.name for m in _call(list_models)]
-    if not names:
-        fail("no registered models; run `kgedit models register NAME PATH` first")
+    from workers.queue_refresh import enable_queue_refresh
     from workers.tasks import app as celery_app
 
+    refresh = not model and enable_queue_refresh(celery_app)
+    if not names and not refresh:
+        fail("no registered models; run `kgedit models register NAME PATH` first")
+    if not names:
+        errors.print("no registered models yet: serving each one as it is registered")
+    queues = ["--queues", ",".join(queue_name(n) for n in names)] if names else []
     argv = [
         "worker",
-        "--queues",
-        ",".join(queue_name(n) for n in names),
+        *queues,
         "--concurrency",
         "1",
         "--pool",
