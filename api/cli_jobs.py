@@ -38,7 +38,10 @@ def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
 
 def worker(
     model: Annotated[
-        list[str] | None, typer.Option(help="serve this model's queue (repeat; default: all, also those registered later)")
+        list[str] | None,
+        typer.Option(
+            help="serve this model's queue (repeat; default: all, also those registered later)"
+        ),
     ] = None,
     pool: Annotated[str, typer.Option(help="prefork (a child runs the jobs) or solo")] = "prefork",
     loglevel: Annotated[str, typer.Option(help="Celery log level")] = "info",
