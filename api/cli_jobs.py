@@ -181,8 +181,23 @@ def jobs_show(job_id: str, as_json: AsJson = False) -> None:
         f"job {info.id} on {info.model} ({info.method}): [bold]{info.state}[/] "
         f"{info.progress:.0%} {info.message}"
     )
+    for _, model, waited in _call(unclaimed_job, info.id):
+        errors.print(
+            f"[yellow]queued {waited:.0f} s ago and no worker has claimed it:[/] is a worker "
+            f"serving {model} running? (`kgedit worker` serves every registered model)"
+        )
     for t in info.transitions:
         console.print(f"  {t.at.isoformat()}  {t.from_state or '-'} → {t.to_state}  {t.message}")
+
+
+def unclaimed_job(job_id: str) -> list[tuple[str, str, float]]:
+    """Return the job as (id, model, seconds) when no worker took it within a lease."""
+    from workers.db import get_database
+    from workers.jobs.lease import unclaimed
+    from workers.settings import get_settings
+
+    settings = get_settings()
+    return unclaimed(get_database(settings.metadata_db_url), settings.job_lease_seconds, job_id)
 
 
 @jobs_app.command("list")
