@@ -20,6 +20,7 @@ from api.routes import audits, changesets, graph, health, jobs, keys, models
 from api.schemas.common import ERROR_RESPONSES
 from api.url_guard import UrlGuardMiddleware
 from workers.settings import Settings, get_settings
+from workers.sync.agreement import AgreementChecker
 
 API_VERSION = "0.1.0"
 UPLOAD_PATHS = ("/v1/jobs/upload",)
@@ -92,6 +93,7 @@ def create_app(
     app.state.settings = settings
     app.state.store = store if store is not None else _open_graph_store(settings)
     app.state.keys = key_store or KeyStore(settings.metadata_db_url)
+    app.state.agreement = AgreementChecker(settings)
     app.state.readiness_checks = {
         "database": _db_check(app.state.keys),
         "graph": _graph_check(app.state.store),

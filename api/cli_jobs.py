@@ -254,14 +254,33 @@ def models_register(
     name: str,
     path: Path,
     graph: Annotated[str | None, typer.Option(help="graph whose facts feed the statistics")] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", help="follow the graph: every approval plans on it")
+    ] = False,
     as_json: AsJson = False,
 ) -> None:
     """Register a local HF model directory (weights hashed, version 0 created)."""
     from workers.ledger import register_model
 
-    info = _call(register_model, name, path, graph_url=graph)
+    info = _call(register_model, name, path, graph_url=graph, follow=follow or None)
     line = f"model {info.name}: {info.path} (weights {info.weights_sha256[:16]}…)"
+    if info.follows_graph:
+        line += "; follows the graph"
     result(info.to_dict(), as_json, line)
+
+
+@models_app.command("follow")
+def models_follow(
+    name: str,
+    stop: Annotated[bool, typer.Option("--stop", help="stop following the graph")] = False,
+    as_json: AsJson = False,
+) -> None:
+    """Make a registered model follow the graph (every approved change set is planned on it)."""
+    from workers.sync.loop import set_following
+
+    following = _call(set_following, name, not stop)
+    line = f"model {name} {'follows' if following else 'no longer follows'} the graph"
+    result({"model": name, "follows_graph": following}, as_json, line)
 
 
 @models_app.command("list")

@@ -78,6 +78,17 @@ class Settings(BaseSettings):
     job_max_retries: int = Field(5, ge=0, description="automatic retries of transient errors")
     job_retry_backoff_max: float = Field(600.0, gt=0, description="cap of the retry backoff (s)")
     auto_migrate: bool = Field(True, description="upgrade the metadata schema on first use")
+
+    # -- the sync loop ----------------------------------------------------------------------
+    sync_edit_chain: list[str] = Field(
+        default_factory=list,
+        description="edit methods tried in order when a gate rolls an attempt back, each "
+        "`method` or `method@field=value@...` (default: the registry's chain)",
+    )
+    sync_unlearn_chain: list[str] = Field(
+        default_factory=list,
+        description="unlearning methods tried in order, as for `sync_edit_chain`",
+    )
     log_level: str = Field(
         "WARNING",
         pattern="(?i)^(debug|info|warning|error)$",

@@ -19,6 +19,7 @@ from workers.db import get_database, reset_databases
 from workers.jobs.lease import mark_enqueued, orphans, unclaimed
 from workers.jobs.runner import RunContext, backoff_seconds, execute_job
 from workers.settings import Settings, get_settings
+from workers.sync.loop import RETRY_STATES, after_job
 
 log = logging.getLogger(__name__)
 app = get_app()
@@ -53,6 +54,11 @@ def run_job(self: Any, job_id: str) -> dict[str, str]:
         raise self.retry(exc=exc, countdown=delay) from exc
     if outcome.status == "retry":
         raise self.retry(countdown=outcome.countdown)
+    if outcome.status in RETRY_STATES:
+        try:
+            after_job(job_id, settings=settings)
+        except Exception:  # the job's own outcome stands; `replan` can try again
+            log.exception("job %s: could not submit the sync loop's next attempt", job_id)
     return {"job_id": job_id, "status": outcome.status, "detail": outcome.detail}
 
 

@@ -32,11 +32,15 @@ class OperationsUpdate(Strict):
 
 
 class ReviewBody(Strict):
-    """A reviewer's decision; an approval plans the change and queues jobs on `model`."""
+    """A reviewer's decision; an approval plans the change and queues its jobs on every model
+    that follows the graph (or on `model`); `graph_only` approves with no model change."""
 
     decision: Literal["approve", "reject"]
     comment: str = Field("", max_length=2000)
-    model: str | None = Field(None, max_length=64, description="registered model to bring in line")
+    model: str | None = Field(
+        None, max_length=64, description="registered model to bring in line (default: followers)"
+    )
+    graph_only: bool = Field(False, description="approve the graph change alone, queue nothing")
     edit_method: str | None = Field(
         None, min_length=1, max_length=64, description="default: the registry's edit method"
     )
@@ -57,9 +61,14 @@ class ChangeSetPublic(BaseModel):
     graph_version: int | None
     reviewer: str | None
     review_note: str
+    models: list[dict[str, Any]] | None = Field(
+        None,
+        description="per model: the change's state in it (queued, applied, verified, "
+        "unverified, cancelled, failed_in_model) with every attempt's job, version and gate",
+    )
 
     @classmethod
-    def of(cls, cs: ChangeSet) -> ChangeSetPublic:
+    def of(cls, cs: ChangeSet, models: list[dict[str, Any]] | None = None) -> ChangeSetPublic:
         """Return the public view of a change set."""
         return cls(
             id=cs.id,
@@ -74,7 +83,16 @@ class ChangeSetPublic(BaseModel):
             graph_version=cs.graph_version,
             reviewer=cs.reviewer,
             review_note=cs.review_note,
+            models=models,
         )
+
+
+class ReplanBody(Strict):
+    """Plan an approved change set again on one model (default: every following model)."""
+
+    model: str | None = Field(None, max_length=64)
+    edit_method: str | None = Field(None, min_length=1, max_length=64)
+    unlearn_method: str | None = Field(None, min_length=1, max_length=64)
 
 
 class ReviewPublic(BaseModel):
