@@ -62,6 +62,12 @@ class Settings(BaseSettings):
     broker_visibility_timeout: int = Field(
         12 * 3600, gt=0, description="Redis: seconds before an unacked message is redelivered"
     )
+    worker_refresh_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="seconds between a worker's reads of the registered models, to serve new "
+        "ones without a restart (`kgedit worker` without --model; 0: off)",
+    )
     ledger_dir: Path | None = Field(None, description="delta files of the model-version ledger")
     warm_models_max_bytes: int | None = Field(
         None, gt=0, description="memory bound of the worker's warm models (default: RAM / 4)"
