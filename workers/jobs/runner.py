@@ -317,7 +317,9 @@ class _Run:
             finally:
                 store.close()
             stored = to_plain(probes)
-            self._save_result(derived_probes=stored)
+            unplaced = sorted({p.meta["change"] for p in probes if p.meta.get("placed") == "no"})
+            note = {"locality_unchecked": unplaced} if unplaced else {}
+            self._save_result(derived_probes=stored, **note)
         probes = tuple(from_plain(Probe, p, "derived_probes") for p in stored)
         return dataclasses.replace(spec, probes=probes)
 
