@@ -15,6 +15,7 @@ from types import SimpleNamespace
 import pytest
 from jobs_helpers import (  # noqa: F401
     WorkerProcess,
+    checked,
     edit_payload,
     job_settings,
     random_model_dir,
@@ -77,7 +78,7 @@ def test_a_model_registered_after_start_is_served(refresh_settings, random_model
         name = f"late-{uuid.uuid4().hex[:8]}"  # a fresh queue, whatever an earlier run left
         register_model(name, random_model_dir)
         edit = [("Ada Lovelace", "{} was born in", "Tokyo")]
-        job = submit_job(edit_payload(name, edit, method="ft"))
+        job = submit_job(checked(edit_payload(name, edit, method="ft")))
         wait_for(lambda: get_job(job.id).done, 240, f"job {job.id} to finish (log: {log})")
         info = get_job(job.id)
         assert info.state == "succeeded", (info.state, info.error)
