@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request, Response
 from sqlalchemy import text
 from starlette.routing import Match
 
+from api.console import install_console
 from api.docs_pages import install_docs
 from api.errors import ApiError, install_error_handlers
 from api.keys import KeyStore
@@ -114,4 +115,5 @@ def create_app(
     app.add_api_route("/{path:path}", _options(app), methods=["OPTIONS"], include_in_schema=False)
     for module in (keys, graph, changesets, jobs, models, audits):
         app.include_router(module.router, responses=ERROR_RESPONSES)
+    install_console(app)
     return app

@@ -5,38 +5,46 @@ lets the same key do."""
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Request
 from fastapi.routing import APIRoute
 
 from api.errors import ApiError, error_of
 from api.keys import Principal, Role
 
+_ROLES: dict[Callable[..., Any], tuple[Role, ...]] = {}
 
-def route_roles(app: FastAPI, endpoint: Callable[..., Any]) -> tuple[Role, ...]:
-    """Return the roles the API route served by `endpoint` admits."""
-    cache = app.state.__dict__.setdefault("_console_roles", {})
-    if endpoint not in cache:
-        found = [r for r in app.routes if isinstance(r, APIRoute) and r.endpoint is endpoint]
+
+def route_roles(endpoint: Callable[..., Any]) -> tuple[Role, ...]:
+    """Return the roles the API route served by `endpoint` admits (read from the `router` of
+    the endpoint's module, where `api.deps.roles` wrote them)."""
+    if endpoint not in _ROLES:
+        router = getattr(sys.modules[endpoint.__module__], "router", None)
+        found = [
+            r
+            for r in getattr(router, "routes", ())
+            if isinstance(r, APIRoute) and r.endpoint is endpoint
+        ]
         if not found:
             raise LookupError(f"{endpoint.__qualname__} serves no API route")
         declared = (found[0].openapi_extra or {}).get("x-required-roles", [])
-        cache[endpoint] = tuple(Role(r) for r in declared)
-    return cache[endpoint]
+        _ROLES[endpoint] = tuple(Role(r) for r in declared)
+    return _ROLES[endpoint]
 
 
 def may(request: Request, principal: Principal, endpoint: Callable[..., Any]) -> bool:
     """Return whether the caller's role may use the API route served by `endpoint`."""
-    return principal.role in route_roles(request.app, endpoint)
+    return principal.role in route_roles(endpoint)
 
 
 def call(request: Request, principal: Principal, endpoint: Callable[..., Any], **given: Any) -> Any:
     """Call an API route function as `principal` would through HTTP: 403 for a role the
     route does not admit; the route's dependencies (request, store, caller) filled in; its
     errors mapped to the API's `ApiError`."""
-    allowed = route_roles(request.app, endpoint)
+    allowed = route_roles(endpoint)
     if principal.role not in allowed:
         names = ", ".join(r.value for r in allowed)
         raise ApiError(403, f"role {principal.role.value!r} may not do this (needs: {names})")

@@ -133,7 +133,7 @@ def start_session(request: Request, response: Response, principal: Principal) ->
         "exp": int(time.time()) + age,
     }
     _set_cookie(request, response, SESSION_COOKIE, sign(_secret(request), "session", payload), age)
-    response.delete_cookie(LOGIN_COOKIE, path=COOKIE_PATH)
+    response.delete_cookie(LOGIN_COOKIE, path=COOKIE_PATH, httponly=True, samesite="strict")
 
 
 def end_session(response: Response) -> None:
