@@ -8,7 +8,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from workers.errors import DataSetMissingError
@@ -41,6 +41,14 @@ class Settings(BaseSettings):
     api_max_upload_bytes: int = Field(16 << 20, description="largest JSONL upload (413 above)")
     api_max_upload_lines: int = Field(10_000, description="most lines in one JSONL upload")
     api_page_max: int = Field(500, description="largest page a list route returns")
+    console_secret: SecretStr | None = Field(
+        None,
+        description="key that signs the console's session cookies (default: a random key kept "
+        "in var_dir/console-secret)",
+    )
+    console_session_minutes: int = Field(
+        480, ge=1, le=7 * 24 * 60, description="how long a console sign-in lasts"
+    )
     graph_urls: list[str] = Field(
         default_factory=list,
         description="graph store URLs a model may follow (besides the configured graph store)",

@@ -28,6 +28,7 @@ from api.schemas.changesets import (
     ReplanBody,
     ReviewBody,
     ReviewPublic,
+    operation_dicts,
 )
 from api.schemas.common import Page, page_of
 from kg import curation
@@ -71,7 +72,7 @@ def plan_summary(result: Plan) -> dict[str, Any]:
 @router.post("", status_code=status.HTTP_201_CREATED, **roles(Role.CURATOR))
 def create_change_set(body: ChangeSetCreate, store: StoreDep, caller: CallerDep) -> ChangeSetPublic:
     """Create a draft change set (its operations are checked against the graph now)."""
-    ops = [op.model_dump() for op in body.operations]
+    ops = operation_dicts(body.operations)
     return ChangeSetPublic.of(curation.create_change_set(store, caller.actor, body.reason, ops))
 
 
@@ -106,7 +107,7 @@ def update_operations(
 ) -> ChangeSetPublic:
     """Replace the operations of a draft (its author only)."""
     _own_draft(store, change_set_id, caller)
-    ops = [op.model_dump() for op in body.operations]
+    ops = operation_dicts(body.operations)
     return ChangeSetPublic.of(curation.update_draft(store, change_set_id, ops, caller.actor))
 
 

@@ -29,6 +29,7 @@ from kg.agreement import Scope
 from kg.probes import sample_probes
 from kg.store import open_store
 from workers.db import reset_databases
+from workers.jobs.dispatch import default_chain
 from workers.jobs.runner import RunContext, execute_job
 from workers.jobs.service import list_jobs
 from workers.ledger import load_version, register_model
@@ -214,7 +215,9 @@ def test_approval_on_a_following_model_ends_verified_and_agrees(sync_env):
 
 
 def test_a_failed_gate_brings_the_next_method_of_the_chain(sync_env):
-    settings = sync_env["setup"](sync_edit_chain=["rome@v_lr=0", "rome"])
+    # a first step that cannot move the model (a zero learning rate), then the default chain
+    chain = ["rome@v_lr=0", *default_chain("edit")]
+    settings = sync_env["setup"](sync_edit_chain=chain)
     store, model, key = sync_env["store"], sync_env["model"], sync_env["key"]
     with TestClient(create_app(settings, store=store)) as client:
         cs_id = _approve(client, key, sync_env["edit"])
@@ -223,8 +226,10 @@ def test_a_failed_gate_brings_the_next_method_of_the_chain(sync_env):
             "models"
         ]
         (batch,) = state["batches"]
-        assert [a["job_state"] for a in batch["attempts"]] == ["rolled_back", "succeeded"]
-        assert state["state"] == "verified"
+        states = [a["job_state"] for a in batch["attempts"]]
+        assert states[0] == "rolled_back" and states[-1] == "succeeded", batch["attempts"]
+        assert set(states[:-1]) == {"rolled_back"} and state["state"] == "verified"
+        assert batch["attempts"][0]["gate"]["groups"]["rewrite"]["after"] < 0.9
         (verdict,) = _fact_verdict(client, key, model, cs_id)
         assert verdict["status"] == "agrees"
 
