@@ -268,6 +268,7 @@ class SyncAttemptRow(Base):
     kind: Mapped[str] = mapped_column(String(16))
     attempt: Mapped[int] = mapped_column(Integer)
     method: Mapped[str] = mapped_column(String(NAME_LEN))
+    chain: Mapped[list[str]] = mapped_column(_JSON, default=list)  # the steps, as labels
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

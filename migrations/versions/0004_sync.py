@@ -58,6 +58,7 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(16), nullable=False),
         sa.Column("attempt", sa.Integer(), nullable=False),
         sa.Column("method", sa.String(64), nullable=False),
+        sa.Column("chain", _JSON, nullable=False),
         sa.Column(
             "job_id", sa.String(36), sa.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False
         ),

@@ -148,12 +148,14 @@ def check_targets(
     return targets
 
 
-def _specs(result: Plan, model: str, methods: dict[str, str | None], settings: Settings) -> list:
-    """Return the first attempt's job payload of every batch of a plan on one model."""
+def _specs(
+    result: Plan, model: str, methods: dict[str, str | None], settings: Settings
+) -> list[tuple[list[Step], dict[str, Any]]]:
+    """Return each batch's method chain and its first attempt's job payload on one model."""
     out = []
     for batch in result.batches:
-        step = method_chain(batch.kind, methods.get(batch.kind), settings)[0]
-        out.append(_payload(batch.kind, model, step, batch.requests))
+        chain = method_chain(batch.kind, methods.get(batch.kind), settings)
+        out.append((chain, _payload(batch.kind, model, chain[0], batch.requests)))
     return out
 
 
@@ -188,7 +190,7 @@ def preview(
     )
     result = plan(store, [as_approved])
     for model in targets:
-        for payload in _specs(result, model, methods, settings):
+        for _, payload in _specs(result, model, methods, settings):
             check_job(payload)
     return result
 
@@ -203,7 +205,7 @@ def _record(
     batch: int,
     kind: str,
     attempt: int,
-    method: str,
+    chain: Sequence[Step],
     settings: Settings,
 ) -> None:
     """Link a job to its change set, plan, batch and attempt (once)."""
@@ -224,7 +226,8 @@ def _record(
                     batch_index=batch,
                     kind=kind,
                     attempt=attempt,
-                    method=method,
+                    method=chain[attempt].method,
+                    chain=[step.label for step in chain],
                     job_id=job.id,
                     created_at=utcnow(),
                 )
@@ -245,7 +248,7 @@ def submit_plan_attempts(
     settings = settings or get_settings()
     plan_key = plan_key or f"cs:{change_set_id}:{model}:{result.graph_version}"
     jobs, errors = [], []
-    for batch, payload in zip(
+    for batch, (chain, payload) in zip(
         result.batches, _specs(result, model, methods, settings), strict=True
     ):
         try:
@@ -258,9 +261,7 @@ def submit_plan_attempts(
         except WorkersError as exc:
             errors.append({"model": model, "batch": batch.index, "error": str(exc)})
             continue
-        _record(
-            job, change_set_id, plan_key, batch.index, batch.kind, 0, payload["method"], settings
-        )
+        _record(job, change_set_id, plan_key, batch.index, batch.kind, 0, chain, settings)
         jobs.append(job)
     return jobs, errors
 
@@ -279,17 +280,9 @@ def after_job(
         if link is None or row is None or row.state not in RETRY_STATES:
             return None
         payload, result = dict(row.payload), dict(row.result or {})
-        link_data = (link.change_set_id, link.plan_key, link.batch_index, link.kind, link.attempt)
-        first = session.scalars(
-            select(SyncAttemptRow).where(
-                SyncAttemptRow.plan_key == link.plan_key,
-                SyncAttemptRow.batch_index == link.batch_index,
-                SyncAttemptRow.attempt == 0,
-            )
-        ).first()
-        first_method = first.method if first is not None else link.method
-    change_set_id, plan_key, batch, kind, attempt = link_data
-    chain = method_chain(kind, first_method, settings)
+        change_set_id, plan_key, batch = link.change_set_id, link.plan_key, link.batch_index
+        kind, attempt, labels = link.kind, link.attempt, list(link.chain)
+    chain = [parse_step(label, kind) for label in labels]
     if attempt + 1 >= len(chain):
         log.warning("sync %s batch %d: every method of the chain failed", plan_key, batch)
         return None
@@ -308,7 +301,7 @@ def after_job(
         settings=settings,
         enqueue=enqueue,
     )
-    _record(job, change_set_id, plan_key, batch, kind, attempt + 1, step.method, settings)
+    _record(job, change_set_id, plan_key, batch, kind, attempt + 1, chain, settings)
     log.info("sync %s batch %d: attempt %d with %s", plan_key, batch, attempt + 1, step.label)
     return job
 
@@ -359,6 +352,10 @@ def change_set_status(
                 "kind": link.kind,
                 "attempt": link.attempt,
                 "method": link.method,
+                "step": (link.chain or [link.method])[link.attempt]
+                if link.attempt < len(link.chain or [])
+                else link.method,
+                "chain_length": len(link.chain or []),
                 "job_id": job.id,
                 "job_state": job.state,
                 "version_id": job.result_version_id,
@@ -377,10 +374,7 @@ def change_set_status(
         for index in sorted({r["batch"] for r in current}):
             attempts = [r for r in current if r["batch"] == index]
             first = attempts[0]
-            try:
-                length = len(method_chain(first["kind"], first["method"], settings))
-            except InvalidInputError:
-                length = len(attempts)
+            length = first["chain_length"] or len(attempts)
             batches.append(
                 {
                     "batch": index,
