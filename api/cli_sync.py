@@ -119,3 +119,38 @@ def apply(
         f"{result.counts['contradicts']} contradicting fact(s): queued {len(jobs)} job(s)"
         + (f", {len(errors)} error(s): {errors}" if errors else "")
     )
+
+
+@sync_app.command("replan")
+def replan(
+    change_set: Annotated[str, typer.Argument(help="an approved change set id")],
+    model: Annotated[
+        str | None, typer.Option("--model", help="one model [default: every follower]")
+    ] = None,
+    method: Annotated[str | None, typer.Option(help="first edit method of the chain")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Plan an approved change set again and queue it from the start of the method chain."""
+    from kg.errors import KGError
+    from kg.store import open_store
+    from workers.errors import WorkersError
+    from workers.settings import get_settings
+    from workers.sync.loop import replan as replan_change_set
+
+    settings = get_settings()
+    store = open_store(settings.graph_store_url)
+    try:
+        jobs, errors = replan_change_set(
+            store, change_set, model=model, methods={"edit": method}, settings=settings
+        )
+    except (KGError, WorkersError) as exc:
+        fail(str(exc))
+    finally:
+        store.close()
+    data = {"change_set": change_set, "jobs": [j.id for j in jobs], "errors": errors}
+    if as_json:
+        print_json(data)
+        return
+    console.print(f"change set {escape(change_set)}: queued {len(jobs)} job(s)")
+    for error in errors:
+        note(f"batch {error['batch']} on {error['model']}: {error['error']}")
