@@ -359,7 +359,11 @@ def approve(store: GraphStore, change_set_id: str, reviewer: str, note: str = ""
     change_set = store.get_change_set(change_set_id)
     _require_state(change_set, ChangeSetState.PROPOSED)
     _raise_conflicts(change_set, find_conflicts(store, change_set))
-    simulate(store, change_set)
+    try:
+        simulate(store, change_set)
+    except ValidationError:  # a concurrent approval may have changed a slot since the check
+        _raise_conflicts(change_set, find_conflicts(store, change_set))
+        raise
     with store.transaction():
         version = store.bump_graph_version()
         change_set = store.get_change_set(change_set_id)  # re-read under the lock

@@ -29,8 +29,10 @@ TABLES = {
     "model_versions",
     "api_keys",
     "audit_reports",
+    "agreement_snapshots",
+    "sync_attempts",
 }
-HEAD = "0003"
+HEAD = "0004"
 
 
 def _diff(db: Database) -> list:
