@@ -2,8 +2,14 @@
 
 The few objects a notebook needs, under one name (docs/python.md). The service's own
 packages (`contracts`, `kg`, `editor`, `workers`, `api`) stay importable as they are; this
-package only imports from them.
+package only imports from them, after checking that no other module of the same name
+shadows one of them (`kgedit.packages`).
 """
+
+# ruff: noqa: E402  (the check runs before the service's packages are imported)
+from kgedit.packages import check_packages
+
+check_packages()
 
 from contracts.types import EditRequest, Probe, Subgraph, SubgraphEdge, UnlearnRequest
 from editor.delta import Delta

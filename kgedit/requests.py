@@ -28,7 +28,7 @@ def as_plain(request: Any, kind: str) -> dict[str, Any]:
         return to_plain(request)
     if dataclasses.is_dataclass(request) or not isinstance(request, Mapping):
         raise TypeError(f"a {kind} request is a dict or a {cls.__name__}, not {request!r}")
-    return dict(request)
+    return to_plain(dict(request))  # nested dataclasses (probes, subgraphs) as plain data too
 
 
 def checked(
@@ -52,7 +52,7 @@ def checked(
         "kind": kind,
         "method": method,
         "requests": plain,
-        "hparams": dict(hparams or {}),
+        "hparams": to_plain(dict(hparams or {})),
         "batch_size": batch_size or max(1, len(plain)),
     }
     return check_job(payload)
@@ -61,13 +61,10 @@ def checked(
 def own_probes(request: EditRequest) -> list[Probe]:
     """Return the probes an edit request carries itself: its prompt, paraphrases, neighbours."""
     change = {"change": request.request_id or request.subject}
-    probes = [
-        Probe(request.rendered(), request.target_new, ProbeKind.REWRITE, request.target_true, change)
-    ]
+    new, old = request.target_new, request.target_true
+    probes = [Probe(request.rendered(), new, ProbeKind.REWRITE, old, change)]
     for template in request.paraphrases:
         if template.count("{}") == 1:
             prompt = template.format(request.subject)
-            probes.append(
-                Probe(prompt, request.target_new, ProbeKind.PARAPHRASE, request.target_true, change)
-            )
+            probes.append(Probe(prompt, new, ProbeKind.PARAPHRASE, old, change))
     return probes + list(request.neighbours)

@@ -277,6 +277,7 @@ DEFAULTS = {
     KNOWLEDGE: Row((0,), None, KNOWLEDGE_STEPS, layer_fields={"repr_layer": 0}),
 }
 
+
 def subgraph_problem(request: EditRequest, overrides: Mapping[str, Any]) -> str | None:
     """Return what is wrong with a request's subgraph for a job (none given, indices out of
     range), or None.

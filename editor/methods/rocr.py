@@ -252,6 +252,7 @@ DEFAULTS = {
     KNOWLEDGE: Row((0, 1), None, {"nullspace_threshold": 5e-2, "l2": 1e-2, **KNOWLEDGE_STATS}),
 }
 
+
 def missing_anchor(request: UnlearnRequest, overrides: Mapping[str, Any]) -> str | None:
     """Return why a request cannot be redirected (it names no anchor), or None."""
     if not request.anchor or not request.anchor.strip():
