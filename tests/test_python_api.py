@@ -64,7 +64,7 @@ def test_edit_ask_save_revert_round_trip(editor, tmp_path):
     assert second["request_ids"] == ["r1"] and len(editor.deltas) == 2
     assert "Delta(" in repr(second["deltas"][0]) and "tensor" not in repr(second["deltas"][0])
     saved = editor.save(tmp_path / "out")
-    assert saved["deltas"] == [f"deltas/0000-{method}.safetensors", f"deltas/0001-{method}.safetensors"]
+    assert saved["deltas"] == [f"deltas/{i:04d}-{method}.safetensors" for i in range(2)]
     with pytest.raises(FileExistsError):
         editor.save(tmp_path / "out")
     reopened = kgedit.Editor(saved["path"], corpus=CORPUS)
