@@ -63,3 +63,24 @@ def test_complete_request_is_accepted(client, as_role, model):
     }
     r = client.post("/v1/jobs", json=body, headers=as_role("operator"))
     assert r.status_code == 201, r.text
+
+
+def test_cli_unlearn_without_anchor_is_refused(tmp_path, monkeypatch, random_model_dir):  # noqa: F811
+    """`kgedit unlearn` goes through the same submission check: exit 2, nothing queued."""
+    from typer.testing import CliRunner
+
+    from api.cli import app
+    from workers.db import reset_databases
+    from workers.settings import get_settings
+
+    monkeypatch.setenv("KGEDIT_VAR_DIR", str(tmp_path / "var"))
+    get_settings.cache_clear()
+    reset_databases()
+    try:
+        register_model("rand", random_model_dir)
+        out = CliRunner().invoke(app, ["unlearn", "--model", "rand", "--concept", "Mount Fuji"])
+        assert out.exit_code == 2 and "anchor" in out.output, out.output
+        assert list_jobs(model="rand") == []
+    finally:
+        reset_databases()
+        get_settings.cache_clear()
