@@ -13,6 +13,8 @@ from fastapi import FastAPI, Request, Response
 from sqlalchemy import text
 from starlette.routing import Match
 
+from api.console import install_console
+from api.docs_pages import install_docs
 from api.errors import ApiError, install_error_handlers
 from api.keys import KeyStore
 from api.limits import BodyLimitMiddleware
@@ -20,6 +22,7 @@ from api.routes import audits, changesets, graph, health, jobs, keys, models
 from api.schemas.common import ERROR_RESPONSES
 from api.url_guard import UrlGuardMiddleware
 from workers.settings import Settings, get_settings
+from workers.sync.agreement import AgreementChecker
 
 API_VERSION = "0.1.0"
 UPLOAD_PATHS = ("/v1/jobs/upload",)
@@ -88,10 +91,13 @@ def create_app(
         title="kgedit",
         version=API_VERSION,
         description="Keep a language model's knowledge in line with a curated knowledge graph.",
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.store = store if store is not None else _open_graph_store(settings)
     app.state.keys = key_store or KeyStore(settings.metadata_db_url)
+    app.state.agreement = AgreementChecker(settings)
     app.state.readiness_checks = {
         "database": _db_check(app.state.keys),
         "graph": _graph_check(app.state.store),
@@ -107,7 +113,9 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
     app.add_middleware(UrlGuardMiddleware)
     app.include_router(health.router)
+    install_docs(app)
     app.add_api_route("/{path:path}", _options(app), methods=["OPTIONS"], include_in_schema=False)
     for module in (keys, graph, changesets, jobs, models, audits):
         app.include_router(module.router, responses=ERROR_RESPONSES)
+    install_console(app)
     return app

@@ -38,7 +38,10 @@ def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
 
 def worker(
     model: Annotated[
-        list[str] | None, typer.Option(help="serve this model's queue (repeat; default: all)")
+        list[str] | None,
+        typer.Option(
+            help="serve this model's queue (repeat; default: all, also those registered later)"
+        ),
     ] = None,
     pool: Annotated[str, typer.Option(help="prefork (a child runs the jobs) or solo")] = "prefork",
     loglevel: Annotated[str, typer.Option(help="Celery log level")] = "info",
@@ -50,14 +53,18 @@ def worker(
     if pool not in {"prefork", "solo"}:
         fail(f"--pool must be prefork or solo, not {pool!r}")
     names = model or [m.name for m in _call(list_models)]
-    if not names:
-        fail("no registered models; run `kgedit models register NAME PATH` first")
+    from workers.queue_refresh import enable_queue_refresh
     from workers.tasks import app as celery_app
 
+    refresh = not model and enable_queue_refresh(celery_app)
+    if not names and not refresh:
+        fail("no registered models; run `kgedit models register NAME PATH` first")
+    if not names:
+        errors.print("no registered models yet: serving each one as it is registered")
+    queues = ["--queues", ",".join(queue_name(n) for n in names)] if names else []
     argv = [
         "worker",
-        "--queues",
-        ",".join(queue_name(n) for n in names),
+        *queues,
         "--concurrency",
         "1",
         "--pool",
@@ -174,8 +181,23 @@ def jobs_show(job_id: str, as_json: AsJson = False) -> None:
         f"job {info.id} on {info.model} ({info.method}): [bold]{info.state}[/] "
         f"{info.progress:.0%} {info.message}"
     )
+    for _, model, waited in _call(unclaimed_job, info.id):
+        errors.print(
+            f"[yellow]queued {waited:.0f} s ago and no worker has claimed it:[/] is a worker "
+            f"serving {model} running? (`kgedit worker` serves every registered model)"
+        )
     for t in info.transitions:
         console.print(f"  {t.at.isoformat()}  {t.from_state or '-'} → {t.to_state}  {t.message}")
+
+
+def unclaimed_job(job_id: str) -> list[tuple[str, str, float]]:
+    """Return the job as (id, model, seconds) when no worker took it within a lease."""
+    from workers.db import get_database
+    from workers.jobs.lease import unclaimed
+    from workers.settings import get_settings
+
+    settings = get_settings()
+    return unclaimed(get_database(settings.metadata_db_url), settings.job_lease_seconds, job_id)
 
 
 @jobs_app.command("list")
@@ -232,14 +254,33 @@ def models_register(
     name: str,
     path: Path,
     graph: Annotated[str | None, typer.Option(help="graph whose facts feed the statistics")] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", help="follow the graph: every approval plans on it")
+    ] = False,
     as_json: AsJson = False,
 ) -> None:
     """Register a local HF model directory (weights hashed, version 0 created)."""
     from workers.ledger import register_model
 
-    info = _call(register_model, name, path, graph_url=graph)
+    info = _call(register_model, name, path, graph_url=graph, follow=follow or None)
     line = f"model {info.name}: {info.path} (weights {info.weights_sha256[:16]}…)"
+    if info.follows_graph:
+        line += "; follows the graph"
     result(info.to_dict(), as_json, line)
+
+
+@models_app.command("follow")
+def models_follow(
+    name: str,
+    stop: Annotated[bool, typer.Option("--stop", help="stop following the graph")] = False,
+    as_json: AsJson = False,
+) -> None:
+    """Make a registered model follow the graph (every approved change set is planned on it)."""
+    from workers.sync.loop import set_following
+
+    following = _call(set_following, name, not stop)
+    line = f"model {name} {'follows' if following else 'no longer follows'} the graph"
+    result({"model": name, "follows_graph": following}, as_json, line)
 
 
 @models_app.command("list")

@@ -16,6 +16,9 @@ def edit(
     prompt: Annotated[str, typer.Option(help="prompt with {} where the subject goes")],
     new: Annotated[str, typer.Option("--new", help="the new object")],
     true: Annotated[str | None, typer.Option("--true", help="the current object")] = None,
+    relation: Annotated[
+        str | None, typer.Option(help="the graph relation id (the gate's probes come from it)")
+    ] = None,
     method: Annotated[
         str | None, typer.Option(help="editing method [default: the registry's default]")
     ] = None,
@@ -24,8 +27,14 @@ def edit(
     timeout: WaitTimeout = 3600.0,
     as_json: AsJson = False,
 ) -> None:
-    """Queue one fact edit on a model (a job of one request)."""
-    request = {"subject": subject, "prompt": prompt, "target_new": new, "target_true": true}
+    """Queue one fact edit on a model (a job of one request, checked by probes from the graph)."""
+    request = {
+        "subject": subject,
+        "prompt": prompt,
+        "target_new": new,
+        "target_true": true,
+        "relation": relation,
+    }
     _queue(model, "edit", method, request, key, wait, timeout, as_json)
 
 

@@ -101,6 +101,21 @@ def _workers_status(exc: WorkersError) -> int:
     return 500
 
 
+def error_of(exc: Exception) -> ApiError | None:
+    """Return the API's answer to an error a route raises (status, message, details), or None
+    for an unexpected error: the same mapping the handlers below apply."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, KGError):
+        details = getattr(exc, "details", None) or getattr(exc, "facts", None)
+        return ApiError(_domain_status(exc), str(exc), jsonable_encoder(details))
+    if isinstance(exc, WorkersError):
+        return ApiError(_workers_status(exc), str(exc))
+    if isinstance(exc, PydanticValidationError):
+        return ApiError(422, "the request is not valid", _validation_details(exc.errors()))
+    return None
+
+
 def _validation_details(errors: list[Any]) -> list[dict[str, Any]]:
     """Return pydantic's validation errors as (loc, msg, type) records."""
     return [

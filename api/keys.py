@@ -138,6 +138,14 @@ class KeyStore:
                 return None
             return Principal(row.key_id, row.name, Role(row.role))
 
+    def principal(self, key_id: str) -> Principal | None:
+        """Return the caller of an unrevoked key by its id (a console session), else None."""
+        with self._sessions() as session:
+            row = session.get(ApiKeyRow, key_id)
+            if row is None or row.revoked_at is not None:
+                return None
+            return Principal(row.key_id, row.name, Role(row.role))
+
     def list(self) -> list[KeyInfo]:
         """Return every key's record, newest first."""
         with self._sessions() as session:

@@ -65,6 +65,7 @@ RESULT_PAGES = {
     "unlearning-quality": "unlearning-quality.md",
     "tofu": "tofu.md",
     "cli-latency": "cli-latency.md",
+    "sync-loop": "sync.md",
 }
 
 

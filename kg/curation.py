@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kg.errors import ConflictError, NotFoundError, StateError, ValidationError
+from kg.names import resolve_names
 from kg.store.base import GraphStore, check_actor
 from kg.types import (
     ChangeSet,
@@ -270,9 +271,11 @@ def create_change_set(
     change_set_id: str | None = None,
     now: datetime | None = None,
 ) -> ChangeSet:
-    """Validate and store a new draft change set with the base versions of its slots."""
+    """Validate and store a new draft change set with the base versions of its slots.
+
+    Operations may name entities, relations and concepts by a unique name (`kg.names`)."""
     check_actor(author, reason)
-    ops = _operations(operations)
+    ops = resolve_names(store, _operations(operations))
     change_set = ChangeSet(
         id=change_set_id or f"cs-{uuid.uuid4().hex[:16]}",
         author=author,
@@ -294,8 +297,9 @@ def update_draft(
     operations: Iterable[Operation | Mapping[str, Any]],
     who: str,
 ) -> ChangeSet:
-    """Replace a draft's operations; slots new to it get their base taken now."""
-    ops = _operations(operations)
+    """Replace a draft's operations (names resolved as on creation); slots new to it get their
+    base taken now."""
+    ops = resolve_names(store, _operations(operations))
     with store.transaction():
         change_set = store.get_change_set(change_set_id)
         _require_state(change_set, ChangeSetState.DRAFT)

@@ -18,7 +18,8 @@
    neighbour, same-subject, multi-hop, reverse and form probes (`kg.probes`, the audit's
    derivation), and its GLAME subgraph (`kg.expand`) goes into `EditRequest.subgraph`.
    Every unlearn request carries forget probes in every form and retain probes; a concept's
-   forget texts include the related facts UIPE-style discovery (`kg.related`) finds.
+   forget texts include the related facts UIPE-style discovery (`kg.related`) finds, and
+   its anchor is the curator's redirect, else the suggested one (`kg.concepts`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from contracts.types import EditRequest, Probe, ProbeKind, UnlearnRequest
+from kg.concepts import suggest_anchor
 from kg.errors import StateError, ValidationError
 from kg.expand import ExpansionConfig, expand_edit
 from kg.probes import ProbeConfig, audit_probes, unlearn_probes
@@ -284,6 +286,9 @@ class _Builder:
         if concept.redirect_to:
             found = self.view.names([concept.redirect_to])
             anchor = found.get(concept.redirect_to) or concept.redirect_to
+        else:  # no curator's choice: the suggested harmless anchor, so redirecting methods run
+            suggestion = suggest_anchor(self.view, concept, embed=self.embed)
+            anchor = suggestion.name if suggestion is not None else None
         forget_texts = [statement(r.fact, self.view.store) for r in related]
         kept = {r.fact.triple for r in related}
         ring = min(self.config.related.hops + 1, 6)

@@ -113,6 +113,7 @@ class ChangeProbes:
     subgraph: Subgraph | None = None
     edge_status: tuple[str, ...] = ()
     entities: dict[str, str] = field(default_factory=dict)  # role -> entity id
+    note: str = ""  # why the change has no probes (e.g. its subject left the graph)
 
 
 def _seeded(*parts: object) -> random.Random:
@@ -700,13 +701,18 @@ def sample_probes(
     seed: int = 0,
     exclude_subjects: Iterable[str] = (),
     exclude_names: Iterable[str] = (),
+    exclude_objects: Iterable[str] = (),
 ) -> list[Probe]:
-    """Return `n` random current facts (cloze) whose subject no change touches."""
+    """Return `n` random current facts (cloze) no change touches (by subject or listed object)."""
     view = GraphView.of(graph)
-    excluded = set(exclude_subjects)
+    excluded, objects = set(exclude_subjects), set(exclude_objects)
     for name in exclude_names:
         excluded.update(view.resolve(name))
-    facts = [f for f in view.store.list_facts(FactStatus.CURRENT) if f.subject not in excluded]
+    facts = [
+        f
+        for f in view.store.list_facts(FactStatus.CURRENT)
+        if f.subject not in excluded and f.object not in objects
+    ]
     chosen = random.Random(seed).sample(facts, min(n, len(facts)))
     names = view.names({f.subject for f in chosen} | {f.object for f in chosen})
     return [

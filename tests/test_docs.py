@@ -85,7 +85,7 @@ OUTSIDE = re.compile(
             r"stack-probe",
             r"(?i:the issue'?s? )",
             r"DESIGN[ :]",
-            r"UNVERIFIED",
+            r"\[UNVERIFIED",
             r"README[ ,:]+\"",
             r"\(README\)",
             r"see README",

@@ -2,8 +2,9 @@
 
 Tables: `models` (registered base models), `model_versions` (the ledger: one row per version,
 each version its parent plus one delta), `jobs` (the source of truth of the job system),
-`job_transitions` (every state change, timestamped), `api_keys` (hashed API keys) and
-`audit_reports` (requested audits of model versions).
+`job_transitions` (every state change, timestamped), `api_keys` (hashed API keys),
+`audit_reports` (requested audits of model versions), `agreement_snapshots` (what a model
+version answers for the graph's facts) and `sync_attempts` (the jobs of the sync loop).
 SQLite (WAL) by default, PostgreSQL in production; the schema is created and upgraded by
 the Alembic migrations under `migrations/`.
 
@@ -100,6 +101,7 @@ class ModelRow(Base):
     head_version_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     graph_url: Mapped[str | None] = mapped_column(Text, nullable=True)
     meta: Mapped[dict[str, Any]] = mapped_column(_JSON, default=dict)
+    follows_graph: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -225,6 +227,50 @@ class AuditReportRow(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class AgreementSnapshotRow(Base):
+    """Table `agreement_snapshots`: what one model version answers for a graph's facts.
+
+    `observations` maps a fact id to `[subject, relation, object, exact, answer, answer id,
+    probability]` as scored at `graph_version`; classification happens when it is read.
+    """
+
+    __tablename__ = "agreement_snapshots"
+    __table_args__ = (Index("ix_agreement_model_version", "model_name", "version_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model_name: Mapped[str] = mapped_column(ForeignKey("models.name", ondelete="CASCADE"))
+    version_id: Mapped[int] = mapped_column(Integer)
+    graph_url: Mapped[str] = mapped_column(Text)
+    graph_version: Mapped[int] = mapped_column(Integer)
+    observations: Mapped[dict[str, Any]] = mapped_column(_JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SyncAttemptRow(Base):
+    """Table `sync_attempts`: one job that tries to bring one batch of a plan into a model.
+
+    A plan (`plan_key`: a change set's approval on one model, a re-plan, or a `sync apply`)
+    has batches; each batch has attempts 0, 1, … along the model's method chain.
+    """
+
+    __tablename__ = "sync_attempts"
+    __table_args__ = (
+        UniqueConstraint("plan_key", "batch_index", "attempt", name="uq_sync_attempt"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    change_set_id: Mapped[str] = mapped_column(String(NAME_LEN), index=True)
+    model_name: Mapped[str] = mapped_column(ForeignKey("models.name", ondelete="CASCADE"))
+    plan_key: Mapped[str] = mapped_column(String(KEY_LEN))
+    batch_index: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    attempt: Mapped[int] = mapped_column(Integer)
+    method: Mapped[str] = mapped_column(String(NAME_LEN))
+    chain: Mapped[list[str]] = mapped_column(_JSON, default=list)  # the steps, as labels
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from workers.errors import DataSetMissingError
@@ -41,6 +41,14 @@ class Settings(BaseSettings):
     api_max_upload_bytes: int = Field(16 << 20, description="largest JSONL upload (413 above)")
     api_max_upload_lines: int = Field(10_000, description="most lines in one JSONL upload")
     api_page_max: int = Field(500, description="largest page a list route returns")
+    console_secret: SecretStr | None = Field(
+        None,
+        description="key that signs the console's session cookies (default: a random key kept "
+        "in var_dir/console-secret)",
+    )
+    console_session_minutes: int = Field(
+        480, ge=1, le=7 * 24 * 60, description="how long a console sign-in lasts"
+    )
     graph_urls: list[str] = Field(
         default_factory=list,
         description="graph store URLs a model may follow (besides the configured graph store)",
@@ -62,6 +70,12 @@ class Settings(BaseSettings):
     broker_visibility_timeout: int = Field(
         12 * 3600, gt=0, description="Redis: seconds before an unacked message is redelivered"
     )
+    worker_refresh_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="seconds between a worker's reads of the registered models, to serve new "
+        "ones without a restart (`kgedit worker` without --model; 0: off)",
+    )
     ledger_dir: Path | None = Field(None, description="delta files of the model-version ledger")
     warm_models_max_bytes: int | None = Field(
         None, gt=0, description="memory bound of the worker's warm models (default: RAM / 4)"
@@ -72,6 +86,17 @@ class Settings(BaseSettings):
     job_max_retries: int = Field(5, ge=0, description="automatic retries of transient errors")
     job_retry_backoff_max: float = Field(600.0, gt=0, description="cap of the retry backoff (s)")
     auto_migrate: bool = Field(True, description="upgrade the metadata schema on first use")
+
+    # -- the sync loop ----------------------------------------------------------------------
+    sync_edit_chain: list[str] = Field(
+        default_factory=list,
+        description="edit methods tried in order when a gate rolls an attempt back, each "
+        "`method` or `method@field=value@...` (default: the registry's chain)",
+    )
+    sync_unlearn_chain: list[str] = Field(
+        default_factory=list,
+        description="unlearning methods tried in order, as for `sync_edit_chain`",
+    )
     log_level: str = Field(
         "WARNING",
         pattern="(?i)^(debug|info|warning|error)$",

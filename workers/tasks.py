@@ -1,4 +1,5 @@
-"""Celery tasks and worker hooks: `run_job` and the recovery of jobs whose worker was lost.
+"""Celery tasks and worker hooks: `run_job`, the recovery of jobs whose worker was lost, and
+a warning for queued jobs of a model this worker does not serve that nobody has claimed.
 
 Start a worker with `kgedit worker` (or `celery -A workers.tasks worker -Q kgedit.model.NAME
 -c 1`). Each worker process keeps one `RunContext` (settings, warm models) for its life.
@@ -13,11 +14,12 @@ from typing import Any
 from celery import signals
 
 from workers.audit.requested import TASK_RUN_AUDIT, execute_audit
-from workers.celery_app import TASK_RUN_JOB, enqueue, get_app
+from workers.celery_app import QUEUE_PREFIX, TASK_RUN_JOB, enqueue, get_app
 from workers.db import get_database, reset_databases
-from workers.jobs.lease import mark_enqueued, orphans
+from workers.jobs.lease import mark_enqueued, orphans, unclaimed
 from workers.jobs.runner import RunContext, backoff_seconds, execute_job
 from workers.settings import Settings, get_settings
+from workers.sync.loop import RETRY_STATES, after_job
 
 log = logging.getLogger(__name__)
 app = get_app()
@@ -52,6 +54,11 @@ def run_job(self: Any, job_id: str) -> dict[str, str]:
         raise self.retry(exc=exc, countdown=delay) from exc
     if outcome.status == "retry":
         raise self.retry(countdown=outcome.countdown)
+    if outcome.status in RETRY_STATES:
+        try:
+            after_job(job_id, settings=settings)
+        except Exception:  # the job's own outcome stands; `replan` can try again
+            log.exception("job %s: could not submit the sync loop's next attempt", job_id)
     return {"job_id": job_id, "status": outcome.status, "detail": outcome.detail}
 
 
@@ -73,11 +80,41 @@ def recover(settings: Settings | None = None, grace_s: float | None = None) -> l
     return sent
 
 
+def served_models() -> set[str]:
+    """Return the models whose queues this worker consumes now."""
+    queues = list(app.amqp.queues.consume_from)  # one C-level copy: safe beside the consumer
+    return {q[len(QUEUE_PREFIX) :] for q in queues if q.startswith(QUEUE_PREFIX)}
+
+
+def warn_unclaimed(settings: Settings, warned: set[str]) -> list[str]:
+    """Log once per job a queued job unclaimed for a lease whose model this worker skips."""
+    waiting = unclaimed(get_database(settings.metadata_db_url), settings.job_lease_seconds)
+    warned &= {job_id for job_id, _, _ in waiting}  # forget jobs that moved on
+    served, new = served_models(), []
+    for job_id, model, waited in waiting:
+        if job_id in warned or model in served:
+            continue
+        warned.add(job_id)
+        new.append(job_id)
+        log.warning(
+            "job %s for model %s has waited %.0f s and no worker has claimed it; this worker "
+            "does not serve %s: start `kgedit worker` (every model) or `kgedit worker --model %s`",
+            job_id,
+            model,
+            waited,
+            model,
+            model,
+        )
+    return new
+
+
 def _recovery_loop(stop: threading.Event, settings: Settings) -> None:
-    """Scan for lost jobs every half lease until `stop` is set."""
+    """Scan for lost and unclaimed jobs every half lease until `stop` is set."""
+    warned: set[str] = set()
     while not stop.wait(max(1.0, settings.job_lease_seconds / 2)):
         try:
             recover(settings)
+            warn_unclaimed(settings, warned)
         except Exception as exc:
             log.warning("recovery scan failed: %s", exc)
 

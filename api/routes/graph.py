@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, status
 
@@ -37,11 +37,19 @@ def list_entities(
     store: StoreDep,
     limit: Limit = 50,
     offset: Offset = 0,
-    q: Annotated[str | None, Query(max_length=512, description="name or alias")] = None,
+    q: Annotated[
+        str | None,
+        Query(max_length=512, description="a partial name: the start of a word of a name or alias"),
+    ] = None,
+    match: Annotated[
+        Literal["prefix", "exact"],
+        Query(description="`exact`: only entities with `q` as a whole name or alias"),
+    ] = "prefix",
 ) -> Page[EntityPublic]:
-    """List entities by id, or those whose name or alias is `q`."""
+    """List entities by id, or those `q` finds (best match first; at most 1000 in all)."""
     if q is not None:
-        return page_of(store.find_entities(q), limit, offset, EntityPublic.of)
+        found = store.find_entities(q) if match == "exact" else store.search_entities(q, 1000)
+        return page_of(found, limit, offset, EntityPublic.of)
     items = store.list_entities(limit=limit, offset=offset)
     return Page(
         items=[EntityPublic.of(e) for e in items],

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import CallerDep, roles
+from api.deps import READERS, CallerDep, roles
 from api.keys import Role
 from api.schemas.common import NAME_PATTERN
 from api.schemas.jobs import JobCreate, JobPublic
@@ -127,7 +127,7 @@ async def upload(
     return [_public(r) for r in results]
 
 
-@router.get("", **roles(Role.OPERATOR, Role.AUDITOR))
+@router.get("", **roles(*READERS))
 def list_jobs(
     request: Request,
     model: Annotated[str | None, Query(max_length=64)] = None,
@@ -146,7 +146,7 @@ def list_jobs(
     return [JobPublic.of(i) for i in infos]
 
 
-@router.get("/{job_id}", **roles(Role.OPERATOR, Role.AUDITOR))
+@router.get("/{job_id}", **roles(*READERS))
 def get_job(job_id: str, request: Request) -> JobPublic:
     """Return a job with its progress and every state transition."""
     return JobPublic.of(service.get_job(job_id, settings=request.app.state.settings))

@@ -1,4 +1,5 @@
-"""Model routes (operators; auditors read): register, versions, diff, rollback, export."""
+"""Model routes (operators; auditors read): register, follow the graph, versions, diff,
+rollback, export; the agreement with the graph (every reader)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,22 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, status
 
-from api.deps import CallerDep, roles
+from api.deps import READERS, CallerDep, roles
 from api.errors import ApiError
 from api.keys import Role
-from api.schemas.common import MAX_DB_ID
-from api.schemas.jobs import ExportBody, ModelCreate, ModelPublic, RollbackBody, VersionPublic
+from api.schemas.common import MAX_DB_ID, SafeId
+from api.schemas.jobs import (
+    ExportBody,
+    FollowBody,
+    ModelCreate,
+    ModelPublic,
+    RollbackBody,
+    VersionPublic,
+)
+from kg.agreement import MAX_SCOPE_IDS, Scope
 from workers.ledger import export as ledger_export
 from workers.ledger import registry, store, versions
+from workers.sync import loop
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 READ = (Role.OPERATOR, Role.AUDITOR)
@@ -43,8 +53,40 @@ def register(body: ModelCreate, request: Request, _: CallerDep) -> ModelPublic:
             "graph_url must be the configured graph store or one of KGEDIT_GRAPH_URLS",
             [{"loc": ["body", "graph_url"]}],
         )
-    info = registry.register_model(body.name, path, graph_url=body.graph_url, settings=settings)
+    info = registry.register_model(
+        body.name, path, graph_url=body.graph_url, follow=body.follow, settings=settings
+    )
     return ModelPublic.of(info)
+
+
+@router.put("/{name}/follow", **roles(Role.OPERATOR))
+def follow(name: str, body: FollowBody, request: Request) -> ModelPublic:
+    """Make a model follow the graph (every approval plans on it), or stop."""
+    settings = request.app.state.settings
+    loop.set_following(name, body.follow, settings=settings)
+    return ModelPublic.of(registry.get_model(name, settings=settings))
+
+
+@router.get("/{name}/agreement", **roles(*READERS))
+def agreement(
+    name: str,
+    request: Request,
+    entity: Annotated[list[SafeId], Query(max_length=MAX_SCOPE_IDS)] = (),  # type: ignore[assignment]
+    relation: Annotated[list[SafeId], Query(max_length=MAX_SCOPE_IDS)] = (),  # type: ignore[assignment]
+    change_set: Annotated[SafeId | None, Query(max_length=64)] = None,
+    version_id: Annotated[int | None, Query(ge=1, le=MAX_DB_ID)] = None,
+    facts: Annotated[bool, Query(description="list every fact's verdict")] = False,
+) -> dict[str, Any]:
+    """Score the model version (default: the head) against the graph's current facts.
+
+    Counts per verdict (agrees, contradicts, unknown; forgotten / still_known for facts of
+    concepts marked to forget) and the conflicts: what the model says instead, with its
+    probability. Answers are stored per (version, graph), so a repeat check scores only the
+    facts that changed in the graph since.
+    """
+    scope = Scope(tuple(entity), tuple(relation), change_set)
+    result = request.app.state.agreement.check(name, version_id=version_id, scope=scope)
+    return result.to_dict(facts=facts)
 
 
 @router.get("", **roles(*READ))

@@ -60,7 +60,8 @@ SafeText = Annotated[str, AfterValidator(clean_text)]
 SafeId = Annotated[str, AfterValidator(clean_id)]
 """An id or path: a `SafeText` without zero-width characters."""
 ID_FIELDS = frozenset(
-    {"id", "subject", "relation", "object", "request_id", "redirect_to", "alias", "path"}
+    {"id", "subject", "relation", "object", "new_object", "entity", "concept", "request_id"}
+    | {"redirect_to", "alias", "path"}
 )
 """Body fields that name an object: held to `clean_id`."""
 

@@ -95,6 +95,13 @@ class ModelCreate(Strict):
     name: str = ModelName
     path: SafeId = Field(..., min_length=1, max_length=4096)
     graph_url: SafeId | None = Field(None, max_length=4096)
+    follow: bool = Field(False, description="plan every approved change set on this model")
+
+
+class FollowBody(Strict):
+    """Whether the model follows the graph."""
+
+    follow: bool
 
 
 ModelPublic = derive_public("ModelPublic", ModelInfo, exclude=frozenset({"meta"}))

@@ -85,6 +85,14 @@ _REGISTRY: dict[str, EditMethod] = {}
 
 # The method a request of each kind gets when none is named (API, CLI, planner).
 _DEFAULT_METHODS = {"edit": "rome", "unlearn": "rocr"}
+# The sync loop's methods, tried in order when a gate rolls an attempt back: single-edit
+# ROME, then the batched MEMIT, then AlphaEdit's null-space projection (which protects
+# earlier edits), then plain fine-tuning; for forgetting, ROCR's redirect, then NPO, then
+# gradient difference.
+_DEFAULT_CHAINS = {
+    "edit": ("rome", "memit", "alphaedit", "ft"),
+    "unlearn": ("rocr", "npo", "graddiff"),
+}
 
 
 def register(method: EditMethod) -> EditMethod:
@@ -117,6 +125,12 @@ def default_method(kind: str) -> str:
         return _DEFAULT_METHODS[kind]
     except KeyError:
         raise EditorError(f"kind must be one of {sorted(_DEFAULT_METHODS)}, not {kind!r}") from None
+
+
+def default_chain(kind: str) -> tuple[str, ...]:
+    """Return the methods the sync loop tries in order for requests of `kind`."""
+    default_method(kind)
+    return tuple(n for n in _DEFAULT_CHAINS[kind] if n in _REGISTRY)
 
 
 def method_layers(hparams: Any) -> tuple[int, ...]:

@@ -159,6 +159,10 @@ class GraphStore(Protocol):
         """Return entities whose name or alias matches (case-insensitive)."""
         ...
 
+    def search_entities(self, text: str, limit: int = 50) -> list[Entity]:
+        """Return entities with a word of a name or alias starting with `text`, best first."""
+        ...
+
     def entity_names(self, ids: Iterable[str]) -> dict[str, str]:
         """Return {id: name} of the known ids."""
         ...

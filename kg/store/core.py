@@ -12,7 +12,8 @@ The primitives, by group:
   `_insert_facts`,
   `_retract`, `_insert_concept`, `_set_redirect`, `_insert_mark`, `_write_change_set`,
   `_write_vectors`, `_log`, `_bump`;
-- reads: `_existing`, `_select_entities`, `_find_entities`, `_select_relations`,
+- reads: `_existing`, `_select_entities`, `_find_entities`, `_search_entities`,
+  `_select_relations`,
   `_select_facts`, `_stored_versions`, `_incident`, `_select_concepts`, `_select_marks`,
   `_select_change_sets`, `_select_vectors`, `_select_log`, `_count`, `_fact_counts`,
   `_counter`.
@@ -61,6 +62,7 @@ from kg.types import (
     name_key,
 )
 
+SEARCH_CANDIDATES = 2000  # matches a partial-name search reads from the backend before ranking
 CURRENT, RETRACTED = FactStatus.CURRENT.value, FactStatus.RETRACTED.value  # stored status texts
 Kind = Literal["entity", "relation", "concept"]
 Counted = Literal["entities", "relations", "concepts"]
@@ -243,6 +245,11 @@ class StoreCore(GraphWalks):
         """Return entities whose name or an alias has the name key, ordered by id."""
 
     @abstractmethod
+    def _search_entities(self, key: str, limit: int) -> list[Entity]:
+        """Return at most `limit` entities, ordered by id, whose name key or an alias key starts
+        with `key` or holds `" " + key` (a prefix of one of its words onwards)."""
+
+    @abstractmethod
     def _select_relations(self, ids: Iterable[str] | None = None) -> list[Relation]:
         """Return relations ordered by id (of the given ids, or all)."""
 
@@ -402,6 +409,29 @@ class StoreCore(GraphWalks):
     def find_entities(self, name_or_alias: str) -> list[Entity]:
         """Return entities whose name or an alias equals the text (case-insensitive)."""
         return self._find_entities(name_key(name_or_alias))
+
+    def search_entities(self, text: str, limit: int = 50) -> list[Entity]:
+        """Return entities a partial name finds: `text` is the start of a word of their name or
+        of an alias (case-insensitive), whole-name matches first, then names that start with
+        it, then the rest by name; at most `limit` (1 to 1000)."""
+        check_limit(limit, "limit")
+        limit = min(limit, 1000)
+        key = name_key(text)
+        if not key:
+            return []
+        exact = self._find_entities(key)
+        found = {e.id: e for e in self._search_entities(key, SEARCH_CANDIDATES)}
+        found.update({e.id: e for e in exact})
+
+        def rank(e: Entity) -> tuple[int, str, str]:
+            names = [name_key(n) for n in e.names()]
+            if key in names:
+                return (0, name_key(e.name), e.id)
+            if any(n.startswith(key) for n in names):
+                return (1, name_key(e.name), e.id)
+            return (2, name_key(e.name), e.id)
+
+        return sorted(found.values(), key=rank)[:limit]
 
     def entity_names(self, ids: Iterable[str]) -> dict[str, str]:
         """Return {id: name} for the given ids (unknown ids are left out)."""

@@ -76,6 +76,15 @@ FIND_BY_NAME = "MATCH (e:Entity {name_key: $key}) RETURN " + ENTITY_FIELDS
 FIND_BY_ALIAS = (
     "MATCH (a:Alias {key: $key}) MATCH (e:Entity {id: a.entity_id}) RETURN " + ENTITY_FIELDS
 )
+SEARCH_BY_NAME = (
+    "MATCH (e:Entity) WHERE e.name_key STARTS WITH $key OR e.name_key CONTAINS $word "
+    "RETURN " + ENTITY_FIELDS + " ORDER BY e.id LIMIT $limit"
+)
+SEARCH_BY_ALIAS = (
+    "MATCH (a:Alias) WHERE a.key STARTS WITH $key OR a.key CONTAINS $word "
+    "WITH DISTINCT a.entity_id AS eid ORDER BY eid LIMIT $limit "
+    "MATCH (e:Entity {id: eid}) RETURN " + ENTITY_FIELDS
+)
 SET_ALIASES = "MATCH (e:Entity {id: $id}) SET e.aliases = $aliases"
 COUNT_ENTITIES = "MATCH (e:Entity) RETURN count(e) AS n"
 

@@ -504,6 +504,13 @@ class Neo4jGraphStore(core.StoreCore):
         by_id = {r["id"]: self._entity(r) for r in rows}
         return [by_id[i] for i in sorted(by_id)]
 
+    def _search_entities(self, key: str, limit: int) -> list[Entity]:
+        args = {"key": key, "word": " " + key, "limit": limit}
+        with self.transaction():
+            rows = self._run(q.SEARCH_BY_NAME, **args) + self._run(q.SEARCH_BY_ALIAS, **args)
+        by_id = {r["id"]: self._entity(r) for r in rows}
+        return [by_id[i] for i in sorted(by_id)][:limit]
+
     @staticmethod
     def _relation(row: Mapping[str, Any]) -> Relation:
         return Relation(

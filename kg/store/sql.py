@@ -377,6 +377,25 @@ class SqlGraphStore(core.StoreCore):
         with self.transaction() as session:
             return self._entities(session, session.execute(stmt).scalars().all())
 
+    def _search_entities(self, key: str, limit: int) -> list[Entity]:
+        word = " " + key
+        by_alias = select(AliasRow.entity_id).where(
+            AliasRow.alias_key.startswith(key, autoescape=True)
+            | AliasRow.alias_key.contains(word, autoescape=True)
+        )
+        stmt = (
+            select(EntityRow)
+            .where(
+                EntityRow.name_key.startswith(key, autoescape=True)
+                | EntityRow.name_key.contains(word, autoescape=True)
+                | EntityRow.id.in_(by_alias)
+            )
+            .order_by(EntityRow.id)
+            .limit(limit)
+        )
+        with self.transaction() as session:
+            return self._entities(session, session.execute(stmt).scalars().all())
+
     def _select_by_id(self, row_type: Any, ids: Ids, convert: Callable[[Any], T]) -> list[T]:
         """Return rows of a table keyed by `id`, converted, ordered by id (of the ids, or all)."""
         stmt = select(row_type).order_by(row_type.id)

@@ -2,43 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
-
 EVIL = "x'}) DETACH DELETE n //"
-
-
-@pytest.fixture
-def curated(client, as_role):
-    """A small graph created through the API: Paris, France, Europe and two facts."""
-    h = as_role("curator")
-    for eid, name in [("paris", "Paris"), ("france", "France"), ("europe", "Europe")]:
-        r = client.post(
-            "/v1/graph/entities", json={"id": eid, "name": name, "reason": "t"}, headers=h
-        )
-        assert r.status_code == 201, r.text
-    rel = {
-        "id": "capital_of",
-        "label": "capital of",
-        "templates": {
-            "cloze": ["{} is the capital of"],
-            "question": ["What is {} the capital of?"],
-        },
-        "functional": True,
-        "reason": "t",
-    }
-    assert client.post("/v1/graph/relations", json=rel, headers=h).status_code == 201
-    rel2 = {
-        "id": "part_of",
-        "label": "part of",
-        "templates": {"cloze": ["{} is part of"]},
-        "reason": "t",
-    }
-    assert client.post("/v1/graph/relations", json=rel2, headers=h).status_code == 201
-    facts = [("paris", "capital_of", "france"), ("france", "part_of", "europe")]
-    for s, r_, o in facts:
-        body = {"subject": s, "relation": r_, "object": o, "reason": "t"}
-        assert client.post("/v1/graph/facts", json=body, headers=h).status_code == 201
-    return h
 
 
 def test_crud_and_search(client, curated, as_role):

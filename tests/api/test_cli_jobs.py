@@ -12,6 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workers"))
 from jobs_helpers import job_settings, random_model_dir  # noqa: F401
 
 from api.cli import app
+from workers.settings import get_settings
 
 runner = CliRunner()
 
@@ -51,7 +52,9 @@ def test_models_and_jobs_commands(job_settings, random_model_dir, tmp_path):  # 
     assert (out / "model.safetensors").is_file() and (out / "kgedit_version.json").is_file()
 
 
-def test_errors_are_reported_cleanly(job_settings, tmp_path):  # noqa: F811
+def test_errors_are_reported_cleanly(job_settings, tmp_path, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("KGEDIT_WORKER_REFRESH_SECONDS", "0")  # no refresh: no model, no worker
+    get_settings.cache_clear()
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
     for args, message in [

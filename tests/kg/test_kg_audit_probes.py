@@ -294,3 +294,13 @@ def test_sample_probes_skip_touched_subjects_and_repeat(graph):
     assert not any(p.meta["fact"].startswith(f"{touched[0]}|") for p in probes)
     assert [p.prompt for p in sample_probes(graph, 10, 3, touched)] == [p.prompt for p in probes]
     assert len(sample_probes(graph, 10_000, 0)) == graph.count_facts()
+
+
+def test_sample_probes_skip_facts_about_a_forgotten_object(graph):
+    view = GraphView(graph)
+    (london,) = view.resolve("London")
+    every = sample_probes(graph, 10_000, 0)
+    assert any(p.meta["fact"].endswith(f"|{london}") for p in every)
+    kept = sample_probes(graph, 10_000, 0, exclude_objects=[london])
+    assert not any(p.meta["fact"].endswith(f"|{london}") for p in kept)
+    assert len(kept) == len(every) - len(graph.facts_with_object(london))

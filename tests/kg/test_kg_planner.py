@@ -176,6 +176,21 @@ def test_unlearn_request_uses_related_discovery_and_caches_vectors(geo: GraphSto
     assert geo.get_vectors([vector_key(t) for t in texts], MODEL_NAME)  # cached in the store
 
 
+def test_a_forget_without_a_redirect_gets_the_suggested_anchor(geo: GraphStore) -> None:
+    geo.add_entity(Entity("zed", "Zed Quist"))  # a person who shares no fact with Spike
+    geo.add_fact(Fact("zed", "P19", "paris", source="t"))
+    cs = _approve(
+        geo,
+        _op("add_concept", id="c:spike", name="Spike Hughes"),
+        _op("mark_forget", concept="c:spike"),
+    )
+    (item,) = plan(geo, [cs], embed=bag_embed).requests()
+    assert item.request.anchor == "Zed Quist"  # Max and Ada share Spike's birthplace
+    geo.set_concept_redirect("c:spike", "max", who="t", why="curator's choice")
+    (item,) = plan(geo, [cs], embed=bag_embed).requests()
+    assert item.request.anchor == "Max Mosley"
+
+
 def test_dedupe_across_change_sets(geo: GraphStore) -> None:
     geo.add_concept(Concept("c:ada", "Ada Lovelace"))
     now = datetime.now(UTC)

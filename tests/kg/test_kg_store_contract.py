@@ -95,6 +95,39 @@ def test_fact_meta_and_ids(graph_store: GraphStore) -> None:
     assert [f.object for f in graph_store.list_facts(source="s")] == ["Q935334"]
 
 
+def test_search_entities_by_partial_names(graph_store: GraphStore) -> None:
+    seed(graph_store)
+    graph_store.add_entities(
+        [
+            Entity("name:imogen_stallard", "Imogen Stallard", ("Immy S",), kind="person"),
+            Entity("name:stall", "Stall", kind="thing"),
+            Entity("pct", "100% Lond_n"),
+        ]
+    )
+
+    def ids(text: str, limit: int = 50) -> list[str]:
+        return [e.id for e in graph_store.search_entities(text, limit)]
+
+    assert ids("Imog") == ["name:imogen_stallard"]
+    assert ids("stallard") == ["name:imogen_stallard"]
+    assert ids("  imogen   STALL") == ["name:imogen_stallard"]
+    assert ids("imm") == ["name:imogen_stallard"]  # an alias
+    # the whole name first, then names starting with the text, then word prefixes
+    assert ids("stall") == ["name:stall", "name:imogen_stallard"]
+    assert ids("lond") == ["Q84", "pct"]
+    assert ids("londinium") == ["Q84"]
+    assert ids("ondon") == [] and ids("mogen") == []
+    assert ids("lond", limit=1) == ["Q84"]
+    # LIKE wildcards are matched literally
+    assert ids("100%") == ["pct"] and ids("lond_") == ["pct"] and ids("%") == []
+    assert ids("lon%") == [] and ids("l_nd") == []
+    assert ids("   ") == []
+    for text in NASTY:
+        assert ids(text) == []
+    with pytest.raises(ValidationError):
+        graph_store.search_entities("x", 0)
+
+
 def test_find_entities_and_aliases(graph_store: GraphStore) -> None:
     seed(graph_store)
     assert [e.id for e in graph_store.find_entities("london")] == ["Q84"]

@@ -70,6 +70,25 @@ def wait_for(
     pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
+# Tests of delivery, resumption, crashes and queues check the job machinery, not edit
+# quality: their jobs carry each request's rewrite probe and a gate that only asks for it to
+# be measured (a job is never `succeeded` without a gate that measured something).
+MECHANICS_GATE = [{"group": "rewrite", "min_after": 0.0}]
+
+
+def checked(payload: dict) -> dict:
+    """Return an edit payload with a rewrite probe per request and `MECHANICS_GATE`."""
+    probes = [
+        {
+            "prompt": r["prompt"].replace("{}", r["subject"], 1),
+            "expected": r["target_new"],
+            "kind": "rewrite",
+        }
+        for r in payload["requests"]
+    ]
+    return {**payload, "probes": probes, "thresholds": MECHANICS_GATE}
+
+
 def edit_payload(model: str, subjects: list[tuple[str, str, str]], **extra) -> dict:
     """Return a job payload of ROME edits: (subject, prompt with {}, new object) triples."""
     requests = [

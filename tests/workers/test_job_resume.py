@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 import torch
-from jobs_helpers import job_settings, random_model_dir  # noqa: F401
+from jobs_helpers import checked, job_settings, random_model_dir  # noqa: F401
 
 import editor.methods as registry
 import editor.methods.registry as method_registry
@@ -43,12 +43,14 @@ def models(job_settings, random_model_dir, tiny_graph):  # noqa: F811
 
 
 def _payload(model: str) -> dict:
-    return {
-        "model": model,
-        "method": RESUMABLE,
-        "requests": REQUESTS,
-        "hparams": {"v_num_grad_steps": 5, "mom2_n_samples": 1000},
-    }
+    return checked(
+        {
+            "model": model,
+            "method": RESUMABLE,
+            "requests": REQUESTS,
+            "hparams": {"v_num_grad_steps": 5, "mom2_n_samples": 1000},
+        }
+    )
 
 
 def _crash_after_two(settings) -> tuple[str, subprocess.Popen]:

@@ -13,7 +13,7 @@ from collections import Counter
 
 import pytest
 import torch
-from jobs_helpers import job_settings  # noqa: F401
+from jobs_helpers import checked, job_settings  # noqa: F401
 
 from editor.loading import load_model
 from kg.importers.evoke import evoke_cases
@@ -56,13 +56,10 @@ def tiny(job_settings, tiny_model_dir, tiny_graph):  # noqa: F811
 
 
 def _payload(model, edits, probes=(), **extra):
-    return {
-        "model": model,
-        "method": "rome",
-        "requests": [to_plain(r) for r in edits],
-        "probes": [to_plain(p) for p in probes],
-        **extra,
-    }
+    payload = {"model": model, "method": "rome", "requests": [to_plain(r) for r in edits]}
+    if not probes:
+        return checked({**payload, **extra})
+    return {**payload, "probes": [to_plain(p) for p in probes], **extra}
 
 
 def _stand_in() -> subprocess.Popen:
@@ -248,6 +245,7 @@ def test_unlearn_job_runs_with_its_resources(tiny, tiny_graph, method):
         "kind": "unlearn",
         "requests": [to_plain(request)],
         "hparams": {"epochs": 1} if method == "npo" else {},
+        "thresholds": [{"group": "retain", "max_drop": 1.0}],  # dispatch, not quality
     }
     job = submit_job(payload, enqueue=False)
     execute_job(job.id, RunContext.create(tiny))

@@ -15,7 +15,7 @@ from collections import Counter
 
 import pytest
 import torch
-from jobs_helpers import WorkerProcess, pid_alive, wait_for
+from jobs_helpers import WorkerProcess, checked, pid_alive, wait_for
 
 from editor.loading import load_model
 from kg.importers.evoke import evoke_cases
@@ -81,7 +81,7 @@ def broker_env(request, tmp_path, monkeypatch, tiny_model_dir, tiny_graph):
 
 
 def _payload(model, edits):
-    return {"model": model, "method": "rome", "requests": [to_plain(r) for r in edits]}
+    return checked({"model": model, "method": "rome", "requests": [to_plain(r) for r in edits]})
 
 
 def _head(model: str):

@@ -262,6 +262,8 @@ def change_record(change: ChangeProbes) -> dict:
         )
     else:
         out.update(concept=r.concept, aliases=list(r.aliases), anchor=r.anchor)
+    if change.note:
+        out["note"] = change.note
     sub = change.subgraph
     out["subgraph"] = None
     if sub is not None:

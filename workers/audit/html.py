@@ -136,10 +136,13 @@ def _sample(sample: dict | None) -> str:
 
 def _graphs(changes: list[dict]) -> str:
     """The subgraph around each change (the first few)."""
-    cards = []
-    for change in changes[:MAX_GRAPHS]:
+    cards, undrawn = [], []
+    for change in changes:
         sub = change.get("subgraph")
         if not sub or not sub["nodes"]:
+            undrawn.append(f"<li>{escape(change['id'])}: {escape(change.get('note') or '')}</li>")
+            continue
+        if len(cards) == MAX_GRAPHS:
             continue
         title = change["id"]
         if change["kind"] == "edit":
@@ -149,16 +152,19 @@ def _graphs(changes: list[dict]) -> str:
             title += f": forget {change.get('concept')}"
         drawing = graph_drawing(sub["nodes"], sub["edges"], sub["center"], title)
         cards.append(f"<div class=card><div class=small>{escape(title)}</div>{drawing}</div>")
+    missing = (
+        f"<p class=small>Not drawn:</p><ul class=small>{''.join(undrawn)}</ul>" if undrawn else ""
+    )
     if not cards:
-        return "<p class=info>No changes in this audit.</p>"
+        return missing or "<p class=info>No changes in this audit.</p>"
     legend = (
         f"<p class=small><span style='color:{COLOURS['new']}'>━ new edge</span> &nbsp; "
         f"<span style='color:{COLOURS['old']}'>╌ old or forgotten edge</span> &nbsp; "
         f"<span style='color:{COLOURS['current']}'>━ unchanged</span></p>"
     )
-    more = len(changes) - MAX_GRAPHS
+    more = len(changes) - len(undrawn) - len(cards)
     tail = f"<p class=small>… and {more} more changes.</p>" if more > 0 else ""
-    return legend + "<div class=grid>" + "".join(cards) + "</div>" + tail
+    return legend + "<div class=grid>" + "".join(cards) + "</div>" + tail + missing
 
 
 def _worst(worst: list[dict]) -> str:
@@ -199,6 +205,23 @@ def _trend(trend: list[dict]) -> str:
     return f"<div class=card>{chart}{note}</div>"
 
 
+def model_label(model: dict) -> str:
+    """Name the audited model: 'small v7 (base + 3 deltas)', or its path plus the deltas."""
+    n = len(model.get("deltas", []))
+    deltas = f"{n} delta" + ("" if n == 1 else "s")
+    if model.get("name") and model.get("version_id") is not None:
+        return f"{model['name']} v{model['version_id']} (base + {deltas})"
+    return f"{model.get('path') or '–'} + {deltas}"
+
+
+def _notes(notes: list[str]) -> str:
+    """The report's notes (changes it could not probe), as a list."""
+    if not notes:
+        return ""
+    items = "".join(f"<li>{escape(n)}</li>" for n in notes)
+    return f"<ul class='small notes'>{items}</ul>"
+
+
 def render_html(report: dict) -> str:
     """Return the report as one self-contained HTML page."""
     passed = report["passed"]
@@ -209,13 +232,12 @@ def render_html(report: dict) -> str:
         + "</li>"
         for f in report["failures"]
     )
-    model = report.get("model", {})
     graph = report.get("graph", {})
     timings = report.get("timings", {})
     meta = (
         f"{escape(report['kind'])} audit · {len(report['changes'])} changes · "
-        f"{report['n_probes']:,} probes · model {escape(str(model.get('path') or '–'))} "
-        f"+ {len(model.get('deltas', []))} deltas · graph {escape(str(graph.get('url') or '–'))} "
+        f"{report['n_probes']:,} probes · model {escape(model_label(report.get('model', {})))} "
+        f"· graph {escape(str(graph.get('url') or '–'))} "
         f"({graph.get('facts', '–')} facts) · {escape(report['created_at'])} · "
         f"schema {escape(report['schema'])} {escape(report['schema_version'])} · "
         f"{timings.get('probes_per_s', 0):,.0f} probes/s"
@@ -224,6 +246,7 @@ def render_html(report: dict) -> str:
         "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>",
         f"<title>kgedit audit — {verdict}</title><style>{CSS}</style></head><body>",
         f"<h1>kgedit audit report</h1><div class=meta>{meta}</div>",
+        _notes(report.get("notes", [])),
         f"<div class='verdict {'pass' if passed else 'fail'}'>{verdict}</div>",
         f"<ul>{failures}</ul>" if failures else "",
         "<h2>Per-kind success before and after</h2>",

@@ -3,8 +3,11 @@
 `request_audit` records an audit of one version (default: the head) and sends the
 `kgedit.run_audit` task to the model's queue, so the audit runs on the worker that holds
 the model, one job at a time. `execute_audit` loads the version from the ledger (weights
-verified), runs the whole-graph sample audit of base vs version against the model's graph,
-and writes the report JSON under `var/reports/` (written to a temporary name, then renamed).
+verified), recovers the requests of every delta between the model's root version and it
+from the deltas' jobs (`workers.audit.chain`), derives their probes from the model's graph,
+audits base vs version (per-change groups, subgraphs, and the whole-graph sample of the
+facts no change touches), and writes the report JSON under `var/reports/` (written to a
+temporary name, then renamed).
 The API serves it as JSON or as the self-contained HTML page.
 """
 
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -156,8 +160,11 @@ def summary_of(report: dict) -> dict[str, Any]:
 def execute_audit(report_id: str, settings: Settings | None = None) -> AuditInfo:
     """Run a queued audit to completion (idempotent: a finished audit is returned as is)."""
     from kg.store import open_store
+    from kg.view import GraphView
+    from workers.audit.chain import chain_requests, derive_changes, relabel_deltas
     from workers.audit.run import AuditConfig, run_audit
     from workers.ledger.store import load_version
+    from workers.ledger.versions import chain
 
     settings = settings or get_settings()
     info = get_audit(report_id, settings=settings)
@@ -166,22 +173,38 @@ def execute_audit(report_id: str, settings: Settings | None = None) -> AuditInfo
     _set(report_id, settings, state="running")
     try:
         with db_of(settings).session() as session:
-            graph_url = model_row(session, info.model).graph_url or settings.graph_store_url
-        lm, tok, chain = load_version(info.model, info.version_id, settings=settings)
+            row = model_row(session, info.model)
+            graph_url, path = row.graph_url or settings.graph_store_url, row.path
+            found = chain_requests(session, chain(session, info.model, info.version_id))
+        lm, tok, loaded = load_version(info.model, info.version_id, settings=settings)
+        deltas = relabel_deltas(loaded, found.ids)
+        config = AuditConfig(sample_size=info.sample_size)
         store = open_store(graph_url)
         try:
+            view = GraphView(store)
+            t0 = time.perf_counter()
+            changes = derive_changes(view, found.requests, config.probes)
             report = run_audit(
                 lm,
                 tok,
-                store,
-                [],
-                [d for _, d in chain],
+                view,
+                changes,
+                deltas,
                 applied=True,
-                config=AuditConfig(sample_size=info.sample_size),
-                model_info={"name": info.model, "version_id": info.version_id},
+                config=config,
+                model_info={
+                    "name": info.model,
+                    "path": path,
+                    "version_id": info.version_id,
+                    "base_version_id": found.base_version_id,
+                },
+                derive_seconds=time.perf_counter() - t0,
             )
         finally:
             store.close()
+        notes = found.notes + [f"change {c.change_id}: {c.note}" for c in changes if c.note]
+        if notes:
+            report["notes"] = notes
     except Exception as exc:
         return _set(
             report_id, settings, state="failed", error=f"{type(exc).__name__}: {exc}"[:2000],

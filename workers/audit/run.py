@@ -109,8 +109,11 @@ def run_audit(
     view = GraphView.of(store)
     report_progress = progress or (lambda stage, done, total: None)
     touched = {entity for c in changes for entity in c.entities.values()}
+    forgotten = {c.entities["concept"] for c in changes if "concept" in c.entities}
     t0 = time.perf_counter()
-    sample = sample_probes(view, config.sample_size, config.sample_seed, touched)
+    sample = sample_probes(
+        view, config.sample_size, config.sample_seed, touched, exclude_objects=forgotten
+    )
     probes = [p for c in changes for p in c.probes] + sample
     derive_seconds += time.perf_counter() - t0
     if applied:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 SCHEMA_ID = "kgedit.audit-report"
-SCHEMA_VERSION = "1.0.0"
+SCHEMA_VERSION = "1.1.0"
 
 _NUM = {"type": ["number", "null"]}
 _STR = {"type": ["string", "null"]}
@@ -104,9 +104,13 @@ SCHEMA: dict[str, Any] = {
         "created_at": {"type": "string", "format": "date-time"},
         "kgedit_version": {"type": "string"},
         "kind": {"enum": ["edit", "unlearn", "mixed", "sample"]},
+        "notes": {"type": "array", "items": {"type": "string"}},
         "model": {
             "type": "object",
             "properties": {
+                "name": _STR,
+                "version_id": {"type": ["integer", "null"]},
+                "base_version_id": {"type": ["integer", "null"]},
                 "path": _STR,
                 "weights_sha256": _STR,
                 "deltas": {
@@ -168,6 +172,7 @@ SCHEMA: dict[str, Any] = {
                     "target_new": _STR,
                     "concept": _STR,
                     "subgraph": _SUBGRAPH,
+                    "note": {"type": "string"},
                 },
             },
         },

@@ -39,6 +39,11 @@ def default_method(kind: str) -> str:
     return str(registry(kind).default_method(kind))
 
 
+def default_chain(kind: str) -> tuple[str, ...]:
+    """Return the methods the sync loop tries in order for `kind` (its registry's choice)."""
+    return tuple(registry(kind).default_chain(kind))
+
+
 def resolve(kind: str, name: str) -> Any:
     """Return the registered method `name` of `kind`, or raise `InvalidInputError`."""
     reg = registry(kind)

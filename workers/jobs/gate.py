@@ -53,7 +53,10 @@ def evaluate(
     after: Sequence[ProbeScore],
     thresholds: Sequence[Threshold],
 ) -> dict[str, Any]:
-    """Return {passed, groups, failing}: per-group figures and the thresholds' verdicts."""
+    """Return {passed, checked, groups, failing}: per-group figures and the verdicts.
+
+    `checked` counts the groups a threshold judged (pass or fail); 0 means nothing was.
+    """
     rows = summarise(probes, before, after, thresholds, n_boot=BOOTSTRAP)
     groups = []
     for row in rows:
@@ -71,4 +74,5 @@ def evaluate(
             }
         )
     failing = [g for g in groups if g["status"] == "fail"]
-    return {"passed": not failing, "groups": groups, "failing": failing}
+    checked = [g for g in groups if g["status"] in ("pass", "fail")]
+    return {"passed": not failing, "checked": len(checked), "groups": groups, "failing": failing}

@@ -159,6 +159,33 @@ def orphans(db: Database, lease_s: float, grace_s: float | None = None) -> list[
     return out
 
 
+def unclaimed(
+    db: Database, wait_s: float, job_id: str | None = None
+) -> list[tuple[str, str, float]]:
+    """Return (job id, model, seconds) of sent queued jobs no worker took within `wait_s`.
+
+    A job behind a running job of its own model is waiting its turn, so it is left out; a
+    retry counts from when it fell due. `job_id` narrows the answer to one job.
+    """
+    now = utcnow()
+    out = []
+    with db.session() as session:
+        busy = set(
+            session.scalars(
+                select(JobRow.model_name).where(JobRow.state.in_([s.value for s in ACTIVE]))
+            )
+        )
+        query = select(JobRow.id, JobRow.model_name, JobRow.enqueued_at, JobRow.next_attempt_at)
+        query = query.where(JobRow.state == JobState.QUEUED.value, JobRow.enqueued_at.is_not(None))
+        if job_id is not None:
+            query = query.where(JobRow.id == job_id)
+        for jid, model, enqueued, due in session.execute(query):
+            waited = (now - max(enqueued, due or enqueued)).total_seconds()
+            if model not in busy and waited >= wait_s:
+                out.append((jid, model, waited))
+    return out
+
+
 def mark_enqueued(db: Database, job_id: str) -> None:
     """Stamp a job as (re)sent now."""
 

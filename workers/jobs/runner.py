@@ -9,7 +9,10 @@
    the method's cross-batch state is rebuilt. Each new step's deltas are written, then
    recorded as versions with the head moved, in one transaction.
 4. **Audit**: score the probes again and check the thresholds; a miss reverts the job's
-   deltas, discards its versions and ends `rolled_back` with the failing figures.
+   deltas, discards its versions and ends `rolled_back` with the failing figures. A job
+   submitted without probes gets them from the model's graph (`workers.jobs.probes`); one
+   with nothing to check it by (no probes, or no threshold measured anything) keeps its
+   deltas but ends `unverified`, never `succeeded`.
 
 Cancellation and lost leases are checked at every progress report and, through
 `editor.cancel`, inside every optimisation, statistics and training loop; a transient error puts
@@ -20,6 +23,7 @@ entry is dropped and the next job reloads from disk.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import traceback
@@ -31,8 +35,10 @@ from typing import Any
 import torch
 from sqlalchemy.exc import OperationalError
 
+from contracts.types import Probe
 from editor.cancel import cancellable
 from editor.sequence import call_method
+from kg.store import open_store
 from workers.db import Database, JobRow, get_database, retry_stale, utcnow
 from workers.errors import (
     JobCancelledError,
@@ -40,8 +46,10 @@ from workers.errors import (
     WorkersError,
 )
 from workers.jobs import gate
+from workers.jobs.codec import from_plain, to_plain
 from workers.jobs.dispatch import resolve
 from workers.jobs.lease import Claim, Heartbeat, claim, worker_identity
+from workers.jobs.probes import derive_job_probes
 from workers.jobs.reporter import LeaseLostError, Reporter
 from workers.jobs.resources import prepare_job
 from workers.jobs.spec import JobSpec, parse_spec
@@ -278,6 +286,7 @@ class _Run:
             lambda f, m: report(0.2 + 0.6 * f, m),
         )
         hparams, resources = prepared.hparams, prepared.resources
+        spec = self._with_probes(spec, result)
         before = None
         if spec.probes:
             stored = result.get("gate_before")
@@ -291,6 +300,28 @@ class _Run:
             self._move(S.RUNNING, "applying deltas")
         parent = self._run_steps(spec, method, hparams, resources)
         return self._audit(spec, before, parent)
+
+    def _with_probes(self, spec: JobSpec, result: dict[str, Any]) -> JobSpec:
+        """Return the spec with probes derived from the model's graph when it has none.
+
+        The derived probes are kept in the job's result, so a resumed run checks the same.
+        """
+        if spec.probes:
+            return spec
+        stored = result.get("derived_probes")
+        if stored is None:
+            assert self.entry is not None
+            store = open_store(self.entry.graph_url or self.settings.graph_store_url)
+            try:
+                probes = derive_job_probes(store, spec.kind, spec.requests)
+            finally:
+                store.close()
+            stored = to_plain(probes)
+            unplaced = sorted({p.meta["change"] for p in probes if p.meta.get("placed") == "no"})
+            note = {"locality_unchecked": unplaced} if unplaced else {}
+            self._save_result(derived_probes=stored, **note)
+        probes = tuple(from_plain(Probe, p, "derived_probes") for p in stored)
+        return dataclasses.replace(spec, probes=probes)
 
     def _committed_steps(self) -> list[list[Any]]:
         """Return this run's committed versions grouped by step, refusing gaps."""
@@ -391,7 +422,7 @@ class _Run:
         entry = self.entry
         assert entry is not None
         if not spec.probes or before is None:
-            return self._succeed(parent, {"gate": None})
+            return self._succeed(parent, {"gate": None}, S.UNVERIFIED, "no probes to check by")
         if self.state != S.AUDITING:
             self._move(S.AUDITING, "scoring probes after the edit")
         self.reporter.stage(0.9, 1.0)
@@ -399,13 +430,21 @@ class _Run:
         after = gate.score(entry.model, entry.tokenizer, spec.probes)
         verdict = gate.evaluate(spec.probes, before, after, spec.thresholds)
         self._save_result(gate=verdict)
+        if verdict["passed"] and not verdict["checked"]:
+            return self._succeed(parent, {}, S.UNVERIFIED, "no gate threshold measured anything")
         if verdict["passed"]:
             return self._succeed(parent, {})
         failing = "; ".join(f"{g['group']}: {g['reason']}" for g in verdict["failing"])
         return self._end(S.ROLLED_BACK, f"audit gate failed ({failing})")
 
-    def _succeed(self, version_id: int, extra: dict[str, Any]) -> Outcome:
-        """Finish as succeeded at `version_id`."""
+    def _succeed(
+        self,
+        version_id: int,
+        extra: dict[str, Any],
+        state: JobState = S.SUCCEEDED,
+        why: str = "",
+    ) -> Outcome:
+        """Finish at `version_id`: succeeded, or unverified (kept, but nothing checked it)."""
 
         def finish() -> None:
             with self.db.session() as session:
@@ -413,8 +452,8 @@ class _Run:
                 self.reporter._check(row)
                 row.result_version_id = version_id
                 row.result = {**(row.result or {}), **extra, "version_id": version_id}
-                message = f"succeeded: version {version_id}"
-                transition(session, row, S.SUCCEEDED, message, self.ctx.worker_id)
+                message = f"{state.value}: version {version_id}" + (f" ({why})" if why else "")
+                transition(session, row, state, message, self.ctx.worker_id)
 
         retry_stale(finish)
-        return Outcome(S.SUCCEEDED.value, f"version {version_id}")
+        return Outcome(state.value, f"version {version_id}")

@@ -3,7 +3,8 @@
 A `JobSpec` is validated once, at submission, and stored as plain JSON in the job row (the
 payload). Requests without an id get `r0`, `r1`, ... so every delta in the ledger names the
 requests it applied. The audit gate's thresholds default to rewrite ≥ 90 % after, neighbour
-and same-subject drops of at most 5 and 10 points (docs/jobs.md).
+and same-subject drops of at most 5 and 10 points for edits, and to forgetting in the cloze
+and question forms with retained facts kept for unlearning (docs/jobs.md).
 """
 
 from __future__ import annotations
@@ -33,6 +34,13 @@ DEFAULT_GATE = (
     Threshold("rewrite", min_after=0.9),
     Threshold("neighbour", max_drop=0.05),
     Threshold("same_subject", max_drop=0.1),
+)
+# The default gate of unlearning jobs: the cloze form forgotten for ≥ 90 % of the concept's
+# facts, the question form for ≥ 75 %, retained facts dropping by at most 10 points.
+DEFAULT_UNLEARN_GATE = (
+    Threshold("form_cloze:forget", min_after=0.9),
+    Threshold("form_question:forget", min_after=0.75),
+    Threshold("retain", max_drop=0.1),
 )
 
 
@@ -135,6 +143,8 @@ def parse_spec(data: Mapping[str, Any] | JobSpec) -> JobSpec:
     cls = EditRequest if kind == "edit" else UnlearnRequest
     parsed = [from_plain(cls, r, f"requests[{i}]") for i, r in enumerate(requests)]
     rest = {k: v for k, v in data.items() if k not in {"requests", "kind"}}
+    if kind == "unlearn" and "thresholds" not in rest:
+        rest["thresholds"] = to_plain(DEFAULT_UNLEARN_GATE)
     spec = from_plain(JobSpec, {**rest, "requests": [], "kind": kind})
     spec = dataclasses.replace(spec, requests=_with_ids(parsed))
     check_name(spec.model, "model")

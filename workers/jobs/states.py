@@ -1,6 +1,7 @@
 """The job state machine (docs/jobs.md, "States") and the one function that moves a job along it.
 
     queued → planning → running → auditing → succeeded | rolled_back
+                                 ↘ unverified (the change stays; there was nothing to check it by)
        ↘ cancelled / failed from any live state; failed and cancelled → queued (manual retry)
 
 A live state may also move to itself: that records a resumption after a lost worker.
@@ -29,21 +30,23 @@ class JobState(StrEnum):
     FAILED = "failed"
     ROLLED_BACK = "rolled_back"
     CANCELLED = "cancelled"
+    UNVERIFIED = "unverified"
 
 
 S = JobState
 ACTIVE = frozenset({S.PLANNING, S.RUNNING, S.AUDITING})
-TERMINAL = frozenset({S.SUCCEEDED, S.FAILED, S.ROLLED_BACK, S.CANCELLED})
+TERMINAL = frozenset({S.SUCCEEDED, S.FAILED, S.ROLLED_BACK, S.CANCELLED, S.UNVERIFIED})
 RETRYABLE = frozenset({S.FAILED, S.CANCELLED})
 
 ALLOWED: dict[JobState, frozenset[JobState]] = {
     S.QUEUED: frozenset({S.PLANNING, S.CANCELLED, S.FAILED}),
     S.PLANNING: frozenset({S.PLANNING, S.RUNNING, S.QUEUED, S.CANCELLED, S.FAILED}),
-    S.RUNNING: frozenset({S.RUNNING, S.AUDITING, S.SUCCEEDED, S.QUEUED, S.CANCELLED, S.FAILED}),
+    S.RUNNING: frozenset({S.RUNNING, S.AUDITING, S.UNVERIFIED, S.QUEUED, S.CANCELLED, S.FAILED}),
     S.AUDITING: frozenset(
-        {S.AUDITING, S.SUCCEEDED, S.ROLLED_BACK, S.QUEUED, S.CANCELLED, S.FAILED}
+        {S.AUDITING, S.SUCCEEDED, S.ROLLED_BACK, S.UNVERIFIED, S.QUEUED, S.CANCELLED, S.FAILED}
     ),
     S.SUCCEEDED: frozenset(),
+    S.UNVERIFIED: frozenset(),
     S.ROLLED_BACK: frozenset(),
     S.FAILED: frozenset({S.QUEUED}),
     S.CANCELLED: frozenset({S.QUEUED}),
@@ -94,7 +97,7 @@ def transition(
     if target in TERMINAL:
         job.finished_at = now
         job.worker_id = None
-        if target is S.SUCCEEDED:
+        if target in (S.SUCCEEDED, S.UNVERIFIED):
             job.progress = 1.0
 
 

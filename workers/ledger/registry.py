@@ -30,6 +30,7 @@ class ModelInfo:
     graph_url: str | None
     meta: dict[str, Any]
     created_at: datetime
+    follows_graph: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """Return JSON-ready data."""
@@ -54,6 +55,7 @@ def _info(row: ModelRow, n_versions: int) -> ModelInfo:
         graph_url=row.graph_url,
         meta=dict(row.meta or {}),
         created_at=row.created_at,
+        follows_graph=bool(row.follows_graph),
     )
 
 
@@ -92,12 +94,14 @@ def register_model(
     path: str | Path,
     *,
     graph_url: str | None = None,
+    follow: bool | None = None,
     settings: Settings | None = None,
 ) -> ModelInfo:
     """Register a base model directory as version 0 of `name` (idempotent for the same weights).
 
     `graph_url` names the graph whose verbalised facts feed the model's second-moment
-    statistics (default: the settings' graph store).
+    statistics (default: the settings' graph store). `follow`: the model follows the graph
+    (every approved change set is planned on it); None leaves an existing setting alone.
     """
     from editor.loading import load_model, weights_sha256  # torch: only registering needs it
     from workers.ledger.checksums import ledger_checksum, param_hashes
@@ -117,6 +121,8 @@ def register_model(
                     f"model {name!r} is registered for {row.path} "
                     f"(weights {row.weights_sha256[:12]}…); pick another name"
                 )
+            if follow is not None:
+                row.follows_graph = follow
             return _info(row, _count(session, name))
     try:
         model, _ = load_model(path)
@@ -135,6 +141,7 @@ def register_model(
             param_hashes=hashes,
             graph_url=graph_url,
             meta=meta,
+            follows_graph=bool(follow),
             created_at=utcnow(),
         )
         session.add(row)

@@ -1,0 +1,469 @@
+"""The console's pages under `/ui`: sign-in, search, entities, change sets, review, jobs,
+models and audits. Every page reads and writes through the API's route functions
+(`api.console.calls.call`), under the same roles; every POST carries the session's CSRF token.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
+from fastapi.templating import Jinja2Templates
+
+from api.console import session as sessions
+from api.console.calls import call, may
+from api.console.drawing import layout
+from api.errors import ApiError, error_of
+from api.routes import audits, changesets, graph, jobs, models
+from api.schemas.changesets import (
+    PAYLOAD_FIELD_TYPES,
+    ChangeSetCreate,
+    OperationsUpdate,
+    ReviewBody,
+)
+from kg.curation import PAYLOAD_FIELDS
+from kg.planner import intents
+from kg.types import OperationKind
+
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; frame-src 'self'; frame-ancestors 'none'; "
+    "base-uri 'none'"
+)
+REPORT_CSP = audits.REPORT_CSP + "; frame-ancestors 'self'"
+KIND_LABELS = {
+    OperationKind.ADD_FACT: "Add a fact",
+    OperationKind.RETRACT_FACT: "Retract a fact",
+    OperationKind.REPLACE_OBJECT: "Replace a fact's object",
+    OperationKind.ADD_ALIAS: "Add an alias",
+    OperationKind.MARK_FORGET: "Mark a concept to forget",
+    OperationKind.ADD_CONCEPT: "Add a concept",
+}
+NAV = [
+    ("Search", "/ui/search", graph.list_entities),
+    ("Change sets", "/ui/changesets", changesets.list_change_sets),
+    ("Jobs", "/ui/jobs", jobs.list_jobs),
+    ("Models", "/ui/models", models.list_models),
+    ("Audits", "/ui/audits", audits.list_audits),
+]
+
+
+class SignInRequiredError(Exception):
+    """The page needs a session and the request has none."""
+
+
+class ConsoleRoute(APIRoute):
+    """A console route: no session goes to sign-in; an API error becomes an HTML page with
+    the API's status and message."""
+
+    def get_route_handler(self) -> Any:
+        """Return the route's handler wrapped in the console's error pages."""
+        handler = super().get_route_handler()
+
+        async def console_handler(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except SignInRequiredError:
+                return redirect("/ui/login")
+            except RequestValidationError as exc:
+                return error_page(request, ApiError(422, "the request is not valid", exc.errors()))
+            except Exception as exc:
+                mapped = error_of(exc)
+                if mapped is None:
+                    raise
+                return error_page(request, mapped)
+
+        return console_handler
+
+
+router = APIRouter(prefix="/ui", include_in_schema=False, route_class=ConsoleRoute)
+
+
+def _session(request: Request) -> sessions.Session:
+    """Return the request's session; SignInRequiredError (a redirect to sign-in) without one."""
+    found = sessions.current_session(request)
+    if found is None:
+        raise SignInRequiredError
+    return found
+
+
+async def _form(request: Request, session: sessions.Session) -> dict[str, str]:
+    """Return a POST's form fields after checking its CSRF token (403 when it does not match)."""
+    form = await request.form()
+    fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    if not sessions.csrf_valid(session, fields.pop("csrf", None)):
+        raise ApiError(403, "the form's CSRF token is missing or not valid; reload the page")
+    return fields
+
+
+def page(
+    request: Request,
+    template: str,
+    session: sessions.Session | None,
+    status_code: int = 200,
+    **context: Any,
+) -> HTMLResponse:
+    """Render a console page with the navigation the caller's role may use."""
+    nav = []
+    if session is not None:
+        nav = [(t, url) for t, url, fn in NAV if may(request, session.principal, fn)]
+    response = TEMPLATES.TemplateResponse(
+        request,
+        template,
+        {"session": session, "nav": nav, "kind_labels": KIND_LABELS, **context},
+        status_code=status_code,
+    )
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def error_page(request: Request, exc: ApiError) -> HTMLResponse:
+    """Render an API error (status, message, details) as a console page."""
+    return page(
+        request,
+        "error.html",
+        sessions.current_session(request),
+        status_code=exc.status,
+        error=exc,
+    )
+
+
+def redirect(url: str) -> RedirectResponse:
+    """Return a 303 redirect (after a POST)."""
+    return RedirectResponse(url, status_code=303)
+
+
+# -- sign-in ------------------------------------------------------------------------------------
+
+
+@router.get("/login")
+def login_form(request: Request, error: str = "") -> HTMLResponse:
+    """Show the sign-in form."""
+    holder = Response()
+    token = sessions.login_token(request, holder)
+    response = page(request, "login.html", None, csrf=token, error=error)
+    for value in holder.headers.getlist("set-cookie"):
+        response.headers.append("set-cookie", value)
+    return response
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    """Exchange an API key (a form field, never a URL) for a session cookie."""
+    form = await request.form()
+    if not sessions.login_token_valid(request, str(form.get("csrf", ""))):
+        raise ApiError(403, "the sign-in form expired or its CSRF token is not valid; reload it")
+    principal = request.app.state.keys.authenticate(str(form.get("api_key", "")))
+    if principal is None:
+        holder = Response()
+        token = sessions.login_token(request, holder)
+        msg = "That key is not valid or has been revoked."
+        return page(request, "login.html", None, status_code=401, csrf=token, error=msg)
+    response = redirect("/ui/")
+    sessions.start_session(request, response, principal)
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    """End the session."""
+    await _form(request, _session(request))
+    response = redirect("/ui/login")
+    sessions.end_session(response)
+    return response
+
+
+@router.get("/")
+def home(request: Request) -> Response:
+    """Go to the caller's first page."""
+    session = _session(request)
+    nav = [url for _, url, fn in NAV if may(request, session.principal, fn)]
+    return redirect(nav[0] if nav else "/ui/changesets")
+
+
+# -- search and entities ------------------------------------------------------------------------
+
+
+@router.get("/search")
+def search(request: Request, q: str = "") -> HTMLResponse:
+    """Find entities by a partial name or alias."""
+    session = _session(request)
+    found = None
+    if q.strip():
+        found = call(request, session.principal, graph.list_entities, q=q, limit=50, offset=0)
+    return page(request, "search.html", session, q=q, found=found)
+
+
+def _relation_labels(request: Request, session: sessions.Session) -> dict[str, str]:
+    """Return {relation id: label} through the relations route."""
+    listed = call(request, session.principal, graph.list_relations, limit=500, offset=0)
+    return {r.id: r.label for r in listed.items}
+
+
+@router.get("/entities/{entity_id:path}")
+def entity(request: Request, entity_id: str) -> HTMLResponse:
+    """Show an entity: its names, its facts and its neighbourhood."""
+    session = _session(request)
+    who = session.principal
+    found = call(request, who, graph.get_entity, entity_id=entity_id)
+    facts = call(request, who, graph.entity_facts, entity_id=entity_id)
+    near = call(request, who, graph.neighbourhood, entity_id=entity_id, hops=1)
+    labels = _relation_labels(request, session)
+    names = {n.id: n.name for n in near.nodes}
+    rows = []
+    for f in facts:
+        edit = {
+            "kind": "replace_object",
+            "subject": found.name,
+            "relation": labels.get(f.relation, f.relation),
+            "object": names.get(f.object, f.object),
+        }
+        rows.append((f, labels.get(f.relation, f.relation), names.get(f.object, f.object), edit))
+    return page(
+        request,
+        "entity.html",
+        session,
+        entity=found,
+        rows=rows,
+        drawing=layout(near, labels),
+        can_edit=may(request, who, changesets.create_change_set),
+        urlencode=urlencode,
+        quote=quote,
+    )
+
+
+# -- change sets --------------------------------------------------------------------------------
+
+
+def _op_fields(kind: OperationKind) -> list[dict[str, Any]]:
+    """Return the form fields of an operation kind: name, description, required, is a list."""
+    required, optional = PAYLOAD_FIELDS[kind]
+    return [
+        {
+            "name": name,
+            "description": PAYLOAD_FIELD_TYPES[name][1],
+            "required": name in required,
+            "is_list": name == "aliases",
+        }
+        for name in (*required, *optional)
+    ]
+
+
+def _operation_of(fields: dict[str, str]) -> dict[str, Any]:
+    """Return an operation body from a typed form (empty optional fields left out)."""
+    try:
+        kind = OperationKind(fields.get("kind", ""))
+    except ValueError:
+        raise ApiError(422, f"unknown operation kind {fields.get('kind')!r}") from None
+    payload: dict[str, Any] = {}
+    for f in _op_fields(kind):
+        value = fields.get(f"op_{f['name']}", "").strip()
+        if not value and not f["required"]:
+            continue
+        if f["is_list"]:
+            payload[f["name"]] = [v.strip() for v in value.split(",") if v.strip()]
+        else:
+            payload[f["name"]] = value
+    return {"kind": kind.value, "payload": payload}
+
+
+def _editor_context(request: Request, kind: str, prefill: dict[str, str]) -> dict[str, Any]:
+    """Return what the typed operation form needs."""
+    try:
+        chosen = OperationKind(kind)
+    except ValueError:
+        chosen = OperationKind.REPLACE_OBJECT
+    return {
+        "kinds": list(OperationKind),
+        "kind": chosen,
+        "fields": _op_fields(chosen),
+        "prefill": prefill,
+    }
+
+
+@router.get("/changesets")
+def change_sets(request: Request) -> HTMLResponse:
+    """List change sets by state: drafts, the review queue, and the closed ones."""
+    session = _session(request)
+    listed = call(request, session.principal, changesets.list_change_sets, limit=500, offset=0)
+    by_state: dict[str, list] = {}
+    for cs in reversed(listed.items):
+        by_state.setdefault(cs.state, []).append(cs)
+    return page(
+        request,
+        "changesets.html",
+        session,
+        by_state=by_state,
+        can_create=may(request, session.principal, changesets.create_change_set),
+    )
+
+
+@router.get("/changesets/new")
+def new_change_set(request: Request, kind: str = "replace_object") -> HTMLResponse:
+    """Show the typed form of a new change set's first operation (fields may be prefilled)."""
+    session = _session(request)
+    if not may(request, session.principal, changesets.create_change_set):
+        raise ApiError(403, f"role {session.principal.role.value!r} may not create change sets")
+    prefill = {k: v for k, v in request.query_params.items() if k != "kind"}
+    return page(request, "new_changeset.html", session, **_editor_context(request, kind, prefill))
+
+
+@router.post("/changesets/new")
+async def create_change_set(request: Request) -> Response:
+    """Create a draft with one operation given by names."""
+    session = _session(request)
+    fields = await _form(request, session)
+    body = ChangeSetCreate.model_validate(
+        {"reason": fields.get("reason", ""), "operations": [_operation_of(fields)]}
+    )
+    created = call(request, session.principal, changesets.create_change_set, body=body)
+    return redirect(f"/ui/changesets/{quote(created.id)}")
+
+
+def _names(request: Request, session: sessions.Session, ops: list[dict]) -> dict[str, str]:
+    """Return display names of the entities the operations name (through the entity route)."""
+    out: dict[str, str] = {}
+    for op in ops:
+        for key in ("subject", "object", "new_object", "entity", "redirect_to"):
+            value = op["payload"].get(key)
+            if isinstance(value, str) and value not in out:
+                try:
+                    out[value] = call(
+                        request, session.principal, graph.get_entity, entity_id=value
+                    ).name
+                except ApiError:
+                    out[value] = value
+    return out
+
+
+@router.get("/changesets/{change_set_id}")
+def change_set(request: Request, change_set_id: str, kind: str = "add_fact") -> HTMLResponse:
+    """Show a change set: its operations as a diff, what it will ask of the model, and the
+    actions the caller may take (edit and propose a draft; review a proposed one)."""
+    session = _session(request)
+    who = session.principal
+    cs = call(request, who, changesets.get_change_set, change_set_id=change_set_id)
+    stored = request.app.state.store.get_change_set(cs.id)
+    planned, skipped = intents([stored])
+    return page(
+        request,
+        "changeset.html",
+        session,
+        cs=cs,
+        names=_names(request, session, cs.operations),
+        labels=_relation_labels(request, session),
+        planned=planned,
+        skipped=skipped,
+        is_author=cs.author == who.actor,
+        can_edit=cs.state == "draft" and may(request, who, changesets.update_operations),
+        can_review=cs.state == "proposed" and may(request, who, changesets.review),
+        **_editor_context(request, kind, {}),
+    )
+
+
+@router.post("/changesets/{change_set_id}/operations")
+async def add_operation(request: Request, change_set_id: str) -> Response:
+    """Add one operation (given by names) to a draft, or remove one (`remove` = its index)."""
+    session = _session(request)
+    fields = await _form(request, session)
+    who = session.principal
+    cs = call(request, who, changesets.get_change_set, change_set_id=change_set_id)
+    ops = [dict(op) for op in cs.operations]
+    if "remove" in fields:
+        index = int(fields["remove"]) if fields["remove"].isdigit() else -1
+        if not 0 <= index < len(ops):
+            raise ApiError(422, "no such operation")
+        ops.pop(index)
+    else:
+        ops.append(_operation_of(fields))
+    body = OperationsUpdate.model_validate({"operations": ops})
+    call(request, who, changesets.update_operations, change_set_id=change_set_id, body=body)
+    return redirect(f"/ui/changesets/{quote(change_set_id)}")
+
+
+@router.post("/changesets/{change_set_id}/propose")
+async def propose(request: Request, change_set_id: str) -> Response:
+    """Send a draft to review."""
+    session = _session(request)
+    await _form(request, session)
+    call(request, session.principal, changesets.propose, change_set_id=change_set_id)
+    return redirect(f"/ui/changesets/{quote(change_set_id)}")
+
+
+@router.post("/changesets/{change_set_id}/review")
+async def review(request: Request, change_set_id: str) -> Response:
+    """Approve or reject a proposed change set with a reason (the API's review route)."""
+    session = _session(request)
+    fields = await _form(request, session)
+    body: dict[str, Any] = {
+        "decision": fields.get("decision", ""),
+        "comment": fields.get("comment", ""),
+    }
+    if fields.get("model", "").strip():
+        body["model"] = fields["model"].strip()
+    if fields.get("graph_only") == "1":
+        body["graph_only"] = True
+    result = call(
+        request,
+        session.principal,
+        changesets.review,
+        change_set_id=change_set_id,
+        body=ReviewBody.model_validate(body),
+    )
+    return page(request, "reviewed.html", session, result=result)
+
+
+# -- jobs, models, audits -----------------------------------------------------------------------
+
+
+@router.get("/jobs")
+def job_list(request: Request) -> HTMLResponse:
+    """List jobs with their progress (the page refreshes itself while any job is active)."""
+    session = _session(request)
+    listed = call(request, session.principal, jobs.list_jobs, limit=100, offset=0)
+    active = any(j.state in ("queued", "planning", "running", "auditing") for j in listed)
+    return page(request, "jobs.html", session, jobs=listed, active=active)
+
+
+@router.get("/models")
+def model_list(request: Request) -> HTMLResponse:
+    """List registered models and their versions."""
+    session = _session(request)
+    who = session.principal
+    listed = call(request, who, models.list_models)
+    versions = {m.name: call(request, who, models.list_versions, name=m.name) for m in listed}
+    return page(request, "models.html", session, models=listed, versions=versions)
+
+
+@router.get("/audits")
+def audit_list(request: Request) -> HTMLResponse:
+    """List audits."""
+    session = _session(request)
+    listed = call(request, session.principal, audits.list_audits, model=None, limit=100, offset=0)
+    return page(request, "audits.html", session, audits=listed)
+
+
+@router.get("/audits/{audit_id}")
+def audit(request: Request, audit_id: str) -> HTMLResponse:
+    """Show one audit with its report embedded."""
+    session = _session(request)
+    info = call(request, session.principal, audits.get_audit, audit_id=audit_id)
+    return page(request, "audit.html", session, audit=info)
+
+
+@router.get("/audits/{audit_id}/report.html")
+def audit_report(request: Request, audit_id: str) -> HTMLResponse:
+    """Return the audit's HTML report (the API's route) for the console's frame."""
+    session = _session(request)
+    report = call(request, session.principal, audits.report_html, audit_id=audit_id)
+    report.headers["Content-Security-Policy"] = REPORT_CSP
+    return report

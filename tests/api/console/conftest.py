@@ -1,0 +1,96 @@
+"""Console fixtures: a small graph, and a signed-in test client per role."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.keys import Role
+from kg.store.sql import SqlGraphStore
+from kg.types import Entity, Fact, Relation
+from workers.settings import Settings
+
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+def small_graph() -> SqlGraphStore:
+    """Imogen Stallard, born in Leeds; York and two entities named Harrow."""
+    store = SqlGraphStore("sqlite://")
+    store.add_entities(
+        [
+            Entity("name:imogen_stallard", "Imogen Stallard", ("Immy",), kind="person"),
+            Entity("leeds", "Leeds"),
+            Entity("york", "York"),
+            Entity("harrow_town", "Harrow"),
+            Entity("harrow_school", "Harrow"),
+        ]
+    )
+    store.add_relation(Relation("P19", "born in", {"cloze": ("{} was born in",)}, functional=True))
+    store.add_facts([Fact("name:imogen_stallard", "P19", "leeds")])
+    return store
+
+
+@pytest.fixture
+def console_app(tmp_path):
+    """The API app, console included, on the small graph."""
+    settings = Settings(var_dir=tmp_path / "var", metadata_url=f"sqlite:///{tmp_path / 'm.db'}")
+    return create_app(settings, store=small_graph())
+
+
+@pytest.fixture
+def keys(console_app) -> dict[Role, str]:
+    """One API key per role (two reviewers: `reviewer` and `reviewer2`)."""
+    out = {role: console_app.state.keys.create(f"t {role.value}", role)[0] for role in Role}
+    out["reviewer2"] = console_app.state.keys.create("second reviewer", Role.REVIEWER)[0]
+    return out
+
+
+def csrf_of(html: str) -> str:
+    """Return the first CSRF token of a page."""
+    return CSRF.search(html).group(1)
+
+
+def sign_in(client: TestClient, key: str):
+    """Sign a client in with a key; return the sign-in response."""
+    token = csrf_of(client.get("/ui/login").text)
+    return client.post("/ui/login", data={"csrf": token, "api_key": key}, follow_redirects=False)
+
+
+@pytest.fixture
+def signed_in(console_app, keys):
+    """Return a function: role -> a test client signed in with that role's key."""
+    clients = []
+
+    def make(role) -> TestClient:
+        client = TestClient(console_app)
+        clients.append(client)
+        assert sign_in(client, keys[role]).status_code == 303
+        return client
+
+    yield make
+    for c in clients:
+        c.close()
+
+
+REPLACE = {
+    "kind": "replace_object",
+    "op_subject": "Imogen Stallard",
+    "op_relation": "born in",
+    "op_object": "Leeds",
+    "op_new_object": "York",
+    "reason": "the source was corrected",
+}
+
+
+def propose_replacement(client: TestClient) -> str:
+    """As a signed-in curator, draft and propose the Leeds → York replacement; return its url."""
+    token = csrf_of(client.get("/ui/changesets/new").text)
+    r = client.post("/ui/changesets/new", data={"csrf": token, **REPLACE}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    url = r.headers["location"]
+    r = client.post(f"{url}/propose", data={"csrf": token}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    return url
