@@ -195,14 +195,18 @@ def trace(
 def demo(
     n_edits: Annotated[int, typer.Option(help="number of demo edits")] = 10,
     preset: Annotated[str, typer.Option(help="knowledge model preset")] = "small",
+    models_dir: Annotated[
+        Path | None,
+        typer.Option(help="folder of trained models, reused by input hash (default: var/models)"),
+    ] = None,
 ) -> None:
-    """Build the EVOKE graph, train or reuse the model, apply and revert edits (the default
-    editing method, prepared as a job prepares it)."""
+    """Build the demo graph (EVOKE, else the synthetic world), train or reuse the model,
+    apply and revert edits (the default editing method, prepared as a job prepares it)."""
     from workers.demo import run_demo
     from workers.errors import DataSetMissingError
 
     try:
-        run_demo(console, n_edits=n_edits, preset_name=preset)
+        run_demo(console, n_edits=n_edits, preset_name=preset, models_dir=models_dir)
     except DataSetMissingError as exc:
         fail(str(exc))
 

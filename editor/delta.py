@@ -164,6 +164,14 @@ class Delta:
         ]
         return cls(method, entries, list(request_ids), dict(meta or {}))
 
+    def __repr__(self) -> str:
+        """Return a one-line summary (method, requests, parameters and their kind), no tensors."""
+        params = ", ".join(
+            f"{e.param} ({e.kind}{'' if e.rank is None else f', rank {e.rank}'})"
+            for e in self.entries
+        )
+        return f"Delta({self.method!r}, requests={self.request_ids}, params=[{params}])"
+
     def norms(self) -> dict[str, float]:
         """Return the Frobenius norm of each parameter's update."""
         return {e.param: e.norm() for e in self.entries}

@@ -1,9 +1,9 @@
 """The package layers hold and no module imports itself round a circle.
 
 Layers, lowest first: `contracts`; `kg` and `editor` (which never import each other);
-`workers`; `api`. A module may import its own package or a lower layer only. Every import
-counts, including those inside functions and under `TYPE_CHECKING`, so a circle cannot hide
-behind a function-local import.
+`workers`; `api`; `kgedit`, the Python API (docs/python.md). A module may import its own
+package or a lower layer only. Every import counts, including those inside functions and
+under `TYPE_CHECKING`, so a circle cannot hide behind a function-local import.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-LAYER = {"contracts": 0, "kg": 1, "editor": 1, "workers": 2, "api": 3}
+LAYER = {"contracts": 0, "kg": 1, "editor": 1, "workers": 2, "api": 3, "kgedit": 4}
 
 
 def _modules() -> dict[str, Path]:

@@ -57,11 +57,28 @@ def demo_graph_url(
     """Return the demo graph's URL: `settings.graph_url`, else its own SQLite file."""
     if settings.graph_url:
         return settings.graph_url
-    source = EVOKE if settings.has_data_set(EVOKE) else SYNTHETIC
-    name = f"evoke-{n_cases}" if source == EVOKE else f"synthetic-{n_people}-seed{seed}"
-    path = settings.var_dir / "demo" / f"{name}.sqlite"
+    if not settings.has_data_set(EVOKE):
+        return synthetic_url(settings, n_people, seed)
+    path = settings.var_dir / "demo" / f"evoke-{n_cases}.sqlite"
     path.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{path}"
+
+
+def synthetic_url(settings: Settings, n_people: int = DEMO_PEOPLE, seed: int = 0) -> str:
+    """Return the URL of the synthetic world's own SQLite file under `var_dir/demo/`."""
+    path = settings.var_dir / "demo" / f"synthetic-{n_people}-seed{seed}.sqlite"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+def synthetic_store(
+    settings: Settings, n_people: int = DEMO_PEOPLE, seed: int = 0
+) -> tuple[GraphStore, SyntheticImportSummary | None]:
+    """Return the synthetic world's store (`synthetic_url`), importing it on first use."""
+    store = open_store(synthetic_url(settings, n_people, seed))
+    if store.count_facts() > 0:
+        return store, None
+    return store, import_synthetic(store, n_people=n_people, seed=seed)
 
 
 def demo_graph(

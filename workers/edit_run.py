@@ -156,13 +156,23 @@ def run_edits(
     progress: Callable[[int, int], None] | None = None,
     *,
     batch_size: int = 1,
+    sequence: EditSequence | None = None,
 ) -> EditRun:
     """Apply a prepared method (`editor.prepare`) for the requests; score their probes
-    before and after."""
+    before and after.
+
+    `sequence`: continue this sequence of the same method (its deltas stay applied, the
+    method's state carries on) instead of starting a new one; `run.deltas` are the new ones.
+    """
     if mode not in {"independent", "sequential", "batch"}:
         raise ValueError(f"mode must be 'independent', 'sequential' or 'batch', not {mode!r}")
     run = EditRun()
-    seq = EditSequence(model, tokenizer, prepared.method, prepared.hparams, **prepared.resources)
+    seq = sequence
+    if seq is None:
+        seq = EditSequence(
+            model, tokenizer, prepared.method, prepared.hparams, **prepared.resources
+        )
+    start_at = len(seq)
     flat = [p for group in probes for p in group]
     if mode != "independent":
         _record(run.before, flat, probe_success(model, tokenizer, flat))
@@ -178,7 +188,7 @@ def run_edits(
             if progress is not None:
                 progress(min(start + size, len(requests)), len(requests))
         _record(run.after, flat, probe_success(model, tokenizer, flat))
-        run.deltas = list(seq.deltas)
+        run.deltas = list(seq.deltas[start_at:])
         run.sequence = seq
         return run
     for i, (request, group) in enumerate(zip(requests, probes, strict=True)):
@@ -189,7 +199,7 @@ def run_edits(
         run.seconds.append(time.perf_counter() - started)
         run.timings.append(_per_request(seq.infos[n_infos:], 1))
         _record(run.after, group, probe_success(model, tokenizer, group))
-        seq.revert_all()
+        seq.revert_to(start_at)
         if progress is not None:
             progress(i + 1, len(requests))
     return run

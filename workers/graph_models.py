@@ -75,6 +75,14 @@ def load_report(model_dir: Path) -> dict:
     return json.loads((model_dir / REPORT_FILE).read_text())
 
 
+def knowledge_preset(model_dir: Path) -> str | None:
+    """Return the knowledge-model preset recorded beside the weights (None: not one)."""
+    try:
+        return str(load_report(Path(model_dir))["preset"])
+    except (OSError, KeyError, ValueError):
+        return None
+
+
 def subset_by_subjects(facts: Sequence[FactText], max_subjects: int) -> list[FactText]:
     """Return the facts of the first `max_subjects` subjects in sorted order."""
     keep = sorted({f.subject for f in facts})[:max_subjects]

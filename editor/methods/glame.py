@@ -20,13 +20,14 @@ Decisions:
 * The GNN is re-initialised for every edit from a seeded generator (the paper's semantics;
   the released code means to but keeps the weights by accident, a warm start).
 * A request without a subgraph gets the one-edge graph of its own triple, the relation
-  labelled by the prompt's words ("{} was born in" → "was born in").
+  labelled by the prompt's words ("{} was born in" → "was born in"), when the method is
+  called directly; a job refuses it at submission (`subgraph_problem`).
 * The self-loop carries a zero relation vector (`editor.methods.rgcn`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -276,6 +277,26 @@ DEFAULTS = {
     KNOWLEDGE: Row((0,), None, KNOWLEDGE_STEPS, layer_fields={"repr_layer": 0}),
 }
 
+
+def subgraph_problem(request: EditRequest, overrides: Mapping[str, Any]) -> str | None:
+    """Return what is wrong with a request's subgraph for a job (none given, indices out of
+    range), or None.
+
+    A job carries the subgraph the graph side built (`kg.expand`, as the planner does); the
+    one-edge fallback of a direct call is not the method a job asks for.
+    """
+    sub = request.subgraph
+    if sub is None:
+        return "needs a subgraph around the edit (kg.expand builds one; the planner attaches it)"
+    n = len(sub.nodes)
+    if n == 0 or not 0 <= sub.center < n:
+        return f"subgraph center {sub.center} is not one of its {n} nodes"
+    for i, e in enumerate(sub.edges):
+        if not (0 <= e.head < n and 0 <= e.tail < n):
+            return f"subgraph edge {i} ({e.head} -> {e.tail}) names a node outside 0..{n - 1}"
+    return None
+
+
 METHOD = register(
     EditMethod(
         name="glame",
@@ -287,5 +308,6 @@ METHOD = register(
         context=rome_context_templates,
         defaults=DEFAULTS,
         tiny={"layer": 0, "repr_layer": 0, "v_num_grad_steps": 12},
+        check=subgraph_problem,
     )
 )

@@ -275,6 +275,16 @@ def request_examples(requests: Sequence[UnlearnRequest]) -> tuple[list[Example],
     return forget, list(dict.fromkeys(retain))
 
 
+def missing_texts(objective: str, request: UnlearnRequest) -> str | None:
+    """Return which texts a request lacks for `objective` (forget texts; retain texts beyond
+    gradient ascent), or None."""
+    if not any(t.strip() for t in request.forget_texts):
+        return "needs forget_texts: the texts to unlearn"
+    if objective != "ga" and not any(t.strip() for t in request.retain_texts):
+        return "needs retain_texts: the texts to keep"
+    return None
+
+
 def _entry(objective: str) -> Callable[..., tuple[list[Delta], list[dict[str, Any]]]]:
     """Return the registry entry of one objective."""
 
@@ -313,5 +323,6 @@ for _name, _text in (
             batched=True,
             kind="unlearn",
             tiny=TINY,
+            check=lambda request, overrides, objective=_name: missing_texts(objective, request),
         )
     )

@@ -34,6 +34,8 @@ class ResourceContext:
 # (model, tokenizer, requests, deltas, hparams, resources, state) -> None: re-record in
 # `state` what the method kept after one committed step whose deltas were just re-applied.
 Rebuilder = Callable[[Any, Any, Sequence[Any], Sequence[Any], Any, dict, dict], None]
+# (request, hyper-parameter overrides) -> what the request lacks for the method, or None.
+RequestCheck = Callable[[Any, Mapping[str, Any]], str | None]
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,9 @@ class EditMethod:
     * `resources(ResourceContext) -> dict`: any further keyword resources of `apply`;
     * `stateful`: `apply` takes `state=` and carries it from one call to the next;
     * `rebuild`: a `Rebuilder` that recomputes that state when a job resumes mid-way;
-    * `tiny`: hyper-parameter fields for the tiny random-weight test models (edited layer 0).
+    * `tiny`: hyper-parameter fields for the tiny random-weight test models (edited layer 0);
+    * `check`: a `RequestCheck` naming what one request lacks (ROCR's anchor, GLAME's
+      subgraph); job submission and `kgedit.Editor` refuse such a request before any work.
     """
 
     name: str
@@ -68,6 +72,13 @@ class EditMethod:
     stateful: bool = False
     rebuild: Rebuilder | None = None
     tiny: Mapping[str, Any] = field(default_factory=dict)
+    check: RequestCheck | None = None
+
+    def missing(self, request: Any, overrides: Mapping[str, Any] | None = None) -> str | None:
+        """Return what `request` lacks for this method (its `check`), or None."""
+        if self.check is None:
+            return None
+        return self.check(request, overrides or {})
 
 
 _REGISTRY: dict[str, EditMethod] = {}

@@ -34,7 +34,7 @@ Decisions:
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -252,6 +252,14 @@ DEFAULTS = {
     KNOWLEDGE: Row((0, 1), None, {"nullspace_threshold": 5e-2, "l2": 1e-2, **KNOWLEDGE_STATS}),
 }
 
+
+def missing_anchor(request: UnlearnRequest, overrides: Mapping[str, Any]) -> str | None:
+    """Return why a request cannot be redirected (it names no anchor), or None."""
+    if not request.anchor or not request.anchor.strip():
+        return f"needs an anchor: the harmless concept {request.concept!r} is redirected to"
+    return None
+
+
 METHOD = register(
     EditMethod(
         name="rocr",
@@ -266,5 +274,6 @@ METHOD = register(
         resources=own_cache_dir,
         stateful=True,
         tiny={"layers": (0,), "nullspace_threshold": 1.0, "l2": 1e-2},
+        check=missing_anchor,
     )
 )

@@ -18,7 +18,7 @@ What is implemented, and why (the paper's exact update rule could not be verifie
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +34,7 @@ from editor.methods.gradient_unlearning import (
     OBJECTIVES,
     TINY,
     GradUnlearnHyperParams,
+    missing_texts,
     request_examples,
     unlearn_examples,
 )
@@ -84,6 +85,11 @@ def apply_uipe(
     )
 
 
+def missing_base_texts(request: UnlearnRequest, overrides: Mapping[str, Any]) -> str | None:
+    """Return which texts a request lacks for the base objective it runs on, or None."""
+    return missing_texts(str(overrides.get("base", UipeHyperParams.base)), request)
+
+
 METHOD = register(
     EditMethod(
         name="uipe",
@@ -93,5 +99,6 @@ METHOD = register(
         batched=True,
         kind="unlearn",
         tiny={**TINY, "base": "ga"},
+        check=missing_base_texts,
     )
 )

@@ -2,7 +2,7 @@
 
 A method is one plug-in (`editor.methods.EditMethod`): everything the service needs to know
 about it is declared in its module's registration. So the packages that run methods
-(contracts, kg, workers, api and the rest of editor) must not name one, neither as a string
+(contracts, kg, workers, api, kgedit and the rest of editor) must not name one, neither as a string
 literal nor inside an identifier (`apply_rome`, `if method == "dike"`, `REBUILDERS =
 {"alphaedit": ...}`); defaults come from `default_method(kind)`. Tests and benchmarks may name
 methods: tests check methods one by one, benchmarks compare named methods.
@@ -18,7 +18,7 @@ from pathlib import Path
 import editor.methods as registry
 
 REPO = Path(__file__).resolve().parents[2]
-PACKAGES = ("contracts", "kg", "workers", "api", "editor")
+PACKAGES = ("contracts", "kg", "workers", "api", "editor", "kgedit")
 # Where a method may be named, each with its reason.
 ALLOWED = {
     # the registry declares the default methods

@@ -10,7 +10,6 @@ original checksum.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,16 +28,13 @@ from kg.store import open_store
 from workers.audit.run import AuditConfig, Progress, audit_edits, sample_audit
 from workers.demo import interleave_sets
 from workers.edit_run import select_known_edits, speakable_edits
-from workers.graph_models import REPORT_FILE, graph_facts
+from workers.graph_models import graph_facts, knowledge_preset
 from workers.settings import get_settings
 
 
 def _preset_of(model_dir: Path, default: str) -> str:
     """Return the knowledge-model preset recorded beside the weights, else `default`."""
-    try:
-        return str(json.loads((model_dir / REPORT_FILE).read_text())["preset"])
-    except (OSError, KeyError, ValueError):
-        return default
+    return knowledge_preset(model_dir) or default
 
 
 def _model_info(model_dir: Path) -> dict[str, Any]:

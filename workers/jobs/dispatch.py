@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,27 @@ def check_overrides(method: Any, overrides: dict[str, Any]) -> None:
     cls = method.hparams_cls
     if dataclasses.is_dataclass(cls):
         check_hparams(cls, overrides)
+
+
+MAX_LISTED = 5  # problems named in one refusal
+
+
+def check_requests(method: Any, requests: Sequence[Any], overrides: Mapping[str, Any]) -> None:
+    """Refuse requests that lack what the method needs (its `missing` declaration, e.g. an
+    unlearning anchor or an edit's subgraph), naming each request and what it lacks."""
+    missing = getattr(method, "missing", None)
+    if missing is None:
+        return
+    problems = []
+    for i, request in enumerate(requests):
+        why = missing(request, overrides)
+        if why:
+            name = getattr(request, "request_id", None)
+            problems.append(f"requests[{i}]" + (f" ({name})" if name else "") + f": {why}")
+    if problems:
+        more = len(problems) - MAX_LISTED
+        listed = "; ".join(problems[:MAX_LISTED]) + (f"; and {more} more" if more > 0 else "")
+        raise InvalidInputError(f"{method.name} cannot run these requests: {listed}")
 
 
 def overrides_from_file(path: str | Path, method: str) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from workers.errors import (
     ModelNotFoundError,
     TransientJobError,
 )
-from workers.jobs.dispatch import check_overrides, resolve
+from workers.jobs.dispatch import check_overrides, check_requests, resolve
 from workers.jobs.spec import JobSpec, parse_spec
 from workers.jobs.states import ACTIVE, RETRYABLE, TERMINAL, JobState, record_creation, transition
 from workers.jobs.withdraw import withdraw
@@ -183,11 +183,13 @@ def _send(row_id: str, model: str, settings: Settings | None) -> None:
 def check_job(spec: JobSpec | Mapping[str, Any]) -> JobSpec:
     """Return the validated spec (payload, method, hyper-parameters); raise `InvalidInputError`.
 
-    Callers that submit several jobs as one unit check them all before submitting any.
+    Each request must carry what the method declares it needs (`check_requests`). Callers
+    that submit several jobs as one unit check them all before submitting any.
     """
     parsed = parse_spec(spec)
     method = resolve(parsed.kind, parsed.method)
     check_overrides(method, parsed.hparams)
+    check_requests(method, parsed.requests, parsed.hparams)
     return parsed
 
 
