@@ -184,14 +184,16 @@ def preview(
     methods: dict[str, str | None],
     settings: Settings,
 ) -> Plan:
-    """Plan the change set as if approved and validate every job; raise before any write."""
+    """Plan the change set as if approved and validate the job of every step of every batch's
+    chain (so a later attempt cannot be refused either); raise before any write."""
     as_approved = replace(
         change_set, state=ChangeSetState.APPROVED, graph_version=store.graph_version() + 1
     )
     result = plan(store, [as_approved])
     for model in targets:
-        for _, payload in _specs(result, model, methods, settings):
-            check_job(payload)
+        for batch in result.batches:
+            for step in method_chain(batch.kind, methods.get(batch.kind), settings):
+                check_job(_payload(batch.kind, model, step, batch.requests))
     return result
 
 
