@@ -9,7 +9,8 @@ while it runs. Reported per broker:
 * queue latency (submission → claimed by the worker), p50 and p99;
 * dispatch gap (previous job finished → next job claimed: the broker's own overhead);
 * proof that none was lost or duplicated: every job succeeded, was claimed exactly once
-  (`attempts == 1`), went queued → planning → running → succeeded, and the ledger holds
+  (`attempts == 1`), went queued → planning → running → auditing → succeeded (each job
+  carries its rewrite probe and a gate that only asks for it to be measured), and the ledger holds
   exactly one delta per job with 200 distinct request ids in one unbroken chain.
 
 Writes bench/results/jobs_throughput.json and the results-page table between `jobs-throughput`
@@ -72,6 +73,7 @@ def run_broker(name: str, broker: str | None, n_jobs: int, root: Path) -> dict:
     from workers.db import reset_databases
     from workers.jobs import get_job, list_jobs, submit_job
     from workers.jobs.codec import to_plain
+    from workers.jobs.probes import rewrite_probe
     from workers.ledger import list_versions, register_model
     from workers.settings import get_settings
 
@@ -110,6 +112,9 @@ def run_broker(name: str, broker: str | None, n_jobs: int, root: Path) -> dict:
                 "method": "rome",
                 "requests": [to_plain(case)],
                 "hparams": hparams,
+                # the queue is measured, not edit quality: the rewrite probe, always passing
+                "probes": [to_plain(rewrite_probe(case))],
+                "thresholds": [{"group": "rewrite", "min_after": 0.0}],
             }
             ids.append(submit_job(payload, idempotency_key=f"{model}-{i}").id)
         submit_s = time.perf_counter() - t0

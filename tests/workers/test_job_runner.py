@@ -155,7 +155,8 @@ def test_redelivery_after_a_crash_resumes_without_repeating_a_delta(tiny, tiny_e
 
     assert execute_job(job.id, RunContext.create(tiny)).status == "succeeded"
     info = get_job(job.id)
-    assert info.attempts == 2 and "resumed on" in info.transitions[-2].message
+    assert info.attempts == 2 and "resumed on" in info.transitions[-3].message
+    assert [t.to_state for t in info.transitions[-2:]] == ["auditing", "succeeded"]
     ours = [v for v in list_versions("tiny") if v.job_id == job.id]
     assert committed < {v.id for v in ours} and len(ours) == 4
     assert Counter(r for v in ours for r in v.request_ids) == Counter(r.request_id for r in edits)
@@ -196,7 +197,9 @@ def test_transient_errors_retry_with_backoff_and_resume(tiny, tiny_edits):
     ours = [v.id for v in list_versions("tiny") if v.job_id == job.id]
     assert ours[0] == first[0] and len(ours) == 2
     states = [t.to_state for t in get_job(job.id).transitions]
-    assert states == ["queued", "planning", "running", "queued", "planning", "running", "succeeded"]
+    assert states == [
+        "queued", "planning", "running", "queued", "planning", "running", "auditing", "succeeded"
+    ]  # fmt: skip
 
 
 def test_backoff_grows_and_is_capped():
