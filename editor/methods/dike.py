@@ -23,7 +23,7 @@ K₀K₀ᵀ is λ·E[kkᵀ] as in MEMIT. Requests of one call form one batch (on
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -83,14 +83,14 @@ class DikeHyperParams(HParams):
     krd_beta: float = 1.0
 
     def krd_config(self) -> KrdConfig:
-        """Return the disentangler's training settings."""
+        """Return the disentangler's training settings: each `krd_X` field as `KrdConfig.X`."""
+        prefix = "krd_"
         return KrdConfig(
-            steps=self.krd_steps,
-            batch_size=self.krd_batch_size,
-            lr=self.krd_lr,
-            tau=self.krd_tau,
-            alpha=self.krd_alpha,
-            beta=self.krd_beta,
+            **{
+                f.name.removeprefix(prefix): getattr(self, f.name)
+                for f in fields(self)
+                if f.name.startswith(prefix)
+            }
         )
 
 
