@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from contracts.types import EditRequest, FactText
-from editor.arch import ArchSpec, arch_spec
+from editor.arch import ArchSpec
 from editor.delta import Delta
 from editor.errors import EditorError
 from editor.methods.common import (
@@ -40,8 +40,8 @@ from editor.methods.common import (
     apply_entry,
     bare_outputs,
     batch_delta,
-    check_layers,
     check_width,
+    checked_spec,
     factor_entry,
     moment_for,
     request_keys,
@@ -156,16 +156,14 @@ def apply_dike(
     """Edit `model` in place for a batch with a trained disentangler; return the `Delta`."""
     if not requests:
         raise EditorError("DiKE needs at least one request")
-    spec = spec or arch_spec(model)
     layer = hparams.layer
-    check_layers(spec, model, (layer,))
+    spec = checked_spec(model, (layer,), spec)
     if krd.layer != layer:
         raise EditorError(f"disentangler was trained at layer {krd.layer}, edit layer {layer}")
     timings: dict[str, float] = {}
-    with timed(timings, "context"):
-        context_templates = templates_or_default(
-            model, tokenizer, hparams, context_templates, model_key
-        )
+    context_templates = templates_or_default(
+        model, tokenizer, hparams, context_templates, model_key, timings
+    )
 
     with timed(timings, "v_star"):
         v_stars, losses = [], []
