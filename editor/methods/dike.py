@@ -54,20 +54,14 @@ from editor.methods.dike_krd import Disentangler, KrdConfig, load_or_train_krd
 from editor.methods.entries import OnRequest, one_batch
 from editor.methods.memit import MEMIT_SEEDS, memit_context_templates
 from editor.methods.registry import EditMethod, ResourceContext, register
+from editor.methods.rome import LayerVStarHyperParams
 from editor.vstar import ESSENCE_PROMPTS
 
 
 @dataclass(frozen=True)
-class DikeHyperParams(HParams):
+class DikeHyperParams(LayerVStarHyperParams, HParams):
     """DiKE hyper-parameters: ROME's v* settings, MEMIT's λ and templates, the KRD's."""
 
-    layer: int
-    v_num_grad_steps: int = 20
-    v_lr: float = 0.5
-    v_weight_decay: float = 0.5
-    clamp_norm_factor: float = 4.0
-    kl_factor: float = 0.0625
-    v_loss_stop: float = 0.05
     mom2_update_weight: float = 20000.0
     invariance_weight: float = 1.0
     context_template_length_params: tuple[tuple[int, int], ...] = ((10, 5),)

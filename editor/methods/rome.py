@@ -46,8 +46,9 @@ from editor.vstar import (
 
 
 @dataclass(frozen=True)
-class RomeHyperParams:
-    """ROME hyper-parameters; defaults are the released GPT-2 XL / GPT-J JSON values."""
+class LayerVStarHyperParams:
+    """The edit layer and v* settings of every method that optimises v* at one layer as ROME
+    does; defaults are the released GPT-2 XL / GPT-J JSON values."""
 
     layer: int
     v_num_grad_steps: int = 20
@@ -56,6 +57,12 @@ class RomeHyperParams:
     clamp_norm_factor: float = 4.0
     kl_factor: float = 0.0625
     v_loss_stop: float = 0.05
+
+
+@dataclass(frozen=True)
+class RomeHyperParams(LayerVStarHyperParams):
+    """ROME hyper-parameters; defaults are the released GPT-2 XL / GPT-J JSON values."""
+
     mom2_adjustment: bool = True
     context_template_length_params: tuple[tuple[int, int], ...] = ((5, 10), (10, 10))
     context_seed: int = 0
