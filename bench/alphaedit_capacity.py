@@ -22,12 +22,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
-from rich.console import Console
 
+from bench.common import open_bench
 from editor.arch import arch_spec
 from editor.methods.alphaedit import eigen, energy_threshold
 from editor.methods.common import request_keys
-from workers.demo import prepare
 from workers.edit_run import select_known_edits
 from workers.graph_edits import graph_edits
 from workers.settings import get_settings
@@ -73,10 +72,8 @@ def main() -> None:
     parser.add_argument("--taus", default="0.05,0.5")
     parser.add_argument("--l2", default="0.5,2,10")
     parser.add_argument("--first", type=int, default=100)
-    args = parser.parse_args()
-    console = Console()
     torch.set_num_threads(get_settings().threads or 1)
-    setup = prepare(console, "small")
+    args, console, setup = open_bench(parser)
     model, tok = setup.model, setup.tokenizer
     edits = select_known_edits(
         model, tok, graph_edits(setup.facts, seed=0, distinct_subjects=True), args.edits

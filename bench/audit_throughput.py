@@ -25,13 +25,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
-from rich.console import Console
 
-from bench.common import machine, today, update_results, write_json
+from bench.common import machine, open_bench, today, update_results, write_json
 from editor.probe_scoring import ScoringConfig, probe_success, score_probes
 from kg.probes import ProbeConfig, audit_probes, sample_probes
 from kg.view import GraphView
-from workers.demo import prepare
 
 GENERATING = {"multi_hop_stepwise", "fluency"}
 
@@ -54,10 +52,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--no-results-page", action="store_true")
-    args = parser.parse_args()
-    console = Console()
     load_before = os.getloadavg()[0]
-    setup = prepare(console, "small")
+    args, console, setup = open_bench(parser)
     model, tok = setup.model, setup.tokenizer
     view = GraphView(setup.store)
     t0 = time.perf_counter()

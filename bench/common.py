@@ -9,8 +9,14 @@ import os
 import platform
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from workers.demo import EditSetup
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
@@ -37,6 +43,21 @@ def edit_bench_parser(doc: str | None, edits: int) -> argparse.ArgumentParser:
     parser.add_argument("--preset", default="small", help="knowledge model (trained if missing)")
     parser.add_argument("--no-results-page", action="store_true")
     return parser
+
+
+def open_bench(parser: argparse.ArgumentParser) -> tuple[argparse.Namespace, Console, EditSetup]:
+    """Parse a benchmark's arguments, then open its knowledge model and EVOKE cases as the demo
+    does (`workers.demo.prepare`): the `--preset` and `--cases` options where the parser has
+    them, else `small` and the demo's cases. Returns (args, console, setup)."""
+    from rich.console import Console
+
+    from workers.demo import prepare
+    from workers.demo_graph import DEMO_CASES
+
+    args = parser.parse_args()
+    console = Console()
+    setup = prepare(console, getattr(args, "preset", "small"), getattr(args, "cases", DEMO_CASES))
+    return args, console, setup
 
 
 def today() -> str:

@@ -17,21 +17,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rich.console import Console
-
-from bench.common import edit_bench_parser, machine, today, update_results, write_json
+from bench.common import edit_bench_parser, machine, open_bench, today, update_results, write_json
 from editor.methods.rome import apply_rome
 from editor.prepare import corpus_statements
 from editor.stats import layer_second_moment
-from workers.demo import prepare
 from workers.edit_run import select_known_edits
 
 
 def main() -> None:
     """Run the benchmark and write its JSON and results-page table."""
-    args = edit_bench_parser(__doc__, 20).parse_args()
-    console = Console()
-    setup = prepare(console, args.preset)
+    args, console, setup = open_bench(edit_bench_parser(__doc__, 20))
     model, tok = setup.model, setup.tokenizer
     ready = setup.prepare("rome")  # as the service prepares it
     hp, ctx = ready.hparams, ready.context_templates

@@ -30,9 +30,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
-from rich.console import Console
 
-from bench.common import today
+from bench.common import open_bench, today
 from contracts.types import Probe, ProbeKind
 from editor.knowledge.corpus import heldout_template_index
 from editor.knowledge.presets import get_preset
@@ -40,8 +39,6 @@ from editor.probe_scoring import ScoringConfig, score_probes
 from editor.sequence import EditSequence
 from kg.probes import ProbeConfig, audit_probes
 from kg.view import GraphView
-from workers.demo import prepare
-from workers.demo_graph import DEMO_CASES
 from workers.edit_run import select_known_edits
 from workers.settings import get_settings
 
@@ -145,9 +142,7 @@ def main() -> None:
     parser.add_argument("--method", default="rome")
     parser.add_argument("--config", action="append", default=[], help="JSON overrides")
     parser.add_argument("--edits", type=int, default=40)
-    args = parser.parse_args()
-    console = Console()
-    setup = prepare(console, "small", n_cases=DEMO_CASES)
+    args, console, setup = open_bench(parser)
     model, tok = setup.model, setup.tokenizer
     known = select_known_edits(model, tok, setup.cases, len(setup.cases))
     edits = known[-args.edits :]

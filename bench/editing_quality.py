@@ -43,10 +43,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
-from rich.console import Console
 from rich.progress import Progress
 
-from bench.common import machine, today, update_results, write_json
+from bench.common import machine, open_bench, today, update_results, write_json
 from editor.knowledge.presets import get_preset
 from editor.loading import state_checksum, weights_sha256
 from editor.methods import names
@@ -57,7 +56,6 @@ from kg.expand import ExpansionConfig, expand_request
 from kg.probes import ProbeConfig, audit_probes
 from kg.view import GraphView
 from workers.audit.stats import cluster_bootstrap
-from workers.demo import prepare
 from workers.demo_graph import DEMO_CASES
 from workers.edit_run import select_known_edits
 from workers.settings import get_settings
@@ -377,9 +375,7 @@ def main() -> None:
     parser.add_argument(
         "--shard", default="0/1", help="k/n: run only every n-th edit from the k-th (parallel runs)"
     )
-    args = parser.parse_args()
-    console = Console()
-    setup = prepare(console, "small", n_cases=args.cases)
+    args, console, setup = open_bench(parser)
     model, tok = setup.model, setup.tokenizer
     key = weights_sha256(setup.model_dir)
     edits = select_known_edits(model, tok, setup.cases, args.edits or len(setup.cases))

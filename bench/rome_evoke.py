@@ -17,18 +17,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rich.console import Console
-
-from bench.common import edit_bench_parser, machine, today, update_results, write_json
-from workers.demo import prepare, rates_table
+from bench.common import edit_bench_parser, machine, open_bench, today, update_results, write_json
+from workers.demo import rates_table
 from workers.edit_run import KIND_ORDER, probes_for, run_edits, select_known_edits
 
 
 def main() -> None:
     """Run the evaluation and write its JSON and results-page table."""
-    args = edit_bench_parser(__doc__, 100).parse_args()
-    console = Console()
-    setup = prepare(console, args.preset)
+    args, console, setup = open_bench(edit_bench_parser(__doc__, 100))
     model, tok = setup.model, setup.tokenizer
     edits = select_known_edits(model, tok, setup.cases, args.edits)
     probes = [probes_for(setup.store, tok, r) for r in edits]

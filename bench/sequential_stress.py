@@ -32,18 +32,24 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rich.console import Console
 from rich.progress import Progress
 from safetensors.torch import load_file, save_file
 
-from bench.common import RESULTS, edit_bench_parser, machine, today, update_results, write_json
+from bench.common import (
+    RESULTS,
+    edit_bench_parser,
+    machine,
+    open_bench,
+    today,
+    update_results,
+    write_json,
+)
 from contracts.types import Probe, ProbeKind
 from editor.delta import Delta
 from editor.loading import state_checksum
 from editor.methods.alphaedit import AlphaEditState
 from editor.probe_scoring import probe_success
 from editor.sequence import EditSequence
-from workers.demo import prepare
 from workers.edit_run import select_known_edits
 from workers.graph_edits import graph_edits
 from workers.settings import get_settings
@@ -272,9 +278,7 @@ def main() -> None:
     parser.add_argument("--same-subject", action="store_true", help="allow repeated subjects")
     parser.add_argument("--out", default="sequential_stress")
     parser.add_argument("--hparams", help="JSON overrides keyed by method (file or text)")
-    args = parser.parse_args()
-    console = Console()
-    setup = prepare(console, args.preset)
+    args, console, setup = open_bench(parser)
     candidates = graph_edits(setup.facts, seed=args.seed, distinct_subjects=not args.same_subject)
     edits = select_known_edits(setup.model, setup.tokenizer, candidates, args.edits)
     if len(edits) < args.edits:

@@ -116,3 +116,14 @@ class UnlearnRequest:
     forget_texts: tuple[str, ...] = ()
     retain_texts: tuple[str, ...] = ()
     request_id: str | None = None
+
+
+@dataclass(frozen=True)
+class QAItem:
+    """One question-answer item (TOFU) with its evaluation variants, empty where absent."""
+
+    question: str
+    answer: str
+    paraphrased_answer: str = ""
+    perturbed_answers: tuple[str, ...] = ()
+    paraphrased_question: str = ""

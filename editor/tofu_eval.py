@@ -21,20 +21,11 @@ from typing import Any
 
 from torch import nn
 
+from contracts.types import QAItem
 from editor.errors import EditorError
 from editor.generation import generate
 from editor.scoring import score_targets
 from editor.tokens import target_ids
-
-
-@dataclass(frozen=True)
-class QAItem:
-    """What one TOFU item needs here: question, gold answer, paraphrase, perturbed answers."""
-
-    question: str
-    answer: str
-    paraphrased_answer: str = ""
-    perturbed_answers: tuple[str, ...] = ()
 
 
 @dataclass

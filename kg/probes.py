@@ -342,34 +342,18 @@ class _EditDeriver:
         if template is None:
             return []
         rivals = self._rival_subjects(self.new)
-        out = [
-            self.p(
-                ProbeKind.REVERSE,
-                fill(template, self.r.target_new),
-                self.r.subject,
-                None,
-                rivals,
-                bucket="new",
-            )
-        ]
+        targets = [(self.r.target_new, {"bucket": "new"})]
         if self.o is not None and self.r.target_true:
             subjects = {f.subject for f in self.view.facts_of_relation(self.rel.id)}
             holders = {
                 f.subject for f in self.view.facts_of_relation(self.rel.id) if f.object == self.o
             }
             if holders == {self.s} and len(subjects) > 1:  # one-to-one in this graph
-                out.append(
-                    self.p(
-                        ProbeKind.REVERSE,
-                        fill(template, self.r.target_true),
-                        self.r.subject,
-                        None,
-                        rivals,
-                        bucket="stale",
-                        role="forget",
-                    )
-                )
-        return out
+                targets.append((self.r.target_true, {"bucket": "stale", "role": "forget"}))
+        return [
+            self.p(ProbeKind.REVERSE, fill(template, obj), self.r.subject, None, rivals, **meta)
+            for obj, meta in targets
+        ]
 
     def _distractor_objects(self, k: int) -> list[str]:
         """Other objects of the relation (names), neither the old nor the new one."""

@@ -15,6 +15,7 @@ cancel) never overwrite each other silently; `retry_stale` re-runs such an opera
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -57,6 +58,14 @@ SHA_LEN = 64
 _JSON = JSON().with_variant(JSONB(), "postgresql")
 
 T = TypeVar("T")
+
+
+def record_of(row: Any, record: Callable[..., T], **computed: Any) -> T:
+    """Return the service record (a dataclass) of a metadata row: each field not given in
+    `computed` is the row's column of the same name."""
+    fields = dataclasses.fields(record)  # type: ignore[arg-type]
+    read = {f.name: getattr(row, f.name) for f in fields if f.name not in computed}
+    return record(**read, **computed)
 
 
 def utcnow() -> datetime:

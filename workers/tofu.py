@@ -33,8 +33,8 @@ from editor.delta import scaled
 from editor.knowledge.presets import KnowledgePreset
 from editor.knowledge.qa import QA_REPORT_FILE, qa_examples, qa_prompt, train_qa_model
 from editor.methods.gradient_unlearning import GradUnlearnHyperParams, unlearn_examples
-from editor.tofu_eval import QAItem, score_items
-from kg.importers.tofu import PAIRS, TofuData, TofuItem
+from editor.tofu_eval import score_items
+from kg.importers.tofu import PAIRS, TofuData
 from workers.model_cache import train_cached
 
 QA_TRAINER_VERSION = "1"
@@ -75,10 +75,6 @@ def train_or_reuse_qa(
     )
 
 
-def _items(items: Sequence[TofuItem]) -> list[QAItem]:
-    return [QAItem(i.question, i.answer, i.paraphrased_answer, i.perturbed_answers) for i in items]
-
-
 @dataclass(frozen=True)
 class EvalConfig:
     """Sizes of the TOFU evaluation."""
@@ -91,12 +87,12 @@ def evaluate(
     model: Any, tokenizer: Any, data: TofuData, forget_split: str, config: EvalConfig
 ) -> dict[str, Any]:
     """Return per-set aggregates and the forget set's per-item truth ratios."""
-    forget = _items(data.split(f"{forget_split}_perturbed"))
+    forget = data.split(f"{forget_split}_perturbed")
     sets = {
         "forget": (forget, False, True),
-        "retain": (_items(data.split("retain_perturbed")[: config.retain_eval_size]), False, True),
-        "real_authors": (_items(data.split("real_authors_perturbed")), True, False),
-        "world_facts": (_items(data.split("world_facts_perturbed")), True, False),
+        "retain": (data.split("retain_perturbed")[: config.retain_eval_size], False, True),
+        "real_authors": (data.split("real_authors_perturbed"), True, False),
+        "world_facts": (data.split("world_facts_perturbed"), True, False),
     }
     out: dict[str, Any] = {}
     for name, (items, normalise, paraphrase) in sets.items():

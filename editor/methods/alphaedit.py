@@ -42,11 +42,10 @@ from editor.arch import ArchSpec, arch_spec
 from editor.delta import Delta
 from editor.errors import EditorError
 from editor.methods.common import (
-    HParams,
     StatsSource,
     batch_delta,
-    check_layers,
     check_width,
+    checked_spec,
     hparams_context_templates,
     moment_for,
     request_keys,
@@ -56,13 +55,14 @@ from editor.methods.common import (
 from editor.methods.defaults import KNOWLEDGE, KNOWLEDGE_STEPS, Row, llama_like
 from editor.methods.entries import OnRequest, one_batch
 from editor.methods.memit import (
-    MEMIT_SEEDS,
+    SPREAD_TINY,
+    SpreadHyperParams,
     memit_context_templates,
     targets_then_spread,
 )
 from editor.methods.registry import EditMethod, register
 from editor.stats import SecondMoment
-from editor.vstar import ESSENCE_PROMPTS, LossTerm
+from editor.vstar import LossTerm
 
 _EIG: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 _PROJ: dict[tuple[str, float], torch.Tensor] = {}
@@ -70,24 +70,12 @@ _COUNTER = itertools.count()
 
 
 @dataclass(frozen=True)
-class AlphaEditHyperParams(HParams):
+class AlphaEditHyperParams(SpreadHyperParams):
     """AlphaEdit hyper-parameters; defaults are the released GPT-2 XL JSON values."""
 
-    layers: tuple[int, ...]
-    v_num_grad_steps: int = 20
-    v_lr: float = 0.5
-    v_weight_decay: float = 0.5
-    clamp_norm_factor: float = 0.75
-    kl_factor: float = 0.0625
-    v_loss_stop: float = 0.05
     nullspace_threshold: float = 2e-2
     nullspace_energy: float | None = None
     l2: float = 10.0
-    context_template_length_params: tuple[tuple[int, int], ...] = ((10, 5),)
-    context_seeds: tuple[str, ...] = MEMIT_SEEDS
-    context_seed: int = 0
-    essence_prompts: tuple[str, ...] = ESSENCE_PROMPTS
-    mom2_n_samples: int = 100_000
 
 
 def _stat_key(sm: SecondMoment) -> str:
@@ -268,15 +256,14 @@ def apply_alphaedit(
     """Edit `model` in place for a batch; keys of earlier batches come from `state`."""
     if not requests:
         raise EditorError("AlphaEdit needs at least one request")
-    spec = spec or arch_spec(model)
     layers = tuple(hparams.layers)
-    check_layers(spec, model, layers)
+    spec = checked_spec(model, layers, spec)
     state = state if state is not None else AlphaEditState()
     timings: dict[str, float] = {}
+    context_templates = templates_or_default(
+        model, tokenizer, hparams, context_templates, model_key, timings
+    )
     with timed(timings, "context"):
-        context_templates = templates_or_default(
-            model, tokenizer, hparams, context_templates, model_key
-        )
         projectors = {
             layer: null_space_projector(
                 moment_for(second_moment, layer),
@@ -408,12 +395,6 @@ METHOD = register(
         defaults=DEFAULTS,
         stateful=True,
         rebuild=rebuild_state,
-        tiny={
-            "layers": (0,),
-            "v_num_grad_steps": 12,
-            "clamp_norm_factor": 4.0,
-            "nullspace_energy": 0.1,
-            "l2": 0.1,
-        },
+        tiny={**SPREAD_TINY, "nullspace_energy": 0.1, "l2": 0.1},
     )
 )

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from contracts.types import EditRequest, UnlearnRequest
-from editor.arch import ArchSpec, edited_weight, edited_weight_name, get_module
+from editor.arch import ArchSpec, arch_spec, edited_weight, edited_weight_name, get_module
 from editor.context import context_templates as make_context_templates
 from editor.delta import Delta, DeltaEntry
 from editor.errors import EditorError
@@ -90,6 +90,13 @@ def check_layers(spec: ArchSpec, model: nn.Module, layers: Sequence[int]) -> Non
         raise EditorError(f"layers must be distinct and ascending: {list(layers)}")
     if layers[0] < 0 or layers[-1] >= n:
         raise EditorError(f"layers {list(layers)} out of range for {n} layers")
+
+
+def checked_spec(model: nn.Module, layers: Sequence[int], spec: ArchSpec | None = None) -> ArchSpec:
+    """Return the model's architecture spec (`spec` when given) once `layers` are checked."""
+    spec = spec or arch_spec(model)
+    check_layers(spec, model, layers)
+    return spec
 
 
 def _subject_rows(
@@ -241,11 +248,14 @@ def templates_or_default(
     hparams: Any,
     given: Sequence[str] | None,
     model_key: str | None,
+    timings: dict[str, float] | None = None,
 ) -> Sequence[str]:
-    """Return the given context templates, or those `hparams` describe when none are given."""
-    if given is not None:
-        return given
-    return hparams_context_templates(model, tokenizer, hparams, model_key)
+    """Return the given context templates, or those `hparams` describe when none are given;
+    with `timings`, the seconds this takes are added to `timings["context"]`."""
+    with timed(timings if timings is not None else {}, "context"):
+        if given is not None:
+            return given
+        return hparams_context_templates(model, tokenizer, hparams, model_key)
 
 
 def vstar_options(hparams: Any) -> dict[str, Any]:

@@ -23,7 +23,7 @@ K₀K₀ᵀ is λ·E[kkᵀ] as in MEMIT. Requests of one call form one batch (on
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from contracts.types import EditRequest, FactText
-from editor.arch import ArchSpec, arch_spec
+from editor.arch import ArchSpec
 from editor.delta import Delta
 from editor.errors import EditorError
 from editor.methods.common import (
@@ -40,8 +40,8 @@ from editor.methods.common import (
     apply_entry,
     bare_outputs,
     batch_delta,
-    check_layers,
     check_width,
+    checked_spec,
     factor_entry,
     moment_for,
     request_keys,
@@ -54,20 +54,14 @@ from editor.methods.dike_krd import Disentangler, KrdConfig, load_or_train_krd
 from editor.methods.entries import OnRequest, one_batch
 from editor.methods.memit import MEMIT_SEEDS, memit_context_templates
 from editor.methods.registry import EditMethod, ResourceContext, register
+from editor.methods.rome import LayerVStarHyperParams
 from editor.vstar import ESSENCE_PROMPTS
 
 
 @dataclass(frozen=True)
-class DikeHyperParams(HParams):
+class DikeHyperParams(LayerVStarHyperParams, HParams):
     """DiKE hyper-parameters: ROME's v* settings, MEMIT's λ and templates, the KRD's."""
 
-    layer: int
-    v_num_grad_steps: int = 20
-    v_lr: float = 0.5
-    v_weight_decay: float = 0.5
-    clamp_norm_factor: float = 4.0
-    kl_factor: float = 0.0625
-    v_loss_stop: float = 0.05
     mom2_update_weight: float = 20000.0
     invariance_weight: float = 1.0
     context_template_length_params: tuple[tuple[int, int], ...] = ((10, 5),)
@@ -83,14 +77,14 @@ class DikeHyperParams(HParams):
     krd_beta: float = 1.0
 
     def krd_config(self) -> KrdConfig:
-        """Return the disentangler's training settings."""
+        """Return the disentangler's training settings: each `krd_X` field as `KrdConfig.X`."""
+        prefix = "krd_"
         return KrdConfig(
-            steps=self.krd_steps,
-            batch_size=self.krd_batch_size,
-            lr=self.krd_lr,
-            tau=self.krd_tau,
-            alpha=self.krd_alpha,
-            beta=self.krd_beta,
+            **{
+                f.name.removeprefix(prefix): getattr(self, f.name)
+                for f in fields(self)
+                if f.name.startswith(prefix)
+            }
         )
 
 
@@ -156,16 +150,14 @@ def apply_dike(
     """Edit `model` in place for a batch with a trained disentangler; return the `Delta`."""
     if not requests:
         raise EditorError("DiKE needs at least one request")
-    spec = spec or arch_spec(model)
     layer = hparams.layer
-    check_layers(spec, model, (layer,))
+    spec = checked_spec(model, (layer,), spec)
     if krd.layer != layer:
         raise EditorError(f"disentangler was trained at layer {krd.layer}, edit layer {layer}")
     timings: dict[str, float] = {}
-    with timed(timings, "context"):
-        context_templates = templates_or_default(
-            model, tokenizer, hparams, context_templates, model_key
-        )
+    context_templates = templates_or_default(
+        model, tokenizer, hparams, context_templates, model_key, timings
+    )
 
     with timed(timings, "v_star"):
         v_stars, losses = [], []

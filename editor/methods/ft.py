@@ -26,11 +26,11 @@ import torch
 from torch import nn
 
 from contracts.types import EditRequest
-from editor.arch import ArchSpec, arch_spec, edited_weight, edited_weight_name
+from editor.arch import ArchSpec, edited_weight, edited_weight_name
 from editor.cancel import checkpoint
 from editor.delta import Delta
 from editor.errors import EditorError
-from editor.methods.common import HParams, check_layers, request_ids, request_meta
+from editor.methods.common import HParams, checked_spec, request_ids, request_meta
 from editor.methods.defaults import KNOWLEDGE, Row, llama_like
 from editor.methods.registry import EditMethod, register
 from editor.tokens import encode_prompt_targets, fill, target_logprobs_from_logits
@@ -61,8 +61,7 @@ def apply_ft(
     """Fine-tune one layer on the requests in place; return the dense `Delta` and info."""
     if not requests:
         raise EditorError("FT-L needs at least one request")
-    spec = spec or arch_spec(model)
-    check_layers(spec, model, (hparams.layer,))
+    spec = checked_spec(model, (hparams.layer,), spec)
     templates = list(context_templates or ["{}"])
     device = next(model.parameters()).device
     texts, targets = [], []

@@ -44,7 +44,12 @@ from editor.methods.common import (
 )
 from editor.methods.defaults import KNOWLEDGE, KNOWLEDGE_STEPS, KNOWLEDGE_Z, Row, llama_like
 from editor.methods.entries import EditCall, request_by_request, whole_batch
-from editor.methods.memit import MemitHyperParams, apply_memit, memit_context_templates
+from editor.methods.memit import (
+    SPREAD_TINY,
+    MemitHyperParams,
+    apply_memit,
+    memit_context_templates,
+)
 from editor.methods.registry import EditMethod, register
 from editor.methods.rome import RomeHyperParams, apply_rome, rome_context_templates
 from editor.tokens import encode_prompt_targets, fill, subject_last_token_index
@@ -361,13 +366,6 @@ MEMIT_METHOD = register(
         batched=True,
         context=memit_context_templates,
         defaults=MEMIT_DEFAULTS,
-        tiny={
-            "layers": (0,),
-            "mid_layer": 1,
-            "v_num_grad_steps": 12,
-            "nll_factor": 1.0,
-            "clamp_norm_factor": 4.0,
-            "mom2_update_weight": 1.0,
-        },
+        tiny={**SPREAD_TINY, "mid_layer": 1, "nll_factor": 1.0, "mom2_update_weight": 1.0},
     )
 )

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from contracts.types import EditRequest
-from editor.arch import ArchSpec, arch_spec
+from editor.arch import ArchSpec
 from editor.delta import Delta
 from editor.errors import EditorError
 from editor.methods.common import (
@@ -44,8 +44,8 @@ from editor.methods.common import (
     apply_entry,
     bare_outputs,
     batch_delta,
-    check_layers,
     check_width,
+    checked_spec,
     factor_entry,
     hparams_context_templates,
     moment_for,
@@ -63,8 +63,9 @@ MEMIT_SEEDS: tuple[str, ...] = ("The", "Therefore", "Because", "I", "You")
 
 
 @dataclass(frozen=True)
-class MemitHyperParams(HParams):
-    """MEMIT hyper-parameters; defaults are the released GPT-2 XL JSON values."""
+class SpreadHyperParams(HParams):
+    """The fields of every method that spreads its targets over `layers` as MEMIT does
+    (`targets_then_spread`): v* settings, templates and statistics size (GPT-2 XL values)."""
 
     layers: tuple[int, ...]
     v_num_grad_steps: int = 20
@@ -73,13 +74,23 @@ class MemitHyperParams(HParams):
     clamp_norm_factor: float = 0.75
     kl_factor: float = 0.0625
     v_loss_stop: float = 0.05
-    mom2_update_weight: float = 20000.0
     context_template_length_params: tuple[tuple[int, int], ...] = ((10, 5),)
     context_seeds: tuple[str, ...] = MEMIT_SEEDS
     context_seed: int = 0
     essence_prompts: tuple[str, ...] = ESSENCE_PROMPTS
     mom2_n_samples: int = 100_000
 
+
+@dataclass(frozen=True)
+class MemitHyperParams(SpreadHyperParams):
+    """MEMIT hyper-parameters; defaults are the released GPT-2 XL JSON values."""
+
+    mom2_update_weight: float = 20000.0
+
+
+# the tiny-configuration test settings of every spreading method: one layer, few v* steps, and
+# ROME's clamp (tiny random models have small MLP outputs)
+SPREAD_TINY: dict[str, Any] = {"layers": (0,), "v_num_grad_steps": 12, "clamp_norm_factor": 4.0}
 
 # MEMIT's templates: "{}" plus prefixes continued from the seed words (`context_seeds`)
 memit_context_templates = hparams_context_templates
@@ -217,14 +228,12 @@ def apply_memit(
     """Edit `model` in place for a batch of requests; return one `Delta` and an info dict."""
     if not requests:
         raise EditorError("MEMIT needs at least one request")
-    spec = spec or arch_spec(model)
     layers = tuple(hparams.layers)
-    check_layers(spec, model, layers)
+    spec = checked_spec(model, layers, spec)
     timings: dict[str, float] = {}
-    with timed(timings, "context"):
-        context_templates = templates_or_default(
-            model, tokenizer, hparams, context_templates, model_key
-        )
+    context_templates = templates_or_default(
+        model, tokenizer, hparams, context_templates, model_key, timings
+    )
 
     def solve(layer: int, K: torch.Tensor, R: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mom2 = moment_for(second_moment, layer).mom2  # (m, m)
@@ -281,11 +290,6 @@ METHOD = register(
         batched=True,
         context=memit_context_templates,
         defaults=DEFAULTS,
-        tiny={
-            "layers": (0,),
-            "v_num_grad_steps": 12,
-            "clamp_norm_factor": 4.0,
-            "mom2_update_weight": 1.0,
-        },
+        tiny={**SPREAD_TINY, "mom2_update_weight": 1.0},
     )
 )

@@ -43,7 +43,7 @@ import torch
 from torch import nn
 
 from contracts.types import UnlearnRequest
-from editor.arch import ArchSpec, arch_spec, get_module
+from editor.arch import ArchSpec, get_module
 from editor.delta import Delta
 from editor.errors import EditorError
 from editor.hooks import capture_input, capture_output
@@ -52,8 +52,8 @@ from editor.methods.common import (
     HParams,
     StatsSource,
     apply_entry,
-    check_layers,
     check_width,
+    checked_spec,
     factor_entry,
     moment_for,
     own_cache_dir,
@@ -143,9 +143,8 @@ def apply_rocr(
     for r in requests:
         if not r.anchor or not r.anchor.strip():
             raise EditorError(f"ROCR needs an anchor concept for {r.concept!r}")
-    spec = spec or arch_spec(model)
     layers = tuple(hparams.layers)
-    check_layers(spec, model, layers)
+    spec = checked_spec(model, layers, spec)
     state = state if state is not None else AlphaEditState()
     contexts = task_contexts(hparams)
     t0 = time.perf_counter()

@@ -19,14 +19,14 @@ import torch
 from torch import nn
 
 from contracts.types import EditRequest
-from editor.arch import ArchSpec, arch_spec, edited_weight, edited_weight_name, get_module
+from editor.arch import ArchSpec, edited_weight, edited_weight_name, get_module
 from editor.delta import Delta
 from editor.errors import EditorError
 from editor.hooks import capture_input, capture_output
 from editor.methods.common import (
     StatsSource,
-    check_layers,
     check_width,
+    checked_spec,
     hparams_context_templates,
     moment_for,
     request_vstar,
@@ -46,8 +46,9 @@ from editor.vstar import (
 
 
 @dataclass(frozen=True)
-class RomeHyperParams:
-    """ROME hyper-parameters; defaults are the released GPT-2 XL / GPT-J JSON values."""
+class LayerVStarHyperParams:
+    """The edit layer and v* settings of every method that optimises v* at one layer as ROME
+    does; defaults are the released GPT-2 XL / GPT-J JSON values."""
 
     layer: int
     v_num_grad_steps: int = 20
@@ -56,6 +57,12 @@ class RomeHyperParams:
     clamp_norm_factor: float = 4.0
     kl_factor: float = 0.0625
     v_loss_stop: float = 0.05
+
+
+@dataclass(frozen=True)
+class RomeHyperParams(LayerVStarHyperParams):
+    """ROME hyper-parameters; defaults are the released GPT-2 XL / GPT-J JSON values."""
+
     mom2_adjustment: bool = True
     context_template_length_params: tuple[tuple[int, int], ...] = ((5, 10), (10, 10))
     context_seed: int = 0
@@ -170,15 +177,12 @@ def apply_rome(
         raise EditorError(f"fact_token {hparams.fact_token!r} is not supported")
     if hparams.mom2_adjustment and second_moment is None:
         raise EditorError("ROME with mom2_adjustment needs a second moment (editor.stats)")
-    spec = spec or arch_spec(model)
     layer = hparams.layer
-    check_layers(spec, model, (layer,))
+    spec = checked_spec(model, (layer,), spec)
     timings: dict[str, float] = {}
-
-    with timed(timings, "context"):
-        context_templates = templates_or_default(
-            model, tokenizer, hparams, context_templates, model_key
-        )
+    context_templates = templates_or_default(
+        model, tokenizer, hparams, context_templates, model_key, timings
+    )
 
     with timed(timings, "key"):
         templates = rewriting_templates(context_templates, request.prompt)

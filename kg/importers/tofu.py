@@ -17,6 +17,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from contracts.types import QAItem
 from kg.errors import ImportFormatError, ValidationError
 
 SPLITS = ("full", "forget01", "forget05", "forget10", "retain99", "retain95", "retain90")
@@ -26,28 +27,17 @@ QA_PER_AUTHOR = 20
 MAX_FIELD = 10_000
 
 
-@dataclass(frozen=True)
-class TofuItem:
-    """One QA with its evaluation variants (empty where the file has none)."""
-
-    question: str
-    answer: str
-    paraphrased_answer: str = ""
-    perturbed_answers: tuple[str, ...] = ()
-    paraphrased_question: str = ""
-
-
 @dataclass
 class TofuData:
     """Every split by name, as lists of items in file order."""
 
-    splits: dict[str, list[TofuItem]] = field(default_factory=dict)
+    splits: dict[str, list[QAItem]] = field(default_factory=dict)
 
     def pairs(self, split: str) -> list[tuple[str, str]]:
         """Return (question, answer) pairs of one split."""
         return [(i.question, i.answer) for i in self.split(split)]
 
-    def split(self, name: str) -> list[TofuItem]:
+    def split(self, name: str) -> list[QAItem]:
         """Return one split; a clear error for an unknown name."""
         if name not in self.splits:
             raise ValidationError(f"unknown TOFU split {name!r}; have {sorted(self.splits)}")
@@ -63,7 +53,7 @@ def _text(obj: dict, key: str, path: Path, line_no: int, required: bool = True) 
     return value
 
 
-def read_split(path: Path, perturbed: bool = False, paraphrased: bool = False) -> list[TofuItem]:
+def read_split(path: Path, perturbed: bool = False, paraphrased: bool = False) -> list[QAItem]:
     """Read one JSON Lines file of TOFU items."""
     if not path.is_file():
         raise ValidationError(f"TOFU file not found: {path}")
@@ -87,7 +77,7 @@ def read_split(path: Path, perturbed: bool = False, paraphrased: bool = False) -
                     )
                 pert = tuple(raw)
             items.append(
-                TofuItem(
+                QAItem(
                     question=_text(obj, "question", path, line_no),
                     answer=_text(obj, "answer", path, line_no),
                     paraphrased_answer=_text(
@@ -124,7 +114,7 @@ def load_tofu(directory: str | Path) -> TofuData:
     return data
 
 
-def authors(items: list[TofuItem]) -> list[list[TofuItem]]:
+def authors(items: list[QAItem]) -> list[list[QAItem]]:
     """Group a split's items by author (20 consecutive QA each, TOFU's layout)."""
     if len(items) % QA_PER_AUTHOR:
         raise ValidationError(f"{len(items)} items are not whole authors of {QA_PER_AUTHOR}")

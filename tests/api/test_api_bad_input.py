@@ -245,6 +245,7 @@ def _seed(base: str, keys: dict[Role, str]) -> tuple[str, str, int]:
         return "p:ada", "born_in", int(r.json()["id"])
 
 
+@pytest.mark.slow  # a live server and 300+ requests, each followed by a snapshot of every table
 def test_bad_input_never_5xx_and_refusals_change_nothing(backend, random_model_dir):  # noqa: F811
     settings = backend
     keys = KeyStore(settings.metadata_db_url)

@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workers"))
@@ -27,6 +28,7 @@ def _ask(*args: str) -> dict:
     return json.loads(result.stdout)  # nothing but the JSON on stdout
 
 
+@pytest.mark.slow  # the tiny knowledge model
 def test_ask_the_tiny_model_what_it_learned(job_settings, tiny_model_dir, tiny_facts):  # noqa: F811
     register_model("tiny", tiny_model_dir)
     model, tok = load_model(tiny_model_dir)

@@ -8,7 +8,10 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
 from fresh_python import run_python
+
+pytestmark = pytest.mark.slow  # each test starts fresh interpreters
 
 HEAVY = ("torch", "transformers")
 # runs the commands in a fresh interpreter, then names the heavy modules it imported

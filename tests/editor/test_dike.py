@@ -65,6 +65,13 @@ def test_pairs_and_disentangler_shapes() -> None:
     assert z_r.shape == z_u.shape == (3, 8) and krd.recompose(z_r, z_u).shape == (3, 8)
 
 
+def test_krd_config_takes_every_krd_field() -> None:
+    hp = DikeHyperParams(
+        layer=0, krd_steps=7, krd_batch_size=3, krd_lr=0.2, krd_tau=0.3, krd_alpha=2.0, krd_beta=4.0
+    )
+    assert hp.krd_config() == KrdConfig(steps=7, batch_size=3, lr=0.2, tau=0.3, alpha=2.0, beta=4.0)
+
+
 def test_krd_trains_and_is_cached(model_dirs, tmp_path) -> None:
     model, tok = load_model(model_dirs["gpt2"])
     before = state_checksum(model)

@@ -3,6 +3,7 @@ with a cache, a loss from labels, sampled context, saving (no tqdm bars)."""
 
 from __future__ import annotations
 
+import pytest
 from fresh_python import run_python
 
 # a fresh interpreter, because transformers warns only once per process
@@ -28,6 +29,7 @@ NOISE = (
 )
 
 
+@pytest.mark.slow  # the tiny knowledge model, in a fresh interpreter
 def test_loading_generating_and_saving_print_no_library_noise(tiny_model_dir):
     out = run_python(SCRIPT, str(tiny_model_dir))
     assert out.stdout.strip() == "done"

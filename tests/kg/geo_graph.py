@@ -27,19 +27,19 @@ def rel(rid, label, cloze, question=(), functional=True) -> Relation:
     return Relation(rid, label, RelationTemplates(cloze=cloze, question=question), functional)
 
 
+BIRTH_CLOZE = ("{} was born in", "{} originates from", "The birthplace of {} is")
+"""The place-of-birth cloze templates of the kg test graphs."""
+CAPITAL = rel("P36", "capital", ("The capital of {} is",), ("What is the capital of {}?",))
+
+
 def relations() -> list[Relation]:
     """Return birthplace, country, capital, official language and spoken languages."""
     return [
-        rel(
-            "P19",
-            "place of birth",
-            ("{} was born in", "{} originates from", "The birthplace of {} is"),
-            ("What is the place of birth of {}?",),
-        ),
+        rel("P19", "place of birth", BIRTH_CLOZE, ("What is the place of birth of {}?",)),
         rel(
             "P17", "country", ("{} is located in the country of",), ("What is the country of {}?",)
         ),
-        rel("P36", "capital", ("The capital of {} is",), ("What is the capital of {}?",)),
+        CAPITAL,
         rel("P37", "official language", ("The official language of {} is",)),
         rel("P1412", "languages spoken", ("{} speaks",), functional=False),
     ]

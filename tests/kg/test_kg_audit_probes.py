@@ -6,7 +6,7 @@ import json
 from collections import Counter
 
 import pytest
-from geo_graph import rel
+from geo_graph import BIRTH_CLOZE, CAPITAL, rel
 
 from contracts.types import EditRequest, Probe, ProbeKind, UnlearnRequest
 from kg.chains import composed_prompt, noun_phrase, reverse_template
@@ -31,12 +31,7 @@ PEOPLE = ["Ada Byron", "Max Planck", "Lise Meitner", "Niels Bohr", "Marie Curie"
 
 def _relations() -> list[Relation]:
     return [
-        rel(
-            "P19",
-            "place of birth",
-            ("{} was born in", "{} originates from", "The birthplace of {} is"),
-            ("Where was {} born?",),
-        ),
+        rel("P19", "place of birth", BIRTH_CLOZE, ("Where was {} born?",)),
         rel("P20", "place of death", ("{} died in", "{} passed away in"), ("Where did {} die?",)),
         rel("P103", "native language", ("The mother tongue of {} is",), functional=False),
         rel(
@@ -45,7 +40,7 @@ def _relations() -> list[Relation]:
             ("{} is located in the country of",),
             ("Which country is {} located in?",),
         ),
-        rel("P36", "capital", ("The capital of {} is",), ("What is the capital of {}?",)),
+        CAPITAL,
         rel("label:famous_for", "famous for", ("{} famous for",), ("{} famous for what?",)),
         rel("P30", "continent", ("{} is located in the continent",)),
     ]

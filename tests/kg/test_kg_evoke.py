@@ -167,6 +167,7 @@ def test_subj_labels_map_to_main_relations(evoke_paths: tuple[Path, Path]) -> No
     assert ids["SPOUSE"] == "label:spouse"
 
 
+@pytest.mark.slow  # the full EVOKE import
 def test_occupation_maps_to_the_main_relation(
     full_import: tuple[SqlGraphStore, EvokeImportSummary],
 ) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
 from jobs_helpers import job_settings  # noqa: F401
 
 from editor.loading import load_model
@@ -29,6 +30,7 @@ def _head_checksum(model: str) -> str:
     return next(v for v in list_versions(model) if v.is_head).checksum
 
 
+@pytest.mark.slow  # the tiny knowledge model, a job run on a thread for seconds
 def test_a_runaway_job_is_cancelled_within_seconds(
     job_settings,  # noqa: F811
     tiny_model_dir,

@@ -12,6 +12,15 @@ from typing import Any
 SCHEMA_ID = "kgedit.audit-report"
 SCHEMA_VERSION = "1.1.0"
 
+
+def _objects(required: list[str], properties: dict[str, Any]) -> dict[str, Any]:
+    """Return the schema of an array of objects with these required fields and properties."""
+    return {
+        "type": "array",
+        "items": {"type": "object", "required": required, "properties": properties},
+    }
+
+
 _NUM = {"type": ["number", "null"]}
 _STR = {"type": ["string", "null"]}
 _ESTIMATE = {
@@ -58,21 +67,18 @@ _SUBGRAPH = {
     "properties": {
         "nodes": {"type": "array", "items": {"type": "string"}},
         "center": {"type": "integer", "minimum": 0},
-        "edges": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["head", "tail", "relation", "status"],
-                "properties": {
-                    "head": {"type": "integer", "minimum": 0},
-                    "tail": {"type": "integer", "minimum": 0},
-                    "relation": {"type": "string"},
-                    "status": {"enum": ["new", "old", "current", "forget"]},
-                },
+        "edges": _objects(
+            ["head", "tail", "relation", "status"],
+            {
+                "head": {"type": "integer", "minimum": 0},
+                "tail": {"type": "integer", "minimum": 0},
+                "relation": {"type": "string"},
+                "status": {"enum": ["new", "old", "current", "forget"]},
             },
-        },
+        ),
     },
 }
+
 
 SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -113,18 +119,14 @@ SCHEMA: dict[str, Any] = {
                 "base_version_id": {"type": ["integer", "null"]},
                 "path": _STR,
                 "weights_sha256": _STR,
-                "deltas": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "required": ["method", "request_ids"],
-                        "properties": {
-                            "method": {"type": "string"},
-                            "request_ids": {"type": "array", "items": {"type": "string"}},
-                            "norm": _NUM,
-                        },
+                "deltas": _objects(
+                    ["method", "request_ids"],
+                    {
+                        "method": {"type": "string"},
+                        "request_ids": {"type": "array", "items": {"type": "string"}},
+                        "norm": _NUM,
                     },
-                },
+                ),
             },
         },
         "graph": {"type": "object", "properties": {"url": _STR, "facts": {"type": "integer"}}},
@@ -141,79 +143,67 @@ SCHEMA: dict[str, Any] = {
             },
         },
         "passed": {"type": "boolean"},
-        "failures": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["group", "metric", "reason", "significant"],
-                "properties": {
-                    "group": {"type": "string"},
-                    "metric": {"type": "string"},
-                    "reason": {"type": "string"},
-                    "significant": {"type": "boolean"},
-                },
+        "failures": _objects(
+            ["group", "metric", "reason", "significant"],
+            {
+                "group": {"type": "string"},
+                "metric": {"type": "string"},
+                "reason": {"type": "string"},
+                "significant": {"type": "boolean"},
             },
-        },
+        ),
         "n_probes": {"type": "integer", "minimum": 0},
         "probe_counts": {"type": "object", "additionalProperties": {"type": "integer"}},
-        "changes": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["id", "kind", "n_probes", "subgraph"],
-                "properties": {
-                    "id": {"type": "string"},
-                    "kind": {"enum": ["edit", "unlearn"]},
-                    "n_probes": {"type": "integer"},
-                    "subject": _STR,
-                    "relation": _STR,
-                    "prompt": _STR,
-                    "target_true": _STR,
-                    "target_new": _STR,
-                    "concept": _STR,
-                    "subgraph": _SUBGRAPH,
-                    "note": {"type": "string"},
-                },
+        "changes": _objects(
+            ["id", "kind", "n_probes", "subgraph"],
+            {
+                "id": {"type": "string"},
+                "kind": {"enum": ["edit", "unlearn"]},
+                "n_probes": {"type": "integer"},
+                "subject": _STR,
+                "relation": _STR,
+                "prompt": _STR,
+                "target_true": _STR,
+                "target_new": _STR,
+                "concept": _STR,
+                "subgraph": _SUBGRAPH,
+                "note": {"type": "string"},
             },
-        },
-        "groups": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": [
-                    "group",
-                    "kind",
-                    "bucket",
-                    "n",
-                    "n_changes",
-                    "success",
-                    "exact_match",
-                    "p_expected",
-                    "entropy",
-                    "kept",
-                    "threshold",
-                    "status",
-                    "reason",
-                    "significant",
-                ],
-                "properties": {
-                    "group": {"type": "string"},
-                    "kind": {"type": "string"},
-                    "bucket": _STR,
-                    "n": {"type": "integer", "minimum": 1},
-                    "n_changes": {"type": "integer", "minimum": 0},
-                    "success": _METRIC,
-                    "exact_match": _METRIC,
-                    "p_expected": _METRIC,
-                    "entropy": _METRIC,
-                    "kept": {"oneOf": [_ESTIMATE, {"type": "null"}]},
-                    "threshold": _THRESHOLD,
-                    "status": {"enum": ["pass", "fail", "info"]},
-                    "reason": {"type": "string"},
-                    "significant": {"type": "boolean"},
-                },
+        ),
+        "groups": _objects(
+            [
+                "group",
+                "kind",
+                "bucket",
+                "n",
+                "n_changes",
+                "success",
+                "exact_match",
+                "p_expected",
+                "entropy",
+                "kept",
+                "threshold",
+                "status",
+                "reason",
+                "significant",
+            ],
+            {
+                "group": {"type": "string"},
+                "kind": {"type": "string"},
+                "bucket": _STR,
+                "n": {"type": "integer", "minimum": 1},
+                "n_changes": {"type": "integer", "minimum": 0},
+                "success": _METRIC,
+                "exact_match": _METRIC,
+                "p_expected": _METRIC,
+                "entropy": _METRIC,
+                "kept": {"oneOf": [_ESTIMATE, {"type": "null"}]},
+                "threshold": _THRESHOLD,
+                "status": {"enum": ["pass", "fail", "info"]},
+                "reason": {"type": "string"},
+                "significant": {"type": "boolean"},
             },
-        },
+        ),
         "sample": {
             "type": ["object", "null"],
             "required": ["n", "seed", "success", "kept", "flipped", "shift"],
@@ -241,58 +231,46 @@ SCHEMA: dict[str, Any] = {
                 },
             },
         },
-        "worst": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["probe", "group", "prompt", "expected", "margin_drop"],
-                "properties": {
-                    "probe": {"type": "integer"},
-                    "change": _STR,
-                    "group": {"type": "string"},
-                    "prompt": {"type": "string"},
-                    "expected": {"type": "string"},
-                    "rival": _STR,
-                    "p_before": _NUM,
-                    "p_after": _NUM,
-                    "margin_drop": {"type": "number"},
-                },
+        "worst": _objects(
+            ["probe", "group", "prompt", "expected", "margin_drop"],
+            {
+                "probe": {"type": "integer"},
+                "change": _STR,
+                "group": {"type": "string"},
+                "prompt": {"type": "string"},
+                "expected": {"type": "string"},
+                "rival": _STR,
+                "p_before": _NUM,
+                "p_after": _NUM,
+                "margin_drop": {"type": "number"},
             },
-        },
-        "trend": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["version", "label", "metrics"],
-                "properties": {
-                    "version": {"type": "integer", "minimum": 0},
-                    "label": {"type": "string"},
-                    "metrics": {"type": "object", "additionalProperties": _NUM},
-                },
+        ),
+        "trend": _objects(
+            ["version", "label", "metrics"],
+            {
+                "version": {"type": "integer", "minimum": 0},
+                "label": {"type": "string"},
+                "metrics": {"type": "object", "additionalProperties": _NUM},
             },
-        },
+        ),
         "timings": {"type": "object", "additionalProperties": {"type": "number"}},
-        "probes": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["id", "kind", "prompt", "expected", "before", "after"],
-                "properties": {
-                    "id": {"type": "integer"},
-                    "change": _STR,
-                    "kind": {"type": "string"},
-                    "bucket": _STR,
-                    "role": {"enum": ["keep", "forget"]},
-                    "prompt": {"type": "string"},
-                    "expected": {"type": "string"},
-                    "unexpected": _STR,
-                    "rivals": {"type": "array", "items": {"type": "string"}},
-                    "meta": {"type": "object", "additionalProperties": {"type": "string"}},
-                    "before": _SCORE,
-                    "after": _SCORE,
-                },
+        "probes": _objects(
+            ["id", "kind", "prompt", "expected", "before", "after"],
+            {
+                "id": {"type": "integer"},
+                "change": _STR,
+                "kind": {"type": "string"},
+                "bucket": _STR,
+                "role": {"enum": ["keep", "forget"]},
+                "prompt": {"type": "string"},
+                "expected": {"type": "string"},
+                "unexpected": _STR,
+                "rivals": {"type": "array", "items": {"type": "string"}},
+                "meta": {"type": "object", "additionalProperties": {"type": "string"}},
+                "before": _SCORE,
+                "after": _SCORE,
             },
-        },
+        ),
     },
 }
 

@@ -18,7 +18,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from workers.db import Database, JobRow, JobTransitionRow, ModelRow, get_database, retry_stale
+from workers.db import (
+    Database,
+    JobRow,
+    JobTransitionRow,
+    ModelRow,
+    get_database,
+    record_of,
+    retry_stale,
+)
 from workers.db import utcnow as _now
 from workers.errors import (
     IdempotencyConflictError,
@@ -112,32 +120,14 @@ class JobInfo:
 
 def job_info(row: JobRow, transitions: list[JobTransitionRow] | None = None) -> JobInfo:
     """Return the public view of a job row."""
-    return JobInfo(
-        id=row.id,
-        idempotency_key=row.idempotency_key,
+    return record_of(
+        row,
+        JobInfo,
         model=row.model_name,
-        kind=row.kind,
-        method=row.method,
-        state=row.state,
         progress=float(row.progress),
-        message=row.message,
-        run=row.run,
-        attempts=row.attempts,
-        retries=row.retries,
         cancel_requested=bool(row.cancel_requested),
-        worker_id=row.worker_id,
-        base_version_id=row.base_version_id,
-        result_version_id=row.result_version_id,
-        steps_total=row.steps_total,
-        steps_done=row.steps_done,
         n_requests=len(row.payload.get("requests", [])),
         result={k: v for k, v in (row.result or {}).items() if k not in INTERNAL_RESULT},
-        error=row.error,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        enqueued_at=row.enqueued_at,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
         transitions=tuple(
             TransitionInfo(t.from_state, t.to_state, t.at, t.message, t.worker_id)
             for t in transitions or []

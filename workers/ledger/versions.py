@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from workers.db import JobRow, ModelRow, VersionRow
+from workers.db import JobRow, ModelRow, VersionRow, record_of
 from workers.errors import ConflictError, HeadMovedError, VersionNotFoundError
 from workers.jobs.states import ACTIVE
 from workers.ledger.registry import db_of, model_row
@@ -85,20 +85,12 @@ def version_hashes(session: Any, model: str, version_id: int) -> dict[str, str]:
 
 def _info(row: VersionRow, head: int | None, head_chain: set[int]) -> VersionInfo:
     """Return the public view of a version row."""
-    return VersionInfo(
-        id=row.id,
+    return record_of(
+        row,
+        VersionInfo,
         model=row.model_name,
-        parent_id=row.parent_id,
-        depth=row.depth,
-        checksum=row.checksum,
-        status=row.status,
-        method=row.method,
         request_ids=tuple(row.request_ids or ()),
-        norm=row.norm,
         params=tuple(sorted(row.params or {})),
-        job_id=row.job_id,
-        step=row.step,
-        created_at=row.created_at,
         is_head=row.id == head,
         on_head_chain=row.id in head_chain,
     )
