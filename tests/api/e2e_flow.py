@@ -73,8 +73,8 @@ def known_edit(store, model_dir, evoke_paths, tiny_cases) -> tuple[str, str, str
     pytest.skip("the tiny model knows no editable fact of the tiny graph")
 
 
-def approve_edit_and_audit(client, key, store, model_name, worker, edit) -> tuple[dict, dict]:
-    """Run the whole flow for one replace_object edit; return the finished job and the report."""
+def propose_replacement(client, key, edit) -> str:
+    """A curator proposes one replace_object change set; return its id."""
     subject, relation, old, new = edit
     op = {
         "kind": "replace_object",
@@ -89,6 +89,13 @@ def approve_edit_and_audit(client, key, store, model_name, worker, edit) -> tupl
     cs_id = r.json()["id"]
     r = client.post(f"/v1/changesets/{cs_id}/propose", headers=key[Role.CURATOR])
     assert r.json()["state"] == "proposed"
+    return cs_id
+
+
+def approve_edit_and_audit(client, key, store, model_name, worker, edit) -> tuple[dict, dict]:
+    """Run the whole flow for one replace_object edit; return the finished job and the report."""
+    subject, relation, _, new = edit
+    cs_id = propose_replacement(client, key, edit)
     review = {"decision": "approve", "comment": "checked", "model": model_name}
     r = client.post(f"/v1/changesets/{cs_id}/review", json=review, headers=key[Role.REVIEWER])
     assert r.status_code == 200, r.text

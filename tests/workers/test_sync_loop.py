@@ -19,7 +19,7 @@ from jobs_helpers import WorkerProcess, make_settings
 from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
-from e2e_flow import TERMINAL, known_edit, poll
+from e2e_flow import TERMINAL, known_edit, poll, propose_replacement
 
 from api.app import create_app
 from api.cli import app as cli
@@ -86,18 +86,7 @@ def sync_env(tmp_path, monkeypatch, tiny_graph, tiny_model_dir, evoke_paths, tin
 
 def _approve(client, key, edit) -> str:
     """Propose and approve (no model named: the followers) one replace_object change set."""
-    subject, relation, old, new = edit
-    op = {
-        "kind": "replace_object",
-        "payload": {"subject": subject, "relation": relation, "object": old, "new_object": new},
-    }
-    r = client.post(
-        "/v1/changesets",
-        json={"reason": "corrected", "operations": [op]},
-        headers=key[Role.CURATOR],
-    )
-    cs_id = r.json()["id"]
-    client.post(f"/v1/changesets/{cs_id}/propose", headers=key[Role.CURATOR])
+    cs_id = propose_replacement(client, key, edit)
     r = client.post(
         f"/v1/changesets/{cs_id}/review",
         json={"decision": "approve", "comment": "ok"},
@@ -156,17 +145,10 @@ def test_agreement_is_stored_incremental_and_matches_the_audit_scorer(sync_env):
             checked += 1
     assert checked >= 30
     # a graph-only change set: the next check scores only the new fact
-    subject, relation, old, new = sync_env["edit"]
+    new = sync_env["edit"][3]
     with TestClient(create_app(settings, store=store)) as client:
         key = sync_env["key"]
-        op = {
-            "kind": "replace_object",
-            "payload": {"subject": subject, "relation": relation, "object": old, "new_object": new},
-        }
-        cs = client.post(
-            "/v1/changesets", json={"reason": "r", "operations": [op]}, headers=key[Role.CURATOR]
-        ).json()
-        client.post(f"/v1/changesets/{cs['id']}/propose", headers=key[Role.CURATOR])
+        cs = {"id": propose_replacement(client, key, sync_env["edit"])}
         r = client.post(
             f"/v1/changesets/{cs['id']}/review",
             json={"decision": "approve", "graph_only": True},
@@ -257,17 +239,9 @@ def test_every_attempt_failing_ends_failed_in_model_with_the_figures(sync_env):
 
 def test_approval_is_refused_before_the_graph_changes(sync_env):
     settings, store, key = sync_env["settings"], sync_env["store"], sync_env["key"]
-    subject, relation, old, new = sync_env["edit"]
     version = store.graph_version()
     with TestClient(create_app(settings, store=store)) as client:
-        op = {
-            "kind": "replace_object",
-            "payload": {"subject": subject, "relation": relation, "object": old, "new_object": new},
-        }
-        cs = client.post(
-            "/v1/changesets", json={"reason": "r", "operations": [op]}, headers=key[Role.CURATOR]
-        ).json()
-        client.post(f"/v1/changesets/{cs['id']}/propose", headers=key[Role.CURATOR])
+        cs = {"id": propose_replacement(client, key, sync_env["edit"])}
         for body, code in (
             ({"decision": "approve", "edit_method": "no-such-method"}, 422),
             ({"decision": "approve", "model": "unknown-model"}, 404),
