@@ -24,6 +24,7 @@ from api.schemas.changesets import (
     PAYLOAD_FIELD_TYPES,
     ChangeSetCreate,
     OperationsUpdate,
+    ReplanBody,
     ReviewBody,
 )
 from kg.curation import PAYLOAD_FIELDS
@@ -366,6 +367,8 @@ def change_set(request: Request, change_set_id: str, kind: str = "add_fact") -> 
         is_author=cs.author == who.actor,
         can_edit=cs.state == "draft" and may(request, who, changesets.update_operations),
         can_review=cs.state == "proposed" and may(request, who, changesets.review),
+        can_replan=cs.state == "approved" and may(request, who, changesets.replan),
+        can_read_jobs=may(request, who, jobs.list_jobs),
         **_editor_context(request, kind, {}),
     )
 
@@ -419,7 +422,40 @@ async def review(request: Request, change_set_id: str) -> Response:
         change_set_id=change_set_id,
         body=ReviewBody.model_validate(body),
     )
-    return page(request, "reviewed.html", session, result=result)
+    return page(
+        request,
+        "reviewed.html",
+        session,
+        result=result,
+        action="reviewed",
+        can_read_jobs=may(request, session.principal, jobs.list_jobs),
+    )
+
+
+@router.post("/changesets/{change_set_id}/replan")
+async def replan(request: Request, change_set_id: str) -> Response:
+    """Plan an approved change set again and start its method chain over (the API's replan
+    route: reviewers and operators), on one named model or every following one."""
+    session = _session(request)
+    fields = await _form(request, session)
+    body: dict[str, Any] = {}
+    if fields.get("model", "").strip():
+        body["model"] = fields["model"].strip()
+    result = call(
+        request,
+        session.principal,
+        changesets.replan,
+        change_set_id=change_set_id,
+        body=ReplanBody.model_validate(body),
+    )
+    return page(
+        request,
+        "reviewed.html",
+        session,
+        result=result,
+        action="replanned",
+        can_read_jobs=may(request, session.principal, jobs.list_jobs),
+    )
 
 
 # -- jobs, models, audits -----------------------------------------------------------------------
