@@ -295,6 +295,37 @@ def entity(request: Request, entity_id: str, model: str = "") -> HTMLResponse:
 # -- change sets --------------------------------------------------------------------------------
 
 
+SUGGESTED = {  # operation field -> the <datalist> that offers its values
+    "subject": "entity-names",
+    "object": "entity-names",
+    "new_object": "entity-names",
+    "entity": "entity-names",
+    "redirect_to": "entity-names",
+    "relation": "relation-labels",
+}
+SUGGESTED_ENTITIES = 200
+
+
+def _suggestions(request: Request, session: sessions.Session) -> dict[str, list[tuple[str, str]]]:
+    """Return the editor's autocomplete lists, as (value, label) pairs: the first
+    `SUGGESTED_ENTITIES` entities by name (by id where several share the name) and every
+    relation by label, through the entity and relation routes."""
+    who = session.principal
+    listed = call(
+        request, who, graph.list_entities, limit=SUGGESTED_ENTITIES, offset=0, q=None
+    ).items
+    counts: dict[str, int] = {}
+    for e in listed:
+        counts[e.name] = counts.get(e.name, 0) + 1
+    entities = sorted(
+        ((e.name, e.name) if counts[e.name] == 1 else (e.id, f"{e.name} ({e.id})")) for e in listed
+    )
+    relations = sorted(
+        (r.label, r.id) for r in call(request, who, graph.list_relations, limit=500, offset=0).items
+    )
+    return {"entity-names": entities, "relation-labels": relations}
+
+
 def _op_fields(kind: OperationKind) -> list[dict[str, Any]]:
     """Return the form fields of an operation kind: name, description, required, is a list."""
     required, optional = PAYLOAD_FIELDS[kind]
@@ -304,6 +335,7 @@ def _op_fields(kind: OperationKind) -> list[dict[str, Any]]:
             "description": PAYLOAD_FIELD_TYPES[name][1],
             "required": name in required,
             "is_list": name == "aliases",
+            "suggest": SUGGESTED.get(name),
         }
         for name in (*required, *optional)
     ]
@@ -327,8 +359,14 @@ def _operation_of(fields: dict[str, str]) -> dict[str, Any]:
     return {"kind": kind.value, "payload": payload}
 
 
-def _editor_context(request: Request, kind: str, prefill: dict[str, str]) -> dict[str, Any]:
-    """Return what the typed operation form needs."""
+def _editor_context(
+    request: Request,
+    session: sessions.Session,
+    kind: str,
+    prefill: dict[str, str],
+    suggest: bool = True,
+) -> dict[str, Any]:
+    """Return what the typed operation form needs (with its autocomplete lists if `suggest`)."""
     try:
         chosen = OperationKind(kind)
     except ValueError:
@@ -338,6 +376,7 @@ def _editor_context(request: Request, kind: str, prefill: dict[str, str]) -> dic
         "kind": chosen,
         "fields": _op_fields(chosen),
         "prefill": prefill,
+        "suggestions": _suggestions(request, session) if suggest else {},
     }
 
 
@@ -365,7 +404,8 @@ def new_change_set(request: Request, kind: str = "replace_object") -> HTMLRespon
     if not may(request, session.principal, changesets.create_change_set):
         raise ApiError(403, f"role {session.principal.role.value!r} may not create change sets")
     prefill = {k: v for k, v in request.query_params.items() if k != "kind"}
-    return page(request, "new_changeset.html", session, **_editor_context(request, kind, prefill))
+    context = _editor_context(request, session, kind, prefill)
+    return page(request, "new_changeset.html", session, **context)
 
 
 @router.post("/changesets/new")
@@ -405,6 +445,9 @@ def change_set(request: Request, change_set_id: str, kind: str = "add_fact") -> 
     cs = call(request, who, changesets.get_change_set, change_set_id=change_set_id)
     stored = request.app.state.store.get_change_set(cs.id)
     planned, skipped = intents([stored])
+    is_author = cs.author == who.actor
+    can_edit = cs.state == "draft" and may(request, who, changesets.update_operations)
+    editing = can_edit and is_author
     return page(
         request,
         "changeset.html",
@@ -414,12 +457,12 @@ def change_set(request: Request, change_set_id: str, kind: str = "add_fact") -> 
         labels=_relation_labels(request, session),
         planned=planned,
         skipped=skipped,
-        is_author=cs.author == who.actor,
-        can_edit=cs.state == "draft" and may(request, who, changesets.update_operations),
+        is_author=is_author,
+        can_edit=can_edit,
         can_review=cs.state == "proposed" and may(request, who, changesets.review),
         can_replan=cs.state == "approved" and may(request, who, changesets.replan),
         can_read_jobs=may(request, who, jobs.list_jobs),
-        **_editor_context(request, kind, {}),
+        **_editor_context(request, session, kind, {}, suggest=editing),
     )
 
 

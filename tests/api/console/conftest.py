@@ -53,6 +53,17 @@ def csrf_of(html: str) -> str:
     return CSRF.search(html).group(1)
 
 
+def assert_labelled(html: str) -> None:
+    """Check that every input, textarea and select of a page has a label (radios: wrapped)."""
+    labels = set(re.findall(r'<label for="([^"]+)"', html))
+    for tag in re.findall(r"<(?:input|textarea|select)\b[^>]*>", html):
+        if 'type="hidden"' in tag or "<label" in tag:
+            continue
+        ident = re.search(r'id="([^"]+)"', tag)
+        wrapped = re.search(r'type="radio"', tag)
+        assert wrapped or (ident and ident.group(1) in labels), tag
+
+
 def sign_in(client: TestClient, key: str):
     """Sign a client in with a key; return the sign-in response."""
     token = csrf_of(client.get("/ui/login").text)

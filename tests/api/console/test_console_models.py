@@ -6,7 +6,7 @@ given (the route itself still runs, with its roles)."""
 from __future__ import annotations
 
 import pytest
-from conftest import csrf_of
+from conftest import assert_labelled, csrf_of
 
 from api.keys import Role
 from workers.db import ModelRow, VersionRow, get_database
@@ -125,6 +125,7 @@ def test_the_entity_page_shows_what_the_model_answers(console_app, signed_in, ch
     assert checker.asked[-1][0] == "small"
     assert checker.asked[-1][2].entities == ("name:imogen_stallard",)
     assert '<option value="small" selected>' in html and '<option value="plain">' in html
+    assert_labelled(html)
     assert "small says" in html and "York" in html and "contradicts" in html and "0.61" in html
     operator.get("/ui/entities/name:imogen_stallard", params={"model": "plain"})
     assert checker.asked[-1][0] == "plain"
@@ -192,6 +193,7 @@ def test_rollback_needs_an_operator_csrf_and_a_confirmation(console_app, signed_
     operator = signed_in(Role.OPERATOR)
     page = operator.get("/ui/models").text
     assert f"Roll back to {ids[0]}" in page and f"Roll back to {ids[2]}" not in page
+    assert_labelled(page)  # the rollback's confirmation box and the diff's selects
     token = csrf_of(page)
     url = "/ui/models/small/rollback"
     assert operator.post(url, data={"version_id": ids[0], "confirm": "1"}).status_code == 403
