@@ -3,6 +3,8 @@ versions, the gate's failing reasons) and the Replan button, roles and CSRF as t
 
 from __future__ import annotations
 
+import re
+
 from conftest import csrf_of, propose_replacement
 
 from api.keys import Role
@@ -108,3 +110,19 @@ def test_replan_of_a_change_set_not_approved_is_refused(signed_in):
     assert "Replan" not in page
     r = reviewer.post(url + "/replan", data={"csrf": csrf_of(page)})
     assert r.status_code == 409 and "only approved" in r.text
+
+
+def test_replan_on_a_named_model_queues_a_chain_the_page_then_shows(console_app, signed_in):
+    from test_console_models import _add_model
+
+    url = _approved(signed_in)
+    _add_model(console_app, "small", follows=False)
+    operator = signed_in(Role.OPERATOR)
+    page = operator.get(url).text
+    assert "Not planned on any model" in page
+    r = operator.post(url + "/replan", data={"csrf": csrf_of(page), "model": "small"})
+    assert r.status_code == 200 and "replanned" in r.text and "Jobs queued" in r.text
+    page = operator.get(url).text  # the real sync status now: one queued attempt on small
+    assert "small · " in page and "1 of " in page and "not measured yet" in page
+    job = re.search(r'href="/ui/jobs#job-([^"]+)"', page).group(1)
+    assert f'id="job-{job}"' in operator.get("/ui/jobs").text
