@@ -588,7 +588,8 @@ def model_agreement(request: Request, name: str) -> HTMLResponse:
     the facts it contradicts or does not know (the agreement route, on the whole graph)."""
     session = _session(request)
     checked = call(request, session.principal, models.agreement, name=name)
-    return page(request, "agreement.html", session, name=name, checked=checked)
+    labels = _relation_labels(request, session)
+    return page(request, "agreement.html", session, name=name, checked=checked, labels=labels)
 
 
 def _version_id(text: str, field: str) -> int:

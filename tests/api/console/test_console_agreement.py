@@ -4,47 +4,14 @@ counts the whole graph, both agreeing with the API's own JSON."""
 
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
 from conftest import sign_in
 from fastapi.testclient import TestClient
 from markupsafe import escape
 
-from api.app import create_app
 from api.keys import Role
-from kg.store import open_store
-from workers.db import reset_databases
-from workers.ledger import register_model
-from workers.settings import Settings, get_settings
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def tiny_console(tmp_path, monkeypatch, tiny_graph, tiny_model_dir):
-    """The console on a copy of the tiny graph, the tiny model registered as a follower;
-    yields (app, model name, keys by role)."""
-    graph_file = tmp_path / "kg.sqlite"
-    with (
-        sqlite3.connect(tiny_graph.url.removeprefix("sqlite:///")) as src,
-        sqlite3.connect(graph_file) as dst,
-    ):
-        src.backup(dst)
-    graph_url = f"sqlite:///{graph_file}"
-    settings = Settings(var_dir=tmp_path / "var", threads=1, graph_url=graph_url)
-    monkeypatch.setenv("KGEDIT_VAR_DIR", str(settings.var_dir))
-    monkeypatch.setenv("KGEDIT_GRAPH_URL", graph_url)
-    get_settings.cache_clear()
-    reset_databases()
-    register_model("tiny", tiny_model_dir, graph_url=graph_url, follow=True, settings=settings)
-    store = open_store(graph_url)
-    app = create_app(settings, store=store)
-    keys = {role: app.state.keys.create(f"t {role.value}", role)[0] for role in Role}
-    yield app, keys
-    store.close()
-    reset_databases()
-    get_settings.cache_clear()
 
 
 def test_the_entity_page_and_the_agreement_view_show_the_models_answers(tiny_console):

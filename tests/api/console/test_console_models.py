@@ -154,6 +154,7 @@ def test_the_agreement_view_counts_and_lists_conflicts(console_app, signed_in, c
     html = auditor.get("/ui/models/small/agreement").text
     assert checker.asked[-1][2].is_all
     assert "Conflicts" in html and "Imogen Stallard" in html and "York" in html
+    assert "<td>born in</td>" in html and "<td>P19</td>" not in html  # relations by label
     assert 'href="/ui/entities/york"' in html
 
 
