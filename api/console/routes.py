@@ -24,8 +24,11 @@ from api.schemas.changesets import (
     PAYLOAD_FIELD_TYPES,
     ChangeSetCreate,
     OperationsUpdate,
+    ReplanBody,
     ReviewBody,
 )
+from api.schemas.common import MAX_DB_ID
+from api.schemas.jobs import RollbackBody
 from kg.curation import PAYLOAD_FIELDS
 from kg.planner import intents
 from kg.types import OperationKind
@@ -209,9 +212,39 @@ def _relation_labels(request: Request, session: sessions.Session) -> dict[str, s
     return {r.id: r.label for r in listed.items}
 
 
+def _model_choice(
+    request: Request, session: sessions.Session, asked: str
+) -> tuple[list[str] | None, str, str]:
+    """Return (the registered models' names, or None when the role may not list them; the model
+    chosen: the one asked for, else the first that follows the graph, else the first; a note
+    when there is none)."""
+    who = session.principal
+    if not may(request, who, models.list_models):
+        note = "" if asked else "Name a model to see what its current version answers."
+        return None, asked, note
+    listed = call(request, who, models.list_models)
+    names = [m.name for m in listed]
+    if not names:
+        return names, "", "No model is registered, so no model's answers can be shown."
+    following = [m.name for m in listed if m.follows_graph]
+    return names, asked or (following or names)[0], ""
+
+
+def _agreement(
+    request: Request, session: sessions.Session, model: str, **scope: Any
+) -> tuple[dict[str, Any] | None, str]:
+    """Return the agreement route's result for `model` on a scope, or (None, why not)."""
+    try:
+        found = call(request, session.principal, models.agreement, name=model, **scope)
+    except ApiError as exc:
+        return None, f"{model}: {exc.message}"
+    return found, ""
+
+
 @router.get("/entities/{entity_id:path}")
-def entity(request: Request, entity_id: str) -> HTMLResponse:
-    """Show an entity: its names, its facts and its neighbourhood."""
+def entity(request: Request, entity_id: str, model: str = "") -> HTMLResponse:
+    """Show an entity: its names, its facts with what a model's current version answers for
+    each (the agreement route), and its neighbourhood."""
     session = _session(request)
     who = session.principal
     found = call(request, who, graph.get_entity, entity_id=entity_id)
@@ -219,6 +252,12 @@ def entity(request: Request, entity_id: str) -> HTMLResponse:
     near = call(request, who, graph.neighbourhood, entity_id=entity_id, hops=1)
     labels = _relation_labels(request, session)
     names = {n.id: n.name for n in near.nodes}
+    choices, chosen, note = _model_choice(request, session, model.strip())
+    verdicts: dict[int, dict[str, Any]] = {}
+    checked = None
+    if chosen and facts:
+        checked, note = _agreement(request, session, chosen, entity=[found.id], facts=True)
+        verdicts = {v["fact_id"]: v for v in (checked or {}).get("verdicts", [])}
     rows = []
     for f in facts:
         edit = {
@@ -227,7 +266,15 @@ def entity(request: Request, entity_id: str) -> HTMLResponse:
             "relation": labels.get(f.relation, f.relation),
             "object": names.get(f.object, f.object),
         }
-        rows.append((f, labels.get(f.relation, f.relation), names.get(f.object, f.object), edit))
+        rows.append(
+            (
+                f,
+                labels.get(f.relation, f.relation),
+                names.get(f.object, f.object),
+                edit,
+                verdicts.get(f.id),
+            )
+        )
     return page(
         request,
         "entity.html",
@@ -236,12 +283,47 @@ def entity(request: Request, entity_id: str) -> HTMLResponse:
         rows=rows,
         drawing=layout(near, labels),
         can_edit=may(request, who, changesets.create_change_set),
+        model_names=choices,
+        model=chosen,
+        checked=checked,
+        model_note=note,
         urlencode=urlencode,
         quote=quote,
     )
 
 
 # -- change sets --------------------------------------------------------------------------------
+
+
+SUGGESTED = {  # operation field -> the <datalist> that offers its values
+    "subject": "entity-names",
+    "object": "entity-names",
+    "new_object": "entity-names",
+    "entity": "entity-names",
+    "redirect_to": "entity-names",
+    "relation": "relation-labels",
+}
+SUGGESTED_ENTITIES = 200
+
+
+def _suggestions(request: Request, session: sessions.Session) -> dict[str, list[tuple[str, str]]]:
+    """Return the editor's autocomplete lists, as (value, label) pairs: the first
+    `SUGGESTED_ENTITIES` entities by name (by id where several share the name) and every
+    relation by label, through the entity and relation routes."""
+    who = session.principal
+    listed = call(
+        request, who, graph.list_entities, limit=SUGGESTED_ENTITIES, offset=0, q=None
+    ).items
+    counts: dict[str, int] = {}
+    for e in listed:
+        counts[e.name] = counts.get(e.name, 0) + 1
+    entities = sorted(
+        ((e.name, e.name) if counts[e.name] == 1 else (e.id, f"{e.name} ({e.id})")) for e in listed
+    )
+    relations = sorted(
+        (r.label, r.id) for r in call(request, who, graph.list_relations, limit=500, offset=0).items
+    )
+    return {"entity-names": entities, "relation-labels": relations}
 
 
 def _op_fields(kind: OperationKind) -> list[dict[str, Any]]:
@@ -253,6 +335,7 @@ def _op_fields(kind: OperationKind) -> list[dict[str, Any]]:
             "description": PAYLOAD_FIELD_TYPES[name][1],
             "required": name in required,
             "is_list": name == "aliases",
+            "suggest": SUGGESTED.get(name),
         }
         for name in (*required, *optional)
     ]
@@ -276,8 +359,14 @@ def _operation_of(fields: dict[str, str]) -> dict[str, Any]:
     return {"kind": kind.value, "payload": payload}
 
 
-def _editor_context(request: Request, kind: str, prefill: dict[str, str]) -> dict[str, Any]:
-    """Return what the typed operation form needs."""
+def _editor_context(
+    request: Request,
+    session: sessions.Session,
+    kind: str,
+    prefill: dict[str, str],
+    suggest: bool = True,
+) -> dict[str, Any]:
+    """Return what the typed operation form needs (with its autocomplete lists if `suggest`)."""
     try:
         chosen = OperationKind(kind)
     except ValueError:
@@ -287,6 +376,7 @@ def _editor_context(request: Request, kind: str, prefill: dict[str, str]) -> dic
         "kind": chosen,
         "fields": _op_fields(chosen),
         "prefill": prefill,
+        "suggestions": _suggestions(request, session) if suggest else {},
     }
 
 
@@ -314,7 +404,8 @@ def new_change_set(request: Request, kind: str = "replace_object") -> HTMLRespon
     if not may(request, session.principal, changesets.create_change_set):
         raise ApiError(403, f"role {session.principal.role.value!r} may not create change sets")
     prefill = {k: v for k, v in request.query_params.items() if k != "kind"}
-    return page(request, "new_changeset.html", session, **_editor_context(request, kind, prefill))
+    context = _editor_context(request, session, kind, prefill)
+    return page(request, "new_changeset.html", session, **context)
 
 
 @router.post("/changesets/new")
@@ -354,6 +445,9 @@ def change_set(request: Request, change_set_id: str, kind: str = "add_fact") -> 
     cs = call(request, who, changesets.get_change_set, change_set_id=change_set_id)
     stored = request.app.state.store.get_change_set(cs.id)
     planned, skipped = intents([stored])
+    is_author = cs.author == who.actor
+    can_edit = cs.state == "draft" and may(request, who, changesets.update_operations)
+    editing = can_edit and is_author
     return page(
         request,
         "changeset.html",
@@ -363,10 +457,12 @@ def change_set(request: Request, change_set_id: str, kind: str = "add_fact") -> 
         labels=_relation_labels(request, session),
         planned=planned,
         skipped=skipped,
-        is_author=cs.author == who.actor,
-        can_edit=cs.state == "draft" and may(request, who, changesets.update_operations),
+        is_author=is_author,
+        can_edit=can_edit,
         can_review=cs.state == "proposed" and may(request, who, changesets.review),
-        **_editor_context(request, kind, {}),
+        can_replan=cs.state == "approved" and may(request, who, changesets.replan),
+        can_read_jobs=may(request, who, jobs.list_jobs),
+        **_editor_context(request, session, kind, {}, suggest=editing),
     )
 
 
@@ -419,7 +515,40 @@ async def review(request: Request, change_set_id: str) -> Response:
         change_set_id=change_set_id,
         body=ReviewBody.model_validate(body),
     )
-    return page(request, "reviewed.html", session, result=result)
+    return page(
+        request,
+        "reviewed.html",
+        session,
+        result=result,
+        action="reviewed",
+        can_read_jobs=may(request, session.principal, jobs.list_jobs),
+    )
+
+
+@router.post("/changesets/{change_set_id}/replan")
+async def replan(request: Request, change_set_id: str) -> Response:
+    """Plan an approved change set again and start its method chain over (the API's replan
+    route: reviewers and operators), on one named model or every following one."""
+    session = _session(request)
+    fields = await _form(request, session)
+    body: dict[str, Any] = {}
+    if fields.get("model", "").strip():
+        body["model"] = fields["model"].strip()
+    result = call(
+        request,
+        session.principal,
+        changesets.replan,
+        change_set_id=change_set_id,
+        body=ReplanBody.model_validate(body),
+    )
+    return page(
+        request,
+        "reviewed.html",
+        session,
+        result=result,
+        action="replanned",
+        can_read_jobs=may(request, session.principal, jobs.list_jobs),
+    )
 
 
 # -- jobs, models, audits -----------------------------------------------------------------------
@@ -436,12 +565,64 @@ def job_list(request: Request) -> HTMLResponse:
 
 @router.get("/models")
 def model_list(request: Request) -> HTMLResponse:
-    """List registered models and their versions."""
+    """List registered models and their versions; operators get the version diff form and a
+    rollback button on each earlier version of the head's chain."""
     session = _session(request)
     who = session.principal
     listed = call(request, who, models.list_models)
     versions = {m.name: call(request, who, models.list_versions, name=m.name) for m in listed}
-    return page(request, "models.html", session, models=listed, versions=versions)
+    return page(
+        request,
+        "models.html",
+        session,
+        models=listed,
+        versions=versions,
+        can_diff=may(request, who, models.diff),
+        can_rollback=may(request, who, models.rollback),
+    )
+
+
+@router.get("/models/{name}/agreement")
+def model_agreement(request: Request, name: str) -> HTMLResponse:
+    """Show how far a model's current version agrees with the graph: the count per verdict and
+    the facts it contradicts or does not know (the agreement route, on the whole graph)."""
+    session = _session(request)
+    checked = call(request, session.principal, models.agreement, name=name)
+    labels = _relation_labels(request, session)
+    return page(request, "agreement.html", session, name=name, checked=checked, labels=labels)
+
+
+def _version_id(text: str, field: str) -> int:
+    """Return a version id typed in a form (422 when it is not a positive whole number)."""
+    text = text.strip()
+    if not text.isdigit() or not 1 <= int(text) <= MAX_DB_ID:
+        raise ApiError(422, f"{field} must be a version id (a positive whole number)")
+    return int(text)
+
+
+@router.get("/models/{name}/diff")
+def model_diff(request: Request, name: str) -> HTMLResponse:
+    """Show the deltas between two versions (`from`, `to`): what to revert, then apply."""
+    session = _session(request)
+    params = request.query_params
+    a = _version_id(params.get("from", ""), "from")
+    b = _version_id(params.get("to", ""), "to")
+    found = call(request, session.principal, models.diff, name=name, from_=a, to=b, per_layer=True)
+    return page(request, "model_diff.html", session, name=name, diff=found)
+
+
+@router.post("/models/{name}/rollback")
+async def model_rollback(request: Request, name: str) -> Response:
+    """Make an earlier version the head again (the API's rollback route: operators), after the
+    confirmation box of the form is ticked."""
+    session = _session(request)
+    fields = await _form(request, session)
+    version_id = _version_id(fields.get("version_id", ""), "version_id")
+    if fields.get("confirm") != "1":
+        raise ApiError(422, f"tick the box to confirm the rollback of {name} to {version_id}")
+    body = RollbackBody.model_validate({"version_id": version_id})
+    call(request, session.principal, models.rollback, name=name, body=body)
+    return redirect("/ui/models")
 
 
 @router.get("/audits")

@@ -92,6 +92,8 @@ def test_an_audit_after_a_job_reports_its_change(
     assert not [p for p in sample if p["meta"]["fact"].startswith(f"{subject}|")]
     assert report["model"]["name"] == "tiny" and report["model"]["version_id"] == head
     assert report["model"]["deltas"][0]["request_ids"] == [request_id]
+    base = report["model"]["base_version_id"]
+    assert report["model"]["version_ids"] == [base, head]  # the trend's points, by ledger id
     page = render_html(report)
     assert f"model tiny v{head} (base + 1 delta)" in page and "1 changes" in page
     assert "No changes in this audit" not in page and "<svg" in page

@@ -188,7 +188,17 @@ def _worst(worst: list[dict]) -> str:
     return "<table>" + "".join(rows) + "</table>"
 
 
-def _trend(trend: list[dict]) -> str:
+def version_names(trend: list[dict], model: dict) -> list[str]:
+    """Name each trend point by the ledger's version id (`model.version_ids`: the chain from
+    the base, one id per delta applied), else by its label ('base', '+2 deltas')."""
+    ids = model.get("version_ids") or []
+    return [
+        f"v{ids[p['version']]}" if p["version"] < len(ids) else p.get("label") or f"+{p['version']}"
+        for p in trend
+    ]
+
+
+def _trend(trend: list[dict], model: dict) -> str:
     """The trend across the version chain (success rate per group at each version)."""
     if len(trend) < 2:
         return "<p class=info>One version only: no trend.</p>"
@@ -196,7 +206,7 @@ def _trend(trend: list[dict]) -> str:
         {k for point in trend for k in point["metrics"]}, key=lambda k: (k != "sample", k)
     )
     series = {n: [point["metrics"].get(n) for point in trend] for n in names}
-    labels = [f"v{point['version']}" for point in trend]
+    labels = version_names(trend, model)
     chart = line_chart(labels, series, "success rate at each version of the chain")
     note = (
         "<p class=small>Change-bound groups count the changes applied by that version; "
@@ -260,7 +270,7 @@ def render_html(report: dict) -> str:
         "<h2>Worst regressions</h2>",
         _worst(report["worst"]),
         "<h2>Trend across the version chain</h2>",
-        f"<div id=trend>{_trend(report['trend'])}</div>",
+        f"<div id=trend>{_trend(report['trend'], report.get('model') or {})}</div>",
         "</body></html>",
     ]
     return "\n".join(parts)

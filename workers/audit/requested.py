@@ -197,6 +197,7 @@ def execute_audit(report_id: str, settings: Settings | None = None) -> AuditInfo
                     "path": path,
                     "version_id": info.version_id,
                     "base_version_id": found.base_version_id,
+                    "version_ids": [found.base_version_id, *(vid for vid, _ in loaded)],
                 },
                 derive_seconds=time.perf_counter() - t0,
             )

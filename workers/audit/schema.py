@@ -117,6 +117,11 @@ SCHEMA: dict[str, Any] = {
                 "name": _STR,
                 "version_id": {"type": ["integer", "null"]},
                 "base_version_id": {"type": ["integer", "null"]},
+                "version_ids": {
+                    "type": "array",
+                    "items": {"type": "integer"},
+                    "description": "the ledger's chain from the base, one id per delta applied",
+                },
                 "path": _STR,
                 "weights_sha256": _STR,
                 "deltas": _objects(

@@ -10,6 +10,16 @@ import math
 from collections.abc import Sequence
 from html import escape
 
+from workers.audit.placement import (
+    Box,
+    Placer,
+    Spot,
+    edge_spots,
+    node_spots,
+    round_ticks,
+    tick_digits,
+)
+
 COLOURS = {
     "before": "#9aa5b1",
     "after": "#2563eb",
@@ -76,8 +86,9 @@ def bar_chart(
                 f'<rect x="{left}" y="{y + bar}" width="{after * width:.1f}" height="{bar}" '
                 f'fill="{COLOURS["after"]}"/>'
             )
+            end = max(after, hi if hi is not None else after)
             body.append(
-                _text(left + after * width + 4, y + 2 * bar - 1, f"{after:.0%}", 9, fill="#0f172a")
+                _text(left + end * width + 4, y + 2 * bar - 1, f"{after:.0%}", 9, fill="#0f172a")
             )
         if lo is not None and hi is not None:
             cy = y + 1.5 * bar
@@ -99,7 +110,8 @@ def bar_chart(
 def histogram(edges: Sequence[float], counts: Sequence[int], label: str) -> str:
     """A histogram of counts over bins `edges` (len(counts) + 1), with the zero line marked."""
     left, top, width, height = 46, 14, 560, 190
-    top_count = max(counts) if counts and max(counts) > 0 else 1
+    y_ticks = round_ticks(0, max(counts) if counts and max(counts) > 0 else 1, 4)
+    top_count = y_ticks[-1]
     body = [f'<rect width="{left + width + 20}" height="{top + height + 40}" fill="white"/>']
     lo, hi = edges[0], edges[-1]
 
@@ -107,13 +119,13 @@ def histogram(edges: Sequence[float], counts: Sequence[int], label: str) -> str:
         """Map a shift value to an x pixel."""
         return left + (v - lo) / (hi - lo) * width
 
-    for frac in (0.0, 0.5, 1.0):
-        y = top + height - frac * height
+    for count in y_ticks:
+        y = top + height - count / top_count * height
         body.append(
             f'<line x1="{left}" y1="{y:.1f}" x2="{left + width}" y2="{y:.1f}" '
             f'stroke="{COLOURS["grid"]}"/>'
         )
-        body.append(_text(left - 6, y + 4, f"{frac * top_count:.0f}", 10, "end"))
+        body.append(_text(left - 6, y + 4, f"{count:.0f}", 10, "end"))
     for c, a, b in zip(counts, edges[:-1], edges[1:], strict=True):
         if c <= 0:
             continue
@@ -128,8 +140,11 @@ def histogram(edges: Sequence[float], counts: Sequence[int], label: str) -> str:
         f'<line x1="{zero:.1f}" y1="{top}" x2="{zero:.1f}" y2="{top + height}" '
         f'stroke="{COLOURS["axis"]}" stroke-dasharray="4 3"/>'
     )
-    for v in (lo, lo / 2, 0.0, hi / 2, hi):
-        body.append(_text(sx(v), top + height + 16, f"{v:+.1f}", 10, "middle"))
+    x_ticks = [v for v in round_ticks(lo, hi, 5) if lo - 1e-9 <= v <= hi + 1e-9]
+    digits = tick_digits(x_ticks)
+    for v in x_ticks:
+        shown = f"{v:+.{digits}f}" if abs(v) > 1e-12 else "0"
+        body.append(_text(sx(v), top + height + 16, shown, 10, "middle"))
     body.append(_text(left + width / 2, top + height + 32, label, 11, "middle"))
     return _svg(left + width + 20, top + height + 40, body, label)
 
@@ -151,20 +166,108 @@ def _layout(n: int, edges: Sequence[tuple[int, int]], center: int) -> list[tuple
     return [((pos[i][0] - min(xs)) / span_x, (pos[i][1] - min(ys)) / span_y) for i in range(n)]
 
 
+def change_component(n: int, edges: Sequence[dict], center: int) -> tuple[list[int], list[dict]]:
+    """Return the nodes joined to the centre by edges (any direction) and only their edges:
+    facts of other subjects (kept for neighbourhood probes) are not the change's subgraph."""
+    reach, frontier = {center}, [center]
+    while frontier:
+        here = frontier.pop()
+        for e in edges:
+            for a, b in ((e["head"], e["tail"]), (e["tail"], e["head"])):
+                if a == here and b not in reach and 0 <= b < n:
+                    reach.add(b)
+                    frontier.append(b)
+    return sorted(reach), [e for e in edges if e["head"] in reach and e["tail"] in reach]
+
+
+def _merged(edges: Sequence[dict]) -> list[dict]:
+    """Return one edge per (head, tail, status), its relations joined into one label."""
+    out: dict[tuple[int, int, str], dict] = {}
+    for e in edges:
+        key = (e["head"], e["tail"], e.get("status", "current"))
+        if key in out:
+            if e["relation"] not in out[key]["relation"].split(", "):
+                out[key]["relation"] += ", " + e["relation"]
+        else:
+            out[key] = {**e, "status": key[2]}
+    return list(out.values())
+
+
+def _spread(pos: list[tuple[float, float]], fixed: int, gap: float, box: tuple) -> None:
+    """Push nodes apart (in place) until no two centres are closer than `gap` pixels."""
+    x0, y0, x1, y1 = box
+    for _ in range(60):
+        moved = False
+        for i in range(len(pos)):
+            for j in range(i + 1, len(pos)):
+                (ax, ay), (bx, by) = pos[i], pos[j]
+                dx, dy = bx - ax, by - ay
+                dist = math.hypot(dx, dy)
+                if dist >= gap:
+                    continue
+                moved = True
+                if dist < 1e-6:
+                    dx, dy, dist = 1.0, 0.5, math.hypot(1.0, 0.5)
+                push = (gap - dist) / 2 + 0.5
+                ux, uy = dx / dist * push, dy / dist * push
+                if i != fixed:
+                    pos[i] = (min(max(ax - ux, x0), x1), min(max(ay - uy, y0), y1))
+                if j != fixed:
+                    pos[j] = (min(max(bx + ux, x0), x1), min(max(by + uy, y0), y1))
+        if not moved:
+            return
+
+
+def _short(text: str, limit: int) -> str:
+    """Return text cut to `limit` characters with an ellipsis."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def graph_drawing(
     nodes: Sequence[str], edges: Sequence[dict], center: int = 0, label: str = "subgraph"
 ) -> str:
-    """Draw a small labelled graph: edges coloured by status (new, old, current, forget)."""
-    width, height, pad = 560, 300, 70
-    pairs = [(e["head"], e["tail"]) for e in edges]
+    """Draw the change's subgraph: the nodes joined to the centre and their edges, coloured
+    by status (new, old, current, forget). Labels never overlap one another or a node: each
+    goes to the first free spot around its node (or along its edge); one that finds none is
+    listed in a key under the drawing (a node by a number drawn in its circle)."""
+    width, pad, radius, node_size, edge_size, key_size = 600, 60, 9, 10, 9, 10
+    height = 320
+    keep, kept_edges = change_component(len(nodes), edges, center)
+    index = {old: new for new, old in enumerate(keep)}
+    names = [nodes[i] for i in keep]
+    drawn = _merged([{**e, "head": index[e["head"]], "tail": index[e["tail"]]} for e in kept_edges])
+    centre = index[center]
+    pairs = [(e["head"], e["tail"]) for e in drawn]
     pos = [
-        (pad + x * (width - 2 * pad), 30 + y * (height - 60))
-        for x, y in _layout(len(nodes), pairs, center)
+        (pad + x * (width - 2 * pad), 36 + y * (height - 72))
+        for x, y in _layout(len(names), pairs, centre)
     ]
-    body = [
-        f'<rect width="{width}" height="{height}" fill="white"/>',
-        "<defs>",
-    ]
+    _spread(pos, centre, 4 * radius, (pad, 36, width - pad, height - 36))
+    circles = [Box(x - radius, y - radius, x + radius, y + radius) for x, y in pos]
+    placer = Placer(width, height, circles)
+    key: list[str] = []
+    node_labels: list[tuple[int, Spot | None, str]] = []
+    for i in [centre] + [k for k in range(len(names)) if k != centre]:
+        text = _short(names[i], 28)
+        spot = placer.place(text, node_size, node_spots(*pos[i], radius, node_size))
+        node_labels.append((i, spot, text))
+    numbered = {}
+    for i, spot, _ in node_labels:
+        if spot is None:
+            numbered[i] = len(numbered) + 1
+            key.append(f"{numbered[i]} = {names[i]}")
+    edge_labels = []
+    for e in drawn:
+        (x1, y1), (x2, y2) = pos[e["head"]], pos[e["tail"]]
+        text = _short(e["relation"], 40)
+        spot = placer.place(text, edge_size, edge_spots(x1, y1, x2, y2, edge_size))
+        if spot is None:
+            head, tail = names[e["head"]], names[e["tail"]]
+            key.append(f"{_short(head, 30)} —{e['relation']}→ {_short(tail, 30)}")
+        edge_labels.append((spot, text))
+    line = key_size + 5
+    total = height + (len(key) * line + 8 if key else 0)
+    body = [f'<rect width="{width}" height="{total}" fill="white"/>', "<defs>"]
     for status in ("new", "old", "current", "forget"):
         body.append(
             f'<marker id="arrow-{status}" viewBox="0 0 10 10" refX="19" refY="5" '
@@ -172,9 +275,9 @@ def graph_drawing(
             f'<path d="M0,0 L10,5 L0,10 z" fill="{COLOURS[status]}"/></marker>'
         )
     body.append("</defs>")
-    for e in edges:
+    for e in drawn:
         (x1, y1), (x2, y2) = pos[e["head"]], pos[e["tail"]]
-        status = e.get("status", "current")
+        status = e["status"]
         dash = ' stroke-dasharray="6 4"' if status in {"old", "forget"} else ""
         stroke = 3 if status in {"new", "old", "forget"} else 1.5
         body.append(
@@ -182,15 +285,26 @@ def graph_drawing(
             f'stroke="{COLOURS[status]}" stroke-width="{stroke}"{dash} '
             f'marker-end="url(#arrow-{status})"/>'
         )
-        mx, my = (x1 + x2) / 2, (y1 + y2) / 2
-        body.append(_text(mx, my - 4, e["relation"], 9, "middle", fill=COLOURS["axis"]))
-    for i, name in enumerate(nodes):
+    halo = {"stroke": "white", "stroke_width": "3", "paint_order": "stroke"}
+    for spot, text in edge_labels:
+        if spot is not None:
+            body.append(
+                _text(spot.x, spot.y, text, edge_size, spot.anchor, fill=COLOURS["axis"], **halo)
+            )
+    for i, spot, text in node_labels:
         x, y = pos[i]
-        fill = COLOURS["center"] if i == center else COLOURS["node"]
-        body.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="9" fill="{fill}" stroke="white"/>')
-        short = name if len(name) <= 28 else name[:26] + "…"
-        body.append(_text(x, y + 22, short, 10, "middle", fill="#0f172a"))
-    return _svg(width, height, body, label)
+        fill = COLOURS["center"] if i == centre else COLOURS["node"]
+        body.append(
+            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{radius}" fill="{fill}" stroke="white"/>'
+        )
+        if spot is not None:
+            body.append(_text(spot.x, spot.y, text, node_size, spot.anchor, fill="#0f172a", **halo))
+        else:
+            body.append(_text(x, y + 3, str(numbered[i]), 8, "middle", fill="white"))
+    for k, entry in enumerate(key):
+        y = height + 4 + (k + 1) * line - 4
+        body.append(_text(8, y, _short(entry, 95), key_size, fill="#0f172a"))
+    return _svg(width, total, body, label)
 
 
 def line_chart(labels: Sequence[str], series: dict[str, Sequence[float | None]], label: str) -> str:
@@ -213,10 +327,12 @@ def line_chart(labels: Sequence[str], series: dict[str, Sequence[float | None]],
             f'stroke="{COLOURS["grid"]}"/>'
         )
         body.append(_text(left - 6, sy(frac) + 4, f"{frac:.0%}", 10, "end"))
-    step = max(1, math.ceil(len(labels) / 8))
-    for i, name in enumerate(labels):
-        if i % step == 0 or i == len(labels) - 1:
-            body.append(_text(sx(i), top + height + 16, name, 10, "middle"))
+    axis = Placer(left + width + 150, top + height + 40)
+    last = len(labels) - 1
+    for i in sorted(range(len(labels)), key=lambda i: (i not in (0, last), i)):
+        spot = axis.place(labels[i], 10, [Spot(sx(i), top + height + 16, "middle")])
+        if spot is not None:  # a label that would overlap a placed one is left out
+            body.append(_text(spot.x, spot.y, labels[i], 10, "middle"))
     for k, (name, values) in enumerate(series.items()):
         colour = SERIES[k % len(SERIES)]
         points = [(sx(i), sy(v)) for i, v in enumerate(values) if v is not None]

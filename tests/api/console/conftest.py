@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 
 import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.keys import Role
+from kg.store import open_store
 from kg.store.sql import SqlGraphStore
 from kg.types import Entity, Fact, Relation
-from workers.settings import Settings
+from workers.db import reset_databases
+from workers.settings import Settings, get_settings
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
@@ -51,6 +54,17 @@ def keys(console_app) -> dict[Role, str]:
 def csrf_of(html: str) -> str:
     """Return the first CSRF token of a page."""
     return CSRF.search(html).group(1)
+
+
+def assert_labelled(html: str) -> None:
+    """Check that every input, textarea and select of a page has a label (radios: wrapped)."""
+    labels = set(re.findall(r'<label for="([^"]+)"', html))
+    for tag in re.findall(r"<(?:input|textarea|select)\b[^>]*>", html):
+        if 'type="hidden"' in tag or "<label" in tag:
+            continue
+        ident = re.search(r'id="([^"]+)"', tag)
+        wrapped = re.search(r'type="radio"', tag)
+        assert wrapped or (ident and ident.group(1) in labels), tag
 
 
 def sign_in(client: TestClient, key: str):
@@ -94,3 +108,31 @@ def propose_replacement(client: TestClient) -> str:
     r = client.post(f"{url}/propose", data={"csrf": token}, follow_redirects=False)
     assert r.status_code == 303, r.text
     return url
+
+
+@pytest.fixture
+def tiny_console(tmp_path, monkeypatch, tiny_graph, tiny_model_dir):
+    """The console on a copy of the tiny graph, the tiny model registered as a follower;
+    yields (the app, an API key per role)."""
+    graph_file = tmp_path / "kg.sqlite"
+    with (
+        sqlite3.connect(tiny_graph.url.removeprefix("sqlite:///")) as src,
+        sqlite3.connect(graph_file) as dst,
+    ):
+        src.backup(dst)
+    graph_url = f"sqlite:///{graph_file}"
+    settings = Settings(var_dir=tmp_path / "var", threads=1, graph_url=graph_url)
+    monkeypatch.setenv("KGEDIT_VAR_DIR", str(settings.var_dir))
+    monkeypatch.setenv("KGEDIT_GRAPH_URL", graph_url)
+    get_settings.cache_clear()
+    reset_databases()
+    from workers.ledger import register_model  # torch: only these tests need it
+
+    register_model("tiny", tiny_model_dir, graph_url=graph_url, follow=True, settings=settings)
+    store = open_store(graph_url)
+    app = create_app(settings, store=store)
+    keys = {role: app.state.keys.create(f"t {role.value}", role)[0] for role in Role}
+    yield app, keys
+    store.close()
+    reset_databases()
+    get_settings.cache_clear()

@@ -178,3 +178,49 @@ def test_docs_render_offline(live):
         page.wait_for_selector("text=change sets", timeout=30_000)
         assert not outside, outside
         browser.close()
+
+
+def test_an_operator_sees_what_the_model_answers_and_the_change_in_it(tiny_console):
+    """On the trained tiny model: the entity page's answers, a replan queued on the model and
+    the change set's attempts, the models page and the agreement view."""
+    from playwright.sync_api import sync_playwright
+
+    from kg import curation
+
+    app, keys = tiny_console
+    store = app.state.store
+    facts = store.list_facts()
+    fact = facts[0]
+    other = next(f.object for f in facts if f.relation == fact.relation and f.object != fact.object)
+    op = {
+        "kind": "replace_object",
+        "payload": {
+            "subject": fact.subject,
+            "relation": fact.relation,
+            "object": fact.object,
+            "new_object": other,
+        },
+    }
+    cs = curation.create_change_set(store, "key:curator", "corrected", [op])
+    curation.propose(store, cs.id, "key:curator")
+    curation.approve(store, cs.id, "key:reviewer", "graph first")
+    with serve(app) as base, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=_chromium(), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1200, "height": 800})
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        _sign_in(page, base, keys[Role.OPERATOR])
+        page.goto(f"{base}/ui/entities/{fact.subject}")
+        _shot(page, "13-entity-answers", "tiny says", "Verdict")
+        page.goto(f"{base}/ui/changesets/{cs.id}")
+        assert "Not planned on any model" in page.inner_text("body")
+        page.get_by_label("Model (optional").fill("tiny")
+        page.get_by_role("button", name="Replan").click()
+        _shot(page, "14-replanned", "replanned", "Jobs queued")
+        page.goto(f"{base}/ui/changesets/{cs.id}")
+        _shot(page, "15-changeset-in-the-models", "In the models", "queued", "1 of")
+        page.goto(f"{base}/ui/models")
+        page.get_by_role("link", name="Agreement with the graph").click()
+        _shot(page, "16-agreement", "Facts per verdict", "Conflicts")
+        assert not errors, errors
+        browser.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from conftest import REPLACE, csrf_of, propose_replacement, sign_in
+from conftest import REPLACE, assert_labelled, csrf_of, propose_replacement, sign_in
 
 from api.console import session as sessions
 from api.keys import Role
@@ -152,8 +152,6 @@ def test_an_ambiguous_name_shows_the_matching_ids(signed_in):
 
 
 def test_every_form_field_is_labelled(console_app, signed_in):
-    import re
-
     curator = signed_in(Role.CURATOR)
     url = propose_replacement(curator)
     reviewer = signed_in(Role.REVIEWER)
@@ -163,11 +161,6 @@ def test_every_form_field_is_labelled(console_app, signed_in):
         curator.get(f"/ui/changesets/new?kind={k}").text for k in ("add_concept", "mark_forget")
     ]
     pages.append(reviewer.get(url).text)
+    pages.append(curator.get("/ui/entities/leeds").text)  # the model to ask, by name
     for html in pages:
-        labels = set(re.findall(r'<label for="([^"]+)"', html))
-        for tag in re.findall(r"<(?:input|textarea|select)\b[^>]*>", html):
-            if 'type="hidden"' in tag or "<label" in tag:
-                continue
-            ident = re.search(r'id="([^"]+)"', tag)
-            wrapped = re.search(r'type="radio"', tag)
-            assert wrapped or (ident and ident.group(1) in labels), tag
+        assert_labelled(html)
