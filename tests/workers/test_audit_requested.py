@@ -137,7 +137,8 @@ def test_the_chain_recovers_requests_from_jobs_and_derives_mixed_changes(
             "model": "tiny",
             "method": default_method("unlearn"),
             "kind": "unlearn",
-            "requests": [to_plain(UnlearnRequest(concept=name))],
+            # the job is only recorded here; the default method needs an anchor to be accepted
+            "requests": [to_plain(UnlearnRequest(concept=name, anchor="Somebody Else"))],
         },
         enqueue=False,
     )
