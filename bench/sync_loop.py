@@ -329,6 +329,15 @@ def render(r: dict) -> str:
         f"known after: {r['forget_verdicts'].get('forgotten', 0)} / "
         f"{r['forget_verdicts'].get('still_known', 0)} | all |",
     ]
+    reasons = [
+        f"{s['methods']}: " + "; ".join(g["failing"][0] for g in s["gates"] if g and g["failing"])
+        for part in (e, f)
+        for s in part["sets"]
+        if s["state"] != "verified"
+    ]
+    if reasons:
+        lines += ["", "Why the change sets that were not verified failed, attempt by attempt:", ""]
+        lines += [f"- {r}" for r in reasons]
     return "\n".join(lines)
 
 

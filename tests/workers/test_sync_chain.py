@@ -53,3 +53,30 @@ def test_a_gate_that_measured_nothing_checked_nothing():
     assert verdict["passed"] and verdict["checked"] == 0
     verdict = gate.evaluate(probes, score, score, [Threshold("paraphrase", min_after=0.5)])
     assert verdict["checked"] == 1
+
+
+def test_a_change_set_that_adds_its_own_concept_is_planned_after_approval(tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "kg"))
+    from geo_graph import build
+
+    from kg import curation
+    from kg.planner import plan
+    from kg.store.sql import SqlGraphStore
+    from workers.sync.loop import preview
+
+    store = SqlGraphStore(f"sqlite:///{tmp_path / 'geo.sqlite'}")
+    build(store)
+    settings = Settings(var_dir=tmp_path)
+    ops = [
+        {"kind": "add_concept", "payload": {"id": "c:spike", "name": "Spike Hughes"}},
+        {"kind": "mark_forget", "payload": {"concept": "c:spike"}},
+    ]
+    cs = curation.create_change_set(store, "alice", "gdpr", ops)
+    assert preview(store, cs, ["m"], {}, settings) is None  # checked once it is applied
+    curation.propose(store, cs.id, who="alice")
+    approved = curation.approve(store, cs.id, reviewer="rita")
+    (batch,) = plan(store, [approved]).batches  # once applied, it plans
+    assert batch.kind == "unlearn"

@@ -26,9 +26,10 @@ from typing import Any
 
 from sqlalchemy import select
 
+from kg.errors import NotFoundError
 from kg.planner import EDIT, Plan, plan
 from kg.store.base import GraphStore
-from kg.types import ChangeSet, ChangeSetState
+from kg.types import ChangeSet, ChangeSetState, OperationKind
 from workers.db import JobRow, ModelRow, SyncAttemptRow, utcnow
 from workers.errors import InvalidInputError, WorkersError
 from workers.jobs.codec import to_plain
@@ -183,18 +184,33 @@ def preview(
     targets: Sequence[str],
     methods: dict[str, str | None],
     settings: Settings,
-) -> Plan:
+) -> Plan | None:
     """Plan the change set as if approved and validate the job of every step of every batch's
-    chain (so a later attempt cannot be refused either); raise before any write."""
+    chain (so a later attempt cannot be refused either); raise before any write.
+
+    A change set that creates what its own plan needs (a concept it adds and marks to forget)
+    cannot be planned before it is applied; for it only the targets and chains are checked
+    here, and the plan is checked when it is submitted. Returns the plan, or None then.
+    """
     as_approved = replace(
         change_set, state=ChangeSetState.APPROVED, graph_version=store.graph_version() + 1
     )
-    result = plan(store, [as_approved])
+    try:
+        result = plan(store, [as_approved])
+    except NotFoundError:
+        if not _creates_ids(change_set):
+            raise
+        return None
     for model in targets:
         for batch in result.batches:
             for step in method_chain(batch.kind, methods.get(batch.kind), settings):
                 check_job(_payload(batch.kind, model, step, batch.requests))
     return result
+
+
+def _creates_ids(change_set: ChangeSet) -> bool:
+    """Whether a change set adds concepts (whose ids only exist once it is applied)."""
+    return any(op.kind is OperationKind.ADD_CONCEPT for op in change_set.operations)
 
 
 # -- attempts -----------------------------------------------------------------------------------
