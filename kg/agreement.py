@@ -157,11 +157,18 @@ def forget_subjects(store: GraphStore) -> set[str]:
     return out
 
 
-def graph_side(store: GraphStore, facts: Sequence[Fact]) -> GraphSide:
-    """Read the names, prompts, answer index, slots and forget marks the verdicts need."""
+def graph_side(
+    store: GraphStore, facts: Sequence[Fact], related: Sequence[Fact] | None = None
+) -> GraphSide:
+    """Read the names, prompts, answer index, slots and forget marks the verdicts need.
+
+    `related`: every current fact of the scope's relations, when the caller has them already
+    (the whole graph's facts, for a check of the whole graph); read here otherwise.
+    """
     relations = {r.id: r for r in store.list_relations()}
-    scope_relations = {f.relation for f in facts}
-    related = [f for r in sorted(scope_relations) for f in store.facts_of_relation(r)]
+    if related is None:
+        scope_relations = {f.relation for f in facts}
+        related = [f for r in sorted(scope_relations) for f in store.facts_of_relation(r)]
     ids = {f.subject for f in facts} | {f.object for f in facts} | {f.object for f in related}
     names = store.entity_names(ids)
     side = GraphSide(list(facts), names)

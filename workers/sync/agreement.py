@@ -153,7 +153,7 @@ def check_agreement(
         stored = _load_snapshot(session, model, version_id, store.url)
     graph_version = store.graph_version()
     facts = facts_in_scope(store, scope)
-    side = graph_side(store, facts)
+    side = graph_side(store, facts, related=facts if scope.is_all else None)
     asked = [f for f in facts if f.id in side.prompts]
     todo = [
         f
