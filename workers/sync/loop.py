@@ -342,6 +342,12 @@ def _gate_summary(result: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
+def _step_label(link: SyncAttemptRow) -> str:
+    """Return the chain step an attempt ran (`method@field=value…`)."""
+    chain = list(link.chain or [])
+    return chain[link.attempt] if link.attempt < len(chain) else link.method
+
+
 def _batch_state(attempts: list[dict[str, Any]], chain_length: int) -> str:
     """Return the lifecycle state of one batch from its attempts (in order)."""
     last = attempts[-1]
@@ -370,9 +376,7 @@ def change_set_status(
                 "kind": link.kind,
                 "attempt": link.attempt,
                 "method": link.method,
-                "step": (link.chain or [link.method])[link.attempt]
-                if link.attempt < len(link.chain or [])
-                else link.method,
+                "step": _step_label(link),
                 "chain_length": len(link.chain or []),
                 "job_id": job.id,
                 "job_state": job.state,
