@@ -504,8 +504,7 @@ async def review(request: Request, change_set_id: str) -> Response:
         "decision": fields.get("decision", ""),
         "comment": fields.get("comment", ""),
     }
-    if fields.get("model", "").strip():
-        body["model"] = fields["model"].strip()
+    body.update(_named_model(fields))
     if fields.get("graph_only") == "1":
         body["graph_only"] = True
     result = call(
@@ -515,14 +514,7 @@ async def review(request: Request, change_set_id: str) -> Response:
         change_set_id=change_set_id,
         body=ReviewBody.model_validate(body),
     )
-    return page(
-        request,
-        "reviewed.html",
-        session,
-        result=result,
-        action="reviewed",
-        can_read_jobs=may(request, session.principal, jobs.list_jobs),
-    )
+    return _reviewed(request, session, result, "reviewed")
 
 
 @router.post("/changesets/{change_set_id}/replan")
@@ -531,22 +523,30 @@ async def replan(request: Request, change_set_id: str) -> Response:
     route: reviewers and operators), on one named model or every following one."""
     session = _session(request)
     fields = await _form(request, session)
-    body: dict[str, Any] = {}
-    if fields.get("model", "").strip():
-        body["model"] = fields["model"].strip()
     result = call(
         request,
         session.principal,
         changesets.replan,
         change_set_id=change_set_id,
-        body=ReplanBody.model_validate(body),
+        body=ReplanBody.model_validate(_named_model(fields)),
     )
+    return _reviewed(request, session, result, "replanned")
+
+
+def _named_model(fields: dict[str, str]) -> dict[str, str]:
+    """Return `{"model": name}` when the form names one, else {} (every following model)."""
+    name = fields.get("model", "").strip()
+    return {"model": name} if name else {}
+
+
+def _reviewed(request: Request, session: Any, result: Any, action: str) -> HTMLResponse:
+    """Show a review's or a re-plan's outcome: the change set, its plan and its jobs."""
     return page(
         request,
         "reviewed.html",
         session,
         result=result,
-        action="replanned",
+        action=action,
         can_read_jobs=may(request, session.principal, jobs.list_jobs),
     )
 
