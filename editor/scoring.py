@@ -80,17 +80,6 @@ def target_logprobs(
     return score_targets(model, tokenizer, prompts, targets, batch_size).sum_logprob
 
 
-def mean_target_logprobs(
-    model: nn.Module,
-    tokenizer: Any,
-    prompts: Sequence[str],
-    targets: Sequence[str],
-    batch_size: int = 64,
-) -> torch.Tensor:
-    """Return the mean per-token log-prob of each target (CounterFact's "probability")."""
-    return score_targets(model, tokenizer, prompts, targets, batch_size).mean_logprob
-
-
 def compare_targets(
     model: nn.Module,
     tokenizer: Any,
@@ -103,29 +92,6 @@ def compare_targets(
     n = len(prompts)
     if len(new) != n or len(old) != n:
         raise EditorError("prompts, new and old must have the same length")
-    scores = mean_target_logprobs(
-        model, tokenizer, list(prompts) * 2, list(new) + list(old), batch_size
-    )  # (2N,)
+    pairs = score_targets(model, tokenizer, list(prompts) * 2, list(new) + list(old), batch_size)
+    scores = pairs.mean_logprob  # (2N,)
     return scores[:n] > scores[n:]
-
-
-def greedy_matches(
-    model: nn.Module,
-    tokenizer: Any,
-    prompts: Sequence[str],
-    targets: Sequence[str],
-    batch_size: int = 64,
-) -> torch.Tensor:
-    """Return whether the teacher-forced argmax equals every target token, (N,) bool."""
-    return score_targets(model, tokenizer, prompts, targets, batch_size).all_argmax
-
-
-def top1_first_token(
-    model: nn.Module,
-    tokenizer: Any,
-    prompts: Sequence[str],
-    targets: Sequence[str],
-    batch_size: int = 64,
-) -> torch.Tensor:
-    """Return whether the argmax next token after each prompt is the target's first token."""
-    return score_targets(model, tokenizer, prompts, targets, batch_size).first_argmax

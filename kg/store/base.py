@@ -17,7 +17,7 @@ triple, a fixed 62-bit hash. Taking the first n is then a deterministic, uniform
 from __future__ import annotations
 
 import hashlib
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections import deque
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -117,8 +117,119 @@ class RelationFilter:
         return self.allow is None or relation in self.allow
 
 
+class GraphWalks(Protocol):
+    """Neighbourhood and path search for any store that has `incident_facts`."""
+
+    @abstractmethod
+    def incident_facts(
+        self,
+        entity_ids: Iterable[str],
+        *,
+        direction: Direction = "both",
+        relations: RelationFilter | None = None,
+        limit_per_entity: int | None = None,
+    ) -> dict[str, list[Fact]]:
+        """Return the current facts touching each entity (each backend's own query)."""
+
+    def neighbourhood(
+        self,
+        seeds: Iterable[str],
+        hops: int = 2,
+        *,
+        relations: RelationFilter | None = None,
+        limit_per_entity: int | None = None,
+    ) -> list[Fact]:
+        """Return the current facts within `hops` of the seeds, breadth first, deduplicated."""
+        check_hops(hops)
+        check_limit(limit_per_entity, "limit_per_entity")
+        if isinstance(seeds, str):
+            raise ValidationError("seeds must be a collection of entity ids, not a string")
+        with self.transaction():  # type: ignore[attr-defined]
+            return self._neighbourhood(set(seeds), hops, relations, limit_per_entity)
+
+    def _neighbourhood(
+        self,
+        seen_nodes: set[str],
+        hops: int,
+        relations: RelationFilter | None,
+        limit_per_entity: int | None,
+    ) -> list[Fact]:
+        """Breadth-first collection of facts (see `neighbourhood`)."""
+        frontier = sorted(seen_nodes)
+        out: dict[tuple[str, str, str], Fact] = {}
+        for _ in range(hops):
+            if not frontier:
+                break
+            incident = self.incident_facts(
+                frontier, relations=relations, limit_per_entity=limit_per_entity
+            )
+            nxt: set[str] = set()
+            for node in frontier:
+                for fact in incident.get(node, ()):
+                    out.setdefault(fact.triple, fact)
+                    other = fact.object if fact.subject == node else fact.subject
+                    if other not in seen_nodes:
+                        nxt.add(other)
+            seen_nodes |= nxt
+            frontier = sorted(nxt)
+        return list(out.values())
+
+    def paths(
+        self, source: str, target: str, max_hops: int = 3, limit: int = 100
+    ) -> list[tuple[Fact, ...]]:
+        """Return simple undirected paths source … target of ≤ max_hops facts, shortest first.
+
+        Paths of equal length are ordered by their triples; at most `limit` are returned.
+        """
+        check_hops(max_hops, "max_hops")
+        check_limit(limit, "limit")
+        if source == target:
+            return []
+        # distances from the target bound the search from the source (meet in the middle)
+        dist = {target: 0}
+        frontier = [target]
+        adjacency: dict[str, list[Fact]] = {}
+        for depth in range(1, max_hops + 1):
+            incident = self.incident_facts([n for n in frontier if n not in adjacency])
+            adjacency.update({n: incident.get(n, []) for n in frontier if n not in adjacency})
+            nxt = []
+            for node in frontier:
+                for fact in adjacency[node]:
+                    other = fact.object if fact.subject == node else fact.subject
+                    if other not in dist:
+                        dist[other] = depth
+                        nxt.append(other)
+            frontier = nxt
+        if source not in dist:
+            return []
+        found: list[tuple[Fact, ...]] = []
+        queue: deque[tuple[str, tuple[Fact, ...], frozenset[str]]] = deque(
+            [(source, (), frozenset([source]))]
+        )
+        budget = PATH_SEARCH_BUDGET
+        while queue and budget > 0:
+            budget -= 1
+            node, path, visited = queue.popleft()
+            if len(found) >= limit and len(path) > len(found[limit - 1]):
+                break
+            if node == target:
+                found.append(path)
+                continue
+            if node not in adjacency:
+                adjacency.update(self.incident_facts([node]))
+                adjacency.setdefault(node, [])
+            for fact in adjacency[node]:
+                other = fact.object if fact.subject == node else fact.subject
+                remaining = max_hops - len(path) - 1
+                if other in visited or dist.get(other, MAX_HOPS + 1) > remaining:
+                    continue
+                queue.append((other, (*path, fact), visited | {other}))
+        found.sort(key=lambda p: (len(p), [f.triple for f in p]))
+        return found[:limit]
+
+
 @runtime_checkable
-class GraphStore(Protocol):
+class GraphStore(GraphWalks, Protocol):
     """What every graph backend offers (see the module docstring)."""
 
     @property
@@ -277,34 +388,6 @@ class GraphStore(Protocol):
         """Return the current facts of each (subject, relation) slot, ordered by object."""
         ...
 
-    def incident_facts(
-        self,
-        entity_ids: Iterable[str],
-        *,
-        direction: Direction = "both",
-        relations: RelationFilter | None = None,
-        limit_per_entity: int | None = None,
-    ) -> dict[str, list[Fact]]:
-        """Return each entity's current facts in `direction`, ordered by sample key, capped."""
-        ...
-
-    def neighbourhood(
-        self,
-        seeds: Iterable[str],
-        hops: int = 2,
-        *,
-        relations: RelationFilter | None = None,
-        limit_per_entity: int | None = None,
-    ) -> list[Fact]:
-        """Return the current facts within `hops` of the seeds (both directions)."""
-        ...
-
-    def paths(
-        self, source: str, target: str, max_hops: int = 3, limit: int = 100
-    ) -> list[tuple[Fact, ...]]:
-        """Return simple undirected paths between two entities, shortest first."""
-        ...
-
     # concepts and forget marks
     def add_concept(self, concept: Concept, who: str = ..., why: str = ...) -> Concept:
         """Add one concept."""
@@ -380,117 +463,6 @@ class GraphStore(Protocol):
     ) -> list[ChangeLogEntry]:
         """Return change-log entries, oldest first."""
         ...
-
-
-class GraphWalks(ABC):
-    """Neighbourhood and path search for any store that has `incident_facts`."""
-
-    @abstractmethod
-    def incident_facts(
-        self,
-        entity_ids: Iterable[str],
-        *,
-        direction: Direction = "both",
-        relations: RelationFilter | None = None,
-        limit_per_entity: int | None = None,
-    ) -> dict[str, list[Fact]]:
-        """Return the current facts touching each entity (each backend's own query)."""
-
-    def neighbourhood(
-        self,
-        seeds: Iterable[str],
-        hops: int = 2,
-        *,
-        relations: RelationFilter | None = None,
-        limit_per_entity: int | None = None,
-    ) -> list[Fact]:
-        """Return the current facts within `hops` of the seeds, breadth first, deduplicated."""
-        check_hops(hops)
-        check_limit(limit_per_entity, "limit_per_entity")
-        if isinstance(seeds, str):
-            raise ValidationError("seeds must be a collection of entity ids, not a string")
-        with self.transaction():  # type: ignore[attr-defined]
-            return self._neighbourhood(set(seeds), hops, relations, limit_per_entity)
-
-    def _neighbourhood(
-        self,
-        seen_nodes: set[str],
-        hops: int,
-        relations: RelationFilter | None,
-        limit_per_entity: int | None,
-    ) -> list[Fact]:
-        """Breadth-first collection of facts (see `neighbourhood`)."""
-        frontier = sorted(seen_nodes)
-        out: dict[tuple[str, str, str], Fact] = {}
-        for _ in range(hops):
-            if not frontier:
-                break
-            incident = self.incident_facts(
-                frontier, relations=relations, limit_per_entity=limit_per_entity
-            )
-            nxt: set[str] = set()
-            for node in frontier:
-                for fact in incident.get(node, ()):
-                    out.setdefault(fact.triple, fact)
-                    other = fact.object if fact.subject == node else fact.subject
-                    if other not in seen_nodes:
-                        nxt.add(other)
-            seen_nodes |= nxt
-            frontier = sorted(nxt)
-        return list(out.values())
-
-    def paths(
-        self, source: str, target: str, max_hops: int = 3, limit: int = 100
-    ) -> list[tuple[Fact, ...]]:
-        """Return simple undirected paths source … target of ≤ max_hops facts, shortest first.
-
-        Paths of equal length are ordered by their triples; at most `limit` are returned.
-        """
-        check_hops(max_hops, "max_hops")
-        check_limit(limit, "limit")
-        if source == target:
-            return []
-        # distances from the target bound the search from the source (meet in the middle)
-        dist = {target: 0}
-        frontier = [target]
-        adjacency: dict[str, list[Fact]] = {}
-        for depth in range(1, max_hops + 1):
-            incident = self.incident_facts([n for n in frontier if n not in adjacency])
-            adjacency.update({n: incident.get(n, []) for n in frontier if n not in adjacency})
-            nxt = []
-            for node in frontier:
-                for fact in adjacency[node]:
-                    other = fact.object if fact.subject == node else fact.subject
-                    if other not in dist:
-                        dist[other] = depth
-                        nxt.append(other)
-            frontier = nxt
-        if source not in dist:
-            return []
-        found: list[tuple[Fact, ...]] = []
-        queue: deque[tuple[str, tuple[Fact, ...], frozenset[str]]] = deque(
-            [(source, (), frozenset([source]))]
-        )
-        budget = PATH_SEARCH_BUDGET
-        while queue and budget > 0:
-            budget -= 1
-            node, path, visited = queue.popleft()
-            if len(found) >= limit and len(path) > len(found[limit - 1]):
-                break
-            if node == target:
-                found.append(path)
-                continue
-            if node not in adjacency:
-                adjacency.update(self.incident_facts([node]))
-                adjacency.setdefault(node, [])
-            for fact in adjacency[node]:
-                other = fact.object if fact.subject == node else fact.subject
-                remaining = max_hops - len(path) - 1
-                if other in visited or dist.get(other, MAX_HOPS + 1) > remaining:
-                    continue
-                queue.append((other, (*path, fact), visited | {other}))
-        found.sort(key=lambda p: (len(p), [f.triple for f in p]))
-        return found[:limit]
 
 
 def group_incident(

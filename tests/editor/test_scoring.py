@@ -10,11 +10,8 @@ import torch
 from editor.loading import load_model
 from editor.scoring import (
     compare_targets,
-    greedy_matches,
-    mean_target_logprobs,
     score_targets,
     target_logprobs,
-    top1_first_token,
 )
 from editor.tokens import target_ids
 
@@ -47,7 +44,7 @@ def test_matches_manual_computation(model_dirs) -> None:
     scores = score_targets(model, tok, [prompt], [target])
     assert scores.n_tokens.item() == len(t_ids)
     assert abs(scores.sum_logprob.item() - manual) < 1e-4
-    mean = mean_target_logprobs(model, tok, [prompt], [target])
+    mean = score_targets(model, tok, [prompt], [target]).mean_logprob
     assert abs(mean.item() - manual / len(t_ids)) < 1e-4
 
 
@@ -75,17 +72,16 @@ def test_greedy_and_top1_and_compare(tokenizer_factory) -> None:
     p, t = tok(prompt)["input_ids"], target_ids(tok, "Tokyo Paris")
     chain = [p[-1], *t]
     model = NextTokenLM(len(tok), dict(itertools.pairwise(chain)))
-    assert greedy_matches(model, tok, [prompt], ["Tokyo Paris"]).tolist() == [True]
-    assert greedy_matches(model, tok, [prompt], ["Tokyo Rome"]).tolist() == [False]
-    assert top1_first_token(model, tok, [prompt], ["Tokyo Rome"]).tolist() == [True]
-    assert top1_first_token(model, tok, [prompt], ["Paris"]).tolist() == [False]
+    scores = score_targets(model, tok, [prompt] * 3, ["Tokyo Paris", "Tokyo Rome", "Paris"])
+    assert scores.all_argmax.tolist() == [True, False, False]
+    assert scores.first_argmax.tolist() == [True, True, False]
     res = compare_targets(model, tok, [prompt, prompt], ["Tokyo", "Rome"], ["Rome", "Tokyo"])
     assert res.tolist() == [True, False] and res.dtype == torch.bool
 
 
 def test_greedy_consistent_with_manual_argmax(model_dirs) -> None:
     model, tok = load_model(model_dirs["llama"])
-    got = greedy_matches(model, tok, PROMPTS, TARGETS)
+    got = score_targets(model, tok, PROMPTS, TARGETS).all_argmax
     for i, (prompt, target) in enumerate(zip(PROMPTS, TARGETS, strict=True)):
         p, t = tok(prompt)["input_ids"], target_ids(tok, target)
         with torch.no_grad():

@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from jobs_helpers import WorkerProcess, job_settings, random_model_dir  # noqa: F401
-from service_checks import skip_or_fail
+from service_checks import require_redis
 
 from workers import healthcheck
 from workers.db import reset_databases
@@ -55,13 +55,7 @@ def test_api_check_follows_readyz(readyz):
 @pytest.fixture
 def redis_settings(job_settings, monkeypatch):  # noqa: F811
     """Process-wide settings on the test Redis (skipped, failed under CI, when it is down)."""
-    import redis
-
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_timeout=2).ping()
-    except Exception as exc:
-        skip_or_fail(f"Redis unreachable at {REDIS_URL}: {exc}")
-    monkeypatch.setenv("KGEDIT_BROKER_URL", REDIS_URL)
+    monkeypatch.setenv("KGEDIT_BROKER_URL", require_redis(REDIS_URL))
     monkeypatch.setenv("KGEDIT_RESULT_BACKEND", REDIS_URL)
     get_settings.cache_clear()
     reset_databases()

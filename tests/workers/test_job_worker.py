@@ -16,6 +16,7 @@ from collections import Counter
 import pytest
 import torch
 from jobs_helpers import WorkerProcess, checked, pid_alive, wait_for
+from service_checks import require_redis
 
 from editor.loading import load_model
 from kg.importers.evoke import evoke_cases
@@ -34,15 +35,7 @@ N_EDITS = 6
 
 def _redis() -> str:
     """Return the test Redis URL; skip when unreachable (fail under CI=true)."""
-    import redis
-
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_timeout=2).ping()
-    except Exception as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"Redis is required under CI but unreachable at {REDIS_URL}: {exc}")
-        pytest.skip(f"Redis unreachable at {REDIS_URL}: {exc}")
-    return REDIS_URL
+    return require_redis(REDIS_URL)
 
 
 @pytest.fixture(scope="module")

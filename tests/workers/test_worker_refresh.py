@@ -21,7 +21,7 @@ from jobs_helpers import (  # noqa: F401
     random_model_dir,
     wait_for,
 )
-from service_checks import skip_or_fail
+from service_checks import require_amqp, require_redis
 
 from workers.celery_app import queue_name
 from workers.db import reset_databases
@@ -45,23 +45,10 @@ def refresh_settings(request, job_settings, monkeypatch):  # noqa: F811
     """Isolated settings on one broker, with a one-second refresh."""
     monkeypatch.setenv("KGEDIT_WORKER_REFRESH_SECONDS", "1")
     if request.param == "redis":
-        import redis
-
-        try:
-            redis.Redis.from_url(REDIS_URL, socket_timeout=2).ping()
-        except Exception as exc:
-            skip_or_fail(f"Redis unreachable at {REDIS_URL}: {exc}")
-        monkeypatch.setenv("KGEDIT_BROKER_URL", REDIS_URL)
+        monkeypatch.setenv("KGEDIT_BROKER_URL", require_redis(REDIS_URL))
         monkeypatch.setenv("KGEDIT_RESULT_BACKEND", REDIS_URL)
     if request.param == "amqp":  # results stay in the embedded SQLite backend
-        from kombu import Connection
-
-        try:
-            with Connection(AMQP_URL, connect_timeout=2) as conn:
-                conn.ensure_connection(max_retries=1)
-        except Exception as exc:
-            skip_or_fail(f"RabbitMQ unreachable at {AMQP_URL}: {exc}")
-        monkeypatch.setenv("KGEDIT_BROKER_URL", AMQP_URL)
+        monkeypatch.setenv("KGEDIT_BROKER_URL", require_amqp(AMQP_URL))
     get_settings.cache_clear()
     reset_databases()
     yield get_settings()
