@@ -59,10 +59,9 @@ TEACHER_PREFIX = "Imagine that {fact}\n"
 
 
 @dataclass(frozen=True)
-class LtiRomeHyperParams(RomeHyperParams):
-    """ROME-LTI: ROME's fields plus the LTI factors (released GPT-2 XL values)."""
+class LtiFields:
+    """The fields LTI adds to its base method; each variant sets its released factors."""
 
-    v_num_grad_steps: int = 30
     mid_layer: int | None = None
     nll_factor: float = 0.15
     last_kl_factor: float = 0.0325
@@ -72,16 +71,20 @@ class LtiRomeHyperParams(RomeHyperParams):
 
 
 @dataclass(frozen=True)
-class LtiMemitHyperParams(MemitHyperParams):
+class LtiRomeHyperParams(LtiFields, RomeHyperParams):
+    """ROME-LTI: ROME's fields plus the LTI factors (released GPT-2 XL values)."""
+
+    v_num_grad_steps: int = 30
+
+
+@dataclass(frozen=True)
+class LtiMemitHyperParams(LtiFields, MemitHyperParams):
     """MEMIT-LTI: MEMIT's fields plus the LTI factors (released GPT-2 XL values)."""
 
     v_num_grad_steps: int = 25
-    mid_layer: int | None = None
     nll_factor: float = 0.125
     last_kl_factor: float = 0.0425
     mid_kl_factor: float = 0.0525
-    constr_pos: str = "subject"
-    teacher_prefix: str = TEACHER_PREFIX
 
 
 def resolve_mid_layer(mid_layer: int | None, insert_layer: int, n_layers: int) -> int:
