@@ -13,7 +13,7 @@ from api.keys import Role
 from kg.store import open_store
 from kg.store.sql import SqlGraphStore
 from kg.types import Entity, Fact, Relation
-from workers.db import reset_databases
+from workers.db import ModelRow, VersionRow, get_database, reset_databases
 from workers.settings import Settings, get_settings
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -49,6 +49,36 @@ def keys(console_app) -> dict[Role, str]:
     out = {role: console_app.state.keys.create(f"t {role.value}", role)[0] for role in Role}
     out["reviewer2"] = console_app.state.keys.create("second reviewer", Role.REVIEWER)[0]
     return out
+
+
+def add_model(app, name: str, follows: bool, n_versions: int = 3) -> list[int]:
+    """Register a model as ledger rows: a chain of `n_versions` versions, the last the head."""
+    db = get_database(app.state.settings.metadata_db_url)
+    ids = []
+    with db.session() as session:
+        session.add(
+            ModelRow(
+                name=name,
+                path="/x",
+                weights_sha256="0" * 64,
+                param_hashes={},
+                follows_graph=follows,
+            )
+        )
+        session.flush()
+        parent = None
+        for depth in range(n_versions):
+            row = VersionRow(
+                model_name=name, parent_id=parent, depth=depth, checksum=f"{depth:064d}"
+            )
+            if depth:
+                row.method, row.request_ids, row.norm = "some-method", [f"r{depth}"], 0.5
+            session.add(row)
+            session.flush()
+            parent = row.id
+            ids.append(row.id)
+        session.get(ModelRow, name).head_version_id = parent
+    return ids
 
 
 def csrf_of(html: str) -> str:
