@@ -688,17 +688,10 @@ def audit_list(request: Request) -> HTMLResponse:
     session = _session(request)
     who = session.principal
     listed = call(request, who, audits.list_audits, model=None, limit=100, offset=0)
-    names = None
-    if may(request, who, models.list_models):
-        names = [m.name for m in call(request, who, models.list_models)]
-    return page(
-        request,
-        "audits.html",
-        session,
-        audits=listed,
-        model_names=names,
-        can_run=may(request, who, audits.run_audit),
-    )
+    names, chosen, _ = _model_choice(request, session, "")
+    can_run = may(request, who, audits.run_audit)
+    context = {"audits": listed, "model_names": names, "model": chosen, "can_run": can_run}
+    return page(request, "audits.html", session, **context)
 
 
 @router.post("/audits")
