@@ -212,17 +212,24 @@ def chromium():
         browser.close()
 
 
-@pytest.fixture
-def browser_page(chromium):
-    """A page in a fresh browser context (its own cookies); the test fails on any console
-    error or uncaught script error (CSP violations show up there)."""
-    context = chromium.new_context(viewport={"width": 1200, "height": 800})
+def open_page(chromium, **options: Any) -> tuple[Any, list[str]]:
+    """Return a page in a fresh browser context (its own cookies; `options` go to the
+    context) and the list its console errors and uncaught script errors go to (CSP
+    violations show up there)."""
+    context = chromium.new_context(viewport={"width": 1200, "height": 800}, **options)
     page = context.new_page()
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
+    return page, errors
+
+
+@pytest.fixture
+def browser_page(chromium):
+    """A page in a fresh browser context; the test fails on any console or script error."""
+    page, errors = open_page(chromium)
     yield page
-    context.close()
+    page.context.close()
     assert not errors, errors
 
 

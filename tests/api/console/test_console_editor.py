@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import re
 
-from conftest import REPLACE, csrf_of
+import pytest
+from conftest import REPLACE, browser_sign_in, csrf_of, open_page
 
 from api.console import routes
 from api.keys import Role
@@ -107,3 +108,36 @@ def test_autocomplete_follows_the_roles_and_refuses_bad_input(console_app, signe
     assert _suggested(signed_in(Role.AUDITOR), "Imog") == [("Imogen Stallard", "Imogen Stallard")]
     r = signed_in(Role.CURATOR).get("/ui/suggest/entities", params={"q": "x" * 201})
     assert r.status_code == 422
+
+
+@pytest.mark.slow
+def test_in_a_browser_any_entity_can_be_picked_with_or_without_scripts(live_console, chromium):
+    """Chromium: typing the start of a name offers entities past the first 200 (the script
+    asks the server); without scripts the typed name is resolved by the server all the same."""
+    from kg.types import Entity
+
+    base, store, keys = live_console
+    store.add_entities([Entity(f"town_{i:03d}", f"Town {i:03d}") for i in range(260)])
+    for scripts in (True, False):
+        page, errors = open_page(chromium, java_script_enabled=scripts)
+        browser_sign_in(page, base, keys[Role.CURATOR])
+        page.goto(f"{base}/ui/changesets/new")
+        options = page.locator("#entity-names option")
+        assert options.count() == routes.SUGGESTED_ENTITIES
+        assert page.locator('#entity-names option[value="Town 259"]').count() == 0
+        field = page.get_by_label("new object (required)")
+        if scripts:
+            field.press_sequentially("town 25")
+            page.locator('#entity-names option[value="Town 259"]').wait_for(state="attached")
+            offered = options.evaluate_all("all => all.map(o => o.value)")
+            assert offered == [f"Town {i}" for i in range(250, 260)]
+        field.fill("Town 259")
+        for label, value in (("relation", "born in"), ("object", "Leeds")):
+            page.get_by_label(f"{label} (required)", exact=True).fill(value)
+        page.get_by_label("subject (required)").fill("Imogen Stallard")
+        page.get_by_label("Reason").fill("moved")
+        page.get_by_role("button", name="Save draft").click()
+        page.wait_for_url("**/ui/changesets/cs-*")
+        assert "Town 259" in page.locator("ol.diff").inner_text()
+        page.context.close()
+        assert not errors, errors
