@@ -67,7 +67,7 @@ def test_an_auditor_asks_for_an_audit(console_app, signed_in):
     ids = add_model(console_app, "small", follows=True)
     auditor = signed_in(Role.AUDITOR)
     html = auditor.get("/ui/audits").text
-    assert "Run an audit" in html and '<option value="small">' in html
+    assert "Run an audit" in html and '<option value="small" selected>' in html
     assert_labelled(html)
     data = {"csrf": csrf_of(html), "model": "small", "sample_size": "30"}
     assert auditor.post("/ui/audits", data={**data, "csrf": "forged"}).status_code == 403
