@@ -6,12 +6,12 @@ models and audits. Every page reads and writes through the API's route functions
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 
@@ -32,6 +32,7 @@ from api.schemas.jobs import RollbackBody
 from kg.curation import PAYLOAD_FIELDS
 from kg.planner import intents
 from kg.types import OperationKind
+from workers.jobs.states import TERMINAL
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 CSP = (
@@ -303,13 +304,23 @@ SUGGESTED = {  # operation field -> the <datalist> that offers its values
     "redirect_to": "entity-names",
     "relation": "relation-labels",
 }
-SUGGESTED_ENTITIES = 200
+SUGGESTED_ENTITIES = 200  # in the page, for browsers without scripts
+SUGGESTED_MATCHES = 20  # per request of the script's autocomplete
+
+
+def _entity_options(entities: list, shared: set[str]) -> list[tuple[str, str]]:
+    """Return autocomplete options, (value, label): an entity's name, or its id (the name in
+    the label) when its name is in `shared` (several entities hold it)."""
+    return [
+        (e.id, f"{e.name} ({e.id})") if e.name in shared else (e.name, e.name) for e in entities
+    ]
 
 
 def _suggestions(request: Request, session: sessions.Session) -> dict[str, list[tuple[str, str]]]:
     """Return the editor's autocomplete lists, as (value, label) pairs: the first
-    `SUGGESTED_ENTITIES` entities by name (by id where several share the name) and every
-    relation by label, through the entity and relation routes."""
+    `SUGGESTED_ENTITIES` entities by name (by id where several of them share the name) and
+    every relation by label, through the entity and relation routes. The page's script
+    replaces the entity list by the server's matches as the curator types."""
     who = session.principal
     listed = call(
         request, who, graph.list_entities, limit=SUGGESTED_ENTITIES, offset=0, q=None
@@ -317,13 +328,34 @@ def _suggestions(request: Request, session: sessions.Session) -> dict[str, list[
     counts: dict[str, int] = {}
     for e in listed:
         counts[e.name] = counts.get(e.name, 0) + 1
-    entities = sorted(
-        ((e.name, e.name) if counts[e.name] == 1 else (e.id, f"{e.name} ({e.id})")) for e in listed
-    )
+    shared = {name for name, n in counts.items() if n > 1}
+    entities = sorted(_entity_options(listed, shared))
     relations = sorted(
         (r.label, r.id) for r in call(request, who, graph.list_relations, limit=500, offset=0).items
     )
     return {"entity-names": entities, "relation-labels": relations}
+
+
+@router.get("/suggest/entities")
+def suggest_entities(
+    request: Request, q: Annotated[str, Query(max_length=200)] = ""
+) -> JSONResponse:
+    """Return the entities a partial name finds, best first, as autocomplete options
+    `[{"value", "label"}]` (the search route; a name several entities hold is offered by id)."""
+    session = _session(request)
+    who = session.principal
+    if not q.strip():
+        return JSONResponse([])
+    found = call(
+        request, who, graph.list_entities, q=q, limit=SUGGESTED_MATCHES, offset=0, match="prefix"
+    ).items
+    shared = set()
+    for name in {e.name for e in found}:
+        same = call(request, who, graph.list_entities, q=name, limit=2, offset=0, match="exact")
+        if same.total > 1:
+            shared.add(name)
+    options = [{"value": v, "label": label} for v, label in _entity_options(found, shared)]
+    return JSONResponse(options, headers={"Cache-Control": "no-store"})
 
 
 def _op_fields(kind: OperationKind) -> list[dict[str, Any]]:
@@ -554,13 +586,38 @@ def _reviewed(request: Request, session: Any, result: Any, action: str) -> HTMLR
 # -- jobs, models, audits -----------------------------------------------------------------------
 
 
+def _jobs(request: Request, session: sessions.Session) -> tuple[list, bool]:
+    """Return the latest jobs (the jobs route) and whether any of them is still active."""
+    listed = call(request, session.principal, jobs.list_jobs, limit=100, offset=0)
+    return listed, any(j.state not in TERMINAL for j in listed)
+
+
 @router.get("/jobs")
 def job_list(request: Request) -> HTMLResponse:
-    """List jobs with their progress (the page refreshes itself while any job is active)."""
+    """List jobs with their progress (the page's script follows them while any is active;
+    without scripts the page reloads itself)."""
     session = _session(request)
-    listed = call(request, session.principal, jobs.list_jobs, limit=100, offset=0)
-    active = any(j.state in ("queued", "planning", "running", "auditing") for j in listed)
+    listed, active = _jobs(request, session)
     return page(request, "jobs.html", session, jobs=listed, active=active)
+
+
+@router.get("/jobs/progress")
+def job_progress(request: Request) -> JSONResponse:
+    """Return the latest jobs' state and progress for the jobs page's script:
+    `{"active", "jobs": [{"id", "state", "progress", "version", "message"}]}`."""
+    session = _session(request)
+    listed, active = _jobs(request, session)
+    rows = [
+        {
+            "id": j.id,
+            "state": j.state,
+            "progress": j.progress,
+            "version": j.result_version_id,
+            "message": j.error or j.message,
+        }
+        for j in listed
+    ]
+    return JSONResponse({"active": active, "jobs": rows}, headers={"Cache-Control": "no-store"})
 
 
 @router.get("/models")
@@ -627,10 +684,29 @@ async def model_rollback(request: Request, name: str) -> Response:
 
 @router.get("/audits")
 def audit_list(request: Request) -> HTMLResponse:
-    """List audits."""
+    """List audits, with the form that asks for a new one."""
     session = _session(request)
-    listed = call(request, session.principal, audits.list_audits, model=None, limit=100, offset=0)
-    return page(request, "audits.html", session, audits=listed)
+    who = session.principal
+    listed = call(request, who, audits.list_audits, model=None, limit=100, offset=0)
+    names, chosen, _ = _model_choice(request, session, "")
+    can_run = may(request, who, audits.run_audit)
+    context = {"audits": listed, "model_names": names, "model": chosen, "can_run": can_run}
+    return page(request, "audits.html", session, **context)
+
+
+@router.post("/audits")
+async def run_audit(request: Request) -> Response:
+    """Queue an audit of a model's head on its worker (the API's audit route)."""
+    session = _session(request)
+    fields = await _form(request, session)
+    size = fields.get("sample_size", "").strip()
+    if not size.isdigit():
+        raise ApiError(422, "the sample size must be a whole number")
+    body = audits.AuditCreate.model_validate(
+        {"model": fields.get("model", ""), "sample_size": int(size)}
+    )
+    info = call(request, session.principal, audits.run_audit, body=body)
+    return redirect(f"/ui/audits/{quote(info.id)}")
 
 
 @router.get("/audits/{audit_id}")

@@ -4,6 +4,7 @@ approves it, a real worker applies the edit, and an auditor runs an audit and re
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 import time
 import uuid
@@ -26,18 +27,35 @@ from workers.settings import Settings, get_settings
 TERMINAL = {"succeeded", "failed", "rolled_back", "cancelled"}
 
 
+def copy_graph(store, folder: Path) -> str:
+    """Copy a SQLite graph store's file (WAL included, consistently) into `folder`; return the
+    copy's URL, so a test may change its graph without touching the session's."""
+    graph_file = folder / "kg.sqlite"
+    with (
+        sqlite3.connect(store.url.removeprefix("sqlite:///")) as src,
+        sqlite3.connect(graph_file) as dst,
+    ):
+        src.backup(dst)
+    return f"sqlite:///{graph_file}"
+
+
 def service_for(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, graph_url: str, model_dir: Path
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    graph_url: str,
+    model_dir: Path,
+    follow: bool = False,
 ) -> tuple[Settings, str, dict, WorkerProcess]:
-    """Settings on `graph_url` (also as KGEDIT_GRAPH_URL), a registered model, a key per role
-    and a (not yet started) worker for it: (settings, model name, headers by role, worker)."""
+    """Settings on `graph_url` (also as KGEDIT_GRAPH_URL), a registered model (following the
+    graph if `follow`), a key per role and a (not yet started) worker for it:
+    (settings, model name, headers by role, worker)."""
     settings = make_settings(tmp_path / "var", graph_url=graph_url)
     monkeypatch.setenv("KGEDIT_VAR_DIR", str(settings.var_dir))
     monkeypatch.setenv("KGEDIT_GRAPH_URL", graph_url)
     get_settings.cache_clear()
     reset_databases()
     model_name = f"tiny-{uuid.uuid4().hex[:8]}"
-    register_model(model_name, model_dir, graph_url=graph_url, settings=settings)
+    register_model(model_name, model_dir, graph_url=graph_url, follow=follow, settings=settings)
     keys = KeyStore(settings.metadata_db_url)
     key = {role: {"X-API-Key": keys.create(f"e2e {role.value}", role)[0]} for role in Role}
     worker = WorkerProcess(settings, [model_name], tmp_path / "worker.log")

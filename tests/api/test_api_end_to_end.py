@@ -4,10 +4,8 @@ broker) applies the edit, and an auditor runs an audit and fetches the report (J
 
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
-from e2e_flow import approve_edit_and_audit, known_edit, service_for
+from e2e_flow import approve_edit_and_audit, copy_graph, known_edit, service_for
 from fastapi.testclient import TestClient
 
 from api.app import create_app
@@ -22,13 +20,7 @@ pytestmark = pytest.mark.slow
 def test_curator_reviewer_worker_auditor(
     tmp_path, monkeypatch, tiny_graph, tiny_model_dir, evoke_paths, tiny_cases
 ):
-    graph_file = tmp_path / "kg.sqlite"
-    with (
-        sqlite3.connect(tiny_graph.url.removeprefix("sqlite:///")) as src,
-        sqlite3.connect(graph_file) as dst,
-    ):
-        src.backup(dst)  # a consistent copy, WAL included
-    graph_url = f"sqlite:///{graph_file}"
+    graph_url = copy_graph(tiny_graph, tmp_path)
     settings, model_name, key, worker = service_for(
         tmp_path, monkeypatch, graph_url, tiny_model_dir
     )

@@ -8,7 +8,6 @@ The chain tests run each queued job in this process exactly as the worker's task
 from __future__ import annotations
 
 import json
-import sqlite3
 import sys
 import uuid
 from pathlib import Path
@@ -19,7 +18,7 @@ from jobs_helpers import WorkerProcess, make_settings
 from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
-from e2e_flow import TERMINAL, known_edit, poll, propose_replacement
+from e2e_flow import TERMINAL, copy_graph, known_edit, poll, propose_replacement
 
 from api.app import create_app
 from api.cli import app as cli
@@ -45,13 +44,7 @@ SETTLED = ("verified", "failed_in_model")
 def sync_env(tmp_path, monkeypatch, tiny_graph, tiny_model_dir, evoke_paths, tiny_cases):
     """A private copy of the tiny graph, settings on it, the tiny model registered as a
     follower, a key per role, and one known fact to edit: a dict of all of them."""
-    graph_file = tmp_path / "kg.sqlite"
-    with (
-        sqlite3.connect(tiny_graph.url.removeprefix("sqlite:///")) as src,
-        sqlite3.connect(graph_file) as dst,
-    ):
-        src.backup(dst)
-    graph_url = f"sqlite:///{graph_file}"
+    graph_url = copy_graph(tiny_graph, tmp_path)
 
     def setup(**overrides):
         settings = make_settings(tmp_path / "var", graph_url=graph_url, **overrides)

@@ -2,21 +2,33 @@
 
 from __future__ import annotations
 
+import os
 import re
-import sqlite3
+import shutil
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/api: shared helpers
+from live_server import serve
+
 from api.app import create_app
-from api.keys import Role
+from api.keys import KeyStore, Role
 from kg.store import open_store
 from kg.store.sql import SqlGraphStore
 from kg.types import Entity, Fact, Relation
-from workers.db import reset_databases
+from workers.db import ModelRow, VersionRow, get_database, reset_databases
 from workers.settings import Settings, get_settings
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+ROOT = Path(__file__).resolve().parents[3]
+ARTEFACTS = ROOT / "var" / "test-artefacts" / "console"
+CHROMIUM = "/usr/bin/chromium"
 
 
 def small_graph() -> SqlGraphStore:
@@ -49,6 +61,36 @@ def keys(console_app) -> dict[Role, str]:
     out = {role: console_app.state.keys.create(f"t {role.value}", role)[0] for role in Role}
     out["reviewer2"] = console_app.state.keys.create("second reviewer", Role.REVIEWER)[0]
     return out
+
+
+def add_model(app, name: str, follows: bool, n_versions: int = 3) -> list[int]:
+    """Register a model as ledger rows: a chain of `n_versions` versions, the last the head."""
+    db = get_database(app.state.settings.metadata_db_url)
+    ids = []
+    with db.session() as session:
+        session.add(
+            ModelRow(
+                name=name,
+                path="/x",
+                weights_sha256="0" * 64,
+                param_hashes={},
+                follows_graph=follows,
+            )
+        )
+        session.flush()
+        parent = None
+        for depth in range(n_versions):
+            row = VersionRow(
+                model_name=name, parent_id=parent, depth=depth, checksum=f"{depth:064d}"
+            )
+            if depth:
+                row.method, row.request_ids, row.norm = "some-method", [f"r{depth}"], 0.5
+            session.add(row)
+            session.flush()
+            parent = row.id
+            ids.append(row.id)
+        session.get(ModelRow, name).head_version_id = parent
+    return ids
 
 
 def csrf_of(html: str) -> str:
@@ -110,29 +152,135 @@ def propose_replacement(client: TestClient) -> str:
     return url
 
 
-@pytest.fixture
-def tiny_console(tmp_path, monkeypatch, tiny_graph, tiny_model_dir):
-    """The console on a copy of the tiny graph, the tiny model registered as a follower;
-    yields (the app, an API key per role)."""
-    graph_file = tmp_path / "kg.sqlite"
-    with (
-        sqlite3.connect(tiny_graph.url.removeprefix("sqlite:///")) as src,
-        sqlite3.connect(graph_file) as dst,
-    ):
-        src.backup(dst)
-    graph_url = f"sqlite:///{graph_file}"
-    settings = Settings(var_dir=tmp_path / "var", threads=1, graph_url=graph_url)
-    monkeypatch.setenv("KGEDIT_VAR_DIR", str(settings.var_dir))
-    monkeypatch.setenv("KGEDIT_GRAPH_URL", graph_url)
-    get_settings.cache_clear()
-    reset_databases()
-    from workers.ledger import register_model  # torch: only these tests need it
+@dataclass
+class TinyConsole:
+    """The console on a copy of the tiny graph: the app, an API key per role, the tiny model's
+    registered name (a follower of the graph) and a worker for it, not started."""
 
-    register_model("tiny", tiny_model_dir, graph_url=graph_url, follow=True, settings=settings)
+    app: Any
+    keys: dict[Role, str]
+    model: str
+    worker: Any
+
+
+@pytest.fixture
+def tiny_console(tmp_path, monkeypatch, tiny_graph, tiny_model_dir) -> Iterator[TinyConsole]:
+    """The console on a copy of the tiny graph, the tiny model registered as a follower."""
+    from e2e_flow import copy_graph, service_for  # torch: only these tests need it
+
+    graph_url = copy_graph(tiny_graph, tmp_path)
+    settings, model, headers, worker = service_for(
+        tmp_path, monkeypatch, graph_url, tiny_model_dir, follow=True
+    )
     store = open_store(graph_url)
-    app = create_app(settings, store=store)
-    keys = {role: app.state.keys.create(f"t {role.value}", role)[0] for role in Role}
-    yield app, keys
+    keys = {role: h["X-API-Key"] for role, h in headers.items()}
+    yield TinyConsole(create_app(settings, store=store), keys, model, worker)
     store.close()
     reset_databases()
     get_settings.cache_clear()
+
+
+# -- a real browser ------------------------------------------------------------------------------
+
+
+def chromium_path() -> str:
+    """Return the system Chromium; skip (fail under CI=true) without it or Playwright."""
+    problem = None
+    if not Path(CHROMIUM).exists():
+        problem = "chromium not installed (run `make chromium`)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        problem = "the playwright package is not installed (pip install -e '.[dev]')"
+    if problem:
+        if os.environ.get("CI") == "true":
+            pytest.fail(problem)
+        pytest.skip(problem)
+    return CHROMIUM
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """One Debian Chromium for every browser test of the session, driven by Playwright
+    (nothing is downloaded)."""
+    path = chromium_path()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=path, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+def open_page(chromium, **options: Any) -> tuple[Any, list[str]]:
+    """Return a page in a fresh browser context (its own cookies; `options` go to the
+    context) and the list its console errors and uncaught script errors go to (CSP
+    violations show up there)."""
+    context = chromium.new_context(viewport={"width": 1200, "height": 800}, **options)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    return page, errors
+
+
+@pytest.fixture
+def browser_page(chromium):
+    """A page in a fresh browser context; the test fails on any console or script error."""
+    page, errors = open_page(chromium)
+    yield page
+    page.context.close()
+    assert not errors, errors
+
+
+@pytest.fixture
+def live_console(tmp_path):
+    """A live server on the embedded defaults (SQLite files under a temporary var dir) holding
+    the small graph; yields (base url, the store, keys by role)."""
+    settings = Settings(var_dir=tmp_path / "var")
+    store = open_store(settings.graph_store_url)
+    seed = small_graph()
+    store.add_entities(seed.list_entities())
+    store.add_relations(seed.list_relations())
+    store.add_facts(seed.list_facts())
+    keys = KeyStore(settings.metadata_db_url)
+    by_role = {role: keys.create(f"browser {role.value}", role)[0] for role in Role}
+    with serve(create_app(settings, store=store)) as base:
+        yield base, store, by_role
+    store.close()
+
+
+def shot(page, name: str, *expected: str) -> Path:
+    """Screenshot the page (kept under var/test-artefacts/console/, copied to docs/console/
+    when KGEDIT_UPDATE_SCREENSHOTS=1); check it is not blank and shows the expected text."""
+    from PIL import Image
+
+    body = page.inner_text("body")
+    for text in expected:
+        assert text in body, (name, text)
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTEFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    with Image.open(path) as img:
+        colours = img.convert("RGB").getcolors(maxcolors=1 << 20)
+        assert img.width > 300 and img.height > 200
+        assert colours is None or len(colours) > 20, f"{name} looks blank"
+    if os.environ.get("KGEDIT_UPDATE_SCREENSHOTS") == "1":
+        docs = ROOT / "docs" / "console"
+        docs.mkdir(exist_ok=True)
+        shutil.copy(path, docs / path.name)
+    return path
+
+
+def browser_sign_in(page, base: str, key: str) -> None:
+    """Sign in on the console's form with an API key (a fresh sign-in page)."""
+    page.goto(f"{base}/ui/login")
+    page.get_by_label("API key").fill(key)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{base}/ui/*")
+
+
+def browser_sign_out(page, base: str) -> None:
+    """Sign out with the header's button."""
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url(f"{base}/ui/login")

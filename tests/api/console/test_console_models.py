@@ -6,10 +6,9 @@ given (the route itself still runs, with its roles)."""
 from __future__ import annotations
 
 import pytest
-from conftest import assert_labelled, csrf_of
+from conftest import add_model, assert_labelled, csrf_of
 
 from api.keys import Role
-from workers.db import ModelRow, VersionRow, get_database
 
 VERDICTS = {
     "model": "small",
@@ -80,36 +79,6 @@ def checker(console_app):
     return given
 
 
-def _add_model(app, name: str, follows: bool, n_versions: int = 3) -> list[int]:
-    """Register a model as ledger rows: a chain of `n_versions` versions, the last the head."""
-    db = get_database(app.state.settings.metadata_db_url)
-    ids = []
-    with db.session() as session:
-        session.add(
-            ModelRow(
-                name=name,
-                path="/x",
-                weights_sha256="0" * 64,
-                param_hashes={},
-                follows_graph=follows,
-            )
-        )
-        session.flush()
-        parent = None
-        for depth in range(n_versions):
-            row = VersionRow(
-                model_name=name, parent_id=parent, depth=depth, checksum=f"{depth:064d}"
-            )
-            if depth:
-                row.method, row.request_ids, row.norm = "some-method", [f"r{depth}"], 0.5
-            session.add(row)
-            session.flush()
-            parent = row.id
-            ids.append(row.id)
-        session.get(ModelRow, name).head_version_id = parent
-    return ids
-
-
 def test_no_registered_model_leaves_a_note(console_app, signed_in, checker):
     html = signed_in(Role.OPERATOR).get("/ui/entities/name:imogen_stallard").text
     assert "No model is registered" in html and "Leeds" in html
@@ -117,8 +86,8 @@ def test_no_registered_model_leaves_a_note(console_app, signed_in, checker):
 
 
 def test_the_entity_page_shows_what_the_model_answers(console_app, signed_in, checker):
-    _add_model(console_app, "plain", follows=False)
-    _add_model(console_app, "small", follows=True)
+    add_model(console_app, "plain", follows=False)
+    add_model(console_app, "small", follows=True)
     operator = signed_in(Role.OPERATOR)
     html = operator.get("/ui/entities/name:imogen_stallard").text
     # the first following model is the default; the select offers every registered model
@@ -132,7 +101,7 @@ def test_the_entity_page_shows_what_the_model_answers(console_app, signed_in, ch
 
 
 def test_a_role_that_cannot_list_models_names_one(console_app, signed_in, checker):
-    _add_model(console_app, "small", follows=True)
+    add_model(console_app, "small", follows=True)
     curator = signed_in(Role.CURATOR)
     html = curator.get("/ui/entities/name:imogen_stallard").text
     assert "Name a model" in html and not checker.asked
@@ -147,7 +116,7 @@ def test_an_unknown_model_is_a_note_not_an_error(console_app, signed_in):
 
 
 def test_the_agreement_view_counts_and_lists_conflicts(console_app, signed_in, checker):
-    _add_model(console_app, "small", follows=True)
+    add_model(console_app, "small", follows=True)
     auditor = signed_in(Role.AUDITOR)
     html = auditor.get("/ui/models").text
     assert 'href="/ui/models/small/agreement"' in html
@@ -164,7 +133,7 @@ def test_the_agreement_view_of_an_unknown_model_is_404(signed_in):
 
 
 def test_the_version_diff(console_app, signed_in):
-    ids = _add_model(console_app, "small", follows=True)
+    ids = add_model(console_app, "small", follows=True)
     operator = signed_in(Role.OPERATOR)
     assert 'action="/ui/models/small/diff"' in operator.get("/ui/models").text
     html = operator.get("/ui/models/small/diff", params={"from": ids[0], "to": ids[2]}).text
@@ -177,7 +146,7 @@ def test_the_version_diff(console_app, signed_in):
 def test_rollback_needs_an_operator_csrf_and_a_confirmation(console_app, signed_in):
     from workers.ledger import registry
 
-    ids = _add_model(console_app, "small", follows=True)
+    ids = add_model(console_app, "small", follows=True)
     settings = console_app.state.settings
 
     def head() -> int:

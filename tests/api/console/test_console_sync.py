@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from conftest import csrf_of, propose_replacement
+from conftest import add_model, csrf_of, propose_replacement
 
 from api.keys import Role
 from workers.sync import loop
@@ -113,10 +113,8 @@ def test_replan_of_a_change_set_not_approved_is_refused(signed_in):
 
 
 def test_replan_on_a_named_model_queues_a_chain_the_page_then_shows(console_app, signed_in):
-    from test_console_models import _add_model
-
     url = _approved(signed_in)
-    _add_model(console_app, "small", follows=False)
+    add_model(console_app, "small", follows=False)
     operator = signed_in(Role.OPERATOR)
     page = operator.get(url).text
     assert "Not planned on any model" in page
