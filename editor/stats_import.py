@@ -42,7 +42,7 @@ def imported_path(cache_dir: str | Path, model_key: str, module: str) -> Path:
     return Path(cache_dir) / IMPORTED / f"{digest}.safetensors"
 
 
-def read_rome_npz(path: str | Path) -> tuple[torch.Tensor, int]:
+def read_released_npz(path: str | Path) -> tuple[torch.Tensor, int]:
     """Return (E[k kᵀ] (m, m) float32, count) from a released ROME statistics file."""
     path = Path(path)
     if not path.is_file():
@@ -67,7 +67,7 @@ def read_rome_npz(path: str | Path) -> tuple[torch.Tensor, int]:
     return mom2, count
 
 
-def import_rome_stats(
+def import_released_stats(
     path: str | Path, model_or_config: Any, layer: int, model_key: str, cache_dir: str | Path
 ) -> dict[str, Any]:
     """Check a released file against the model's MLP width at `layer`, store it, and
@@ -77,7 +77,7 @@ def import_rome_stats(
     n_layers = spec.n_layers(config)
     if not 0 <= layer < n_layers:
         raise EditorError(f"layer {layer} is out of range: the model has {n_layers} layers")
-    mom2, count = read_rome_npz(path)
+    mom2, count = read_released_npz(path)
     width = spec.inner_size(config)
     if mom2.shape[0] != width:
         raise EditorError(

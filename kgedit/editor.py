@@ -46,8 +46,10 @@ class Editor:
 
     `graph`: a graph store or its URL (e.g. ``sqlite:///kg.sqlite``). With a graph, the
     second moments come from its verbalised facts, requests that name a `relation` are
-    scored on probes derived from it, and `audit` works; without one, pass `corpus` (texts)
-    for the methods that need second moments, and requests are scored on their own prompts.
+    scored on probes derived from it, and `audit` works; without one, pass `corpus` (texts,
+    or the path of a corpus file or folder: `editor.stats_corpus`) for the methods that need
+    second moments, and requests are scored on their own prompts. An EasyEdit hparams YAML
+    becomes a method and overrides with `kgedit.easyedit_hparams(path)`.
     A knowledge model (`kgedit train-model`) is recognised by its training report, whose
     preset fixes the layer the methods edit.
     """
@@ -57,7 +59,7 @@ class Editor:
         model_dir: str | Path,
         graph: GraphStore | str | None = None,
         *,
-        corpus: Iterable[str] | None = None,
+        corpus: Iterable[str] | str | Path | None = None,
         device: str | None = None,
         cache_dir: str | Path | None = None,
     ) -> None:
@@ -68,7 +70,9 @@ class Editor:
         self.base_checksum = state_checksum(self.model)
         self.graph = open_store(graph) if isinstance(graph, str) else graph
         self.facts = graph_facts(self.graph) if self.graph is not None else []
-        self.corpus = list(corpus) if corpus is not None else corpus_statements(self.facts)
+        if corpus is None:  # KGEDIT_STATS_CORPUS, else the graph's verbalised facts
+            corpus = settings.stats_corpus or corpus_statements(self.facts)
+        self.corpus = corpus if isinstance(corpus, str | Path) else list(corpus)
         preset = knowledge_preset(self.model_dir)
         self.trace_layer = get_preset(preset).edit_layer if preset else None
         self.cache_dir = Path(cache_dir) if cache_dir is not None else settings.cache_dir

@@ -409,5 +409,7 @@ METHOD = register(
         stateful=True,
         rebuild=rebuild_state,
         tiny={**SPREAD_TINY, "nullspace_energy": 0.1, "l2": 0.1},
+        easyedit="AlphaEdit",
+        easyedit_renames={"L2": "l2"},
     )
 )

@@ -313,5 +313,6 @@ METHOD = register(
         context=memit_context_templates,
         defaults=DEFAULTS,
         tiny={**SPREAD_TINY, "mom2_update_weight": 1.0},
+        easyedit="MEMIT",
     )
 )

@@ -307,5 +307,6 @@ METHOD = register(
         context=rome_context_templates,
         defaults=DEFAULTS,
         tiny={"layer": 0, "v_num_grad_steps": 12},
+        easyedit="ROME",
     )
 )
