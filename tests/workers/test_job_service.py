@@ -65,6 +65,7 @@ def _bad(model: str) -> list[tuple[object, str]]:
         ({**good, "method": "nonsense"}, "unknown edit method.*rome"),
         ({**good, "kind": "explode"}, "kind must be"),
         ({**good, "hparams": {"v_lr": 0.1, "warp": 9}}, "'warp' not in RomeHyperParams"),
+        ({**good, "hparams": {"preset": "gpt2-huge"}}, "hparams.preset: 'gpt2-huge' is not a"),
         ({**good, "batch_size": 0}, "batch_size"),
         ({**good, "requests": [{**req, "request_id": "a"}, {**req, "request_id": "a"}]}, "dupl"),
         ({**good, "thresholds": [{"group": "rewrite"}]}, "min_after or max_drop"),
@@ -86,6 +87,11 @@ def test_malformed_payloads_are_refused_and_write_nothing(model):
     with pytest.raises(InvalidInputError, match="idempotency key"):
         submit_job(edit_payload(model, EDITS), idempotency_key="x" * 201)
     assert list_jobs() == []
+
+
+def test_a_known_preset_name_is_accepted_in_hparams(model):
+    job = submit_job({**edit_payload(model, EDITS), "hparams": {"preset": "gpt2-medium"}})
+    assert job.state == "queued"
 
 
 def test_cancel_and_retry_of_a_queued_job(model):
