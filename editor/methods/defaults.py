@@ -174,21 +174,12 @@ def choose_row(
     return row, PresetChoice(method, shape.name if shape else None, family, row.source, note)
 
 
-def default_hparams(
-    method: str,
-    model: nn.Module,
-    *,
-    family: str | None = None,
-    trace_layer: int | None = None,
-    overrides: Mapping[str, Any] | str | Path | None = None,
-) -> Any:
-    """Return the method's hyper-parameters for `model` from its chosen row (`choose_row`),
-    then the overrides; a method without rows starts from its hyper-parameter class's
-    defaults. An override `preset: NAME` picks the row of a released shape by name."""
-    hparams, _ = hparams_and_choice(
-        method, model, family=family, trace_layer=trace_layer, overrides=overrides
-    )
-    return hparams
+def default_hparams(method: str, model: nn.Module, **options: Any) -> Any:
+    """Return the method's hyper-parameters for `model` (`hparams_and_choice`, without the
+    choice): its chosen row (`choose_row`), then the overrides; a method without rows starts
+    from its hyper-parameter class's defaults. `options`: `family`, `trace_layer`,
+    `overrides` (an override `preset: NAME` picks the rows of a released shape by name)."""
+    return hparams_and_choice(method, model, **options)[0]
 
 
 def hparams_and_choice(

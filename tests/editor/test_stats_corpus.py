@@ -64,7 +64,7 @@ def test_bad_corpora_give_one_line_errors(tmp_path, name, content, message) -> N
 
 
 def test_directories_without_samples_and_saved_datasets_are_refused(tmp_path) -> None:
-    with pytest.raises(EditorError, match="holds no .txt files"):
+    with pytest.raises(EditorError, match=r"holds no \.txt files"):
         read_samples(tmp_path)
     (tmp_path / "dataset_info.json").write_text("{}")
     (tmp_path / "data-00000-of-00001.arrow").write_bytes(b"")

@@ -59,10 +59,10 @@ def test_mismatched_or_malformed_files_are_refused(model_dirs, tmp_path) -> None
     with pytest.raises(EditorError, match="layer 7 is out of range: the model has 2 layers"):
         import_released_stats(tmp_path / "ok.npz", model, 7, "k", tmp_path)
     np.savez(tmp_path / "other.npz", mean=np.zeros(3))
-    with pytest.raises(EditorError, match="lacks mom2.mom2, mom2.count"):
+    with pytest.raises(EditorError, match=r"lacks mom2\.mom2, mom2\.count"):
         read_released_npz(tmp_path / "other.npz")
     (tmp_path / "text.npz").write_text("not an archive")
-    with pytest.raises(EditorError, match="not a readable .npz archive"):
+    with pytest.raises(EditorError, match=r"not a readable \.npz archive"):
         read_released_npz(tmp_path / "text.npz")
     np.savez(tmp_path / "flat.npz", **{"mom2.mom2": np.zeros(4), "mom2.count": np.array(1)})
     with pytest.raises(EditorError, match="not a square matrix"):
