@@ -149,9 +149,10 @@ class Editor:
     ) -> dict[str, Any]:
         """Apply edit requests (default: one batch) and keep them; return what changed.
 
-        Returns ``{"method", "request_ids", "deltas", "seconds", "metrics"}``; `metrics`
-        maps each probe kind (rewrite, paraphrase, neighbour, ...) to ``{"n", "before",
-        "after", "kept"}`` (shares of probes the model gets right).
+        Returns ``{"method", "request_ids", "deltas", "seconds", "metrics", "preset"}``;
+        `metrics` maps each probe kind (rewrite, paraphrase, neighbour, ...) to ``{"n",
+        "before", "after", "kept"}`` (shares of probes the model gets right); `preset` names
+        the default row the hyper-parameters started from and its source.
         """
         method = method or default_method("edit")
         spec = checked("edit", method, requests, hparams, batch_size, len(self._requests))
@@ -175,6 +176,7 @@ class Editor:
             "deltas": run.deltas,
             "seconds": float(sum(run.seconds)),
             "metrics": run.rates(),
+            "preset": ready.preset.to_dict() if ready.preset else None,
         }
 
     def _edit_probes(self, request: EditRequest, batch: Sequence[EditRequest]) -> list[Probe]:
@@ -226,6 +228,7 @@ class Editor:
             "deltas": list(seq.deltas[start:]),
             "seconds": seconds,
             "metrics": metrics,
+            "preset": ready.preset.to_dict() if ready.preset else None,
         }
 
     def revert(self) -> dict[str, Any]:
