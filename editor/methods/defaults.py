@@ -124,6 +124,11 @@ def load_overrides(source: Mapping[str, Any] | str | Path | None, method: str) -
     if source is None:
         return {}
     data = dict(source) if isinstance(source, Mapping) else read_overrides_file(source)
+    if "alg_name" in data:  # whose dropped fields must be named, not silently ignored
+        raise EditorError(
+            "this is an EasyEdit hparams file; translate it with `kgedit translate-hparams` "
+            "or `kgedit edit --hparams-yaml` (kgedit.easyedit_hparams in Python)"
+        )
     keyed = [k for k in data if k in names(None)]
     if keyed:  # an object keyed by method name: this method's entry (or nothing)
         entry = data.get(method, {})
