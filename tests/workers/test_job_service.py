@@ -94,6 +94,19 @@ def test_a_known_preset_name_is_accepted_in_hparams(model):
     assert job.state == "queued"
 
 
+def test_a_missing_statistics_corpus_is_refused_at_submission(model, tmp_path, monkeypatch):
+    from workers.settings import get_settings
+
+    monkeypatch.setenv("KGEDIT_STATS_CORPUS", str(tmp_path / "gone.jsonl"))
+    get_settings.cache_clear()
+    with pytest.raises(InvalidInputError, match=r"KGEDIT_STATS_CORPUS \(.*gone.jsonl\) does"):
+        submit_job(edit_payload(model, EDITS))
+    assert list_jobs() == []
+    (tmp_path / "gone.jsonl").write_text('{"text": "a sentence"}\n')
+    assert submit_job(edit_payload(model, EDITS)).state == "queued"
+    get_settings.cache_clear()
+
+
 def test_cancel_and_retry_of_a_queued_job(model):
     job = submit_job(edit_payload(model, EDITS))
     cancelled = cancel_job(job.id)
