@@ -155,6 +155,7 @@ def choose_row(
     if not rows:
         return None, PresetChoice(method, None, "-", "the hyper-parameter class's defaults", "")
     config = model.config
+    asked = family is not None
     shape = None
     if family != KNOWLEDGE:
         shape = named_shape(preset, config) if preset else None
@@ -172,10 +173,10 @@ def choose_row(
         note = "knowledge model: offsets from the traced edit layer"
     elif shape is not None:
         note = f"{shape.name}: no {method} row of its own, so the family's, scaled to depth"
-    elif family == family_of(model):
-        note = f"unknown shape ({describe_shape(config)}): the family's row, scaled to depth"
+    elif asked:
+        note = f"family {family!r} as asked, scaled to depth"
     else:
-        note = f"family {family!r} as asked"
+        note = f"unknown shape ({describe_shape(config)}): the family's row, scaled to depth"
     return row, PresetChoice(method, shape.name if shape else None, family, row.source, note)
 
 
