@@ -146,7 +146,10 @@ def run(args: argparse.Namespace, meter: PeakRss, work: Path) -> dict[str, Any]:
     def edit(ready: Any, batch: list[EditRequest], row: dict[str, Any]) -> None:
         seq = EditSequence(model, tok, ready.method, ready.hparams, **ready.resources)
         seq.apply(batch)
-        row["v_steps"] = [len(i.get("losses", [])) for i in seq.infos]
+        # ROME: one info per edit with its v* losses; MEMIT: one per batch, with `targets`
+        row["v_steps"] = [
+            len(t["losses"]) for info in seq.infos for t in info.get("targets", [info])
+        ]
         seq.revert_all()
 
     results: dict[str, Any] = {"corpus_paragraphs": len(paragraphs)}
