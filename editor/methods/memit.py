@@ -285,7 +285,17 @@ _NEOX = Row(
     {"mom2_update_weight": 15000},
     source="no NeoX release: the GPT-J release's layers and λ, unscaled",
 )
-_LLAMA = {"v_num_grad_steps": 25, "v_lr": 0.1, "mom2_update_weight": 15000}
+# Llama 3 8B as the AlphaEdit release runs MEMIT; EasyEdit's Llama 2, Mistral and Qwen2 files
+# use a larger v* step, a lighter decay and ROME's clamp.
+_LLAMA3 = {"v_num_grad_steps": 25, "v_lr": 0.1, "mom2_update_weight": 15000}
+_LLAMA3_SOURCE = "AlphaEdit release (jianghoucheng/AlphaEdit) hparams/MEMIT/Llama3-8B.json"
+_EASY_7B = {
+    "v_num_grad_steps": 25,
+    "v_lr": 0.5,
+    "v_weight_decay": 1e-3,
+    "clamp_norm_factor": 4.0,
+    "mom2_update_weight": 15000,
+}
 DEFAULTS = {
     "gpt2": _XL,
     "gpt2-xl": _XL,
@@ -293,11 +303,11 @@ DEFAULTS = {
     "gpt-j-6b": _GPTJ,
     "gpt_neox": _NEOX,
     "gpt-neox-20b": _NEOX,
-    **llama_like(Row((4, 5, 6, 7, 8), 32, _LLAMA, source=_EASY + "llama-7b.yaml, scaled")),
-    "llama-2-7b": Row((4, 5, 6, 7, 8), 32, _LLAMA, source=_EASY + "llama-7b.yaml"),
-    "llama-3-8b": Row((4, 5, 6, 7, 8), 32, _LLAMA, source=_EASY + "llama3-8b.yaml"),
-    "mistral-7b": Row((4, 5, 6, 7, 8), 32, _LLAMA, source=_EASY + "mistral-7b.yaml"),
-    "qwen2-7b": Row((4, 5, 6, 7, 8), 28, _LLAMA, source=_EASY + "qwen2-7b.yaml"),
+    **llama_like(Row((4, 5, 6, 7, 8), 32, _LLAMA3, source=_LLAMA3_SOURCE + ", scaled")),
+    "llama-3-8b": Row((4, 5, 6, 7, 8), 32, _LLAMA3, source=_LLAMA3_SOURCE),
+    "llama-2-7b": Row((4, 5, 6, 7, 8), 32, _EASY_7B, source=_EASY + "llama-7b.yaml (Llama-2-7b)"),
+    "mistral-7b": Row((4, 5, 6, 7, 8), 32, _EASY_7B, source=_EASY + "mistral-7b.yaml"),
+    "qwen2-7b": Row((4, 5, 6, 7, 8), 28, _EASY_7B, source=_EASY + "qwen2-7b.yaml"),
     KNOWLEDGE: Row((0, 1), None, {**KNOWLEDGE_Z, "mom2_update_weight": 50.0},
                    source="kgedit: EVOKE edits of the small knowledge model"),
 }  # fmt: skip
