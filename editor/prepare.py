@@ -7,9 +7,13 @@ second moments live in `stats/`, context templates in `context/` and a method's 
 resources in `<method name>/`.
 
 Steps, each as the method declares it in its registration (`editor.methods.EditMethod`):
-1. hyper-parameters: the method's default row for the model's family (a knowledge model's
-   rows are relative to its traced edit layer), then the overrides;
-2. second moments of the edited layers over the corpus (cached on disk), with progress;
+1. hyper-parameters: the method's default row for the model (a knowledge model's rows are
+   relative to its traced edit layer; else the row of the model's released shape, else of
+   its family: `editor.methods.defaults.choose_row`), then the overrides;
+2. second moments of the edited layers over the corpus (cached on disk), with progress: an
+   imported moment (`editor.stats_import`) when one is stored for the layer, else computed
+   over the corpus, which is a list of texts (the graph's verbalised facts by default) or a
+   corpus file or directory (`editor.stats_corpus`) sampled to `mom2_n_samples` texts;
 3. context templates (cached);
 4. the method's further resources (`resources(ResourceContext)`).
 """
@@ -22,11 +26,15 @@ from pathlib import Path
 from typing import Any
 
 from contracts.types import FactText
+from editor.arch import arch_spec
 from editor.errors import EditorError
 from editor.knowledge.corpus import statement
 from editor.methods import EditMethod, ResourceContext, get, method_layers
-from editor.methods.defaults import KNOWLEDGE, default_hparams
+from editor.methods.defaults import KNOWLEDGE, default_hparams, hparams_and_choice
+from editor.shapes import PresetChoice
 from editor.stats import SecondMoment, layer_second_moment
+from editor.stats_corpus import sample_corpus
+from editor.stats_import import load_imported
 
 Progress = Callable[[float, str], None]
 # Templates per fact in the statistics corpus (the first few cloze forms of its relation).
@@ -66,7 +74,12 @@ class LayerStats:
         self._by_layer: dict[int, SecondMoment] = {}
 
     def __call__(self, layer: int) -> SecondMoment:
-        """Return E[k kᵀ] of the down-projection input at `layer`."""
+        """Return E[k kᵀ] of the down-projection input at `layer` (an imported one first)."""
+        if layer not in self._by_layer and self.cache_dir is not None:
+            module = arch_spec(self.model).down_proj_name(layer)
+            imported = load_imported(self.cache_dir, self.model_key, module)
+            if imported is not None:
+                self._by_layer[layer] = imported
         if layer not in self._by_layer:
 
             def on_progress(done: int, total: int) -> None:
@@ -95,6 +108,8 @@ class Prepared:
     method: EditMethod
     hparams: Any
     resources: dict[str, Any]
+    preset: PresetChoice | None = None  # which default row the hyper-parameters started from
+    corpus: dict[str, Any] | None = None  # the statistics corpus drawn from a file, if any
 
     @property
     def second_moment(self) -> LayerStats | None:
@@ -127,7 +142,7 @@ def prepare(
     method: str,
     model: Any,
     tokenizer: Any,
-    corpus: Sequence[str],
+    corpus: Sequence[str] | str | Path,
     *,
     model_key: str,
     cache_dir: Path,
@@ -144,15 +159,22 @@ def prepare(
     given, the method's `knowledge` rows apply, else those of `family` (default: the
     model's `config.model_type`). `model_key` names the weights the caches are keyed by
     (the base weights' sha256). `facts` are the graph's facts, for methods whose resources
-    draw on them.
+    draw on them. `corpus`: texts, or the path of a corpus file or directory
+    (`editor.stats_corpus`), sampled to the hyper-parameters' `mom2_n_samples`.
     """
     entry = get(method)
-    hparams = hparams_for(
+    if family is None and trace_layer is not None:
+        family = KNOWLEDGE
+    hparams, choice = hparams_and_choice(
         method, model, overrides=overrides, trace_layer=trace_layer, family=family
     )
     cache_dir = Path(cache_dir)
     resources: dict[str, Any] = {"model_key": model_key}
+    drawn = None
     if entry.needs_second_moment:
+        if isinstance(corpus, str | Path):
+            drawn = sample_corpus(corpus, int(getattr(hparams, "mom2_n_samples", 20_000)))
+            corpus = drawn.texts
         if not corpus:
             raise EditorError(f"{method} needs a non-empty corpus for its second moments")
         stats = LayerStats(
@@ -165,8 +187,9 @@ def prepare(
             progress=progress,
             cancel=cancel,
         )
-        for layer in method_layers(hparams):
-            stats(layer)
+        if getattr(hparams, "mom2_adjustment", True):
+            for layer in method_layers(hparams):
+                stats(layer)
         resources["second_moment"] = stats
     if cancel is not None:
         cancel()
@@ -177,4 +200,4 @@ def prepare(
     if entry.resources is not None:
         ctx = ResourceContext(model, tokenizer, hparams, model_key, cache_dir / entry.name, facts)
         resources.update(entry.resources(ctx))
-    return Prepared(entry, hparams, resources)
+    return Prepared(entry, hparams, resources, choice, drawn.describe() if drawn else None)

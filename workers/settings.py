@@ -58,6 +58,13 @@ class Settings(BaseSettings):
         description="directories the API may register models from (besides var_dir/models)",
     )
 
+    stats_corpus: Path | None = Field(
+        None,
+        description="statistics corpus for the second moments: a text file (one sample a "
+        "line), a JSONL file (`text` field) or a directory of .txt files (one sample each); "
+        "default: the graph's verbalised facts",
+    )
+
     # -- jobs, ledger and Celery (embedded defaults under var_dir) ----------------------------
     metadata_url: str | None = Field(
         None, description="SQLAlchemy URL of the metadata database (jobs, ledger, API keys)"

@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -365,11 +365,23 @@ def rebuild_state(
 
 
 # Default rows per family (`editor.methods.defaults`).
+_ALPHA = "AlphaEdit release (Fang et al., 2025; jianghoucheng/AlphaEdit) hparams/AlphaEdit/"
+_XL = Row((13, 14, 15, 16, 17), 48, source=_ALPHA + "gpt2-xl.json")
+_GPTJ = Row(
+    (3, 4, 5, 6, 7, 8), 28, {"v_num_grad_steps": 25}, source=_ALPHA + "EleutherAI_gpt-j-6B.json"
+)
+_LLAMA3 = Row(
+    (4, 5, 6, 7, 8), 32, {"v_num_grad_steps": 25, "v_lr": 0.1}, source=_ALPHA + "Llama3-8B.json"
+)
 DEFAULTS = {
-    "gpt2": Row((13, 14, 15, 16, 17), 48),
-    "gptj": Row((3, 4, 5, 6, 7, 8), 28, {"v_num_grad_steps": 25}),
-    "gpt_neox": Row((3, 4, 5, 6, 7, 8), 44),
-    **llama_like(Row((4, 5, 6, 7, 8), 32, {"v_num_grad_steps": 25, "v_lr": 0.1})),
+    "gpt2": _XL,
+    "gpt2-xl": _XL,
+    "gptj": _GPTJ,
+    "gpt-j-6b": _GPTJ,
+    "gpt_neox": Row((3, 4, 5, 6, 7, 8), 44,
+                    source="no NeoX release: the GPT-J release's layers, unscaled"),
+    **llama_like(replace(_LLAMA3, source=_ALPHA + "Llama3-8B.json, scaled")),
+    "llama-3-8b": _LLAMA3,
     # Chosen in the sequential stress runs on `small` (docs/results/sequential-stress.md): the
     # earlier absolute τ = 5e-2 with l2 = 10 left 105 of 512 directions at layer 0 and
     # landed 1 of 30 edits (docs/results/editing-quality.md, 2026-11-21 first run). A null
@@ -379,8 +391,9 @@ DEFAULTS = {
         (0, 1, 2),
         None,
         {**KNOWLEDGE_STEPS, "nullspace_energy": 0.1, "l2": 0.5, "clamp_norm_factor": 2.0},
+        source="kgedit: sequential stress runs on the small knowledge model",
     ),
-}
+}  # fmt: skip
 
 METHOD = register(
     EditMethod(
@@ -396,5 +409,7 @@ METHOD = register(
         stateful=True,
         rebuild=rebuild_state,
         tiny={**SPREAD_TINY, "nullspace_energy": 0.1, "l2": 0.1},
+        easyedit="AlphaEdit",
+        easyedit_renames={"L2": "l2"},
     )
 )

@@ -270,15 +270,47 @@ apply_memit_to_model = whole_batch(
 # v_loss_stop 0.01: 97.5 / 73.5 / 96.5 (every edit ran all 100 steps; the KL term keeps the
 # total above 0.01, final NLL median 0.034 → 0.021); λ = 10: 97.5 / 74.5 / 96.5. None moved
 # paraphrase by more than 2 of 200 probes, so the values stay (docs/results/editing-dev.md).
-DEFAULTS = {
-    "gpt2": Row((13, 14, 15, 16, 17), 48),
-    "gptj": Row((3, 4, 5, 6, 7, 8), 28, {"v_num_grad_steps": 25, "mom2_update_weight": 15000}),
-    "gpt_neox": Row((3, 4, 5, 6, 7, 8), 44, {"mom2_update_weight": 15000}),
-    **llama_like(
-        Row((4, 5, 6, 7, 8), 32, {"v_num_grad_steps": 25, "v_lr": 0.1, "mom2_update_weight": 15000})
-    ),
-    KNOWLEDGE: Row((0, 1), None, {**KNOWLEDGE_Z, "mom2_update_weight": 50.0}),
+_MEMIT = "MEMIT release (Meng et al., 2023; kmeng01/memit) hparams/MEMIT/"
+_EASY = "EasyEdit (zjunlp/EasyEdit) hparams/MEMIT/"
+_XL = Row((13, 14, 15, 16, 17), 48, source=_MEMIT + "gpt2-xl.json")
+_GPTJ = Row(
+    (3, 4, 5, 6, 7, 8),
+    28,
+    {"v_num_grad_steps": 25, "mom2_update_weight": 15000},
+    source=_MEMIT + "EleutherAI_gpt-j-6B.json",
+)
+_NEOX = Row(
+    (3, 4, 5, 6, 7, 8),
+    44,
+    {"mom2_update_weight": 15000},
+    source="no NeoX release: the GPT-J release's layers and λ, unscaled",
+)
+# Llama 3 8B as the AlphaEdit release runs MEMIT; EasyEdit's Llama 2, Mistral and Qwen2 files
+# use a larger v* step, a lighter decay and ROME's clamp.
+_LLAMA3 = {"v_num_grad_steps": 25, "v_lr": 0.1, "mom2_update_weight": 15000}
+_LLAMA3_SOURCE = "AlphaEdit release (jianghoucheng/AlphaEdit) hparams/MEMIT/Llama3-8B.json"
+_EASY_7B = {
+    "v_num_grad_steps": 25,
+    "v_lr": 0.5,
+    "v_weight_decay": 1e-3,
+    "clamp_norm_factor": 4.0,
+    "mom2_update_weight": 15000,
 }
+DEFAULTS = {
+    "gpt2": _XL,
+    "gpt2-xl": _XL,
+    "gptj": _GPTJ,
+    "gpt-j-6b": _GPTJ,
+    "gpt_neox": _NEOX,
+    "gpt-neox-20b": _NEOX,
+    **llama_like(Row((4, 5, 6, 7, 8), 32, _LLAMA3, source=_LLAMA3_SOURCE + ", scaled")),
+    "llama-3-8b": Row((4, 5, 6, 7, 8), 32, _LLAMA3, source=_LLAMA3_SOURCE),
+    "llama-2-7b": Row((4, 5, 6, 7, 8), 32, _EASY_7B, source=_EASY + "llama-7b.yaml (Llama-2-7b)"),
+    "mistral-7b": Row((4, 5, 6, 7, 8), 32, _EASY_7B, source=_EASY + "mistral-7b.yaml"),
+    "qwen2-7b": Row((4, 5, 6, 7, 8), 28, _EASY_7B, source=_EASY + "qwen2-7b.yaml"),
+    KNOWLEDGE: Row((0, 1), None, {**KNOWLEDGE_Z, "mom2_update_weight": 50.0},
+                   source="kgedit: EVOKE edits of the small knowledge model"),
+}  # fmt: skip
 
 METHOD = register(
     EditMethod(
@@ -291,5 +323,6 @@ METHOD = register(
         context=memit_context_templates,
         defaults=DEFAULTS,
         tiny={**SPREAD_TINY, "mom2_update_weight": 1.0},
+        easyedit="MEMIT",
     )
 )

@@ -56,7 +56,9 @@ class EditMethod:
     * `rebuild`: a `Rebuilder` that recomputes that state when a job resumes mid-way;
     * `tiny`: hyper-parameter fields for the tiny random-weight test models (edited layer 0);
     * `check`: a `RequestCheck` naming what one request lacks (ROCR's anchor, GLAME's
-      subgraph); job submission and `kgedit.Editor` refuse such a request before any work.
+      subgraph); job submission and `kgedit.Editor` refuse such a request before any work;
+    * `easyedit`: the method's `alg_name` in EasyEdit hparams files, and `easyedit_renames`
+      the EasyEdit field names that differ from the method's (`editor.methods.easyedit`).
     """
 
     name: str
@@ -73,6 +75,8 @@ class EditMethod:
     rebuild: Rebuilder | None = None
     tiny: Mapping[str, Any] = field(default_factory=dict)
     check: RequestCheck | None = None
+    easyedit: str = ""
+    easyedit_renames: Mapping[str, str] = field(default_factory=dict)
 
     def missing(self, request: Any, overrides: Mapping[str, Any] | None = None) -> str | None:
         """Return what `request` lacks for this method (its `check`), or None."""

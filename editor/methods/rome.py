@@ -90,18 +90,6 @@ class RomeHyperParams(LayerVStarHyperParams):
         return asdict(self)
 
 
-PRESETS: dict[str, RomeHyperParams] = {
-    "gpt2-xl": RomeHyperParams(layer=17),
-    "gpt2-large": RomeHyperParams(layer=12),
-    "gpt2-medium": RomeHyperParams(layer=8, clamp_norm_factor=3.0),
-    "gpt-j-6b": RomeHyperParams(layer=5),
-    "gpt-neox-20b": RomeHyperParams(layer=15),
-    "llama-7b-8b": RomeHyperParams(
-        layer=5, v_num_grad_steps=25, v_weight_decay=1e-3, mom2_adjustment=False
-    ),
-}
-
-
 @torch.no_grad()
 def subject_keys(
     model: nn.Module,
@@ -277,13 +265,37 @@ def with_layer(hparams: RomeHyperParams, layer: int) -> RomeHyperParams:
 # none of them in `bench/editing_quality.py`'s edits; efficacy / paraphrase / neighbourhood,
 # CounterFact scoring): 97.5 / 79.5 / 97.3 (81 v* steps on average); with 31 context
 # templates ((5,10),(10,10),(20,10)): 97.5 / 78.5 / 97.1, so the templates stay.
+_ROME = "ROME release (Meng et al., 2022; kmeng01/rome) hparams/ROME/"
+_EASY = "EasyEdit (zjunlp/EasyEdit) hparams/ROME/"
+_XL = Row((17,), 48, source=_ROME + "gpt2-xl.json")
+_GPTJ = Row((5,), 28, source=_ROME + "EleutherAI_gpt-j-6B.json")
+_NEOX = Row(
+    (15,), 44, source="MEMIT release (kmeng01/memit) hparams/ROME/EleutherAI_gpt-neox-20b.json"
+)
+# EasyEdit's Llama, Mistral and Qwen2 files run ROME without the second moment (u = k̄).
+_LLAMA = {"v_num_grad_steps": 25, "v_weight_decay": 1e-3, "mom2_adjustment": False}
 DEFAULTS = {
-    "gpt2": Row((17,), 48),
-    "gptj": Row((5,), 28),
-    "gpt_neox": Row((15,), 44),
-    **llama_like(Row((5,), 32, {"v_num_grad_steps": 25, "v_weight_decay": 1e-3})),
-    KNOWLEDGE: Row((0,), None, KNOWLEDGE_STEPS),
-}
+    "gpt2": _XL,
+    "gpt2-xl": _XL,
+    "gpt2-large": Row((12,), 36, source=_ROME + "gpt2-large.json"),
+    "gpt2-medium": Row((8,), 24, {"clamp_norm_factor": 3.0}, source=_ROME + "gpt2-medium.json"),
+    "gptj": _GPTJ,
+    "gpt-j-6b": _GPTJ,
+    "gpt_neox": _NEOX,
+    "gpt-neox-20b": _NEOX,
+    # the family fallback keeps the second moment: a model of unknown shape gets ROME proper
+    **llama_like(
+        Row((5,), 32, {"v_num_grad_steps": 25, "v_weight_decay": 1e-3},
+            source=_EASY + "llama-7b.yaml, with the mom2 adjustment kept")
+    ),
+    "llama-2-7b": Row((5,), 32, _LLAMA, source=_EASY + "llama-7b.yaml (Llama-2-7b)"),
+    "llama-2-13b": Row((5,), 40, _LLAMA, source=_EASY + "llama-7b.yaml (Llama-2-7b), unscaled"),
+    "llama-3-8b": Row((5,), 32, _LLAMA, source=_EASY + "llama3-8b.yaml"),
+    "mistral-7b": Row((5,), 32, _LLAMA, source=_EASY + "mistral-7b.yaml"),
+    "qwen2-7b": Row((5,), 28, _LLAMA, source=_EASY + "qwen2-7b.yaml"),
+    KNOWLEDGE: Row((0,), None, KNOWLEDGE_STEPS,
+                   source="kgedit: bench/editing_dev.py on the small knowledge model"),
+}  # fmt: skip
 
 METHOD = register(
     EditMethod(
@@ -295,5 +307,6 @@ METHOD = register(
         context=rome_context_templates,
         defaults=DEFAULTS,
         tiny={"layer": 0, "v_num_grad_steps": 12},
+        easyedit="ROME",
     )
 )

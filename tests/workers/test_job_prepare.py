@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import pytest
 from jobs_helpers import random_model_dir  # noqa: F401
 
+from editor.errors import EditorError
 from editor.loading import load_model
 from editor.methods import get, names
 from workers.errors import InvalidInputError
@@ -47,3 +48,23 @@ def test_a_graph_without_facts_is_refused(random_model_dir, tmp_path):  # noqa: 
     spec = SimpleNamespace(method=name, hparams={})
     with pytest.raises(InvalidInputError, match="holds no facts"):
         prepare_job(spec, get(name), warm, None, Settings(var_dir=tmp_path), lambda f, m: None)
+
+
+def test_the_stats_corpus_setting_replaces_the_graphs_facts(random_model_dir, tmp_path):  # noqa: F811
+    from kg.store.sql import SqlGraphStore
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(
+        "".join(f"Sentence number {i} about a town and a river.\n" for i in range(60))
+    )
+    empty = SqlGraphStore(f"sqlite:///{tmp_path / 'empty.sqlite'}")
+    warm = _warm(random_model_dir, empty.url)  # no facts: the graph is never read
+    name = next(n for n in names("edit") if get(n).needs_second_moment)
+    spec = SimpleNamespace(method=name, hparams=dict(get(name).tiny, mom2_n_samples=50))
+    settings = Settings(var_dir=tmp_path, stats_corpus=corpus)
+    ready = prepare_job(spec, get(name), warm, None, settings, lambda f, m: None)
+    assert ready.corpus == {"source": str(corpus), "samples": 50, "available": 60,
+                            "sha256": ready.corpus["sha256"]}  # fmt: skip
+    missing = Settings(var_dir=tmp_path, stats_corpus=tmp_path / "gone.jsonl")
+    with pytest.raises(EditorError, match="statistics corpus not found"):
+        prepare_job(spec, get(name), warm, None, missing, lambda f, m: None)

@@ -66,13 +66,17 @@ def prepare_job(
     """Return the job's method prepared (`editor.prepare`) on the base weights.
 
     A knowledge model's preset fixes the traced edit layer its default rows are relative
-    to; the job's `hparams` override them. The graph's facts are read only for a method
-    that needs second moments or declares further resources.
+    to; the job's `hparams` override them. The statistics corpus is `settings.stats_corpus`
+    when set, else the graph's verbalised facts; the graph's facts are read only for a
+    method that needs them (second moments from the graph, or further resources).
     """
     preset = warm.meta.get("knowledge_preset")
     trace_layer = get_preset(preset).edit_layer if preset else None
-    needs_graph = method.needs_second_moment or method.resources is not None
+    from_graph = method.needs_second_moment and settings.stats_corpus is None
+    needs_graph = from_graph or method.resources is not None
     facts, corpus = graph_corpus(warm.graph_url, settings) if needs_graph else ([], [])
+    if method.needs_second_moment and settings.stats_corpus is not None:
+        corpus = settings.stats_corpus
 
     def compute() -> Prepared:
         return prepare(

@@ -173,13 +173,20 @@ def _send(row_id: str, model: str, settings: Settings | None) -> None:
 def check_job(spec: JobSpec | Mapping[str, Any]) -> JobSpec:
     """Return the validated spec (payload, method, hyper-parameters); raise `InvalidInputError`.
 
-    Each request must carry what the method declares it needs (`check_requests`). Callers
+    Each request must carry what the method declares it needs (`check_requests`), and a
+    configured statistics corpus must exist for a method that needs one. Callers
     that submit several jobs as one unit check them all before submitting any.
     """
     parsed = parse_spec(spec)
     method = resolve(parsed.kind, parsed.method)
     check_overrides(method, parsed.hparams)
     check_requests(method, parsed.requests, parsed.hparams)
+    corpus = get_settings().stats_corpus
+    if method.needs_second_moment and corpus is not None and not corpus.exists():
+        raise InvalidInputError(
+            f"{method.name} needs second moments and the statistics corpus KGEDIT_STATS_CORPUS "
+            f"({corpus}) does not exist"
+        )
     return parsed
 
 
