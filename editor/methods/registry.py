@@ -56,7 +56,10 @@ class EditMethod:
     * `rebuild`: a `Rebuilder` that recomputes that state when a job resumes mid-way;
     * `tiny`: hyper-parameter fields for the tiny random-weight test models (edited layer 0);
     * `check`: a `RequestCheck` naming what one request lacks (ROCR's anchor, GLAME's
-      subgraph); job submission and `kgedit.Editor` refuse such a request before any work.
+      subgraph); job submission and `kgedit.Editor` refuse such a request before any work;
+    * `subject_positions`: the subject tokens its key and value may sit at (`fact_token`
+      subject_first / subject_last / subject_all); a calibration's choice applies only to
+      methods that declare it.
     """
 
     name: str
@@ -73,6 +76,7 @@ class EditMethod:
     rebuild: Rebuilder | None = None
     tiny: Mapping[str, Any] = field(default_factory=dict)
     check: RequestCheck | None = None
+    subject_positions: tuple[str, ...] = ("last",)
 
     def missing(self, request: Any, overrides: Mapping[str, Any] | None = None) -> str | None:
         """Return what `request` lacks for this method (its `check`), or None."""
