@@ -1,0 +1,313 @@
+"""Calibration of one model to its own facts (docs/calibration.md).
+
+1. **Edit point.** The causal trace (`editor.trace`) of a sample of facts the model knows:
+   the MLP indirect effect per (subject-token bucket, layer). The edit layer and the subject
+   position are where that effect peaks: the first or the last subject token, or every
+   subject token when the two peaks are within `ALL_WITHIN` of each other.
+2. **Settings.** A small grid of the v* settings (steps, learning rate, clamp) with ROME, then
+   MEMIT's λ with the chosen v* settings, each scored on edits of the dev split: efficacy,
+   paraphrase and neighbourhood (other subjects of the relation keep their answer), averaged.
+3. **Sayability.** The tail NLL (tokens after the first) of the objects the model knows sets
+   the threshold under which a requested target counts as one the model can say.
+
+The split: a fact belongs to the calibration split when the sha256 of its (subject, relation,
+object) falls in the first `CALIBRATION_SHARE` of the hash range (`is_calibration_fact`); the
+trace sample and the dev edits are drawn from it only, and benchmarks leave it out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from contracts.types import EditRequest, FactText
+from editor.cancel import checkpoint
+from editor.errors import EditorError
+from editor.scoring import compare_targets, greedy_matches
+from editor.sequence import EditSequence
+from editor.tokens import encode_prompt_targets, fact_token_position, target_logprobs_from_logits
+from editor.trace import BUCKETS, TraceCase, TraceResult, causal_trace
+
+CALIBRATION_SHARE = 0.2  # of the hash range: the facts calibration may look at
+ALL_WITHIN = 0.9  # first and last peaks this close (ratio): edit every subject token
+DEFAULT_SAY_NLL = 1.0  # nats per tail token under which a target is sayable (no calibration)
+SAY_MARGIN = 2.0  # calibrated threshold: this × the 95th percentile of known objects' tail NLL
+V_GRID: dict[str, tuple[Any, ...]] = {
+    "v_num_grad_steps": (25, 100),
+    "v_lr": (0.1, 0.5),
+    "clamp_norm_factor": (1.5, 4.0),
+}
+LAMBDA_GRID = (50.0, 5000.0, 20000.0)  # MEMIT's mom2_update_weight
+STEPS = "v_num_grad_steps"  # ties on the dev score go to fewer steps
+FIRST, LAST = BUCKETS.index("first subject token"), BUCKETS.index("last subject token")
+
+# (method, calibration, overrides) -> editor.prepare.Prepared
+Prepare = Callable[[str, Mapping[str, Any], Mapping[str, Any]], Any]
+Progress = Callable[[float, str], None]
+
+
+def is_calibration_fact(subject: str, relation: str, obj: str) -> bool:
+    """Return whether a fact is in the calibration split (benchmarks must not report it)."""
+    digest = hashlib.sha256(f"{subject}\x1f{relation}\x1f{obj}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") < CALIBRATION_SHARE * 2**64
+
+
+@dataclass(frozen=True)
+class EditPoint:
+    """Where a model keeps its facts: the edit layer and the subject position."""
+
+    layer: int
+    position: str  # "first", "last" or "all"
+    first_peak: float
+    last_peak: float
+
+    @property
+    def fact_token(self) -> str:
+        """Return the methods' `fact_token` setting of this position."""
+        return f"subject_{self.position}"
+
+
+def choose_edit_point(trace: TraceResult, kind: str = "mlp") -> EditPoint:
+    """Return the layer and subject position where the trace's `kind` effect peaks."""
+    table = torch.tensor(trace.tables[kind])  # (buckets, L)
+    first, last = table[FIRST], table[LAST]  # (L,) each
+    f_peak, l_peak = float(first.max()), float(last.max())
+    if f_peak > 0 and l_peak > 0 and min(f_peak, l_peak) >= ALL_WITHIN * max(f_peak, l_peak):
+        return EditPoint(int((first + last).argmax()), "all", f_peak, l_peak)
+    if f_peak > l_peak:
+        return EditPoint(int(first.argmax()), "first", f_peak, l_peak)
+    return EditPoint(int(last.argmax()), "last", f_peak, l_peak)
+
+
+@torch.no_grad()
+def tail_nll(
+    model: nn.Module, tokenizer: Any, prompts: Sequence[str], targets: Sequence[str]
+) -> tuple[list[float], list[bool]]:
+    """Return each target's mean NLL over its tokens after the first, and whether greedy
+    decoding continues its first token with exactly the rest (0.0 and True: one token)."""
+    if not prompts:
+        return [], []
+    device = next(model.parameters()).device
+    batch = encode_prompt_targets(tokenizer, prompts, targets).to(device)
+    logits = model(**batch.model_inputs(), use_cache=False).logits  # (B, L, V)
+    tail = batch.target_mask.clone()  # (B, T)
+    tail[:, 0] = False
+    token_lp = target_logprobs_from_logits(logits, batch) * tail  # (B, T)
+    rows = torch.arange(logits.shape[0], device=device).unsqueeze(1)  # (B, 1)
+    hit = (logits[rows, batch.pred_positions].argmax(-1) == batch.target_ids) | ~tail  # (B, T)
+    n = tail.sum(1).clamp(min=1)  # (B,)
+    return (-token_lp.sum(1) / n).tolist(), hit.all(1).tolist()
+
+
+@dataclass(frozen=True)
+class Sayability:
+    """Whether the model can say a target: greedy continuation, or tail NLL under threshold."""
+
+    target: str
+    sayable: bool
+    greedy: bool
+    nll: float
+    threshold: float
+
+
+def check_targets(
+    model: nn.Module,
+    tokenizer: Any,
+    prompts: Sequence[str],
+    targets: Sequence[str],
+    threshold: float = DEFAULT_SAY_NLL,
+) -> list[Sayability]:
+    """Return the sayability of each target after its (filled) prompt."""
+    out = []
+    for start in range(0, len(prompts), 64):
+        part = list(targets[start : start + 64])
+        nll, greedy = tail_nll(model, tokenizer, prompts[start : start + 64], part)
+        for t, v, g in zip(part, nll, greedy, strict=True):
+            out.append(Sayability(t, g or v <= threshold, g, round(v, 4), threshold))
+    return out
+
+
+def known_facts(model: nn.Module, tokenizer: Any, facts: Sequence[FactText]) -> list[FactText]:
+    """Return the facts whose object the model says greedily after the first template."""
+    if not facts:
+        return []
+    prompts = [f.templates[0].format(f.subject) for f in facts]
+    ok = greedy_matches(model, tokenizer, prompts, [f.object for f in facts])  # (N,)
+    return [f for f, k in zip(facts, ok.tolist(), strict=True) if k]
+
+
+def dev_requests(facts: Sequence[FactText], pool: Sequence[FactText]) -> list[EditRequest]:
+    """Return one edit per fact: its first template, a new object from another fact of the
+    same relation in `pool`, its other templates as paraphrases."""
+    by_relation: dict[str, list[str]] = {}
+    for f in pool:
+        by_relation.setdefault(f.relation, [])
+        if f.object not in by_relation[f.relation]:
+            by_relation[f.relation].append(f.object)
+    out = []
+    for i, f in enumerate(facts):
+        others = [o for o in by_relation.get(f.relation, []) if o != f.object]
+        if not others:
+            continue
+        out.append(
+            EditRequest(
+                subject=f.subject,
+                prompt=f.templates[0],
+                target_new=others[i % len(others)],
+                target_true=f.object,
+                paraphrases=tuple(f.templates[1:4]),
+                relation=f.relation,
+                request_id=f"calibration-{i}",
+            )
+        )
+    return out
+
+
+def score_edits(
+    model: nn.Module,
+    tokenizer: Any,
+    prepared: Any,
+    requests: Sequence[EditRequest],
+    pool: Sequence[FactText],
+    batched: bool = False,
+) -> dict[str, float]:
+    """Apply each request (or all of them as one batch), score it, revert; return the rates."""
+    seq = EditSequence(model, tokenizer, prepared.method, prepared.hparams, **prepared.resources)
+    hits: dict[str, list[bool]] = {"efficacy": [], "paraphrase": [], "neighbourhood": []}
+    groups = [list(requests)] if batched else [[r] for r in requests]
+    for group in groups:
+        checkpoint()
+        seq.apply(group)
+        for r in group:
+            prompts = [r.rendered()] + [p.format(r.subject) for p in r.paraphrases]
+            new = compare_targets(
+                model, tokenizer, prompts, [r.target_new] * len(prompts),
+                [r.target_true or ""] * len(prompts),
+            ).tolist()  # fmt: skip
+            hits["efficacy"].append(new[0])
+            hits["paraphrase"] += new[1:]
+            near = [f for f in pool if f.relation == r.relation and f.subject != r.subject][:5]
+            if near:
+                kept = greedy_matches(
+                    model, tokenizer, [f.templates[0].format(f.subject) for f in near],
+                    [f.object for f in near],
+                ).tolist()  # fmt: skip
+                hits["neighbourhood"] += kept
+        seq.revert_all()
+    rates = {k: sum(v) / len(v) if v else 0.0 for k, v in hits.items()}
+    rates["score"] = sum(rates.values()) / len(rates)
+    return rates
+
+
+@dataclass
+class Calibration:
+    """A model's calibration: its edit point, tuned settings per method, and their evidence."""
+
+    edit_layer: int
+    fact_token: str
+    settings: dict[str, dict[str, Any]]
+    say_nll: float
+    trace: dict[str, Any]
+    edit_point: dict[str, Any]
+    dev: dict[str, Any] = field(default_factory=dict)
+    split: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Calibration:
+        """Build from `to_dict`'s output; EditorError if it is malformed."""
+        try:
+            out = cls(**dict(data))
+            fact_token_position(out.fact_token)
+        except TypeError as exc:
+            raise EditorError(f"malformed calibration: {exc}") from None
+        return out
+
+
+def _grid(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
+    """Return every combination of a small grid, as override dicts."""
+    points: list[dict[str, Any]] = [{}]
+    for name, values in grid.items():
+        points = [{**p, name: v} for p in points for v in values]
+    return points
+
+
+def calibrate(
+    model: nn.Module,
+    tokenizer: Any,
+    facts: Sequence[FactText],
+    prepare: Prepare,
+    *,
+    n_trace: int = 12,
+    n_dev: int = 8,
+    samples: int = 5,
+    grid: Mapping[str, Sequence[Any]] | None = None,
+    lambdas: Sequence[float] = LAMBDA_GRID,
+    progress: Progress | None = None,
+) -> Calibration:
+    """Calibrate `model` on the calibration split of its own `facts` (see the module doc).
+
+    `prepare(method, calibration, overrides)` returns the method prepared for this model
+    (`editor.prepare.prepare`) at the calibration's edit point, the overrides on top.
+    """
+    report = progress or (lambda _f, _m: None)
+    split = [f for f in facts if is_calibration_fact(f.subject, f.relation, f.object)]
+    known = known_facts(model, tokenizer, split)
+    if len(known) < 2:
+        raise EditorError(
+            f"calibration needs at least 2 facts the model knows in its calibration split; "
+            f"{len(split)} of {len(facts)} facts are in the split, {len(known)} known"
+        )
+    cases = [TraceCase(f.templates[0].format(f.subject), f.subject, f.object) for f in known]
+    report(0.0, f"causal trace of {min(n_trace, len(cases))} facts")
+    trace = causal_trace(
+        model, tokenizer, cases[:n_trace], samples=samples, kinds=("mlp",),
+        progress=lambda d, t: (checkpoint(), report(0.4 * d / t, "causal trace")),
+    )  # fmt: skip
+    point = choose_edit_point(trace)
+    edit = {"edit_layer": point.layer, "fact_token": point.fact_token}
+    dev = dev_requests(known[:n_dev], known)
+    results: dict[str, list[dict[str, Any]]] = {"rome": [], "memit": []}
+    points = _grid(V_GRID if grid is None else grid)
+    for i, fields in enumerate(points):
+        report(0.4 + 0.4 * i / len(points), f"ROME dev grid {i + 1}/{len(points)}")
+        rates = score_edits(model, tokenizer, prepare("rome", edit, fields), dev, known)
+        results["rome"].append({"settings": fields, **rates})
+    best_v = max(results["rome"], key=lambda r: (r["score"], -r["settings"].get(STEPS, 0)))
+    for i, lam in enumerate(lambdas):
+        report(0.8 + 0.2 * i / len(lambdas), f"MEMIT λ {lam:g}")
+        fields = {**best_v["settings"], "mom2_update_weight": lam}
+        prepared = prepare("memit", edit, fields)
+        rates = score_edits(model, tokenizer, prepared, dev, known, batched=True)
+        results["memit"].append({"settings": fields, **rates})
+    best_lam = max(results["memit"], key=lambda r: r["score"])
+    prompts = [f.templates[0].format(f.subject) for f in known]
+    nlls, _ = tail_nll(model, tokenizer, prompts, [f.object for f in known])
+    q95 = sorted(nlls)[min(len(nlls) - 1, math.ceil(0.95 * len(nlls)) - 1)]
+    report(1.0, "calibrated")
+    return Calibration(
+        edit_layer=point.layer,
+        fact_token=point.fact_token,
+        settings={"rome": dict(best_v["settings"]), "memit": dict(best_lam["settings"])},
+        say_nll=round(max(DEFAULT_SAY_NLL, SAY_MARGIN * q95), 4),
+        trace=trace.to_dict(),
+        edit_point=asdict(point),
+        dev={"n_edits": len(dev), "grid": results},
+        split={
+            "share": CALIBRATION_SHARE,
+            "facts": len(facts),
+            "in_split": len(split),
+            "known": len(known),
+            "traced": len(cases[:n_trace]),
+            "dev_edits": len(dev),
+        },
+    )
