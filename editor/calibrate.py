@@ -3,7 +3,8 @@
 1. **Edit point.** The causal trace (`editor.trace`) of a sample of facts the model knows:
    the MLP indirect effect per (subject-token bucket, layer). The edit layer and the subject
    position are where that effect peaks: the first or the last subject token, or every
-   subject token when the two peaks are within `ALL_WITHIN` of each other.
+   subject token when the two peaks are within `ALL_WITHIN` of each other (at the layer of
+   the higher one).
 2. **Settings.** A small grid of the v* settings (steps, learning rate, clamp) with ROME, then
    MEMIT's λ with the chosen v* settings, each scored on edits of the dev split: efficacy,
    paraphrase and neighbourhood (other subjects of the relation keep their answer), averaged.
@@ -84,7 +85,8 @@ def choose_edit_point(trace: TraceResult, kind: str = "mlp") -> EditPoint:
     first, last = table[FIRST], table[LAST]  # (L,) each
     f_peak, l_peak = float(first.max()), float(last.max())
     if f_peak > 0 and l_peak > 0 and min(f_peak, l_peak) >= ALL_WITHIN * max(f_peak, l_peak):
-        return EditPoint(int((first + last).argmax()), "all", f_peak, l_peak)
+        lead = first if f_peak >= l_peak else last  # (L,)
+        return EditPoint(int(lead.argmax()), "all", f_peak, l_peak)
     if f_peak > l_peak:
         return EditPoint(int(first.argmax()), "first", f_peak, l_peak)
     return EditPoint(int(last.argmax()), "last", f_peak, l_peak)
