@@ -14,7 +14,8 @@
 
 The split: a fact belongs to the calibration split when the sha256 of its (subject, relation,
 object) falls in the first `CALIBRATION_SHARE` of the hash range (`is_calibration_fact`); the
-trace sample and the dev edits are drawn from it only, and benchmarks leave it out.
+trace sample and the dev edits are drawn from it only; a benchmark reporting figures through a
+calibration must leave it out.
 """
 
 from __future__ import annotations

@@ -55,6 +55,13 @@ def graph_corpus(graph_url: str | None, settings: Settings) -> tuple[list[FactTe
     return facts, texts
 
 
+def model_calibration(db: Any, model: str) -> dict[str, Any] | None:
+    """Return the model's stored calibration as the ledger holds it now (None: none)."""
+    with db.session() as session:
+        row = session.get(ModelRow, model)
+        return row.calibration if row is not None else None
+
+
 def prepare_job(
     spec: JobSpec,
     method: Any,
@@ -73,9 +80,7 @@ def prepare_job(
     """
     preset = warm.meta.get("knowledge_preset")
     trace_layer = get_preset(preset).edit_layer if preset else None
-    with db.session() as session:
-        row = session.get(ModelRow, spec.model)
-        calibration = row.calibration if row is not None else None
+    calibration = model_calibration(db, spec.model) if db is not None else None
     needs_graph = method.needs_second_moment or method.resources is not None
     facts, corpus = graph_corpus(warm.graph_url, settings) if needs_graph else ([], [])
 

@@ -13,9 +13,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from workers.db import ModelRow
+from workers.db import ModelRow, get_database
 from workers.jobs.spec import JobSpec
-from workers.ledger.registry import db_of
 from workers.settings import Settings
 
 UNSAYABLE = "unsayable_target"
@@ -30,7 +29,7 @@ def _model_at(model: str, version_id: int, settings: Settings) -> tuple[Any, Any
 
     if not _WARM:
         _WARM.append(WarmModels(default_max_bytes(settings)))
-    db = db_of(settings)
+    db = get_database(settings.metadata_db_url)
     entry = _WARM[0].get(db, model, settings.device)
     entry.checkout(db, version_id, settings.ledger_path)
     return entry.model, entry.tokenizer
@@ -44,7 +43,7 @@ def target_warnings(spec: JobSpec, settings: Settings) -> list[dict[str, Any]]:
 
     if spec.kind != "edit" or not spec.requests or not settings.check_targets:
         return []
-    with db_of(settings).session() as session:
+    with get_database(settings.metadata_db_url).session() as session:
         row = session.get(ModelRow, spec.model)
         if row is None or row.head_version_id is None:
             return []
