@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from workers.db import CalibrationRow, ModelRow, utcnow
+from workers.db import CalibrationRow, ModelRow, record_of, update_row, utcnow
 from workers.errors import InvalidInputError, JobCancelledError, NotFoundError
 from workers.ledger.registry import db_of, model_row
 from workers.settings import Settings, get_settings
@@ -54,18 +54,16 @@ class CalibrationInfo:
 
     def to_dict(self) -> dict[str, Any]:
         """Return JSON-ready data (ISO timestamps)."""
-        out = dict(self.__dict__)
-        out["created_at"] = self.created_at.isoformat()
-        out["finished_at"] = self.finished_at.isoformat() if self.finished_at else None
-        return out
+        items = self.__dict__.items()
+        return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in items}
 
 
 def _info(row: CalibrationRow) -> CalibrationInfo:
     """Return the public record of a row."""
-    return CalibrationInfo(
-        row.id, row.model_name, row.version_id, row.state, float(row.progress), row.message,
-        bool(row.cancel_requested), row.requested_by, dict(row.options or {}),
-        dict(row.result or {}), row.error, row.created_at, row.finished_at,
+    return record_of(
+        row, CalibrationInfo, model=row.model_name, progress=float(row.progress),
+        cancel_requested=bool(row.cancel_requested), options=dict(row.options or {}),
+        result=dict(row.result or {}),
     )  # fmt: skip
 
 
@@ -106,21 +104,16 @@ def request_calibration(
         session.add(request)
         info = _info(request)
     if enqueue:
-        from workers.celery_app import get_app, queue_name
+        from workers.celery_app import send_to_model
 
-        get_app(settings).send_task(TASK_RUN_CALIBRATION, args=[info.id], queue=queue_name(model))
+        send_to_model(settings, TASK_RUN_CALIBRATION, info.id, model)
     return info
 
 
 def _update(calibration_id: str, settings: Settings | None, **values: Any) -> CalibrationInfo:
     """Update a request row and return its record."""
-    with db_of(settings).session() as session:
-        row = session.get(CalibrationRow, calibration_id)
-        if row is None:
-            raise CalibrationNotFoundError(f"no calibration has id {calibration_id!r}")
-        for key, value in values.items():
-            setattr(row, key, value)
-        return _info(row)
+    missing = CalibrationNotFoundError(f"no calibration has id {calibration_id!r}")
+    return update_row(db_of(settings), CalibrationRow, calibration_id, missing, _info, **values)
 
 
 def get_calibration_request(

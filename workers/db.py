@@ -58,6 +58,7 @@ SHA_LEN = 64
 _JSON = JSON().with_variant(JSONB(), "postgresql")
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 def record_of(row: Any, record: Callable[..., T], **computed: Any) -> T:
@@ -328,6 +329,25 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(parsed, pool_pre_ping=True)
+
+
+def update_row(
+    db: Database,
+    cls: type[T],
+    row_id: str,
+    missing: Exception,
+    view: Callable[[T], R],
+    **values: Any,
+) -> R:
+    """Set `values` on the row of `cls` with this id and return `view(row)`; raise `missing`
+    when there is no such row."""
+    with db.session() as session:
+        row = session.get(cls, row_id)
+        if row is None:
+            raise missing
+        for key, value in values.items():
+            setattr(row, key, value)
+        return view(row)
 
 
 class Database:

@@ -116,22 +116,13 @@ def test_bad_input_gets_one_error_shape(client, curated, as_role):
     err(client.post("/v1/graph/entities", json=control, headers=curated), 422)
     bad_template = {"id": "r", "label": "r", "templates": {"cloze": ["no slot"]}, "reason": "t"}
     err(client.post("/v1/graph/relations", json=bad_template, headers=curated), 422)
-    self_equal = {
-        "id": "r",
-        "label": "r",
-        "templates": {"cloze": ["{} r"]},
-        "equivalent_to": ["r"],
-        "reason": "t",
-    }
-    err(client.post("/v1/graph/relations", json=self_equal, headers=curated), 422)
-    asked = {
-        "id": "asked",
-        "label": "asked",
-        "templates": {"cloze": ["{} asks"]},
-        "equivalent_to": ["capital_of"],
-        "reason": "t",
-    }
-    made = client.post("/v1/graph/relations", json=asked, headers=curated)
+
+    def relation(rid: str, *equal: str) -> dict:
+        return {"id": rid, "label": rid, "templates": {"cloze": ["{} r"]},
+                "equivalent_to": list(equal), "reason": "t"}  # fmt: skip
+
+    err(client.post("/v1/graph/relations", json=relation("r", "r"), headers=curated), 422)
+    made = client.post("/v1/graph/relations", json=relation("asked", "capital_of"), headers=curated)
     assert made.status_code == 201 and made.json()["equivalent_to"] == ["capital_of"]
     huge = {"id": "z", "name": "z" * (2 << 20), "reason": "t"}
     err(client.post("/v1/graph/entities", json=huge, headers=curated), 413)
