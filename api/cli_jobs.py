@@ -168,7 +168,8 @@ def submit_and_report(
     from workers.jobs import submit_job
 
     info = _call(submit_job, spec, idempotency_key=key)
-    print_warnings(info.result)
+    if not as_json:  # the JSON document carries them in result.warnings
+        print_warnings(info.result)
     if wait:
         info = _watch(info.id, timeout)
     result(info.to_dict(), as_json, f"job {info.id}: {info.state} ({info.message})")
