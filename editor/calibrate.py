@@ -5,9 +5,11 @@
    position are where that effect peaks: the first or the last subject token, or every
    subject token when the two peaks are within `ALL_WITHIN` of each other (at the layer of
    the higher one).
-2. **Settings.** A small grid of the v* settings (steps, learning rate, clamp) with ROME, then
-   MEMIT's λ with the chosen v* settings, each scored on edits of the dev split: efficacy,
-   paraphrase and neighbourhood (other subjects of the relation keep their answer), averaged.
+2. **Settings.** Each method that declares a grid (`EditMethod.tune`: ROME its v* steps,
+   learning rate and clamp, MEMIT its λ) is run at the new edit point on every grid point,
+   single-edit methods before batched ones; a later method starts from the settings chosen
+   earlier for the fields it shares. A point's score is the mean of efficacy, paraphrase and
+   neighbourhood (other subjects of the relation keep their answer) on the dev edits.
 3. **Sayability.** The tail NLL (mean over the tokens after the first) of objects the model
    knows, asked after another subject's prompt (exactly the dev edits' targets), sets the
    threshold under which a requested target counts as one the model can say.
@@ -32,6 +34,7 @@ from torch import nn
 from contracts.types import EditRequest, FactText
 from editor.cancel import checkpoint
 from editor.errors import EditorError
+from editor.methods import get, names
 from editor.scoring import compare_targets, greedy_matches
 from editor.sequence import EditSequence
 from editor.tokens import encode_prompt_targets, fact_token_position, target_logprobs_from_logits
@@ -45,12 +48,6 @@ ALL_WITHIN = 0.9  # first and last peaks this close (ratio): edit every subject 
 DEFAULT_SAY_NLL = 4.0
 SAY_MARGIN = 1.5  # calibrated threshold: this × the 95th percentile of the dev targets' tail NLL
 SAY_FLOOR = 1.0  # and never below this
-V_GRID: dict[str, tuple[Any, ...]] = {
-    "v_num_grad_steps": (25, 100),
-    "v_lr": (0.1, 0.5),
-    "clamp_norm_factor": (1.5, 4.0),
-}
-LAMBDA_GRID = (50.0, 5000.0, 20000.0)  # MEMIT's mom2_update_weight
 STEPS = "v_num_grad_steps"  # ties on the dev score go to fewer steps
 FIRST, LAST = BUCKETS.index("first subject token"), BUCKETS.index("last subject token")
 
@@ -241,6 +238,11 @@ class Calibration:
         return out
 
 
+def tuned_methods() -> list[str]:
+    """Return the methods that declare a calibration grid: single-edit ones first."""
+    return sorted((m for m in names("edit") if get(m).tune), key=lambda m: (get(m).batched, m))
+
+
 def _grid(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
     """Return every combination of a small grid, as override dicts."""
     points: list[dict[str, Any]] = [{}]
@@ -258,14 +260,14 @@ def calibrate(
     n_trace: int = 12,
     n_dev: int = 8,
     samples: int = 5,
-    grid: Mapping[str, Sequence[Any]] | None = None,
-    lambdas: Sequence[float] = LAMBDA_GRID,
+    grids: Mapping[str, Mapping[str, Sequence[Any]]] | None = None,
     progress: Progress | None = None,
 ) -> Calibration:
     """Calibrate `model` on the calibration split of its own `facts` (see the module doc).
 
     `prepare(method, calibration, overrides)` returns the method prepared for this model
     (`editor.prepare.prepare`) at the calibration's edit point, the overrides on top.
+    `grids` replaces the declared grid of the methods it names.
     """
     report = progress or (lambda _f, _m: None)
     split = [f for f in facts if is_calibration_fact(f.subject, f.relation, f.object)]
@@ -284,27 +286,34 @@ def calibrate(
     point = choose_edit_point(trace)
     edit = {"edit_layer": point.layer, "fact_token": point.fact_token}
     dev = dev_requests(known[:n_dev], known)
-    results: dict[str, list[dict[str, Any]]] = {"rome": [], "memit": []}
-    points = _grid(V_GRID if grid is None else grid)
-    for i, fields in enumerate(points):
-        report(0.4 + 0.4 * i / len(points), f"ROME dev grid {i + 1}/{len(points)}")
-        rates = score_edits(model, tokenizer, prepare("rome", edit, fields), dev, known)
-        results["rome"].append({"settings": fields, **rates})
-    best_v = max(results["rome"], key=lambda r: (r["score"], -r["settings"].get(STEPS, 0)))
-    for i, lam in enumerate(lambdas):
-        report(0.8 + 0.2 * i / len(lambdas), f"MEMIT λ {lam:g}")
-        fields = {**best_v["settings"], "mom2_update_weight": lam}
-        prepared = prepare("memit", edit, fields)
-        rates = score_edits(model, tokenizer, prepared, dev, known, batched=True)
-        results["memit"].append({"settings": fields, **rates})
-    best_lam = max(results["memit"], key=lambda r: r["score"])
+    methods = tuned_methods()
+    plans = {m: _grid((grids or {}).get(m, get(m).tune)) for m in methods}
+    total, done = sum(len(p) for p in plans.values()), 0
+    results: dict[str, list[dict[str, Any]]] = {}
+    chosen: dict[str, Any] = {}  # the settings chosen so far, shared with later methods
+    settings: dict[str, dict[str, Any]] = {}
+    for method in methods:
+        entry = get(method)
+        fields = set(getattr(entry.hparams_cls, "__dataclass_fields__", {}))
+        base = {k: v for k, v in chosen.items() if k in fields}
+        results[method] = []
+        for point in plans[method]:
+            report(0.4 + 0.6 * done / total, f"{method} dev grid {done + 1}/{total}")
+            done += 1
+            tried = {**base, **point}
+            prepared = prepare(method, edit, tried)
+            rates = score_edits(model, tokenizer, prepared, dev, known, batched=entry.batched)
+            results[method].append({"settings": tried, **rates})
+        best = max(results[method], key=lambda r: (r["score"], -r["settings"].get(STEPS, 0)))
+        settings[method] = dict(best["settings"])
+        chosen.update(best["settings"])
     nlls, _ = tail_nll(model, tokenizer, [r.rendered() for r in dev], [r.target_new for r in dev])
     q95 = sorted(nlls)[min(len(nlls) - 1, math.ceil(0.95 * len(nlls)) - 1)] if nlls else 0.0
     report(1.0, "calibrated")
     return Calibration(
         edit_layer=point.layer,
         fact_token=point.fact_token,
-        settings={"rome": dict(best_v["settings"]), "memit": dict(best_lam["settings"])},
+        settings=settings,
         say_nll=round(max(SAY_FLOOR, SAY_MARGIN * q95), 4),
         trace=trace.to_dict(),
         edit_point=asdict(point),

@@ -293,6 +293,7 @@ METHOD = register(
     EditMethod(
         name="memit",
         subject_positions=SUBJECT_POSITIONS,
+        tune={"mom2_update_weight": (50.0, 5000.0, 20000.0)},  # λ: knowledge row, ×100, released
         hparams_cls=MemitHyperParams,
         apply=apply_memit_to_model,
         needs_second_moment=True,

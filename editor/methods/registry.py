@@ -59,7 +59,9 @@ class EditMethod:
       subgraph); job submission and `kgedit.Editor` refuse such a request before any work;
     * `subject_positions`: the subject tokens its key and value may sit at (`fact_token`
       subject_first / subject_last / subject_all); a calibration's choice applies only to
-      methods that declare it.
+      methods that declare it;
+    * `tune`: field -> values, the grid of its settings a calibration tries on the model's
+      dev facts (`editor.calibrate`); empty: calibration leaves its settings alone.
     """
 
     name: str
@@ -77,6 +79,7 @@ class EditMethod:
     tiny: Mapping[str, Any] = field(default_factory=dict)
     check: RequestCheck | None = None
     subject_positions: tuple[str, ...] = ("last",)
+    tune: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
 
     def missing(self, request: Any, overrides: Mapping[str, Any] | None = None) -> str | None:
         """Return what `request` lacks for this method (its `check`), or None."""

@@ -20,6 +20,7 @@ from editor.calibrate import (
     choose_edit_point,
     is_calibration_fact,
     known_facts,
+    tuned_methods,
 )
 from editor.errors import EditorError
 from editor.loading import load_model
@@ -80,6 +81,10 @@ def test_the_split_is_stable_and_about_a_fifth() -> None:
     assert [is_calibration_fact(*t) for t in triples[:50]] == [
         is_calibration_fact(*t) for t in triples[:50]
     ]
+
+
+def test_the_methods_with_a_grid_are_tuned_single_edit_ones_first() -> None:
+    assert tuned_methods() == ["rome", "memit"]
 
 
 def test_a_malformed_calibration_is_refused() -> None:
@@ -158,12 +163,13 @@ def test_calibration_chooses_the_first_subject_token_where_facts_sit_there(
         return prepare(method, model, tok, corpus, model_key=key, cache_dir=tmp_path,
                        overrides=dict(fields), trace_layer=0, calibration=dict(point))  # fmt: skip
 
-    result = calibrate(
-        model, tok, facts, prepared, n_trace=8, n_dev=3, samples=3,
-        grid={"v_num_grad_steps": (25,), "v_lr": (0.5,), "clamp_norm_factor": (4.0,)},
-        lambdas=(5000.0,),
-    )  # fmt: skip
+    grids = {
+        "rome": {"v_num_grad_steps": (25,), "v_lr": (0.5,), "clamp_norm_factor": (4.0,)},
+        "memit": {"mom2_update_weight": (5000.0,)},
+    }
+    result = calibrate(model, tok, facts, prepared, n_trace=8, n_dev=3, samples=3, grids=grids)
     point = result.edit_point
     assert result.fact_token == "subject_first", point
     assert point["first_peak"] > point["last_peak"]
     assert result.dev["n_edits"] >= 2 and result.settings["rome"]["v_num_grad_steps"] == 25
+    assert result.settings["memit"] == {**result.settings["rome"], "mom2_update_weight": 5000.0}
