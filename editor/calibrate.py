@@ -297,10 +297,10 @@ def calibrate(
         fields = set(getattr(entry.hparams_cls, "__dataclass_fields__", {}))
         base = {k: v for k, v in chosen.items() if k in fields}
         results[method] = []
-        for point in plans[method]:
+        for fields_tried in plans[method]:
             report(0.4 + 0.6 * done / total, f"{method} dev grid {done + 1}/{total}")
             done += 1
-            tried = {**base, **point}
+            tried = {**base, **fields_tried}
             prepared = prepare(method, edit, tried)
             rates = score_edits(model, tokenizer, prepared, dev, known, batched=entry.batched)
             results[method].append({"settings": tried, **rates})
