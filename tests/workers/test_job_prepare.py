@@ -49,7 +49,7 @@ def test_a_graph_without_facts_is_refused(random_model_dir, tmp_path):  # noqa: 
         prepare_job(spec, get(name), warm, None, Settings(var_dir=tmp_path), lambda f, m: None)
 
 
-def test_a_job_is_prepared_at_the_models_calibrated_edit_point(random_model_dir, tiny_graph, job_settings):  # noqa: F811, E501
+def test_jobs_use_the_calibrated_edit_point(random_model_dir, tiny_graph, job_settings):  # noqa: F811
     from workers.db import ModelRow
     from workers.ledger import register_model
     from workers.ledger.registry import db_of
