@@ -9,7 +9,9 @@ resources in `<method name>/`.
 Steps, each as the method declares it in its registration (`editor.methods.EditMethod`):
 1. hyper-parameters: the method's default row for the model (a knowledge model's rows are
    relative to its traced edit layer; else the row of the model's released shape, else of
-   its family: `editor.methods.defaults.choose_row`), then the overrides;
+   its family: `editor.methods.defaults.choose_row`), then the model's calibration when it
+   has one (its edit layer and subject position, its tuned settings; `calibration_fields`),
+   then the overrides: a user's explicit settings always win;
 2. second moments of the edited layers over the corpus (cached on disk), with progress: an
    imported moment (`editor.stats_import`) when one is stored for the layer, else computed
    over the corpus, which is a list of texts (the graph's verbalised facts by default) or a
@@ -30,11 +32,17 @@ from editor.arch import arch_spec
 from editor.errors import EditorError
 from editor.knowledge.corpus import statement
 from editor.methods import EditMethod, ResourceContext, get, method_layers
-from editor.methods.defaults import KNOWLEDGE, default_hparams, hparams_and_choice
+from editor.methods.defaults import (
+    KNOWLEDGE,
+    default_hparams,
+    hparams_and_choice,
+    load_overrides,
+)
 from editor.shapes import PresetChoice
 from editor.stats import SecondMoment, layer_second_moment
 from editor.stats_corpus import sample_corpus
 from editor.stats_import import load_imported
+from editor.tokens import fact_token_position
 
 Progress = Callable[[float, str], None]
 # Templates per fact in the statistics corpus (the first few cloze forms of its relation).
@@ -122,6 +130,35 @@ class Prepared:
         return self.resources.get("context_templates")
 
 
+def calibration_fields(
+    method: str, model: Any, calibration: Mapping[str, Any], family: str | None
+) -> dict[str, Any]:
+    """Return the fields a calibration sets for `method` on a model that is not a knowledge
+    model (whose rows follow the calibrated layer already): the edit layer (a spreading
+    method's window is shifted to start there), the subject position where the method
+    supports it, and the settings tuned for the method."""
+    entry = get(method)
+    names = set(getattr(entry.hparams_cls, "__dataclass_fields__", {}))
+    out: dict[str, Any] = {}
+    n_layers = int(model.config.num_hidden_layers)
+    layer = int(calibration["edit_layer"])
+    if family != KNOWLEDGE and entry.defaults:
+        base = default_hparams(method, model, family=family)
+        if "layers" in names:
+            start = min(base.layers)
+            out["layers"] = tuple(
+                sorted({min(n_layers - 1, x - start + layer) for x in base.layers})
+            )
+        elif "layer" in names:
+            out["layer"] = layer
+    position = fact_token_position(str(calibration["fact_token"]))
+    if "fact_token" in names and position in entry.subject_positions:
+        out["fact_token"] = calibration["fact_token"]
+    tuned = calibration.get("settings", {}).get(method, {})
+    out.update({k: v for k, v in tuned.items() if k in names})
+    return out
+
+
 def hparams_for(
     method: str,
     model: Any,
@@ -129,11 +166,39 @@ def hparams_for(
     overrides: Mapping[str, Any] | str | Path | None = None,
     trace_layer: int | None = None,
     family: str | None = None,
+    calibration: Mapping[str, Any] | None = None,
 ) -> Any:
     """Return step 1 alone: the method's hyper-parameters for `model` (see `prepare`)."""
+    return hparams_and_preset(
+        method,
+        model,
+        overrides=overrides,
+        trace_layer=trace_layer,
+        family=family,
+        calibration=calibration,
+    )[0]
+
+
+def hparams_and_preset(
+    method: str,
+    model: Any,
+    *,
+    overrides: Mapping[str, Any] | str | Path | None = None,
+    trace_layer: int | None = None,
+    family: str | None = None,
+    calibration: Mapping[str, Any] | None = None,
+) -> tuple[Any, PresetChoice]:
+    """Return `hparams_for` and the default row it started from."""
     if family is None and trace_layer is not None:
         family = KNOWLEDGE
-    return default_hparams(
+    if calibration is not None:
+        if family == KNOWLEDGE:
+            trace_layer = int(calibration["edit_layer"])
+        overrides = {
+            **calibration_fields(method, model, calibration, family),
+            **load_overrides(overrides, method),
+        }
+    return hparams_and_choice(
         method, model, family=family, trace_layer=trace_layer, overrides=overrides
     )
 
@@ -152,6 +217,7 @@ def prepare(
     facts: Sequence[FactText] = (),
     progress: Progress | None = None,
     cancel: Callable[[], None] | None = None,
+    calibration: Mapping[str, Any] | None = None,
 ) -> Prepared:
     """Return the method's hyper-parameters and resources for `model`.
 
@@ -161,12 +227,17 @@ def prepare(
     (the base weights' sha256). `facts` are the graph's facts, for methods whose resources
     draw on them. `corpus`: texts, or the path of a corpus file or directory
     (`editor.stats_corpus`), sampled to the hyper-parameters' `mom2_n_samples`.
+    `calibration`: the model's calibration (`editor.calibrate.Calibration` as a dict),
+    applied between the defaults and the overrides.
     """
     entry = get(method)
-    if family is None and trace_layer is not None:
-        family = KNOWLEDGE
-    hparams, choice = hparams_and_choice(
-        method, model, overrides=overrides, trace_layer=trace_layer, family=family
+    hparams, choice = hparams_and_preset(
+        method,
+        model,
+        overrides=overrides,
+        trace_layer=trace_layer,
+        family=family,
+        calibration=calibration,
     )
     cache_dir = Path(cache_dir)
     resources: dict[str, Any] = {"model_key": model_key}

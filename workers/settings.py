@@ -93,6 +93,11 @@ class Settings(BaseSettings):
     job_max_retries: int = Field(5, ge=0, description="automatic retries of transient errors")
     job_retry_backoff_max: float = Field(600.0, gt=0, description="cap of the retry backoff (s)")
     auto_migrate: bool = Field(True, description="upgrade the metadata schema on first use")
+    check_targets: bool = Field(
+        True,
+        description="at submission, score each edit target on the model's head and warn about "
+        "targets it cannot say (loads the model in the submitting process)",
+    )
 
     # -- the sync loop ----------------------------------------------------------------------
     sync_edit_chain: list[str] = Field(

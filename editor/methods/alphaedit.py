@@ -49,6 +49,7 @@ from editor.methods.common import (
     hparams_context_templates,
     moment_for,
     request_keys,
+    subject_position,
     templates_or_default,
     timed,
 )
@@ -62,6 +63,7 @@ from editor.methods.memit import (
 )
 from editor.methods.registry import EditMethod, register
 from editor.stats import SecondMoment
+from editor.tokens import SUBJECT_POSITIONS
 from editor.vstar import LossTerm
 
 _EIG: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -282,9 +284,10 @@ def apply_alphaedit(
         model, tokenizer, requests, hparams, context_templates, spec, solve, timings,
         extra_losses_for=extra_losses_for,
     )  # fmt: skip
+    at = subject_position(hparams)
     with timed(timings, "solve"):  # the batch's keys, kept for later batches
         new_keys = {
-            layer: request_keys(model, tokenizer, spec, layer, requests, context_templates).T
+            layer: request_keys(model, tokenizer, spec, layer, requests, context_templates, at).T
             for layer in layers
         }  # layer -> (m, n)
         token = state.add(new_keys)
@@ -356,8 +359,9 @@ def rebuild_state(
     templates = resources.get("context_templates") or hparams_context_templates(
         model, tokenizer, hparams, resources.get("model_key")
     )
+    at = subject_position(hparams)
     keys = {
-        layer: request_keys(model, tokenizer, spec, layer, requests, templates).T.detach().cpu()
+        layer: request_keys(model, tokenizer, spec, layer, requests, templates, at).T.detach().cpu()
         for layer in hparams.layers
     }  # layer -> (m, n)
     for delta in deltas:
@@ -398,6 +402,7 @@ DEFAULTS = {
 METHOD = register(
     EditMethod(
         name="alphaedit",
+        subject_positions=SUBJECT_POSITIONS,
         hparams_cls=AlphaEditHyperParams,
         apply=apply_alphaedit_to_model,
         needs_second_moment=True,

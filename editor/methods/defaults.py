@@ -32,6 +32,7 @@ from torch import nn
 from editor.errors import EditorError
 from editor.methods.registry import get, names
 from editor.shapes import PRESET_KEY, PresetChoice, describe_shape, match_shape, named_shape
+from editor.tokens import fact_token_position
 
 KNOWLEDGE = "knowledge"
 LLAMA_LIKE = ("llama", "mistral", "qwen2")
@@ -217,4 +218,10 @@ def hparams_and_choice(
             data[name] = resolve_layers(Row((ref,), row.depth), n_layers, trace_layer)[0]
     data.update(fields)
     hparams = cls.from_dict(data) if hasattr(cls, "from_dict") else cls(**data)
+    fact_token = getattr(hparams, "fact_token", None)
+    if fact_token is not None and fact_token_position(fact_token) not in entry.subject_positions:
+        raise EditorError(
+            f"{method} reads the subject at {list(entry.subject_positions)} only, "
+            f"not fact_token {fact_token!r}"
+        )
     return hparams, choice

@@ -44,6 +44,7 @@ from editor.methods.entries import EditCall, request_by_request
 from editor.methods.registry import EditMethod, register
 from editor.methods.rgcn import RelationalGNN
 from editor.methods.rome import RomeHyperParams, apply_rome, rome_context_templates
+from editor.tokens import SUBJECT_POSITIONS
 from editor.vstar import VStarResult, optimize_v
 
 
@@ -303,6 +304,7 @@ def subgraph_problem(request: EditRequest, overrides: Mapping[str, Any]) -> str 
 METHOD = register(
     EditMethod(
         name="glame",
+        subject_positions=SUBJECT_POSITIONS,
         hparams_cls=GlameHyperParams,
         apply=apply_glame_to_model,
         needs_second_moment=True,

@@ -51,12 +51,14 @@ from editor.methods.common import (
     moment_for,
     request_keys,
     request_vstar,
+    subject_position,
     templates_or_default,
     timed,
 )
 from editor.methods.defaults import KNOWLEDGE, KNOWLEDGE_Z, Row, llama_like
 from editor.methods.entries import EditCall, whole_batch
 from editor.methods.registry import EditMethod, register
+from editor.tokens import SUBJECT_POSITIONS
 from editor.vstar import ESSENCE_PROMPTS, LossTerm
 
 MEMIT_SEEDS: tuple[str, ...] = ("The", "Therefore", "Because", "I", "You")
@@ -79,6 +81,7 @@ class SpreadHyperParams(HParams):
     context_seed: int = 0
     essence_prompts: tuple[str, ...] = ESSENCE_PROMPTS
     mom2_n_samples: int = 100_000
+    fact_token: str = "subject_last"  # or subject_first / subject_all (a calibration's choice)
 
 
 @dataclass(frozen=True)
@@ -153,16 +156,21 @@ def spread_over_layers(
     context_templates: Sequence[str],
     spec: ArchSpec,
     solve: Callable[[int, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+    hparams: Any = None,
 ) -> tuple[list, dict[str, Any]]:
-    """Edit each layer in turn with `solve(layer, K (m, n), R_k (d, n)) -> (U, V)`.
+    """Edit each layer in turn with `solve(layer, K (m, n), R_k (d, n)) -> (U, V)`;
+    keys and outputs are read at the subject tokens `hparams.fact_token` names (default last).
 
     Returns the applied delta entries (in layer order) and per-layer diagnostics.
     """
     z_name = spec.layer_name(layers[-1])
     entries, diag = [], {"residual_norm": [], "update_norm": []}
+    at = subject_position(hparams) if hparams is not None else "last"
     for i, layer in enumerate(layers):
-        keys = request_keys(model, tokenizer, spec, layer, requests, context_templates)  # (n, m)
-        cur = bare_outputs(model, tokenizer, z_name, requests)  # (n, d)
+        keys = request_keys(
+            model, tokenizer, spec, layer, requests, context_templates, at
+        )  # (n, m)
+        cur = bare_outputs(model, tokenizer, z_name, requests, position=at)  # (n, d)
         resid = (zs - cur).T / (len(layers) - i)  # (d, n)
         U, V = solve(layer, keys.T, resid)  # (d, n), (m, n)
         entry = factor_entry(model, spec, layer, U, V)
@@ -170,7 +178,7 @@ def spread_over_layers(
         entries.append(entry)
         diag["residual_norm"].append(float((zs - cur).norm(dim=1).mean()))
         diag["update_norm"].append(entry.norm())
-    final = bare_outputs(model, tokenizer, z_name, requests)  # (n, d)
+    final = bare_outputs(model, tokenizer, z_name, requests, position=at)  # (n, d)
     diag["final_residual_norm"] = float((zs - final).norm(dim=1).mean())
     return entries, diag
 
@@ -206,8 +214,9 @@ def targets_then_spread(
         )  # (n, d)
     with timed(timings, "solve"):
         entries, diag = spread_over_layers(
-            model, tokenizer, requests, zs, tuple(hparams.layers), context_templates, spec, solve
-        )
+            model, tokenizer, requests, zs, tuple(hparams.layers), context_templates, spec, solve,
+            hparams,
+        )  # fmt: skip
     return zs, z_infos, entries, diag
 
 
@@ -315,6 +324,8 @@ DEFAULTS = {
 METHOD = register(
     EditMethod(
         name="memit",
+        subject_positions=SUBJECT_POSITIONS,
+        tune={"mom2_update_weight": (50.0, 5000.0, 20000.0)},  # λ: knowledge row, ×100, released
         hparams_cls=MemitHyperParams,
         apply=apply_memit_to_model,
         needs_second_moment=True,

@@ -58,7 +58,12 @@ class EditMethod:
     * `check`: a `RequestCheck` naming what one request lacks (ROCR's anchor, GLAME's
       subgraph); job submission and `kgedit.Editor` refuse such a request before any work;
     * `easyedit`: the method's `alg_name` in EasyEdit hparams files, and `easyedit_renames`
-      the EasyEdit field names that differ from the method's (`editor.methods.easyedit`).
+      the EasyEdit field names that differ from the method's (`editor.methods.easyedit`);
+    * `subject_positions`: the subject tokens its key and value may sit at (`fact_token`
+      subject_first / subject_last / subject_all); a calibration's choice applies only to
+      methods that declare it;
+    * `tune`: field -> values, the grid of its settings a calibration tries on the model's
+      dev facts (`editor.calibrate`); empty: calibration leaves its settings alone.
     """
 
     name: str
@@ -77,6 +82,8 @@ class EditMethod:
     check: RequestCheck | None = None
     easyedit: str = ""
     easyedit_renames: Mapping[str, str] = field(default_factory=dict)
+    subject_positions: tuple[str, ...] = ("last",)
+    tune: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
 
     def missing(self, request: Any, overrides: Mapping[str, Any] | None = None) -> str | None:
         """Return what `request` lacks for this method (its `check`), or None."""

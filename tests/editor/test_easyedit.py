@@ -58,16 +58,16 @@ def test_a_memit_file_translates_and_names_every_dropped_field(tmp_path) -> None
     assert out.overrides == {
         "layers": [13, 14, 15, 16, 17], "clamp_norm_factor": 0.75, "v_num_grad_steps": 20,
         "v_lr": 0.5, "v_weight_decay": 0.5, "kl_factor": 0.0625, "mom2_update_weight": 20000,
-        "mom2_n_samples": 100000,
+        "mom2_n_samples": 100000, "fact_token": "subject_last",
     }  # fmt: skip
     assert set(out.dropped) == {
-        "model_name", "stats_dir", "device", "layer_selection", "fact_token", "v_loss_layer",
+        "model_name", "stats_dir", "device", "layer_selection", "v_loss_layer",
         "mom2_adjustment", "rewrite_module_tmp", "layer_module_tmp", "mlp_module_tmp",
         "attn_module_tmp", "ln_f_module", "lm_head_module", "mom2_dataset", "mom2_dtype",
     }  # fmt: skip
     assert "KGEDIT_STATS_CORPUS" in out.dropped["mom2_dataset"]
     assert out.dropped["mom2_adjustment"] == "memit always uses the second moment"
-    assert out.dropped["fact_token"] == "memit has no such hyper-parameter in kgedit"
+    assert out.dropped["v_loss_layer"] == "the v* loss is always read at the model's output"
     # the overrides build the method's hyper-parameters as any overrides do
     model = _Stub(tiny_config("gpt2", 100))
     hp = default_hparams("memit", model, overrides=out.overrides)
