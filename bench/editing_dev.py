@@ -37,12 +37,21 @@ from editor.knowledge.corpus import heldout_template_index
 from editor.knowledge.presets import get_preset
 from editor.probe_scoring import ScoringConfig, score_probes
 from editor.sequence import EditSequence
+from kg.forms import request_with_forms
 from kg.probes import ProbeConfig, audit_probes
 from kg.view import GraphView
 from workers.edit_run import select_known_edits
 from workers.settings import get_settings
 
-KINDS = ("rewrite", "paraphrase", "neighbour", "prefix_distraction")
+KINDS = (
+    "rewrite",
+    "paraphrase",
+    "neighbour",
+    "same_subject",
+    "form_cloze",
+    "form_question",
+    "prefix_distraction",
+)
 PROBES = ProbeConfig(
     n_paraphrases=5, n_neighbours=10, n_prefix=5, max_hops=0, stepwise=False, fluency=False
 )
@@ -145,7 +154,10 @@ def main() -> None:
     args, console, setup = open_bench(parser)
     model, tok = setup.model, setup.tokenizer
     known = select_known_edits(model, tok, setup.cases, len(setup.cases))
-    edits = known[-args.edits :]
+    view = GraphView(setup.store)
+    # every edit carries its relation's forms, so both settings of the form option (`forms`)
+    # are scored on the same probes (the paraphrase probes leave the forms out)
+    edits = [request_with_forms(r, view.relation(r.relation)) for r in known[-args.edits :]]
     console.print(f"dev subset: the last {len(edits)} of {len(known)} known edits")
     probes = dev_probes(setup, edits)
     labels = paraphrase_labels(setup, edits, probes)

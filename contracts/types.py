@@ -80,7 +80,12 @@ class Subgraph:
 
 @dataclass(frozen=True)
 class EditRequest:
-    """Rewrite (subject, relation) from `target_true` to `target_new`; `prompt` holds `{}`."""
+    """Rewrite (subject, relation) from `target_true` to `target_new`; `prompt` holds `{}`.
+
+    `forms`: further templates of the same fact (other cloze wordings, the question form),
+    each with one `{}`, that a method with the form option optimises over besides `prompt`
+    (docs/methods/rome.md); the audit keeps them out of the paraphrase probes.
+    """
 
     subject: str
     prompt: str
@@ -91,6 +96,7 @@ class EditRequest:
     subgraph: Subgraph | None = None
     relation: str | None = None
     request_id: str | None = None
+    forms: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.subject or not self.subject.strip():
@@ -99,6 +105,9 @@ class EditRequest:
             raise ValueError(f"EditRequest.prompt must hold exactly one '{{}}': {self.prompt!r}")
         if not self.target_new or not self.target_new.strip():
             raise ValueError("EditRequest.target_new must be a non-empty string")
+        for form in self.forms:
+            if form.count("{}") != 1:
+                raise ValueError(f"EditRequest.forms must each hold exactly one '{{}}': {form!r}")
 
     def rendered(self) -> str:
         """Return the prompt with the subject filled in."""

@@ -4,7 +4,8 @@ A free vector δ (init 0) is *added* to the output of one module (ROME: the MLP 
 layer) at the subject's last token (or its first, or every subject token: `subject_position`,
 from a calibration) of every prompt in one batch:
 
-* rewriting prompts `context_j(prompt(s)) + o*[:-1]` for every context template j, and
+* rewriting prompts `context_j(prompt(s)) + o*[:-1]` for every context template j (and, with
+  the form option, `context_j(form(s)) + o*[:-1]` for each of the request's further forms), and
 * essence prompts (default `"{} is a"`).
 
 Loss = nll_factor·NLL(o* | rewriting prompts) + kl_factor·KL(P_δ ‖ P_0) on the next-token
@@ -132,9 +133,13 @@ class VStarResult:
     best_loss: float = float("inf")
 
 
-def rewriting_templates(context_templates: Sequence[str], prompt: str) -> list[str]:
-    """Return each context template with the request prompt put into its `{}`."""
-    return [compose(ctx, prompt) for ctx in context_templates]
+def rewriting_templates(
+    context_templates: Sequence[str], prompt: str, forms: Sequence[str] = ()
+) -> list[str]:
+    """Return each context template with the request prompt put into its `{}`, then the same
+    for each of the request's further `forms` (the form option): row j holds context template
+    j mod len(context_templates)."""
+    return [compose(ctx, text) for text in (prompt, *forms) for ctx in context_templates]
 
 
 def optimize_v(
@@ -160,17 +165,20 @@ def optimize_v(
     on_step: Callable[[int, dict[str, float]], None] | None = None,
     delta_param: Callable[[torch.Tensor], DeltaParam] | None = None,
     subject_position: str = "last",
+    forms: Sequence[str] = (),
 ) -> VStarResult:
     """Optimise δ added to `insert_template.format(layer)` (default: the MLP) and return v*.
 
     `delta_param(m0)` builds the parametrisation of δ (default `FreeDelta`).
+    `forms`: further templates of the fact (`EditRequest.forms`), each under every context
+    template, whose NLL of the target is averaged in with the prompt's (the form option).
     `subject_position` ("first", "last", "all"): the subject tokens δ is added at; m0 is the
     module's output there (averaged over the tokens for "all").
     """
     spec = spec or arch_spec(model)
     module = get_module(model, (insert_template or spec.mlp).format(layer))
     device = next(model.parameters()).device
-    r_templates = rewriting_templates(context_templates, prompt)
+    r_templates = rewriting_templates(context_templates, prompt, forms)
     templates = r_templates + list(essence_prompts)
     n_rewrite = len(r_templates)
     texts = [fill(t, subject)[0] for t in templates]

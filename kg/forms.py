@@ -12,18 +12,23 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from dataclasses import replace
 
 from contracts.forms import ANSWER, FALSE, LETTERS, TRUE, mc_prompt, tf_prompt
+from contracts.types import EditRequest
 from kg.types import Relation, fill
 
 __all__ = [
     "ANSWER",
+    "EDIT_FORMS",
     "FALSE",
     "LETTERS",
     "TRUE",
+    "edit_forms",
     "multiple_choice",
     "question_prompt",
     "question_text",
+    "request_with_forms",
     "true_false",
 ]
 
@@ -33,6 +38,41 @@ def question_text(relation: Relation, subject: str) -> str:
     if relation.templates.question:
         return fill(relation.templates.question[0], subject)
     return fill(relation.templates.cloze[0], subject) + " what?"
+
+
+# Cloze wordings an edit request carries as forms (besides the question form): few enough that
+# most of a relation's other wordings stay held out for the paraphrase probes.
+EDIT_FORMS = 3
+
+
+def _before_subject(template: str) -> str:
+    """Return a template's words before the subject, lower-cased."""
+    return template.split("{}", 1)[0].strip().lower()
+
+
+def edit_forms(relation: Relation, prompt: str, n_cloze: int = EDIT_FORMS) -> tuple[str, ...]:
+    """Return the forms an edit of `prompt` optimises over: the relation's question form (its
+    first question template, then the answer cue) and up to `n_cloze` of its other cloze
+    templates, those with words before the subject that neither the prompt nor an earlier pick
+    has taken first, then the rest in the graph's order."""
+    others = [t for t in relation.templates.cloze if t != prompt]
+    seen = {_before_subject(prompt)}
+    fresh: list[str] = []
+    for template in others:
+        if _before_subject(template) not in seen:
+            seen.add(_before_subject(template))
+            fresh.append(template)
+    rest = [t for t in others if t not in fresh]
+    cloze = (fresh + rest)[: max(0, n_cloze)]
+    question = [q + ANSWER for q in relation.templates.question[:1]]
+    return tuple(question + cloze)
+
+
+def request_with_forms(request: EditRequest, relation: Relation) -> EditRequest:
+    """Return the request carrying its relation's forms (`edit_forms`) where it has none."""
+    if request.forms:
+        return request
+    return replace(request, forms=edit_forms(relation, request.prompt))
 
 
 def question_prompt(relation: Relation, subject: str) -> str:

@@ -32,6 +32,7 @@ from contracts.types import EditRequest, Probe, ProbeKind, UnlearnRequest
 from kg.concepts import suggest_anchor
 from kg.errors import StateError, ValidationError
 from kg.expand import ExpansionConfig, expand_edit
+from kg.forms import edit_forms
 from kg.probes import ProbeConfig, audit_probes, unlearn_probes
 from kg.related import Embedder, RelatedConfig, RelatedFact, related_in_store, target_entities
 from kg.store.base import GraphStore
@@ -238,6 +239,7 @@ class _Builder:
             subgraph=expansion.subgraph,
             relation=intent.relation,
             request_id=request_id,
+            forms=edit_forms(relation, relation.templates.cloze[0]),
         )
         return request
 

@@ -7,7 +7,8 @@ the same order, so `edit_probes` returns exactly the audit's probes of its kinds
 
 - rewrite: the edit prompt, o* against o;
 - paraphrase: r's other cloze templates and the request's own `{}` templates, o* against o
-  (`n_paraphrases` of them drawn by the request's seeded generator; None: all);
+  (`n_paraphrases` of them drawn by the request's seeded generator; None: all), never the
+  request's `forms` (the edit may be optimised on them: they are not held out);
 - neighbour: other subjects of r, those whose object is o first (CounterFact's neighbourhood),
   one probe each, their object against o*;
 - last-token neighbour (when the caller passes its tokenizer's `last_token`): other subjects
@@ -196,9 +197,13 @@ class _EditDeriver:
         return [self.p(ProbeKind.REWRITE, r.rendered(), r.target_new, r.target_true)]
 
     def paraphrases(self) -> list[Probe]:
-        """Every other cloze template of the relation (or `n_paraphrases` of them)."""
-        templates = [t for t in self.rel.templates.cloze if t != self.r.prompt]
-        templates += [t for t in self.r.paraphrases if t not in templates and "{}" in t]
+        """Every other cloze template of the relation (or `n_paraphrases` of them), except the
+        request's forms: an edit may be optimised on those, so they are not held out."""
+        trained = {self.r.prompt, *self.r.forms}
+        templates = [t for t in self.rel.templates.cloze if t not in trained]
+        templates += [
+            t for t in self.r.paraphrases if t not in templates and t not in trained and "{}" in t
+        ]
         if self.cfg.n_paraphrases is not None:
             templates = self.rng.sample(templates, min(self.cfg.n_paraphrases, len(templates)))
         return [

@@ -80,12 +80,21 @@ class EditRequestIn(Strict):
     neighbours: list[ProbeIn] = Field(default_factory=list, max_length=100)
     subgraph: SubgraphIn | None = None
     request_id: str | None = Field(None, max_length=200)
+    forms: list[Text] = Field(default_factory=list, max_length=50)
 
     @field_validator("prompt")
     @classmethod
     def _one_slot(cls, value: str) -> str:
         if value.count("{}") != 1:
             raise ValueError("prompt must hold exactly one '{}' for the subject")
+        return value
+
+    @field_validator("forms")
+    @classmethod
+    def _forms_one_slot(cls, value: list[str]) -> list[str]:
+        for form in value:
+            if form.count("{}") != 1:
+                raise ValueError(f"every form must hold exactly one '{{}}': {form!r}")
         return value
 
     def to_request(self) -> EditRequest:
@@ -100,6 +109,7 @@ class EditRequestIn(Strict):
             subgraph=self.subgraph.to_subgraph() if self.subgraph else None,
             relation=self.relation,
             request_id=self.request_id,
+            forms=tuple(self.forms),
         )
 
 

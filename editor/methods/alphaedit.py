@@ -287,7 +287,9 @@ def apply_alphaedit(
     at = subject_position(hparams)
     with timed(timings, "solve"):  # the batch's keys, kept for later batches
         new_keys = {
-            layer: request_keys(model, tokenizer, spec, layer, requests, context_templates, at).T
+            layer: request_keys(
+                model, tokenizer, spec, layer, requests, context_templates, at, hparams
+            ).T
             for layer in layers
         }  # layer -> (m, n)
         token = state.add(new_keys)
@@ -361,7 +363,9 @@ def rebuild_state(
     )
     at = subject_position(hparams)
     keys = {
-        layer: request_keys(model, tokenizer, spec, layer, requests, templates, at).T.detach().cpu()
+        layer: request_keys(model, tokenizer, spec, layer, requests, templates, at, hparams)
+        .T.detach()
+        .cpu()
         for layer in hparams.layers
     }  # layer -> (m, n)
     for delta in deltas:

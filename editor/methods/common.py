@@ -153,6 +153,12 @@ def _read_at_subject(
     return torch.cat(out)  # (N, width)
 
 
+def request_forms(request: EditRequest, hparams: Any) -> tuple[str, ...]:
+    """Return the request's forms the hparams' form option uses: the first `hparams.forms`
+    (none where the method has no such field)."""
+    return request.forms[: max(0, int(getattr(hparams, "forms", 0) or 0))]
+
+
 def request_keys(
     model: nn.Module,
     tokenizer: Any,
@@ -161,18 +167,23 @@ def request_keys(
     requests: Sequence[EditRequest],
     context_templates: Sequence[str],
     position: str = "last",
+    hparams: Any = None,
 ) -> torch.Tensor:
     """Return one key per request (n, m): the mean of the bare-prompt key and the prefix mean.
 
     MEMIT groups the templates as [["{}"], prefixes] and averages the group means; with only
     one group the key is that group's mean. `position` "all" averages over subject tokens too.
+    With the form option of `hparams` the request's forms join the prompt in both groups.
     """
     texts, cols, owner, which = _subject_rows(
-        tokenizer, requests, lambda r: rewriting_templates(context_templates, r.prompt), position
+        tokenizer,
+        requests,
+        lambda r: rewriting_templates(context_templates, r.prompt, request_forms(r, hparams)),
+        position,
     )
     module = get_module(model, spec.down_proj_name(layer))
     keys = _read_at_subject(model, tokenizer, module, texts, cols, read_input=True)  # (N, m)
-    bare = [context_templates[j] == "{}" for j in which]
+    bare = [context_templates[j % len(context_templates)] == "{}" for j in which]
     owner_t = torch.tensor(owner)  # (N,)
     bare_t = torch.tensor(bare)  # (N,)
     out = []
@@ -301,8 +312,9 @@ def request_vstar(
     hparams: Any,
     **options: Any,
 ) -> VStarResult:
-    """Run the v* optimisation for one request with the hparams' settings (`vstar_options`);
-    `options` add to or override them (`layer` is required)."""
+    """Run the v* optimisation for one request with the hparams' settings (`vstar_options`,
+    the request's forms where the form option is on); `options` add to or override them
+    (`layer` is required)."""
     return optimize_v(
         model,
         tokenizer,
@@ -310,7 +322,7 @@ def request_vstar(
         request.prompt,
         request.target_new,
         context_templates,
-        **{**vstar_options(hparams), **options},
+        **{**vstar_options(hparams), "forms": request_forms(request, hparams), **options},
     )
 
 

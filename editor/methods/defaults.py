@@ -81,6 +81,10 @@ KNOWLEDGE_STEPS = {"v_num_grad_steps": 100, **KNOWLEDGE_STATS}
 # v* ended above NLL 0.5 on 6 of 30 EVOKE edits (MEMIT efficacy 86.7 %); 1.5·‖h‖ left 2 of 30
 # (96.7 %); z at block 3 needed ‖δ‖ ≈ 110 (docs/methods/memit.md).
 KNOWLEDGE_Z = {"clamp_norm_factor": 1.5, **KNOWLEDGE_STEPS}
+# The form option (docs/methods/rome.md): ROME and MEMIT on a knowledge model optimise v* and
+# read the key over the request's question form and three other cloze wordings besides its
+# prompt (`kg.forms.edit_forms`), as a model trained on a graph is asked in all of them.
+KNOWLEDGE_FORMS = {"forms": 4}
 
 
 def family_of(model: nn.Module) -> str:

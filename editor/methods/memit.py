@@ -55,7 +55,7 @@ from editor.methods.common import (
     templates_or_default,
     timed,
 )
-from editor.methods.defaults import KNOWLEDGE, KNOWLEDGE_Z, Row, llama_like
+from editor.methods.defaults import KNOWLEDGE, KNOWLEDGE_FORMS, KNOWLEDGE_Z, Row, llama_like
 from editor.methods.entries import EditCall, whole_batch
 from editor.methods.registry import EditMethod, register
 from editor.tokens import SUBJECT_POSITIONS
@@ -82,6 +82,7 @@ class SpreadHyperParams(HParams):
     essence_prompts: tuple[str, ...] = ESSENCE_PROMPTS
     mom2_n_samples: int = 100_000
     fact_token: str = "subject_last"  # or subject_first / subject_all (a calibration's choice)
+    forms: int = 0  # the form option: how many of the request's forms v* and k average over
 
 
 @dataclass(frozen=True)
@@ -168,7 +169,7 @@ def spread_over_layers(
     at = subject_position(hparams) if hparams is not None else "last"
     for i, layer in enumerate(layers):
         keys = request_keys(
-            model, tokenizer, spec, layer, requests, context_templates, at
+            model, tokenizer, spec, layer, requests, context_templates, at, hparams
         )  # (n, m)
         cur = bare_outputs(model, tokenizer, z_name, requests, position=at)  # (n, d)
         resid = (zs - cur).T / (len(layers) - i)  # (d, n)
@@ -317,7 +318,7 @@ DEFAULTS = {
     "llama-2-7b": Row((4, 5, 6, 7, 8), 32, _EASY_7B, source=_EASY + "llama-7b.yaml (Llama-2-7b)"),
     "mistral-7b": Row((4, 5, 6, 7, 8), 32, _EASY_7B, source=_EASY + "mistral-7b.yaml"),
     "qwen2-7b": Row((4, 5, 6, 7, 8), 28, _EASY_7B, source=_EASY + "qwen2-7b.yaml"),
-    KNOWLEDGE: Row((0, 1), None, {**KNOWLEDGE_Z, "mom2_update_weight": 50.0},
+    KNOWLEDGE: Row((0, 1), None, {**KNOWLEDGE_Z, **KNOWLEDGE_FORMS, "mom2_update_weight": 50.0},
                    source="kgedit: EVOKE edits of the small knowledge model"),
 }  # fmt: skip
 

@@ -31,11 +31,12 @@ from editor.methods.common import (
     checked_spec,
     hparams_context_templates,
     moment_for,
+    request_forms,
     request_vstar,
     templates_or_default,
     timed,
 )
-from editor.methods.defaults import KNOWLEDGE, KNOWLEDGE_STEPS, Row, llama_like
+from editor.methods.defaults import KNOWLEDGE, KNOWLEDGE_FORMS, KNOWLEDGE_STEPS, Row, llama_like
 from editor.methods.entries import EditCall, request_by_request
 from editor.methods.registry import EditMethod, register
 from editor.tokens import (
@@ -79,6 +80,7 @@ class RomeHyperParams(LayerVStarHyperParams):
     mom2_dataset: str = "wikipedia"
     mom2_n_samples: int = 100_000
     mom2_dtype: str = "float32"
+    forms: int = 0  # the form option: how many of the request's forms v* and k̄ average over
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @classmethod
@@ -192,7 +194,9 @@ def apply_rome(
     )
 
     with timed(timings, "key"):
-        templates = rewriting_templates(context_templates, request.prompt)
+        templates = rewriting_templates(
+            context_templates, request.prompt, request_forms(request, hparams)
+        )
         keys = subject_keys(
             model, tokenizer, spec, layer, templates, request.subject, position
         )  # (n, m)
@@ -326,7 +330,7 @@ DEFAULTS = {
     "llama-3-8b": Row((5,), 32, _LLAMA, source=_EASY + "llama3-8b.yaml"),
     "mistral-7b": Row((5,), 32, _LLAMA, source=_EASY + "mistral-7b.yaml"),
     "qwen2-7b": Row((5,), 28, _LLAMA, source=_EASY + "qwen2-7b.yaml"),
-    KNOWLEDGE: Row((0,), None, KNOWLEDGE_STEPS,
+    KNOWLEDGE: Row((0,), None, {**KNOWLEDGE_STEPS, **KNOWLEDGE_FORMS},
                    source="kgedit: bench/editing_dev.py on the small knowledge model"),
 }  # fmt: skip
 
