@@ -54,8 +54,10 @@ def edit_forms(relation: Relation, prompt: str, n_cloze: int = EDIT_FORMS) -> tu
     """Return the forms an edit of `prompt` optimises over: the relation's question form (its
     first question template, then the answer cue) and up to `n_cloze` of its other cloze
     templates, those with words before the subject that neither the prompt nor an earlier pick
-    has taken first, then the rest in the graph's order."""
+    has taken first, then the rest in the graph's order. At most half of the other cloze
+    templates become forms, so the rest stay held out for the paraphrase probes."""
     others = [t for t in relation.templates.cloze if t != prompt]
+    n_cloze = min(n_cloze, len(others) // 2)
     seen = {_before_subject(prompt)}
     fresh: list[str] = []
     for template in others:

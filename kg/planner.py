@@ -25,7 +25,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from contracts.types import EditRequest, Probe, ProbeKind, UnlearnRequest
@@ -426,17 +426,7 @@ def _attach_audit_probes(
         neighbours = tuple(p for p in keep if p.kind == ProbeKind.NEIGHBOUR)
         request = item.request
         assert isinstance(request, EditRequest)
-        request = EditRequest(
-            request.subject,
-            request.prompt,
-            request.target_new,
-            request.target_true,
-            request.paraphrases,
-            neighbours,
-            request.subgraph,
-            request.relation,
-            request.request_id,
-        )
+        request = replace(request, neighbours=neighbours)
         by_id[item.request_id] = PlannedRequest(
             item.request_id, EDIT, request, keep + item.probes, item.change_sets,
             item.subject_ids, item.relation, item.old_object, item.new_object,

@@ -51,6 +51,8 @@ def test_edit_request_carries_subgraph_and_every_probe_kind(geo: GraphStore) -> 
         "London",
     )
     assert request.paraphrases == ("{} originates from", "The birthplace of {} is")
+    # the question form and one of the two other wordings (new words before the subject)
+    assert request.forms == ("What is the place of birth of {}? Answer:", "The birthplace of {} is")
     assert request.subgraph is not None and request.subgraph.nodes[:2] == (
         "Spike Hughes",
         "Philadelphia",
@@ -59,10 +61,7 @@ def test_edit_request_carries_subgraph_and_every_probe_kind(geo: GraphStore) -> 
     for kind in ("rewrite", "paraphrase", "neighbour", "same_subject", "multi_hop"):
         assert kind in kinds, kind
     paraphrases = [p.prompt for p in item.probes if p.kind == ProbeKind.PARAPHRASE]
-    assert sorted(paraphrases) == [
-        "Spike Hughes originates from",
-        "The birthplace of Spike Hughes is",
-    ]
+    assert paraphrases == ["Spike Hughes originates from"]  # the forms are not held out
     neighbours = [p for p in item.probes if p.kind == ProbeKind.NEIGHBOUR]
     assert {p.expected for p in neighbours} == {"London"}
     assert {p.prompt for p in neighbours} == {"Max Mosley was born in", "Ada Lovelace was born in"}
