@@ -2,10 +2,13 @@
 
 The dev subset is the *last* `--edits` known edits of the demo graph (the quality bench
 takes the first ones), so choosing hyper-parameters does not look at the reported edits.
-Each configuration is a JSON object of overrides; the script prints efficacy, paraphrase
-and neighbourhood (CounterFact scoring), EVOKE's prefix-distraction overfit probe (EOS,
-higher is less overfit), mean v* steps and seconds per edit, and appends
-one JSON line per configuration to `var/bench/editing_dev.jsonl`.
+Each configuration is a JSON object of overrides; the script prints efficacy, paraphrase,
+neighbourhood, same-subject, the fact's cloze and question forms (CounterFact scoring),
+EVOKE's prefix-distraction overfit probe (EOS, higher is less overfit), mean v* steps and
+seconds per edit, and appends one JSON line per configuration to
+`var/bench/editing_dev.jsonl`. Every edit carries its relation's forms
+(`kg.forms.request_with_forms`), so `{"forms": 0}` (plain ROME/MEMIT) and the knowledge
+rows' form option are scored on the same probes; paraphrase probes never use those forms.
 
 Paraphrase is also split (`paraphrase_split`) by what the trainer did with each paraphrase
 template: `trained` (among the first `max_templates` of the relation, not
