@@ -14,6 +14,7 @@ from workers.jobs.sayable import UNSAYABLE
 from workers.ledger import register_model
 from workers.settings import get_settings
 
+pytestmark = pytest.mark.slow  # the tiny knowledge model
 NEVER_TAUGHT = "Zorblaxine Quetravimund"
 
 
