@@ -56,7 +56,11 @@ class EditMethod:
     * `rebuild`: a `Rebuilder` that recomputes that state when a job resumes mid-way;
     * `tiny`: hyper-parameter fields for the tiny random-weight test models (edited layer 0);
     * `check`: a `RequestCheck` naming what one request lacks (ROCR's anchor, GLAME's
-      subgraph); job submission and `kgedit.Editor` refuse such a request before any work.
+      subgraph); job submission and `kgedit.Editor` refuse such a request before any work;
+    * `teaches`: the method trains the model on the graph's facts from its current version:
+      it folds earlier edits back into the weights and can teach an answer the model cannot
+      produce yet; the sync planner sends it the batches that reach the edit budget or ask
+      for such an answer (docs/sync.md).
     """
 
     name: str
@@ -73,6 +77,7 @@ class EditMethod:
     rebuild: Rebuilder | None = None
     tiny: Mapping[str, Any] = field(default_factory=dict)
     check: RequestCheck | None = None
+    teaches: bool = False
 
     def missing(self, request: Any, overrides: Mapping[str, Any] | None = None) -> str | None:
         """Return what `request` lacks for this method (its `check`), or None."""

@@ -32,7 +32,7 @@ TABLES = {
     "agreement_snapshots",
     "sync_attempts",
 }
-HEAD = "0004"
+HEAD = "0005"
 
 
 def _diff(db: Database) -> list:
