@@ -503,4 +503,5 @@ def job_link(job_id: str, *, settings: Settings | None = None) -> dict[str, Any]
             "plan": link.plan_key,
             "batch": link.batch_index,
             "attempt": link.attempt,
+            "choice": link.choice,
         }
