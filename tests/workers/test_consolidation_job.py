@@ -5,8 +5,7 @@ planner's budget and rolls back bit for bit."""
 from __future__ import annotations
 
 import pytest
-import torch
-from jobs_helpers import checked, job_settings  # noqa: F401
+from jobs_helpers import checked, job_settings, tiny  # noqa: F401
 
 from editor.loading import load_model
 from workers.db import get_database
@@ -15,7 +14,7 @@ from workers.graph_edits import graph_edits
 from workers.jobs import get_job, submit_job
 from workers.jobs.codec import to_plain
 from workers.jobs.runner import RunContext, execute_job
-from workers.ledger import list_versions, load_version, register_model
+from workers.ledger import list_versions, load_version
 from workers.ledger.checksums import ledger_checksum, param_hashes
 from workers.ledger.registry import db_of
 from workers.ledger.versions import rollback
@@ -24,15 +23,6 @@ from workers.sync.capacity import budget_of
 pytestmark = pytest.mark.slow
 
 TINY_STEPS = {"steps": 40, "lr": 5e-4, "batch_size": 16, "edit_share": 0.3}
-
-
-@pytest.fixture
-def tiny(job_settings, tiny_model_dir, tiny_graph):  # noqa: F811
-    """The tiny model registered as `tiny`."""
-    threads = torch.get_num_threads()
-    register_model("tiny", tiny_model_dir, graph_url=tiny_graph.url)
-    yield job_settings
-    torch.set_num_threads(threads)
 
 
 def _run(ctx, method: str, edits, hparams=None) -> str:
@@ -50,7 +40,11 @@ def _budget(settings):
         return budget_of(session, "tiny")
 
 
-def test_a_consolidation_version_rolls_back_bit_for_bit(tiny, tiny_model_dir, tiny_facts) -> None:
+def test_a_consolidation_version_rolls_back_bit_for_bit(
+    tiny,  # noqa: F811
+    tiny_model_dir,
+    tiny_facts,
+) -> None:
     model, tok = load_model(tiny_model_dir)
     edits = select_known_edits(model, tok, graph_edits(tiny_facts, seed=0), 3)
     ctx = RunContext.create(tiny)
