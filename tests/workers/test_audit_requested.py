@@ -47,11 +47,11 @@ def _subject_id(graph, edit: EditRequest) -> str:
 
 
 def test_an_audit_after_a_job_reports_its_change(
-    tiny,
+    tiny,  # noqa: F811
     tiny_model_dir,
     tiny_graph,
     evoke_paths,
-    tiny_cases,  # noqa: F811
+    tiny_cases,
 ):
     edit = _edit(tiny_model_dir, tiny_graph, evoke_paths, tiny_cases)
     payload = {
@@ -113,11 +113,11 @@ def _version(vid: int, job_id: str | None, request_ids: list[str]) -> VersionRow
 
 
 def test_the_chain_recovers_requests_from_jobs_and_derives_mixed_changes(
-    tiny,
+    tiny,  # noqa: F811
     tiny_model_dir,
     tiny_graph,
     evoke_paths,
-    tiny_cases,  # noqa: F811
+    tiny_cases,
 ):
     view = GraphView(tiny_graph)
     concept = next(f for f in tiny_graph.list_facts()).subject
