@@ -130,11 +130,8 @@ def budget_reason(budget: Budget, settings: Settings) -> str | None:
 
 
 def sayable_objects(session: Any, model: str) -> set[str] | None:
-    """Return the entity ids the head version's latest sync check saw the model produce
-    (objects it recalled exactly and answers it gave); None without a check."""
-    head = model_row(session, model).head_version_id
-    if head is None:
-        return None
+    """Return the entity ids the model's latest sync check saw it produce (objects it
+    recalled exactly and answers it gave); None without a check."""
     snapshot = session.scalars(
         select(AgreementSnapshotRow)
         .where(AgreementSnapshotRow.model_name == model)
