@@ -3,7 +3,12 @@ budget reached, a name the model cannot produce, a reviewer's method, forgetting
 
 from __future__ import annotations
 
+from jobs_helpers import job_settings, random_model_dir  # noqa: F401
+
 from editor.methods import get, names
+from workers.db import AgreementSnapshotRow, utcnow
+from workers.ledger import register_model
+from workers.ledger.registry import db_of
 from workers.settings import Settings
 from workers.sync.capacity import (
     BATCHED,
@@ -14,6 +19,7 @@ from workers.sync.capacity import (
     Budget,
     budget_reason,
     choose,
+    sayable_objects,
     unsayable,
 )
 
@@ -85,3 +91,29 @@ def test_without_a_teaching_method_in_the_chain_the_next_choice_applies() -> Non
         "edit", ["rome", "memit"], 12, named=False, budget="b", cannot_say=[], backlog=8
     )
     assert choice.role == BATCHED and choice.method == "memit" and index == 1
+
+
+def test_sayable_objects_come_from_the_models_latest_sync_check(
+    job_settings,  # noqa: F811
+    random_model_dir,  # noqa: F811
+) -> None:
+    register_model("m", random_model_dir)
+    db = db_of(job_settings)
+    with db.session() as session:
+        assert sayable_objects(session, "m") is None  # no check: no measurement
+        # [subject, relation, object, exact, answer, answer id, probability]
+        observations = {
+            "f1": ["s", "r1", "e1", True, "One", "e1", 0.9],
+            "f2": ["s", "r2", "e2", False, "Three", "e3", 0.3],
+            "f3": ["s", "r3", "e4", False, "gibberish", None, 0.01],
+        }
+        session.add(
+            AgreementSnapshotRow(
+                model_name="m", version_id=1, graph_url="g", graph_version=1,
+                observations=observations, created_at=utcnow(),
+            )
+        )  # fmt: skip
+    with db.session() as session:
+        sayable = sayable_objects(session, "m")
+    assert sayable == {"e1", "e3"}  # recalled exactly, or given as an answer
+    assert unsayable(["e1", "e3", "e4"], sayable) == ["e4"]
