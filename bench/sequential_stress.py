@@ -229,6 +229,12 @@ def run_planned(console, setup, edits, checks, untouched, args, report) -> dict:
         since = 0 if choice.role == TEACH else since + len(batch)
         if choice.role == TEACH:
             teach_seconds.append(seconds)
+            after = float(probe_success(model, tok, untouched).float().mean())
+            held = float(probe_success(model, tok, probes[: done + len(batch)]).float().mean())
+            progress["consolidated"] = [
+                *progress.get("consolidated", []),
+                {"edits": done + len(batch), "untouched_recall": after, "all_rewrite": held},
+            ]
         progress["choices"].append({"edits": done + len(batch), **choice.to_dict()})
         ok = probe_success(model, tok, probes[done : done + len(batch)])
         progress["landed"] += [bool(x) for x in ok]
@@ -254,6 +260,7 @@ def run_planned(console, setup, edits, checks, untouched, args, report) -> dict:
         "roles": {r: roles.count(r) for r in sorted(set(roles))},
         "consolidations": len(teach_seconds),
         "consolidation_seconds": [round(x, 1) for x in teach_seconds],
+        "after_each_consolidation": progress.get("consolidated", []),
         "reverted_bit_exact": True,
     }
 
