@@ -27,9 +27,9 @@ test: $(STAMP)
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m pytest -q --durations=30
 
 # the fast tier: no model training, no benchmark-sized models, no servers (markers in
-# pyproject.toml); under 90 s on two cores
+# pyproject.toml), on both cores (pytest-xdist); under 90 s on two idle cores
 test-fast: $(STAMP)
-	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m pytest -q -m "not slow and not service"
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m pytest -q -n 2 -m "not slow and not service"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -24,6 +24,7 @@ from api.cli_output import (
 )
 from api.cli_requests import edit, unlearn
 from api.cli_server import keys_app, serve
+from api.cli_stats import stats_app, translate_hparams
 from api.cli_sync import sync_app
 from editor.knowledge.presets import DEFAULT_PRESET
 from workers.progress_bar import progress_bar
@@ -40,6 +41,8 @@ app.command("unlearn")(unlearn)
 app.command("concept-anchor")(concept_anchor)
 app.add_typer(keys_app, name="keys")
 app.add_typer(sync_app, name="sync")
+app.add_typer(stats_app, name="stats")
+app.command("translate-hparams")(translate_hparams)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

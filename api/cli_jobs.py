@@ -12,6 +12,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from api.cli_calibrate import calibrate
 from api.cli_output import AsJson, console, errors, fail, print_json, read_json_file, result
 
 jobs_app = typer.Typer(help="Submit, watch, cancel and retry jobs.", no_args_is_help=True)
@@ -154,6 +155,12 @@ def with_overrides_file(data: Any, path: Path) -> dict[str, Any]:
     return {**data, "hparams": {**inline, **overrides}}
 
 
+def print_warnings(job_result: dict[str, Any]) -> None:
+    """Print a job's submission warnings (targets the model cannot say) on stderr."""
+    for warning in job_result.get("warnings", []):
+        errors.print(f"warning: {warning['message']}", markup=False, highlight=False)
+
+
 def submit_and_report(
     spec: Any, key: str | None, wait: bool, timeout: float, as_json: bool
 ) -> None:
@@ -161,6 +168,8 @@ def submit_and_report(
     from workers.jobs import submit_job
 
     info = _call(submit_job, spec, idempotency_key=key)
+    if not as_json:  # the JSON document carries them in result.warnings
+        print_warnings(info.result)
     if wait:
         info = _watch(info.id, timeout)
     result(info.to_dict(), as_json, f"job {info.id}: {info.state} ({info.message})")
@@ -181,6 +190,7 @@ def jobs_show(job_id: str, as_json: AsJson = False) -> None:
         f"job {info.id} on {info.model} ({info.method}): [bold]{info.state}[/] "
         f"{info.progress:.0%} {info.message}"
     )
+    print_warnings(info.result)
     for _, model, waited in _call(unclaimed_job, info.id):
         errors.print(
             f"[yellow]queued {waited:.0f} s ago and no worker has claimed it:[/] is a worker "
@@ -396,5 +406,6 @@ def register(app: typer.Typer) -> None:
     """Add these commands to the `kgedit` application."""
     app.command("worker")(worker)
     app.add_typer(jobs_app, name="jobs")
+    models_app.command("calibrate")(calibrate)
     app.add_typer(models_app, name="models")
     app.add_typer(db_app, name="db")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from api.cli_jobs import AsJson, IdemKey, Wait, WaitTimeout, submit_and_report
+from api.cli_output import fail, note
 from workers.jobs.dispatch import default_method
 
 
@@ -22,6 +24,10 @@ def edit(
     method: Annotated[
         str | None, typer.Option(help="editing method [default: the registry's default]")
     ] = None,
+    hparams_yaml: Annotated[
+        Path | None,
+        typer.Option(help="EasyEdit hparams YAML: its method and translated hyper-parameters"),
+    ] = None,
     key: IdemKey = None,
     wait: Wait = False,
     timeout: WaitTimeout = 3600.0,
@@ -35,7 +41,26 @@ def edit(
         "target_true": true,
         "relation": relation,
     }
-    _queue(model, "edit", method, request, key, wait, timeout, as_json)
+    hparams: dict[str, Any] = {}
+    if hparams_yaml is not None:
+        method, hparams = _from_easyedit(hparams_yaml, method)
+    _queue(model, "edit", method, request, key, wait, timeout, as_json, hparams)
+
+
+def _from_easyedit(path: Path, method: str | None) -> tuple[str, dict[str, Any]]:
+    """Return the method and overrides of an EasyEdit file; name the dropped fields on stderr."""
+    from editor.errors import EditorError
+    from editor.methods.easyedit import translate_easyedit
+
+    try:
+        out = translate_easyedit(path)
+    except EditorError as exc:
+        fail(str(exc))
+    if method is not None and method != out.method:
+        fail(f"--method {method} differs from the file's alg_name ({out.method})")
+    for field, why in out.dropped.items():
+        note(f"{path}: dropped {field}: {why}")
+    return out.method, out.overrides
 
 
 def unlearn(
@@ -65,6 +90,7 @@ def _queue(
     wait: bool,
     timeout: float,
     as_json: bool,
+    hparams: dict[str, Any] | None = None,
 ) -> None:
     """Submit a job of one `kind` request on `model` (default method unless named)."""
     spec = {
@@ -72,5 +98,6 @@ def _queue(
         "method": method or default_method(kind),
         "kind": kind,
         "requests": [request],
+        "hparams": hparams or {},
     }
     submit_and_report(spec, key, wait, timeout, as_json)

@@ -7,9 +7,15 @@ second moments live in `stats/`, context templates in `context/` and a method's 
 resources in `<method name>/`.
 
 Steps, each as the method declares it in its registration (`editor.methods.EditMethod`):
-1. hyper-parameters: the method's default row for the model's family (a knowledge model's
-   rows are relative to its traced edit layer), then the overrides;
-2. second moments of the edited layers over the corpus (cached on disk), with progress;
+1. hyper-parameters: the method's default row for the model (a knowledge model's rows are
+   relative to its traced edit layer; else the row of the model's released shape, else of
+   its family: `editor.methods.defaults.choose_row`), then the model's calibration when it
+   has one (its edit layer and subject position, its tuned settings; `calibration_fields`),
+   then the overrides: a user's explicit settings always win;
+2. second moments of the edited layers over the corpus (cached on disk), with progress: an
+   imported moment (`editor.stats_import`) when one is stored for the layer, else computed
+   over the corpus, which is a list of texts (the graph's verbalised facts by default) or a
+   corpus file or directory (`editor.stats_corpus`) sampled to `mom2_n_samples` texts;
 3. context templates (cached);
 4. the method's further resources (`resources(ResourceContext)`).
 """
@@ -22,11 +28,21 @@ from pathlib import Path
 from typing import Any
 
 from contracts.types import FactText
+from editor.arch import arch_spec
 from editor.errors import EditorError
 from editor.knowledge.corpus import statement
 from editor.methods import EditMethod, ResourceContext, get, method_layers
-from editor.methods.defaults import KNOWLEDGE, default_hparams
+from editor.methods.defaults import (
+    KNOWLEDGE,
+    default_hparams,
+    hparams_and_choice,
+    load_overrides,
+)
+from editor.shapes import PresetChoice
 from editor.stats import SecondMoment, layer_second_moment
+from editor.stats_corpus import sample_corpus
+from editor.stats_import import load_imported
+from editor.tokens import fact_token_position
 
 Progress = Callable[[float, str], None]
 # Templates per fact in the statistics corpus (the first few cloze forms of its relation).
@@ -66,7 +82,12 @@ class LayerStats:
         self._by_layer: dict[int, SecondMoment] = {}
 
     def __call__(self, layer: int) -> SecondMoment:
-        """Return E[k kᵀ] of the down-projection input at `layer`."""
+        """Return E[k kᵀ] of the down-projection input at `layer` (an imported one first)."""
+        if layer not in self._by_layer and self.cache_dir is not None:
+            module = arch_spec(self.model).down_proj_name(layer)
+            imported = load_imported(self.cache_dir, self.model_key, module)
+            if imported is not None:
+                self._by_layer[layer] = imported
         if layer not in self._by_layer:
 
             def on_progress(done: int, total: int) -> None:
@@ -95,6 +116,8 @@ class Prepared:
     method: EditMethod
     hparams: Any
     resources: dict[str, Any]
+    preset: PresetChoice | None = None  # which default row the hyper-parameters started from
+    corpus: dict[str, Any] | None = None  # the statistics corpus drawn from a file, if any
 
     @property
     def second_moment(self) -> LayerStats | None:
@@ -107,6 +130,35 @@ class Prepared:
         return self.resources.get("context_templates")
 
 
+def calibration_fields(
+    method: str, model: Any, calibration: Mapping[str, Any], family: str | None
+) -> dict[str, Any]:
+    """Return the fields a calibration sets for `method` on a model that is not a knowledge
+    model (whose rows follow the calibrated layer already): the edit layer (a spreading
+    method's window is shifted to start there), the subject position where the method
+    supports it, and the settings tuned for the method."""
+    entry = get(method)
+    names = set(getattr(entry.hparams_cls, "__dataclass_fields__", {}))
+    out: dict[str, Any] = {}
+    n_layers = int(model.config.num_hidden_layers)
+    layer = int(calibration["edit_layer"])
+    if family != KNOWLEDGE and entry.defaults:
+        base = default_hparams(method, model, family=family)
+        if "layers" in names:
+            start = min(base.layers)
+            out["layers"] = tuple(
+                sorted({min(n_layers - 1, x - start + layer) for x in base.layers})
+            )
+        elif "layer" in names:
+            out["layer"] = layer
+    position = fact_token_position(str(calibration["fact_token"]))
+    if "fact_token" in names and position in entry.subject_positions:
+        out["fact_token"] = calibration["fact_token"]
+    tuned = calibration.get("settings", {}).get(method, {})
+    out.update({k: v for k, v in tuned.items() if k in names})
+    return out
+
+
 def hparams_for(
     method: str,
     model: Any,
@@ -114,11 +166,39 @@ def hparams_for(
     overrides: Mapping[str, Any] | str | Path | None = None,
     trace_layer: int | None = None,
     family: str | None = None,
+    calibration: Mapping[str, Any] | None = None,
 ) -> Any:
     """Return step 1 alone: the method's hyper-parameters for `model` (see `prepare`)."""
+    return hparams_and_preset(
+        method,
+        model,
+        overrides=overrides,
+        trace_layer=trace_layer,
+        family=family,
+        calibration=calibration,
+    )[0]
+
+
+def hparams_and_preset(
+    method: str,
+    model: Any,
+    *,
+    overrides: Mapping[str, Any] | str | Path | None = None,
+    trace_layer: int | None = None,
+    family: str | None = None,
+    calibration: Mapping[str, Any] | None = None,
+) -> tuple[Any, PresetChoice]:
+    """Return `hparams_for` and the default row it started from."""
     if family is None and trace_layer is not None:
         family = KNOWLEDGE
-    return default_hparams(
+    if calibration is not None:
+        if family == KNOWLEDGE:
+            trace_layer = int(calibration["edit_layer"])
+        overrides = {
+            **calibration_fields(method, model, calibration, family),
+            **load_overrides(overrides, method),
+        }
+    return hparams_and_choice(
         method, model, family=family, trace_layer=trace_layer, overrides=overrides
     )
 
@@ -127,7 +207,7 @@ def prepare(
     method: str,
     model: Any,
     tokenizer: Any,
-    corpus: Sequence[str],
+    corpus: Sequence[str] | str | Path,
     *,
     model_key: str,
     cache_dir: Path,
@@ -137,6 +217,7 @@ def prepare(
     facts: Sequence[FactText] = (),
     progress: Progress | None = None,
     cancel: Callable[[], None] | None = None,
+    calibration: Mapping[str, Any] | None = None,
 ) -> Prepared:
     """Return the method's hyper-parameters and resources for `model`.
 
@@ -144,15 +225,27 @@ def prepare(
     given, the method's `knowledge` rows apply, else those of `family` (default: the
     model's `config.model_type`). `model_key` names the weights the caches are keyed by
     (the base weights' sha256). `facts` are the graph's facts, for methods whose resources
-    draw on them.
+    draw on them. `corpus`: texts, or the path of a corpus file or directory
+    (`editor.stats_corpus`), sampled to the hyper-parameters' `mom2_n_samples`.
+    `calibration`: the model's calibration (`editor.calibrate.Calibration` as a dict),
+    applied between the defaults and the overrides.
     """
     entry = get(method)
-    hparams = hparams_for(
-        method, model, overrides=overrides, trace_layer=trace_layer, family=family
+    hparams, choice = hparams_and_preset(
+        method,
+        model,
+        overrides=overrides,
+        trace_layer=trace_layer,
+        family=family,
+        calibration=calibration,
     )
     cache_dir = Path(cache_dir)
     resources: dict[str, Any] = {"model_key": model_key}
+    drawn = None
     if entry.needs_second_moment:
+        if isinstance(corpus, str | Path):
+            drawn = sample_corpus(corpus, int(getattr(hparams, "mom2_n_samples", 20_000)))
+            corpus = drawn.texts
         if not corpus:
             raise EditorError(f"{method} needs a non-empty corpus for its second moments")
         stats = LayerStats(
@@ -165,8 +258,9 @@ def prepare(
             progress=progress,
             cancel=cancel,
         )
-        for layer in method_layers(hparams):
-            stats(layer)
+        if getattr(hparams, "mom2_adjustment", True):
+            for layer in method_layers(hparams):
+                stats(layer)
         resources["second_moment"] = stats
     if cancel is not None:
         cancel()
@@ -177,4 +271,4 @@ def prepare(
     if entry.resources is not None:
         ctx = ResourceContext(model, tokenizer, hparams, model_key, cache_dir / entry.name, facts)
         resources.update(entry.resources(ctx))
-    return Prepared(entry, hparams, resources)
+    return Prepared(entry, hparams, resources, choice, drawn.describe() if drawn else None)

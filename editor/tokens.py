@@ -61,6 +61,47 @@ def subject_last_token_index(
     return len(upto) - 1
 
 
+# Where a method reads its key and writes its value among the subject's tokens.
+SUBJECT_POSITIONS = ("first", "last", "all")
+FACT_TOKENS = {f"subject_{p}": p for p in SUBJECT_POSITIONS}
+
+
+def fact_token_position(fact_token: str) -> str:
+    """Return the subject position ("first", "last", "all") a `fact_token` setting names."""
+    try:
+        return FACT_TOKENS[fact_token]
+    except KeyError:
+        known = ", ".join(FACT_TOKENS)
+        raise EditorError(
+            f"fact_token {fact_token!r} is not supported; use one of {known}"
+        ) from None
+
+
+def subject_token_indices(
+    tokenizer: Any, prompt_template: str, subject: str, position: str = "last", prefix: str = ""
+) -> list[int]:
+    """Indices of the subject's first, last or all tokens in `tokenizer(prefix + filled)` ids."""
+    if position not in SUBJECT_POSITIONS:
+        raise EditorError(f"subject position {position!r} is not one of {SUBJECT_POSITIONS}")
+    last = subject_last_token_index(tokenizer, prompt_template, subject, prefix)
+    if position == "last":
+        return [last]
+    body, start, _ = fill(prompt_template, subject)
+    text, start = prefix + body, start + len(prefix)
+    while start < len(text) and text[start].isspace():  # leading spaces join the first token
+        start += 1
+    first = None
+    if getattr(tokenizer, "is_fast", False):
+        enc = tokenizer(text, return_offsets_mapping=True)
+        first = next(
+            (i for i, (s, e) in enumerate(enc["offset_mapping"]) if e > s and e > start), None
+        )
+    if first is None:  # slow tokenizers: the tokens of the text before the subject
+        first = len(tokenizer(text[:start].rstrip())["input_ids"])
+    first = min(first, last)
+    return [first] if position == "first" else list(range(first, last + 1))
+
+
 def target_ids(tokenizer: Any, target: str) -> list[int]:
     """Token ids of `" " + target` without special tokens (GPT-2 BPE convention).
 

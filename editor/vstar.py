@@ -1,7 +1,8 @@
 """The shared v*/δ optimisation of the ROME family, with the released code's semantics.
 
 A free vector δ (init 0) is *added* to the output of one module (ROME: the MLP of the edit
-layer) at the subject's last token of every prompt in one batch:
+layer) at the subject's last token (or its first, or every subject token: `subject_position`,
+from a calibration) of every prompt in one batch:
 
 * rewriting prompts `context_j(prompt(s)) + o*[:-1]` for every context template j, and
 * essence prompts (default `"{} is a"`).
@@ -37,7 +38,7 @@ from editor.tokens import (
     compose,
     encode_prompt_targets,
     fill,
-    subject_last_token_index,
+    subject_token_indices,
     target_logprobs_from_logits,
 )
 
@@ -53,7 +54,7 @@ class LossContext:
     step: int
     logits: torch.Tensor  # (B, L, V)
     batch: TargetBatch
-    lookup: torch.Tensor  # (B,) subject last-token index per row
+    lookup: torch.Tensor  # (B,) subject token index per row (the first one for "first")
     n_rewrite: int  # rows [0, n_rewrite) are rewriting prompts, the rest essence prompts
     delta: torch.Tensor  # (d,)
     m0: torch.Tensor  # (d,)
@@ -158,10 +159,13 @@ def optimize_v(
     extra_losses: Sequence[LossTerm | Callable[[LossContext], torch.Tensor]] = (),
     on_step: Callable[[int, dict[str, float]], None] | None = None,
     delta_param: Callable[[torch.Tensor], DeltaParam] | None = None,
+    subject_position: str = "last",
 ) -> VStarResult:
     """Optimise δ added to `insert_template.format(layer)` (default: the MLP) and return v*.
 
     `delta_param(m0)` builds the parametrisation of δ (default `FreeDelta`).
+    `subject_position` ("first", "last", "all"): the subject tokens δ is added at; m0 is the
+    module's output there (averaged over the tokens for "all").
     """
     spec = spec or arch_spec(model)
     module = get_module(model, (insert_template or spec.mlp).format(layer))
@@ -173,10 +177,12 @@ def optimize_v(
     batch = encode_prompt_targets(
         tokenizer, texts, [target] * n_rewrite + [None] * len(essence_prompts)
     ).to(device)
-    lookup = torch.tensor(
-        [subject_last_token_index(tokenizer, t, subject) for t in templates], device=device
-    )  # (B,)
+    at = [subject_token_indices(tokenizer, t, subject, subject_position) for t in templates]
+    lookup = torch.tensor([cols[0] if subject_position == "first" else cols[-1] for cols in at])
+    lookup = lookup.to(device)  # (B,)
     rows = torch.arange(len(templates), device=device)  # (B,)
+    ins_rows = torch.tensor([b for b, cols in enumerate(at) for _ in cols], device=device)  # (P,)
+    ins_cols = torch.tensor([c for cols in at for c in cols], device=device)  # (P,)
     n_targets = batch.target_mask[:n_rewrite].sum(1).clamp(min=1)  # (n_rewrite,)
 
     captures = {name: get_module(model, name) for t in extra_losses for name in _captures(t)}
@@ -186,8 +192,9 @@ def optimize_v(
     model.requires_grad_(False)
     try:
         m0 = _bare_output(
-            model, tokenizer, module, subject, prompt, context_templates, batch, lookup
-        )
+            model, tokenizer, module, subject, prompt, context_templates, batch, at,
+            subject_position,
+        )  # fmt: skip
         param = (delta_param or FreeDelta)(m0)
         opt = param.optimizer(lr)
         max_norm = clamp_norm_factor * m0.norm()
@@ -204,7 +211,7 @@ def optimize_v(
                     name: stack.enter_context(capture_output(mod, detach=False))
                     for name, mod in captures.items()
                 }
-                stack.enter_context(add_to_output(module, rows, lookup, delta))
+                stack.enter_context(add_to_output(module, ins_rows, ins_cols, delta))
                 logits = model(**batch.model_inputs(), use_cache=False).logits  # (B, L, V)
             token_lp = target_logprobs_from_logits(logits[:n_rewrite], _rows(batch, n_rewrite))
             nll = (-token_lp.sum(1) / n_targets).mean()  # ()
@@ -280,21 +287,22 @@ def _bare_output(
     prompt: str,
     context_templates: Sequence[str],
     batch: TargetBatch,
-    lookup: torch.Tensor,
+    at: Sequence[Sequence[int]],
+    subject_position: str,
 ) -> torch.Tensor:
-    """Return m0: `module`'s output at the subject's last token of the bare prompt."""
+    """Return m0: `module`'s output at the subject token(s) of the bare prompt (mean)."""
     if "{}" in context_templates:
         row = list(context_templates).index("{}")
         inputs = {k: v[row : row + 1] for k, v in batch.model_inputs().items()}
-        col = int(lookup[row])
+        cols = list(at[row])
     else:
         device = next(model.parameters()).device
         text = fill(prompt, subject)[0]
         inputs = {k: v.to(device) for k, v in tokenizer(text, return_tensors="pt").items()}
         inputs = {k: inputs[k] for k in ("input_ids", "attention_mask") if k in inputs}
-        col = subject_last_token_index(tokenizer, prompt, subject)
-    with capture_output(module, [0], [col], stop=True) as cap:
+        cols = subject_token_indices(tokenizer, prompt, subject, subject_position)
+    with capture_output(module, [0] * len(cols), cols, stop=True) as cap:
         model(**inputs, use_cache=False)
     if cap.value is None:
         raise EditorError("insert module did not run")
-    return cap.value[0].float()  # (d,)
+    return cap.value.float().mean(0)  # (d,)

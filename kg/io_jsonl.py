@@ -30,6 +30,13 @@ Source = str | os.PathLike[str] | IO[bytes] | IO[str]
 Dest = str | os.PathLike[str] | IO[str]
 
 
+def _id_list(line_no: int, value: Any) -> tuple[str, ...]:
+    """Return a relation line's `equivalent_to` ids; ImportFormatError unless a list of strings."""
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ImportFormatError(line_no, "'equivalent_to' must be a list of relation ids")
+    return tuple(value)
+
+
 @dataclass
 class JsonlImportSummary:
     """What an import added, and what it skipped as already present."""
@@ -68,6 +75,7 @@ def export_jsonl(
                 "label": relation.label,
                 "templates": relation.templates.to_dict(),
                 "functional": relation.functional,
+                "equivalent_to": list(relation.equivalent_to),
             }
             dest.write(_dump(line))
         for entity in entities.values():
@@ -144,6 +152,7 @@ class _Reader:
                 label=obj.get("label", obj.get("id")),
                 templates=RelationTemplates.from_dict(templates),
                 functional=bool(obj.get("functional", False)),
+                equivalent_to=_id_list(line_no, obj.get("equivalent_to", [])),
             )
             self.relations.setdefault(relation.id, relation)
         elif kind == "entity":

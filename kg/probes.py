@@ -14,7 +14,9 @@ the same order, so `edit_probes` returns exactly the audit's probes of its kinds
   of r whose name ends in the same token as s, the ones a key read at s's last token also
   reaches; their object against o*;
 - same_subject: s's other facts (at most `n_same_subject`), their object against o*,
-  bucketed easy/middle/hard by how similar their relation is to r;
+  bucketed easy/middle/hard by how similar their relation is to r; relations that state the
+  same fact as r (declared `equivalent_to`, or the same objects on every shared subject, at
+  least two of them) are not other facts and are left out;
 - multi_hop / multi_hop_stepwise: chains s -r-> o* -> … of 2..`max_hops` hops, composed into
   one cloze where the relations allow it and asked hop by hop; chains through o that o* does
   not also complete must stop answering (bucket "old", role "forget");
@@ -300,14 +302,21 @@ class _EditDeriver:
         return out
 
     def same_subject(self) -> list[Probe]:
-        """The subject's other facts, bucketed easy/middle/hard by relation similarity."""
+        """The subject's other facts, bucketed easy/middle/hard by relation similarity.
+
+        Relations that state the edited fact in other words (`GraphView.same_fact`) are left
+        out: the edit is meant to move them.
+        """
         if self.s is None:
             return []
         sim = self.view.similarity()
+        same = self.view.same_fact(self.rel.id)
         facts = [
             f
             for f in self.view.facts_about(self.s)
-            if f.relation != self.rel.id and (f.subject, f.relation) not in self.edited
+            if f.relation != self.rel.id
+            and f.relation not in same
+            and (f.subject, f.relation) not in self.edited
         ][: self.cfg.n_same_subject]  # one subject's facts are distinct (relation, object)
         names = self.view.names(f.object for f in facts)
         return [

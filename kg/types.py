@@ -189,12 +189,17 @@ class RelationTemplates:
 
 @dataclass(frozen=True)
 class Relation:
-    """A labelled edge type with its verbal templates; `functional` = one object per subject."""
+    """A labelled edge type with its verbal templates; `functional` = one object per subject.
+
+    `equivalent_to`: ids of relations that state the same fact in other words (a question
+    asked differently); audits do not count them as the subject's other facts.
+    """
 
     id: str
     label: str
     templates: RelationTemplates
     functional: bool = False
+    equivalent_to: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         check_id(self.id, "relation id")
@@ -203,6 +208,14 @@ class Relation:
             object.__setattr__(self, "templates", RelationTemplates.from_dict(self.templates))
         if not isinstance(self.templates, RelationTemplates):
             raise ValidationError(f"templates of relation {self.id!r} must be RelationTemplates")
+        if isinstance(self.equivalent_to, str) or not isinstance(self.equivalent_to, Iterable):
+            raise ValidationError(f"equivalent_to of relation {self.id!r} must be a list of ids")
+        others = tuple(dict.fromkeys(self.equivalent_to))
+        for other in others:
+            check_id(other, f"equivalent relation of {self.id!r}")
+        if self.id in others:
+            raise ValidationError(f"relation {self.id!r} cannot be equivalent to itself")
+        object.__setattr__(self, "equivalent_to", others)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,10 @@ from kg.relsim import RelationEmbedder, RelationSimilarity
 from kg.store.base import GraphStore
 from kg.types import Fact, Relation
 
+# Relations whose objects agree on at least this many shared subjects (and on every one of
+# them) state one fact in other words (`GraphView.same_fact`).
+SAME_FACT_MIN_SUBJECTS = 2
+
 Side = Literal["subject", "object"]
 
 
@@ -37,6 +41,7 @@ class GraphView:
         self._of_relation: dict[str, list[Fact]] = {}
         self._resolved: dict[str, list[str]] = {}
         self._similarity: RelationSimilarity | None = None
+        self._same_fact: dict[str, frozenset[str]] = {}
 
     @classmethod
     def of(cls, graph: GraphStore | GraphView) -> GraphView:
@@ -113,3 +118,34 @@ class GraphView:
             objects = {r.id: [f.object for f in self.facts_of_relation(r.id)] for r in relations}
             self._similarity = RelationSimilarity(relations, objects, self._embed)
         return self._similarity
+
+    def _objects_by_subject(self, relation_id: str) -> dict[str, frozenset[str]]:
+        """Return {subject: its objects} of one relation's facts."""
+        out: dict[str, set[str]] = {}
+        for f in self.facts_of_relation(relation_id):
+            out.setdefault(f.subject, set()).add(f.object)
+        return {s: frozenset(o) for s, o in out.items()}
+
+    def same_fact(self, relation_id: str) -> frozenset[str]:
+        """Return the other relations that state the same fact as `relation_id`.
+
+        Either declared (`Relation.equivalent_to`, read both ways) or observed: every subject
+        that has facts of both relations has the same objects under each, and at least
+        `SAME_FACT_MIN_SUBJECTS` subjects have both.
+        """
+        if relation_id in self._same_fact:
+            return self._same_fact[relation_id]
+        relations = self.relations()
+        found = set(relations[relation_id].equivalent_to) if relation_id in relations else set()
+        found |= {r.id for r in relations.values() if relation_id in r.equivalent_to}
+        mine = self._objects_by_subject(relation_id)
+        for other in relations:
+            if other == relation_id or other in found:
+                continue
+            theirs = self._objects_by_subject(other)
+            shared = mine.keys() & theirs.keys()
+            if len(shared) >= SAME_FACT_MIN_SUBJECTS and all(mine[s] == theirs[s] for s in shared):
+                found.add(other)
+        found.discard(relation_id)
+        self._same_fact[relation_id] = frozenset(found)
+        return self._same_fact[relation_id]

@@ -14,6 +14,8 @@ check_packages()
 from contracts.types import EditRequest, Probe, Subgraph, SubgraphEdge, UnlearnRequest
 from editor.delta import Delta
 from editor.methods import default_method, names
+from editor.methods.easyedit import Translation
+from editor.methods.easyedit import translate_easyedit as easyedit_hparams
 from kgedit.editor import Editor
 from kgedit.example import example_model
 from workers.audit.run import AuditConfig
@@ -34,8 +36,10 @@ __all__ = [
     "Probe",
     "Subgraph",
     "SubgraphEdge",
+    "Translation",
     "UnlearnRequest",
     "default_method",
+    "easyedit_hparams",
     "example_model",
     "methods",
 ]

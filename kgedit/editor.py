@@ -46,8 +46,10 @@ class Editor:
 
     `graph`: a graph store or its URL (e.g. ``sqlite:///kg.sqlite``). With a graph, the
     second moments come from its verbalised facts, requests that name a `relation` are
-    scored on probes derived from it, and `audit` works; without one, pass `corpus` (texts)
-    for the methods that need second moments, and requests are scored on their own prompts.
+    scored on probes derived from it, and `audit` works; without one, pass `corpus` (texts,
+    or the path of a corpus file or folder: `editor.stats_corpus`) for the methods that need
+    second moments, and requests are scored on their own prompts. An EasyEdit hparams YAML
+    becomes a method and overrides with `kgedit.easyedit_hparams(path)`.
     A knowledge model (`kgedit train-model`) is recognised by its training report, whose
     preset fixes the layer the methods edit.
     """
@@ -57,7 +59,7 @@ class Editor:
         model_dir: str | Path,
         graph: GraphStore | str | None = None,
         *,
-        corpus: Iterable[str] | None = None,
+        corpus: Iterable[str] | str | Path | None = None,
         device: str | None = None,
         cache_dir: str | Path | None = None,
     ) -> None:
@@ -68,7 +70,9 @@ class Editor:
         self.base_checksum = state_checksum(self.model)
         self.graph = open_store(graph) if isinstance(graph, str) else graph
         self.facts = graph_facts(self.graph) if self.graph is not None else []
-        self.corpus = list(corpus) if corpus is not None else corpus_statements(self.facts)
+        if corpus is None:  # KGEDIT_STATS_CORPUS, else the graph's verbalised facts
+            corpus = settings.stats_corpus or corpus_statements(self.facts)
+        self.corpus = corpus if isinstance(corpus, str | Path) else list(corpus)
         preset = knowledge_preset(self.model_dir)
         self.trace_layer = get_preset(preset).edit_layer if preset else None
         self.cache_dir = Path(cache_dir) if cache_dir is not None else settings.cache_dir
@@ -145,9 +149,10 @@ class Editor:
     ) -> dict[str, Any]:
         """Apply edit requests (default: one batch) and keep them; return what changed.
 
-        Returns ``{"method", "request_ids", "deltas", "seconds", "metrics"}``; `metrics`
-        maps each probe kind (rewrite, paraphrase, neighbour, ...) to ``{"n", "before",
-        "after", "kept"}`` (shares of probes the model gets right).
+        Returns ``{"method", "request_ids", "deltas", "seconds", "metrics", "preset"}``;
+        `metrics` maps each probe kind (rewrite, paraphrase, neighbour, ...) to ``{"n",
+        "before", "after", "kept"}`` (shares of probes the model gets right); `preset` names
+        the default row the hyper-parameters started from and its source.
         """
         method = method or default_method("edit")
         spec = checked("edit", method, requests, hparams, batch_size, len(self._requests))
@@ -171,6 +176,7 @@ class Editor:
             "deltas": run.deltas,
             "seconds": float(sum(run.seconds)),
             "metrics": run.rates(),
+            "preset": ready.preset.to_dict() if ready.preset else None,
         }
 
     def _edit_probes(self, request: EditRequest, batch: Sequence[EditRequest]) -> list[Probe]:
@@ -222,6 +228,7 @@ class Editor:
             "deltas": list(seq.deltas[start:]),
             "seconds": seconds,
             "metrics": metrics,
+            "preset": ready.preset.to_dict() if ready.preset else None,
         }
 
     def revert(self) -> dict[str, Any]:

@@ -61,6 +61,12 @@ def tiny_facts(tiny_graph) -> list[FactText]:
 
 
 @pytest.fixture(scope="session")
+def test_cache() -> Path:
+    """Return the on-disk cache of trained test models (`KGEDIT_TEST_CACHE`)."""
+    return TEST_CACHE
+
+
+@pytest.fixture(scope="session")
 def tiny_model_dir(tiny_facts) -> Path:
     """Return the directory of the tiny knowledge model, training it if not cached."""
     from editor.knowledge.presets import get_preset

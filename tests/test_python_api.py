@@ -57,6 +57,9 @@ def test_edit_ask_save_revert_round_trip(editor, tmp_path):
     assert [type(d) for d in first["deltas"]] == [kgedit.Delta]
     assert first["metrics"]["rewrite"]["after"] == 1.0 and first["seconds"] > 0
     assert set(first["metrics"]) == {"rewrite", "paraphrase"}
+    # a random tiny GPT-2 has no released shape: the family's row, and the result says so
+    assert first["preset"]["shape"] is None and first["preset"]["row"] == "gpt2"
+    assert first["preset"]["note"].startswith("unknown shape (gpt2 with")
     assert isinstance(editor.ask("Ada Lovelace was born in", max_new_tokens=2), str)
     assert [type(a) for a in editor.ask(["a", "b"], max_new_tokens=1)] == [str, str]
     request = kgedit.EditRequest("Mount Fuji", "{} is located in", "Paris")

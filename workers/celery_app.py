@@ -86,6 +86,11 @@ def get_app(settings: Settings | None = None) -> Celery:
         return app
 
 
+def send_to_model(settings: Settings | None, task: str, row_id: str, model: str) -> None:
+    """Send a task naming one row (an audit, a calibration) to the model's queue."""
+    get_app(settings).send_task(task, args=[row_id], queue=queue_name(model))
+
+
 def enqueue(job_id: str, model: str, settings: Settings | None = None, countdown: float = 0.0):
     """Send one `run_job` message for a job to its model's queue; return the AsyncResult."""
     app = get_app(settings)

@@ -58,6 +58,7 @@ SHA_LEN = 64
 _JSON = JSON().with_variant(JSONB(), "postgresql")
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 def record_of(row: Any, record: Callable[..., T], **computed: Any) -> T:
@@ -111,6 +112,9 @@ class ModelRow(Base):
     graph_url: Mapped[str | None] = mapped_column(Text, nullable=True)
     meta: Mapped[dict[str, Any]] = mapped_column(_JSON, default=dict)
     follows_graph: Mapped[bool] = mapped_column(Boolean, default=False)
+    # the model's calibration (editor.calibrate.Calibration as a dict, with the version it
+    # was measured on); None: the per-family presets apply
+    calibration: Mapped[dict[str, Any] | None] = mapped_column(_JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -238,6 +242,27 @@ class AuditReportRow(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
+class CalibrationRow(Base):
+    """Table `calibrations`: a requested calibration of a model, its state and its result."""
+
+    __tablename__ = "calibrations"
+    __table_args__ = (Index("ix_calibrations_model", "model_name", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    model_name: Mapped[str] = mapped_column(ForeignKey("models.name", ondelete="CASCADE"))
+    version_id: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    message: Mapped[str] = mapped_column(Text, default="")
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    requested_by: Mapped[str] = mapped_column(String(KEY_LEN))
+    options: Mapped[dict[str, Any]] = mapped_column(_JSON, default=dict)
+    result: Mapped[dict[str, Any]] = mapped_column(_JSON, default=dict)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
 class AgreementSnapshotRow(Base):
     """Table `agreement_snapshots`: what one model version answers for a graph's facts.
 
@@ -306,6 +331,25 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(parsed, pool_pre_ping=True)
+
+
+def update_row(
+    db: Database,
+    cls: type[T],
+    row_id: str,
+    missing: Exception,
+    view: Callable[[T], R],
+    **values: Any,
+) -> R:
+    """Set `values` on the row of `cls` with this id and return `view(row)`; raise `missing`
+    when there is no such row."""
+    with db.session() as session:
+        row = session.get(cls, row_id)
+        if row is None:
+            raise missing
+        for key, value in values.items():
+            setattr(row, key, value)
+        return view(row)
 
 
 class Database:

@@ -58,6 +58,13 @@ class Settings(BaseSettings):
         description="directories the API may register models from (besides var_dir/models)",
     )
 
+    stats_corpus: Path | None = Field(
+        None,
+        description="statistics corpus for the second moments: a text file (one sample a "
+        "line), a JSONL file (`text` field) or a directory of .txt files (one sample each); "
+        "default: the graph's verbalised facts",
+    )
+
     # -- jobs, ledger and Celery (embedded defaults under var_dir) ----------------------------
     metadata_url: str | None = Field(
         None, description="SQLAlchemy URL of the metadata database (jobs, ledger, API keys)"
@@ -86,6 +93,11 @@ class Settings(BaseSettings):
     job_max_retries: int = Field(5, ge=0, description="automatic retries of transient errors")
     job_retry_backoff_max: float = Field(600.0, gt=0, description="cap of the retry backoff (s)")
     auto_migrate: bool = Field(True, description="upgrade the metadata schema on first use")
+    check_targets: bool = Field(
+        True,
+        description="at submission, score each edit target on the model's head and warn about "
+        "targets it cannot say (loads the model in the submitting process)",
+    )
 
     # -- the sync loop ----------------------------------------------------------------------
     sync_edit_chain: list[str] = Field(

@@ -14,6 +14,7 @@ from typing import Any
 from celery import signals
 
 from workers.audit.requested import TASK_RUN_AUDIT, execute_audit
+from workers.calibration import TASK_RUN_CALIBRATION, execute_calibration
 from workers.celery_app import QUEUE_PREFIX, TASK_RUN_JOB, enqueue, get_app
 from workers.db import get_database, reset_databases
 from workers.jobs.lease import mark_enqueued, orphans, unclaimed
@@ -151,3 +152,10 @@ def run_audit_task(report_id: str) -> dict[str, str]:
     """Run one requested audit on this worker (idempotent: a finished audit is kept)."""
     info = execute_audit(report_id, context().settings)
     return {"report_id": report_id, "state": info.state}
+
+
+@app.task(name=TASK_RUN_CALIBRATION, acks_late=True, reject_on_worker_lost=True)
+def run_calibration_task(calibration_id: str) -> dict[str, str]:
+    """Run one requested calibration on this worker (a finished one is kept)."""
+    info = execute_calibration(calibration_id, context().settings)
+    return {"calibration_id": calibration_id, "state": info.state}

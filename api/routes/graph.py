@@ -132,7 +132,7 @@ def list_relations(store: StoreDep, limit: Limit = 50, offset: Offset = 0) -> Pa
 def create_relation(body: RelationCreate, store: StoreDep, caller: CallerDep) -> RelationPublic:
     """Create a relation with its templates."""
     templates = RelationTemplates.from_dict(body.templates.model_dump())
-    relation = Relation(body.id, body.label, templates, body.functional)
+    relation = Relation(body.id, body.label, templates, body.functional, tuple(body.equivalent_to))
     return RelationPublic.of(store.add_relation(relation, who=caller.actor, why=body.reason))
 
 

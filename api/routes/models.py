@@ -1,5 +1,5 @@
 """Model routes (operators; auditors read): register, follow the graph, versions, diff,
-rollback, export; the agreement with the graph (every reader)."""
+rollback, export, calibration; the agreement with the graph (every reader)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from api.errors import ApiError
 from api.keys import Role
 from api.schemas.common import MAX_DB_ID, SafeId
 from api.schemas.jobs import (
+    CalibrateBody,
+    CalibrationPublic,
     ExportBody,
     FollowBody,
     ModelCreate,
@@ -21,6 +23,7 @@ from api.schemas.jobs import (
     VersionPublic,
 )
 from kg.agreement import MAX_SCOPE_IDS, Scope
+from workers import calibration
 from workers.ledger import export as ledger_export
 from workers.ledger import registry, store, versions
 from workers.sync import loop
@@ -143,3 +146,50 @@ def export(name: str, body: ExportBody, request: Request) -> dict[str, Any]:
         name, body.version_id, out_dir, overwrite=body.overwrite, settings=settings
     )
     return info.to_dict()
+
+
+@router.post("/{name}/calibrate", status_code=status.HTTP_202_ACCEPTED, **roles(Role.OPERATOR))
+def calibrate(
+    name: str, request: Request, caller: CallerDep, body: CalibrateBody | None = None
+) -> CalibrationPublic:
+    """Queue a calibration of the model's head on its worker (poll it; docs/calibration.md)."""
+    options = body.model_dump(exclude_none=True) if body is not None else {}
+    info = calibration.request_calibration(
+        name, options=options, requested_by=caller.actor, settings=request.app.state.settings
+    )
+    return CalibrationPublic.of(info)
+
+
+@router.get("/{name}/calibration", **roles(*READ))
+def stored_calibration(name: str, request: Request) -> dict[str, Any]:
+    """Return the model's stored calibration: edit point, settings, trace figures, split."""
+    stored = calibration.model_calibration(name, settings=request.app.state.settings)
+    if stored is None:
+        raise ApiError(404, f"model {name!r} has no calibration; the per-family presets apply")
+    return stored
+
+
+@router.get("/{name}/calibrations", **roles(*READ))
+def list_calibrations(name: str, request: Request) -> list[CalibrationPublic]:
+    """List the model's calibration requests, newest first."""
+    infos = calibration.list_calibrations(name, settings=request.app.state.settings)
+    return [CalibrationPublic.of(i) for i in infos]
+
+
+@router.get("/{name}/calibrations/{calibration_id}", **roles(*READ))
+def get_calibration(name: str, calibration_id: SafeId, request: Request) -> CalibrationPublic:
+    """Return one calibration request: state, progress, result."""
+    info = calibration.get_calibration_request(calibration_id, settings=request.app.state.settings)
+    if info.model != name:
+        raise ApiError(404, f"model {name!r} has no calibration {calibration_id!r}")
+    return CalibrationPublic.of(info)
+
+
+@router.post("/{name}/calibrations/{calibration_id}/cancel", **roles(Role.OPERATOR))
+def cancel_calibration(name: str, calibration_id: SafeId, request: Request) -> CalibrationPublic:
+    """Ask a queued or running calibration to stop."""
+    settings = request.app.state.settings
+    if calibration.get_calibration_request(calibration_id, settings=settings).model != name:
+        raise ApiError(404, f"model {name!r} has no calibration {calibration_id!r}")
+    info = calibration.cancel_calibration(calibration_id, settings=settings)
+    return CalibrationPublic.of(info)

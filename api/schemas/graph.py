@@ -57,6 +57,7 @@ class RelationCreate(Strict):
     label: str = Name
     templates: TemplatesBody
     functional: bool = False
+    equivalent_to: list[str] = Field(default_factory=list, max_length=50)
     reason: str = Reason
 
 
@@ -67,11 +68,18 @@ class RelationPublic(BaseModel):
     label: str
     templates: dict[str, list[str]]
     functional: bool
+    equivalent_to: list[str] = Field(default_factory=list)
 
     @classmethod
     def of(cls, r: Relation) -> RelationPublic:
         """Return the public view of a relation."""
-        return cls(id=r.id, label=r.label, templates=r.templates.to_dict(), functional=r.functional)
+        return cls(
+            id=r.id,
+            label=r.label,
+            templates=r.templates.to_dict(),
+            functional=r.functional,
+            equivalent_to=list(r.equivalent_to),
+        )
 
 
 class FactCreate(Strict):

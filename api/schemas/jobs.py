@@ -20,6 +20,7 @@ from api.schemas.common import (
     derive_public,
 )
 from api.schemas.requests import EditRequestIn, ProbeIn, UnlearnRequestIn
+from workers.calibration import CalibrationInfo
 from workers.jobs.codec import to_plain
 from workers.jobs.service import JobInfo
 from workers.jobs.states import JobState
@@ -105,6 +106,17 @@ class FollowBody(Strict):
 
 
 ModelPublic = derive_public("ModelPublic", ModelInfo, exclude=frozenset({"meta"}))
+CalibrationPublic = derive_public("CalibrationPublic", CalibrationInfo)
+
+
+class CalibrateBody(Strict):
+    """How much of the model's calibration split to use (defaults: docs/calibration.md)."""
+
+    n_trace: int | None = Field(None, ge=2, le=200, description="facts to trace")
+    n_dev: int | None = Field(None, ge=2, le=100, description="dev edits per grid point")
+    samples: int | None = Field(None, ge=1, le=50, description="noise samples per traced fact")
+
+
 """A registered model (the fields of `ModelInfo` but its metadata)."""
 
 VersionPublic = derive_public(

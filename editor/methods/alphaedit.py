@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,7 @@ from editor.methods.common import (
     hparams_context_templates,
     moment_for,
     request_keys,
+    subject_position,
     templates_or_default,
     timed,
 )
@@ -62,6 +63,7 @@ from editor.methods.memit import (
 )
 from editor.methods.registry import EditMethod, register
 from editor.stats import SecondMoment
+from editor.tokens import SUBJECT_POSITIONS
 from editor.vstar import LossTerm
 
 _EIG: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -282,9 +284,10 @@ def apply_alphaedit(
         model, tokenizer, requests, hparams, context_templates, spec, solve, timings,
         extra_losses_for=extra_losses_for,
     )  # fmt: skip
+    at = subject_position(hparams)
     with timed(timings, "solve"):  # the batch's keys, kept for later batches
         new_keys = {
-            layer: request_keys(model, tokenizer, spec, layer, requests, context_templates).T
+            layer: request_keys(model, tokenizer, spec, layer, requests, context_templates, at).T
             for layer in layers
         }  # layer -> (m, n)
         token = state.add(new_keys)
@@ -356,8 +359,9 @@ def rebuild_state(
     templates = resources.get("context_templates") or hparams_context_templates(
         model, tokenizer, hparams, resources.get("model_key")
     )
+    at = subject_position(hparams)
     keys = {
-        layer: request_keys(model, tokenizer, spec, layer, requests, templates).T.detach().cpu()
+        layer: request_keys(model, tokenizer, spec, layer, requests, templates, at).T.detach().cpu()
         for layer in hparams.layers
     }  # layer -> (m, n)
     for delta in deltas:
@@ -365,11 +369,23 @@ def rebuild_state(
 
 
 # Default rows per family (`editor.methods.defaults`).
+_ALPHA = "AlphaEdit release (Fang et al., 2025; jianghoucheng/AlphaEdit) hparams/AlphaEdit/"
+_XL = Row((13, 14, 15, 16, 17), 48, source=_ALPHA + "gpt2-xl.json")
+_GPTJ = Row(
+    (3, 4, 5, 6, 7, 8), 28, {"v_num_grad_steps": 25}, source=_ALPHA + "EleutherAI_gpt-j-6B.json"
+)
+_LLAMA3 = Row(
+    (4, 5, 6, 7, 8), 32, {"v_num_grad_steps": 25, "v_lr": 0.1}, source=_ALPHA + "Llama3-8B.json"
+)
 DEFAULTS = {
-    "gpt2": Row((13, 14, 15, 16, 17), 48),
-    "gptj": Row((3, 4, 5, 6, 7, 8), 28, {"v_num_grad_steps": 25}),
-    "gpt_neox": Row((3, 4, 5, 6, 7, 8), 44),
-    **llama_like(Row((4, 5, 6, 7, 8), 32, {"v_num_grad_steps": 25, "v_lr": 0.1})),
+    "gpt2": _XL,
+    "gpt2-xl": _XL,
+    "gptj": _GPTJ,
+    "gpt-j-6b": _GPTJ,
+    "gpt_neox": Row((3, 4, 5, 6, 7, 8), 44,
+                    source="no NeoX release: the GPT-J release's layers, unscaled"),
+    **llama_like(replace(_LLAMA3, source=_ALPHA + "Llama3-8B.json, scaled")),
+    "llama-3-8b": _LLAMA3,
     # Chosen in the sequential stress runs on `small` (docs/results/sequential-stress.md): the
     # earlier absolute τ = 5e-2 with l2 = 10 left 105 of 512 directions at layer 0 and
     # landed 1 of 30 edits (docs/results/editing-quality.md, 2026-11-21 first run). A null
@@ -379,12 +395,14 @@ DEFAULTS = {
         (0, 1, 2),
         None,
         {**KNOWLEDGE_STEPS, "nullspace_energy": 0.1, "l2": 0.5, "clamp_norm_factor": 2.0},
+        source="kgedit: sequential stress runs on the small knowledge model",
     ),
-}
+}  # fmt: skip
 
 METHOD = register(
     EditMethod(
         name="alphaedit",
+        subject_positions=SUBJECT_POSITIONS,
         hparams_cls=AlphaEditHyperParams,
         apply=apply_alphaedit_to_model,
         needs_second_moment=True,
@@ -396,5 +414,7 @@ METHOD = register(
         stateful=True,
         rebuild=rebuild_state,
         tiny={**SPREAD_TINY, "nullspace_energy": 0.1, "l2": 0.1},
+        easyedit="AlphaEdit",
+        easyedit_renames={"L2": "l2"},
     )
 )

@@ -23,7 +23,12 @@ from editor.delta import Delta, DeltaEntry
 from editor.errors import EditorError
 from editor.hooks import capture_input, capture_output
 from editor.stats import SecondMoment
-from editor.tokens import encode_prompt_targets, fill, subject_last_token_index
+from editor.tokens import (
+    encode_prompt_targets,
+    fact_token_position,
+    fill,
+    subject_token_indices,
+)
 from editor.vstar import VStarResult, optimize_v, rewriting_templates
 
 StatsSource = SecondMoment | Mapping[int, SecondMoment] | Callable[[int], SecondMoment]
@@ -100,16 +105,27 @@ def checked_spec(model: nn.Module, layers: Sequence[int], spec: ArchSpec | None 
 
 
 def _subject_rows(
-    tokenizer: Any, requests: Sequence[EditRequest], templates_of: Callable[[EditRequest], list]
-) -> tuple[list[str], list[int], list[int]]:
-    """Return texts, subject-token columns and the owning request index of every row."""
-    texts, cols, owner = [], [], []
+    tokenizer: Any,
+    requests: Sequence[EditRequest],
+    templates_of: Callable[[EditRequest], list],
+    position: str = "last",
+) -> tuple[list[str], list[int], list[int], list[int]]:
+    """Return texts, subject-token columns, the owning request and the template's index of
+    every row; "all" gives one row per subject token."""
+    texts, cols, owner, which = [], [], [], []
     for i, request in enumerate(requests):
-        for template in templates_of(request):
-            texts.append(fill(template, request.subject)[0])
-            cols.append(subject_last_token_index(tokenizer, template, request.subject))
-            owner.append(i)
-    return texts, cols, owner
+        for j, template in enumerate(templates_of(request)):
+            for col in subject_token_indices(tokenizer, template, request.subject, position):
+                texts.append(fill(template, request.subject)[0])
+                cols.append(col)
+                owner.append(i)
+                which.append(j)
+    return texts, cols, owner, which
+
+
+def subject_position(hparams: Any) -> str:
+    """Return the subject position ("first", "last", "all") of hparams (`fact_token`)."""
+    return fact_token_position(getattr(hparams, "fact_token", "subject_last"))
 
 
 @torch.no_grad()
@@ -144,18 +160,19 @@ def request_keys(
     layer: int,
     requests: Sequence[EditRequest],
     context_templates: Sequence[str],
+    position: str = "last",
 ) -> torch.Tensor:
     """Return one key per request (n, m): the mean of the bare-prompt key and the prefix mean.
 
     MEMIT groups the templates as [["{}"], prefixes] and averages the group means; with only
-    one group the key is that group's mean.
+    one group the key is that group's mean. `position` "all" averages over subject tokens too.
     """
-    texts, cols, owner = _subject_rows(
-        tokenizer, requests, lambda r: rewriting_templates(context_templates, r.prompt)
+    texts, cols, owner, which = _subject_rows(
+        tokenizer, requests, lambda r: rewriting_templates(context_templates, r.prompt), position
     )
     module = get_module(model, spec.down_proj_name(layer))
     keys = _read_at_subject(model, tokenizer, module, texts, cols, read_input=True)  # (N, m)
-    bare = [t == "{}" for t in context_templates] * len(requests)
+    bare = [context_templates[j] == "{}" for j in which]
     owner_t = torch.tensor(owner)  # (N,)
     bare_t = torch.tensor(bare)  # (N,)
     out = []
@@ -172,11 +189,15 @@ def bare_outputs(
     module_name: str,
     requests: Sequence[EditRequest],
     read_input: bool = False,
+    position: str = "last",
 ) -> torch.Tensor:
-    """Return a module's output (or input) at the subject token of each bare prompt, (n, w)."""
-    texts, cols, _ = _subject_rows(tokenizer, requests, lambda r: [r.prompt])
+    """Return a module's output (or input) at the subject token of each bare prompt, (n, w)
+    (the mean over the subject's tokens for `position` "all")."""
+    texts, cols, owner, _ = _subject_rows(tokenizer, requests, lambda r: [r.prompt], position)
     module = get_module(model, module_name)
-    return _read_at_subject(model, tokenizer, module, texts, cols, read_input)
+    values = _read_at_subject(model, tokenizer, module, texts, cols, read_input)  # (N, w)
+    owner_t = torch.tensor(owner, device=values.device)  # (N,)
+    return torch.stack([values[owner_t == i].mean(0) for i in range(len(requests))])  # (n, w)
 
 
 def factor_entry(
@@ -268,6 +289,7 @@ def vstar_options(hparams: Any) -> dict[str, Any]:
         "kl_factor": hparams.kl_factor,
         "loss_stop": hparams.v_loss_stop,
         "essence_prompts": hparams.essence_prompts,
+        "subject_position": subject_position(hparams),
     }
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,8 @@ from torch import nn
 
 from editor.errors import EditorError
 from editor.methods.registry import get, names
+from editor.shapes import PRESET_KEY, PresetChoice, describe_shape, match_shape, named_shape
+from editor.tokens import fact_token_position
 
 KNOWLEDGE = "knowledge"
 LLAMA_LIKE = ("llama", "mistral", "qwen2")
@@ -42,13 +44,20 @@ class Row:
 
     `depth` None: `layers` are offsets from the traced layer (knowledge models).
     `layer_fields`: other single-layer fields (LTI's `mid_layer`, GLAME's `repr_layer`),
-    resolved like `layers`.
+    resolved like `layers`. `source`: the paper or released configuration the values come
+    from (or the kgedit measurement that chose them).
     """
 
     layers: tuple[int, ...]
     depth: int | None
     fields: dict[str, Any] = field(default_factory=dict)
     layer_fields: dict[str, int] = field(default_factory=dict)
+    source: str = ""
+
+
+def sourced(rows: dict[str, Row], source: str) -> dict[str, Row]:
+    """Return the rows with `source` set on every row that names none."""
+    return {k: row if row.source else replace(row, source=source) for k, row in rows.items()}
 
 
 def llama_like(row: Row) -> dict[str, Row]:
@@ -116,6 +125,11 @@ def load_overrides(source: Mapping[str, Any] | str | Path | None, method: str) -
     if source is None:
         return {}
     data = dict(source) if isinstance(source, Mapping) else read_overrides_file(source)
+    if "alg_name" in data:  # whose dropped fields must be named, not silently ignored
+        raise EditorError(
+            "this is an EasyEdit hparams file; translate it with `kgedit translate-hparams` "
+            "or `kgedit edit --hparams-yaml` (kgedit.easyedit_hparams in Python)"
+        )
     keyed = [k for k in data if k in names(None)]
     if keyed:  # an object keyed by method name: this method's entry (or nothing)
         entry = data.get(method, {})
@@ -125,25 +139,74 @@ def load_overrides(source: Mapping[str, Any] | str | Path | None, method: str) -
     return data
 
 
-def default_hparams(
+def choose_row(
+    method: str,
+    model: nn.Module,
+    *,
+    family: str | None = None,
+    preset: str | None = None,
+) -> tuple[Row | None, PresetChoice]:
+    """Return the method's default row for `model` and how it was chosen.
+
+    Order: the knowledge row when `family` is `knowledge`; else the row of the named
+    `preset` or of the model's recognised released shape (`editor.shapes`); else the
+    family's row, its layers scaled to the model's depth. A method without rows gets None.
+    """
+    rows = get(method).defaults
+    if not rows:
+        return None, PresetChoice(method, None, "-", "the hyper-parameter class's defaults", "")
+    config = model.config
+    asked = family is not None
+    shape = None
+    if family != KNOWLEDGE:
+        shape = named_shape(preset, config) if preset else None
+        if shape is None and family is None:
+            shape = match_shape(config)
+    family = family or family_of(model)
+    if shape is not None and shape.name in rows:
+        how = "named by the user" if preset else "recognised by model_type, depth and width"
+        row = rows[shape.name]
+        return row, PresetChoice(method, shape.name, shape.name, row.source, how)
+    row = rows.get(family)
+    if row is None:
+        raise EditorError(f"no {method} defaults for family {family!r}; have {sorted(rows)}")
+    if family == KNOWLEDGE:
+        note = "knowledge model: offsets from the traced edit layer"
+    elif shape is not None:
+        note = f"{shape.name}: no {method} row of its own, so the family's, scaled to depth"
+    elif asked:
+        note = f"family {family!r} as asked, scaled to depth"
+    else:
+        note = f"unknown shape ({describe_shape(config)}): the family's row, scaled to depth"
+    return row, PresetChoice(method, shape.name if shape else None, family, row.source, note)
+
+
+def default_hparams(method: str, model: nn.Module, **options: Any) -> Any:
+    """Return the method's hyper-parameters for `model` (`hparams_and_choice`, without the
+    choice): its chosen row (`choose_row`), then the overrides; a method without rows starts
+    from its hyper-parameter class's defaults. `options`: `family`, `trace_layer`,
+    `overrides` (an override `preset: NAME` picks the rows of a released shape by name)."""
+    return hparams_and_choice(method, model, **options)[0]
+
+
+def hparams_and_choice(
     method: str,
     model: nn.Module,
     *,
     family: str | None = None,
     trace_layer: int | None = None,
     overrides: Mapping[str, Any] | str | Path | None = None,
-) -> Any:
-    """Return the method's hyper-parameters for `model` from its declared rows, then the
-    overrides; a method without rows starts from its hyper-parameter class's defaults."""
+) -> tuple[Any, PresetChoice]:
+    """Return `default_hparams` and the `PresetChoice` naming the row it started from."""
     entry = get(method)
     cls = entry.hparams_cls
+    fields = load_overrides(overrides, method)
+    preset = fields.pop(PRESET_KEY, None)
+    if preset is not None and not isinstance(preset, str):
+        raise EditorError(f"{PRESET_KEY!r} must be a preset name, not {preset!r}")
+    row, choice = choose_row(method, model, family=family, preset=preset)
     data: dict[str, Any] = {}
-    rows = entry.defaults
-    if rows:
-        family = family or family_of(model)
-        row = rows.get(family)
-        if row is None:
-            raise EditorError(f"no {method} defaults for family {family!r}; have {sorted(rows)}")
+    if row is not None:
         n_layers = int(model.config.num_hidden_layers)
         layers = resolve_layers(row, n_layers, trace_layer)
         data.update(row.fields)
@@ -153,5 +216,12 @@ def default_hparams(
             data["layer"] = layers[0]
         for name, ref in row.layer_fields.items():
             data[name] = resolve_layers(Row((ref,), row.depth), n_layers, trace_layer)[0]
-    data.update(load_overrides(overrides, method))
-    return cls.from_dict(data) if hasattr(cls, "from_dict") else cls(**data)
+    data.update(fields)
+    hparams = cls.from_dict(data) if hasattr(cls, "from_dict") else cls(**data)
+    fact_token = getattr(hparams, "fact_token", None)
+    if fact_token is not None and fact_token_position(fact_token) not in entry.subject_positions:
+        raise EditorError(
+            f"{method} reads the subject at {list(entry.subject_positions)} only, "
+            f"not fact_token {fact_token!r}"
+        )
+    return hparams, choice

@@ -49,7 +49,7 @@ from editor.methods.common import (
     templates_or_default,
     timed,
 )
-from editor.methods.defaults import KNOWLEDGE, KNOWLEDGE_STEPS, Row, llama_like
+from editor.methods.defaults import KNOWLEDGE, KNOWLEDGE_STEPS, Row, llama_like, sourced
 from editor.methods.dike_krd import Disentangler, KrdConfig, load_or_train_krd
 from editor.methods.entries import OnRequest, one_batch
 from editor.methods.memit import MEMIT_SEEDS, memit_context_templates
@@ -246,13 +246,16 @@ def dike_resources(ctx: ResourceContext) -> dict[str, Any]:
 
 # Default rows per family (`editor.methods.defaults`): DiKE is single-layer, ROME's layer
 # with MEMIT's λ.
-DEFAULTS = {
-    "gpt2": Row((17,), 48),
-    "gptj": Row((5,), 28, {"mom2_update_weight": 15000}),
-    "gpt_neox": Row((15,), 44, {"mom2_update_weight": 15000}),
-    **llama_like(Row((5,), 32, {"mom2_update_weight": 15000, "v_weight_decay": 1e-3})),
-    KNOWLEDGE: Row((0,), None, {**KNOWLEDGE_STEPS, "mom2_update_weight": 50.0}),
-}
+DEFAULTS = sourced(
+    {
+        "gpt2": Row((17,), 48),
+        "gptj": Row((5,), 28, {"mom2_update_weight": 15000}),
+        "gpt_neox": Row((15,), 44, {"mom2_update_weight": 15000}),
+        **llama_like(Row((5,), 32, {"mom2_update_weight": 15000, "v_weight_decay": 1e-3})),
+        KNOWLEDGE: Row((0,), None, {**KNOWLEDGE_STEPS, "mom2_update_weight": 50.0}),
+    },
+    "kgedit: the ROME release layer with the MEMIT release λ (docs/methods/dike.md)",
+)
 
 METHOD = register(
     EditMethod(

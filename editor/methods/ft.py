@@ -31,7 +31,7 @@ from editor.cancel import checkpoint
 from editor.delta import Delta
 from editor.errors import EditorError
 from editor.methods.common import HParams, checked_spec, request_ids, request_meta
-from editor.methods.defaults import KNOWLEDGE, Row, llama_like
+from editor.methods.defaults import KNOWLEDGE, Row, llama_like, sourced
 from editor.methods.registry import EditMethod, register
 from editor.tokens import encode_prompt_targets, fill, target_logprobs_from_logits
 from editor.vstar import rewriting_templates
@@ -143,13 +143,16 @@ def apply_ft_to_model(
 
 
 # Default rows per family (`editor.methods.defaults`): FT-L edits the layer ROME edits.
-DEFAULTS = {
-    "gpt2": Row((17,), 48),
-    "gptj": Row((5,), 28),
-    "gpt_neox": Row((15,), 44),
-    **llama_like(Row((5,), 32)),
-    KNOWLEDGE: Row((0,), None, {"lr": 5e-3, "norm_constraint": 5e-3}),
-}
+DEFAULTS = sourced(
+    {
+        "gpt2": Row((17,), 48),
+        "gptj": Row((5,), 28),
+        "gpt_neox": Row((15,), 44),
+        **llama_like(Row((5,), 32)),
+        KNOWLEDGE: Row((0,), None, {"lr": 5e-3, "norm_constraint": 5e-3}),
+    },
+    "kgedit: FT-L on the ROME release layer (docs/methods/ft.md)",
+)
 
 METHOD = register(
     EditMethod(

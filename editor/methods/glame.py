@@ -39,11 +39,12 @@ from editor.arch import ArchSpec, get_module
 from editor.delta import Delta
 from editor.errors import EditorError
 from editor.hooks import capture_output
-from editor.methods.defaults import KNOWLEDGE, KNOWLEDGE_STEPS, Row, llama_like
+from editor.methods.defaults import KNOWLEDGE, KNOWLEDGE_STEPS, Row, llama_like, sourced
 from editor.methods.entries import EditCall, request_by_request
 from editor.methods.registry import EditMethod, register
 from editor.methods.rgcn import RelationalGNN
 from editor.methods.rome import RomeHyperParams, apply_rome, rome_context_templates
+from editor.tokens import SUBJECT_POSITIONS
 from editor.vstar import VStarResult, optimize_v
 
 
@@ -264,18 +265,21 @@ apply_glame_to_model = request_by_request(
 
 # Default rows per family (`editor.methods.defaults`): the released CounterFact configs
 # (docs/methods/glame.md); `repr_layer` gives the features.
-DEFAULTS = {
-    "gpt2": Row((9,), 48, {}, layer_fields={"repr_layer": 5}),
-    "gptj": Row(
-        (5,),
-        28,
-        {"v_num_grad_steps": 35, "subgraph_size": 35, "gnn_dropout": 0.15},
-        layer_fields={"repr_layer": 2},
-    ),
-    "gpt_neox": Row((15,), 44, {}, layer_fields={"repr_layer": 5}),
-    **llama_like(Row((5,), 32, {"v_weight_decay": 1e-3}, layer_fields={"repr_layer": 2})),
-    KNOWLEDGE: Row((0,), None, KNOWLEDGE_STEPS, layer_fields={"repr_layer": 0}),
-}
+DEFAULTS = sourced(
+    {
+        "gpt2": Row((9,), 48, {}, layer_fields={"repr_layer": 5}),
+        "gptj": Row(
+            (5,),
+            28,
+            {"v_num_grad_steps": 35, "subgraph_size": 35, "gnn_dropout": 0.15},
+            layer_fields={"repr_layer": 2},
+        ),
+        "gpt_neox": Row((15,), 44, {}, layer_fields={"repr_layer": 5}),
+        **llama_like(Row((5,), 32, {"v_weight_decay": 1e-3}, layer_fields={"repr_layer": 2})),
+        KNOWLEDGE: Row((0,), None, KNOWLEDGE_STEPS, layer_fields={"repr_layer": 0}),
+    },
+    "GLAME release CounterFact configs (Zhang et al., 2024; docs/methods/glame.md)",
+)
 
 
 def subgraph_problem(request: EditRequest, overrides: Mapping[str, Any]) -> str | None:
@@ -300,6 +304,7 @@ def subgraph_problem(request: EditRequest, overrides: Mapping[str, Any]) -> str 
 METHOD = register(
     EditMethod(
         name="glame",
+        subject_positions=SUBJECT_POSITIONS,
         hparams_cls=GlameHyperParams,
         apply=apply_glame_to_model,
         needs_second_moment=True,

@@ -42,7 +42,14 @@ from editor.hooks import capture_output
 from editor.methods.common import (
     templates_or_default,
 )
-from editor.methods.defaults import KNOWLEDGE, KNOWLEDGE_STEPS, KNOWLEDGE_Z, Row, llama_like
+from editor.methods.defaults import (
+    KNOWLEDGE,
+    KNOWLEDGE_STEPS,
+    KNOWLEDGE_Z,
+    Row,
+    llama_like,
+    sourced,
+)
 from editor.methods.entries import EditCall, request_by_request, whole_batch
 from editor.methods.memit import (
     SPREAD_TINY,
@@ -278,74 +285,80 @@ apply_lti_memit_to_model = whole_batch(
 
 # Default rows per family (`editor.methods.defaults`): the released ROME-LTI / MEMIT-LTI
 # configs (docs/methods/lti.md); `mid_layer` is the logit lens.
-ROME_DEFAULTS = {
-    "gpt2": Row((17,), 48, {"v_num_grad_steps": 30}, layer_fields={"mid_layer": 30}),
-    "gptj": Row(
-        (5,),
-        28,
-        {
-            "v_num_grad_steps": 25,
-            "nll_factor": 0.0625,
-            "context_template_length_params": ((5, 10), (10, 5)),
-        },
-        layer_fields={"mid_layer": 17},
-    ),
-    "gpt_neox": Row((15,), 44, {"v_num_grad_steps": 30}, layer_fields={"mid_layer": 27}),
-    **llama_like(
-        Row(
+ROME_DEFAULTS = sourced(
+    {
+        "gpt2": Row((17,), 48, {"v_num_grad_steps": 30}, layer_fields={"mid_layer": 30}),
+        "gptj": Row(
             (5,),
-            32,
+            28,
             {
-                "v_num_grad_steps": 30,
-                "nll_factor": 0.35,
-                "last_kl_factor": 0.0725,
-                "mid_kl_factor": 0.0425,
-                "v_weight_decay": 1e-3,
-                "context_template_length_params": ((5, 5), (10, 10)),
+                "v_num_grad_steps": 25,
+                "nll_factor": 0.0625,
+                "context_template_length_params": ((5, 10), (10, 5)),
             },
-            layer_fields={"mid_layer": 15},
-        )
-    ),
-    KNOWLEDGE: Row((0,), None, KNOWLEDGE_STEPS, layer_fields={"mid_layer": 3}),
-}
-MEMIT_DEFAULTS = {
-    "gpt2": Row(
-        (13, 14, 15, 16, 17), 48, {"clamp_norm_factor": 1.2}, layer_fields={"mid_layer": 30}
-    ),
-    "gptj": Row(
-        (3, 4, 5, 6, 7, 8),
-        28,
-        {
-            "v_num_grad_steps": 30,
-            "nll_factor": 0.25,
-            "last_kl_factor": 0.0325,
-            "clamp_norm_factor": 0.85,
-            "mom2_update_weight": 15000,
-        },
-        layer_fields={"mid_layer": 15},
-    ),
-    "gpt_neox": Row(
-        (3, 4, 5, 6, 7, 8), 44, {"mom2_update_weight": 15000}, layer_fields={"mid_layer": 27}
-    ),
-    **llama_like(
-        Row(
-            (4, 5, 6, 7, 8),
-            32,
+            layer_fields={"mid_layer": 17},
+        ),
+        "gpt_neox": Row((15,), 44, {"v_num_grad_steps": 30}, layer_fields={"mid_layer": 27}),
+        **llama_like(
+            Row(
+                (5,),
+                32,
+                {
+                    "v_num_grad_steps": 30,
+                    "nll_factor": 0.35,
+                    "last_kl_factor": 0.0725,
+                    "mid_kl_factor": 0.0425,
+                    "v_weight_decay": 1e-3,
+                    "context_template_length_params": ((5, 5), (10, 10)),
+                },
+                layer_fields={"mid_layer": 15},
+            )
+        ),
+        KNOWLEDGE: Row((0,), None, KNOWLEDGE_STEPS, layer_fields={"mid_layer": 3}),
+    },
+    "LTI release ROME-LTI configs (docs/methods/lti.md)",
+)
+MEMIT_DEFAULTS = sourced(
+    {
+        "gpt2": Row(
+            (13, 14, 15, 16, 17), 48, {"clamp_norm_factor": 1.2}, layer_fields={"mid_layer": 30}
+        ),
+        "gptj": Row(
+            (3, 4, 5, 6, 7, 8),
+            28,
             {
                 "v_num_grad_steps": 30,
-                "last_kl_factor": 0.0725,
-                "mid_kl_factor": 0.0425,
-                "v_weight_decay": 1e-3,
-                "clamp_norm_factor": 4.0,
+                "nll_factor": 0.25,
+                "last_kl_factor": 0.0325,
+                "clamp_norm_factor": 0.85,
                 "mom2_update_weight": 15000,
             },
             layer_fields={"mid_layer": 15},
-        )
-    ),
-    KNOWLEDGE: Row(
-        (0, 1), None, {**KNOWLEDGE_Z, "mom2_update_weight": 50.0}, layer_fields={"mid_layer": 3}
-    ),
-}
+        ),
+        "gpt_neox": Row(
+            (3, 4, 5, 6, 7, 8), 44, {"mom2_update_weight": 15000}, layer_fields={"mid_layer": 27}
+        ),
+        **llama_like(
+            Row(
+                (4, 5, 6, 7, 8),
+                32,
+                {
+                    "v_num_grad_steps": 30,
+                    "last_kl_factor": 0.0725,
+                    "mid_kl_factor": 0.0425,
+                    "v_weight_decay": 1e-3,
+                    "clamp_norm_factor": 4.0,
+                    "mom2_update_weight": 15000,
+                },
+                layer_fields={"mid_layer": 15},
+            )
+        ),
+        KNOWLEDGE: Row(
+            (0, 1), None, {**KNOWLEDGE_Z, "mom2_update_weight": 50.0}, layer_fields={"mid_layer": 3}
+        ),
+    },
+    "LTI release MEMIT-LTI configs (docs/methods/lti.md)",
+)
 
 ROME_METHOD = register(
     EditMethod(

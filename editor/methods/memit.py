@@ -51,12 +51,14 @@ from editor.methods.common import (
     moment_for,
     request_keys,
     request_vstar,
+    subject_position,
     templates_or_default,
     timed,
 )
 from editor.methods.defaults import KNOWLEDGE, KNOWLEDGE_Z, Row, llama_like
 from editor.methods.entries import EditCall, whole_batch
 from editor.methods.registry import EditMethod, register
+from editor.tokens import SUBJECT_POSITIONS
 from editor.vstar import ESSENCE_PROMPTS, LossTerm
 
 MEMIT_SEEDS: tuple[str, ...] = ("The", "Therefore", "Because", "I", "You")
@@ -79,6 +81,7 @@ class SpreadHyperParams(HParams):
     context_seed: int = 0
     essence_prompts: tuple[str, ...] = ESSENCE_PROMPTS
     mom2_n_samples: int = 100_000
+    fact_token: str = "subject_last"  # or subject_first / subject_all (a calibration's choice)
 
 
 @dataclass(frozen=True)
@@ -153,16 +156,21 @@ def spread_over_layers(
     context_templates: Sequence[str],
     spec: ArchSpec,
     solve: Callable[[int, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+    hparams: Any = None,
 ) -> tuple[list, dict[str, Any]]:
-    """Edit each layer in turn with `solve(layer, K (m, n), R_k (d, n)) -> (U, V)`.
+    """Edit each layer in turn with `solve(layer, K (m, n), R_k (d, n)) -> (U, V)`;
+    keys and outputs are read at the subject tokens `hparams.fact_token` names (default last).
 
     Returns the applied delta entries (in layer order) and per-layer diagnostics.
     """
     z_name = spec.layer_name(layers[-1])
     entries, diag = [], {"residual_norm": [], "update_norm": []}
+    at = subject_position(hparams) if hparams is not None else "last"
     for i, layer in enumerate(layers):
-        keys = request_keys(model, tokenizer, spec, layer, requests, context_templates)  # (n, m)
-        cur = bare_outputs(model, tokenizer, z_name, requests)  # (n, d)
+        keys = request_keys(
+            model, tokenizer, spec, layer, requests, context_templates, at
+        )  # (n, m)
+        cur = bare_outputs(model, tokenizer, z_name, requests, position=at)  # (n, d)
         resid = (zs - cur).T / (len(layers) - i)  # (d, n)
         U, V = solve(layer, keys.T, resid)  # (d, n), (m, n)
         entry = factor_entry(model, spec, layer, U, V)
@@ -170,7 +178,7 @@ def spread_over_layers(
         entries.append(entry)
         diag["residual_norm"].append(float((zs - cur).norm(dim=1).mean()))
         diag["update_norm"].append(entry.norm())
-    final = bare_outputs(model, tokenizer, z_name, requests)  # (n, d)
+    final = bare_outputs(model, tokenizer, z_name, requests, position=at)  # (n, d)
     diag["final_residual_norm"] = float((zs - final).norm(dim=1).mean())
     return entries, diag
 
@@ -206,8 +214,9 @@ def targets_then_spread(
         )  # (n, d)
     with timed(timings, "solve"):
         entries, diag = spread_over_layers(
-            model, tokenizer, requests, zs, tuple(hparams.layers), context_templates, spec, solve
-        )
+            model, tokenizer, requests, zs, tuple(hparams.layers), context_templates, spec, solve,
+            hparams,
+        )  # fmt: skip
     return zs, z_infos, entries, diag
 
 
@@ -270,19 +279,53 @@ apply_memit_to_model = whole_batch(
 # v_loss_stop 0.01: 97.5 / 73.5 / 96.5 (every edit ran all 100 steps; the KL term keeps the
 # total above 0.01, final NLL median 0.034 → 0.021); λ = 10: 97.5 / 74.5 / 96.5. None moved
 # paraphrase by more than 2 of 200 probes, so the values stay (docs/results/editing-dev.md).
-DEFAULTS = {
-    "gpt2": Row((13, 14, 15, 16, 17), 48),
-    "gptj": Row((3, 4, 5, 6, 7, 8), 28, {"v_num_grad_steps": 25, "mom2_update_weight": 15000}),
-    "gpt_neox": Row((3, 4, 5, 6, 7, 8), 44, {"mom2_update_weight": 15000}),
-    **llama_like(
-        Row((4, 5, 6, 7, 8), 32, {"v_num_grad_steps": 25, "v_lr": 0.1, "mom2_update_weight": 15000})
-    ),
-    KNOWLEDGE: Row((0, 1), None, {**KNOWLEDGE_Z, "mom2_update_weight": 50.0}),
+_MEMIT = "MEMIT release (Meng et al., 2023; kmeng01/memit) hparams/MEMIT/"
+_EASY = "EasyEdit (zjunlp/EasyEdit) hparams/MEMIT/"
+_XL = Row((13, 14, 15, 16, 17), 48, source=_MEMIT + "gpt2-xl.json")
+_GPTJ = Row(
+    (3, 4, 5, 6, 7, 8),
+    28,
+    {"v_num_grad_steps": 25, "mom2_update_weight": 15000},
+    source=_MEMIT + "EleutherAI_gpt-j-6B.json",
+)
+_NEOX = Row(
+    (3, 4, 5, 6, 7, 8),
+    44,
+    {"mom2_update_weight": 15000},
+    source="no NeoX release: the GPT-J release's layers and λ, unscaled",
+)
+# Llama 3 8B as the AlphaEdit release runs MEMIT; EasyEdit's Llama 2, Mistral and Qwen2 files
+# use a larger v* step, a lighter decay and ROME's clamp.
+_LLAMA3 = {"v_num_grad_steps": 25, "v_lr": 0.1, "mom2_update_weight": 15000}
+_LLAMA3_SOURCE = "AlphaEdit release (jianghoucheng/AlphaEdit) hparams/MEMIT/Llama3-8B.json"
+_EASY_7B = {
+    "v_num_grad_steps": 25,
+    "v_lr": 0.5,
+    "v_weight_decay": 1e-3,
+    "clamp_norm_factor": 4.0,
+    "mom2_update_weight": 15000,
 }
+DEFAULTS = {
+    "gpt2": _XL,
+    "gpt2-xl": _XL,
+    "gptj": _GPTJ,
+    "gpt-j-6b": _GPTJ,
+    "gpt_neox": _NEOX,
+    "gpt-neox-20b": _NEOX,
+    **llama_like(Row((4, 5, 6, 7, 8), 32, _LLAMA3, source=_LLAMA3_SOURCE + ", scaled")),
+    "llama-3-8b": Row((4, 5, 6, 7, 8), 32, _LLAMA3, source=_LLAMA3_SOURCE),
+    "llama-2-7b": Row((4, 5, 6, 7, 8), 32, _EASY_7B, source=_EASY + "llama-7b.yaml (Llama-2-7b)"),
+    "mistral-7b": Row((4, 5, 6, 7, 8), 32, _EASY_7B, source=_EASY + "mistral-7b.yaml"),
+    "qwen2-7b": Row((4, 5, 6, 7, 8), 28, _EASY_7B, source=_EASY + "qwen2-7b.yaml"),
+    KNOWLEDGE: Row((0, 1), None, {**KNOWLEDGE_Z, "mom2_update_weight": 50.0},
+                   source="kgedit: EVOKE edits of the small knowledge model"),
+}  # fmt: skip
 
 METHOD = register(
     EditMethod(
         name="memit",
+        subject_positions=SUBJECT_POSITIONS,
+        tune={"mom2_update_weight": (50.0, 5000.0, 20000.0)},  # λ: knowledge row, ×100, released
         hparams_cls=MemitHyperParams,
         apply=apply_memit_to_model,
         needs_second_moment=True,
@@ -291,5 +334,6 @@ METHOD = register(
         context=memit_context_templates,
         defaults=DEFAULTS,
         tiny={**SPREAD_TINY, "mom2_update_weight": 1.0},
+        easyedit="MEMIT",
     )
 )

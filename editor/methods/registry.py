@@ -61,6 +61,13 @@ class EditMethod:
       it folds earlier edits back into the weights and can teach an answer the model cannot
       produce yet; the sync planner sends it the batches that reach the edit budget or ask
       for such an answer (docs/sync.md).
+    * `easyedit`: the method's `alg_name` in EasyEdit hparams files, and `easyedit_renames`
+      the EasyEdit field names that differ from the method's (`editor.methods.easyedit`);
+    * `subject_positions`: the subject tokens its key and value may sit at (`fact_token`
+      subject_first / subject_last / subject_all); a calibration's choice applies only to
+      methods that declare it;
+    * `tune`: field -> values, the grid of its settings a calibration tries on the model's
+      dev facts (`editor.calibrate`); empty: calibration leaves its settings alone.
     """
 
     name: str
@@ -78,6 +85,10 @@ class EditMethod:
     tiny: Mapping[str, Any] = field(default_factory=dict)
     check: RequestCheck | None = None
     teaches: bool = False
+    easyedit: str = ""
+    easyedit_renames: Mapping[str, str] = field(default_factory=dict)
+    subject_positions: tuple[str, ...] = ("last",)
+    tune: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
 
     def missing(self, request: Any, overrides: Mapping[str, Any] | None = None) -> str | None:
         """Return what `request` lacks for this method (its `check`), or None."""

@@ -59,7 +59,7 @@ from editor.methods.common import (
     own_cache_dir,
     request_ids,
 )
-from editor.methods.defaults import KNOWLEDGE, KNOWLEDGE_STATS, Row, llama_like
+from editor.methods.defaults import KNOWLEDGE, KNOWLEDGE_STATS, Row, llama_like, sourced
 from editor.methods.entries import OnRequest, one_batch
 from editor.methods.registry import EditMethod, register
 from editor.tokens import encode_prompt_targets, fill, subject_last_token_index
@@ -243,13 +243,16 @@ def apply_rocr_to_model(
 # next, like MEMIT, with AlphaEdit's threshold; their keys are small (kᵀPk ≈ 1e0-1e1), so
 # the released λ = 1 left 30 % of the redirect undone on the tiny model; λ = 1e-2 leaves
 # 0.5 % (docs/methods/rocr.md).
-DEFAULTS = {
-    "gpt2": Row((6, 7, 9), 48),
-    "gptj": Row((4, 5, 6), 32),
-    "gpt_neox": Row((4, 5, 6), 32),
-    **llama_like(Row((4, 5, 6), 32)),
-    KNOWLEDGE: Row((0, 1), None, {"nullspace_threshold": 5e-2, "l2": 1e-2, **KNOWLEDGE_STATS}),
-}
+DEFAULTS = sourced(
+    {
+        "gpt2": Row((6, 7, 9), 48),
+        "gptj": Row((4, 5, 6), 32),
+        "gpt_neox": Row((4, 5, 6), 32),
+        **llama_like(Row((4, 5, 6), 32)),
+        KNOWLEDGE: Row((0, 1), None, {"nullspace_threshold": 5e-2, "l2": 1e-2, **KNOWLEDGE_STATS}),
+    },
+    "ROCR release layers 4-6 of 32, scaled (docs/methods/rocr.md)",
+)
 
 
 def missing_anchor(request: UnlearnRequest, overrides: Mapping[str, Any]) -> str | None:

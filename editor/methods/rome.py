@@ -1,7 +1,9 @@
 """ROME: rank-one model editing (Meng et al., 2022), as in the released code (docs/methods/rome.md).
 
 1. key: k̄ = mean over context templates of the down-projection input at the subject's last
-   token; u = C⁻¹k̄ / ‖C⁻¹k̄‖ (u = k̄/‖k̄‖ without mom2 adjustment);
+   token (`fact_token`: or its first token, or the mean over all its tokens, as a calibration
+   chooses; the v* and the insert below read the same tokens);
+   u = C⁻¹k̄ / ‖C⁻¹k̄‖ (u = k̄/‖k̄‖ without mom2 adjustment);
 2. value: v* = m0 + δ from the v*/δ optimisation on the MLP output of the edit layer;
 3. insert: on the bare prompt, k0 = input and w0 = output of the down-projection at the
    subject token; ρ = (v* − w0) / (uᵀk0); W ← W + ρuᵀ (math orientation, bias untouched),
@@ -36,7 +38,13 @@ from editor.methods.common import (
 from editor.methods.defaults import KNOWLEDGE, KNOWLEDGE_STEPS, Row, llama_like
 from editor.methods.entries import EditCall, request_by_request
 from editor.methods.registry import EditMethod, register
-from editor.tokens import encode_prompt_targets, fill, subject_last_token_index
+from editor.tokens import (
+    SUBJECT_POSITIONS,
+    encode_prompt_targets,
+    fact_token_position,
+    fill,
+    subject_token_indices,
+)
 from editor.vstar import (
     ESSENCE_PROMPTS,
     LossTerm,
@@ -90,18 +98,6 @@ class RomeHyperParams(LayerVStarHyperParams):
         return asdict(self)
 
 
-PRESETS: dict[str, RomeHyperParams] = {
-    "gpt2-xl": RomeHyperParams(layer=17),
-    "gpt2-large": RomeHyperParams(layer=12),
-    "gpt2-medium": RomeHyperParams(layer=8, clamp_norm_factor=3.0),
-    "gpt-j-6b": RomeHyperParams(layer=5),
-    "gpt-neox-20b": RomeHyperParams(layer=15),
-    "llama-7b-8b": RomeHyperParams(
-        layer=5, v_num_grad_steps=25, v_weight_decay=1e-3, mom2_adjustment=False
-    ),
-}
-
-
 @torch.no_grad()
 def subject_keys(
     model: nn.Module,
@@ -110,14 +106,18 @@ def subject_keys(
     layer: int,
     templates: Sequence[str],
     subject: str,
+    position: str = "last",
 ) -> torch.Tensor:
-    """Return the down-projection inputs (n, m) at the subject's last token of each template."""
+    """Return the down-projection inputs (n, m) at the subject token(s) of each template:
+    one row per template for "first"/"last", one per (template, subject token) for "all"."""
     device = next(model.parameters()).device
     texts = [fill(t, subject)[0] for t in templates]
     batch = encode_prompt_targets(tokenizer, texts, [None] * len(texts)).to(device)
-    cols = [subject_last_token_index(tokenizer, t, subject) for t in templates]
+    at = [subject_token_indices(tokenizer, t, subject, position) for t in templates]
+    rows = [i for i, cols in enumerate(at) for _ in cols]
+    cols = [c for cs in at for c in cs]
     module = get_module(model, spec.down_proj_name(layer))
-    with capture_input(module, list(range(len(texts))), cols, stop=True) as cap:
+    with capture_input(module, rows, cols, stop=True) as cap:
         model(**batch.model_inputs(), use_cache=False)
     if cap.value is None:
         raise EditorError("edited module did not run")
@@ -126,22 +126,30 @@ def subject_keys(
 
 @torch.no_grad()
 def key_and_output(
-    model: nn.Module, tokenizer: Any, spec: ArchSpec, layer: int, prompt: str, subject: str
+    model: nn.Module,
+    tokenizer: Any,
+    spec: ArchSpec,
+    layer: int,
+    prompt: str,
+    subject: str,
+    position: str = "last",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return (k0 (m,), w0 (d,)): input and output of the down-projection on the bare prompt."""
+    """Return (k0 (m,), w0 (d,)): input and output of the down-projection on the bare prompt
+    at the subject token(s) (means over the subject's tokens for "all")."""
     device = next(model.parameters()).device
     text = fill(prompt, subject)[0]
     batch = encode_prompt_targets(tokenizer, [text], [None]).to(device)
-    col = subject_last_token_index(tokenizer, prompt, subject)
+    cols = subject_token_indices(tokenizer, prompt, subject, position)
+    rows = [0] * len(cols)
     module = get_module(model, spec.down_proj_name(layer))
     with (
-        capture_input(module, [0], [col]) as cap_in,
-        capture_output(module, [0], [col], stop=True) as cap_out,
+        capture_input(module, rows, cols) as cap_in,
+        capture_output(module, rows, cols, stop=True) as cap_out,
     ):
         model(**batch.model_inputs(), use_cache=False)
     if cap_in.value is None or cap_out.value is None:
         raise EditorError("edited module did not run")
-    return cap_in.value[0].float(), cap_out.value[0].float()  # (m,), (d,)
+    return cap_in.value.float().mean(0), cap_out.value.float().mean(0)  # (m,), (d,)
 
 
 # The context templates ROME averages over, as `hparams` describe them (default seed words)
@@ -173,8 +181,7 @@ def apply_rome(
     Info: `timings` (seconds for context, key, v_star, solve), the loss history, and the
     vectors u, k_bar, k0, w0, m0, v_star (CPU float32) used for the rank-one update.
     """
-    if hparams.fact_token != "subject_last":
-        raise EditorError(f"fact_token {hparams.fact_token!r} is not supported")
+    position = fact_token_position(hparams.fact_token)
     if hparams.mom2_adjustment and second_moment is None:
         raise EditorError("ROME with mom2_adjustment needs a second moment (editor.stats)")
     layer = hparams.layer
@@ -186,7 +193,9 @@ def apply_rome(
 
     with timed(timings, "key"):
         templates = rewriting_templates(context_templates, request.prompt)
-        keys = subject_keys(model, tokenizer, spec, layer, templates, request.subject)  # (n, m)
+        keys = subject_keys(
+            model, tokenizer, spec, layer, templates, request.subject, position
+        )  # (n, m)
         k_bar = keys.mean(0)  # (m,)
         if hparams.mom2_adjustment:
             sm = moment_for(second_moment, layer)
@@ -202,13 +211,16 @@ def apply_rome(
             "spec": spec,
             "extra_losses": extra_losses,
             "on_step": on_step,
+            "subject_position": position,
             **(vstar_kwargs or {}),
         }
         result = request_vstar(model, tokenizer, request, context_templates, hparams, **options)
         v_star = result.v_star if finish_v is None else finish_v(result)  # (d,)
 
     with timed(timings, "solve"):
-        k0, w0 = key_and_output(model, tokenizer, spec, layer, request.prompt, request.subject)
+        k0, w0 = key_and_output(
+            model, tokenizer, spec, layer, request.prompt, request.subject, position
+        )
         denom = torch.dot(u, k0)  # ()
         if float(denom.abs()) < 1e-12:
             raise EditorError("uᵀk0 is zero; the key direction cannot reach the bare-prompt key")
@@ -272,22 +284,57 @@ def with_layer(hparams: RomeHyperParams, layer: int) -> RomeHyperParams:
     return replace(hparams, layer=layer)
 
 
+# The v* settings a calibration tries on a model's own dev facts (docs/calibration.md): the
+# knowledge rows' 100 steps and clamp 1.5 against the released 25 steps and clamp 4, each at
+# the released learning rate and a fifth of it.
+CALIBRATION_GRID = {
+    "v_num_grad_steps": (25, 100),
+    "v_lr": (0.1, 0.5),
+    "clamp_norm_factor": (1.5, 4.0),
+}
+
 # Default rows per family (`editor.methods.defaults`). Dev check of the knowledge row
 # (2026-11-21, `bench/editing_dev.py`: the last 40 known EVOKE edits of the `small` model,
 # none of them in `bench/editing_quality.py`'s edits; efficacy / paraphrase / neighbourhood,
 # CounterFact scoring): 97.5 / 79.5 / 97.3 (81 v* steps on average); with 31 context
 # templates ((5,10),(10,10),(20,10)): 97.5 / 78.5 / 97.1, so the templates stay.
+_ROME = "ROME release (Meng et al., 2022; kmeng01/rome) hparams/ROME/"
+_EASY = "EasyEdit (zjunlp/EasyEdit) hparams/ROME/"
+_XL = Row((17,), 48, source=_ROME + "gpt2-xl.json")
+_GPTJ = Row((5,), 28, source=_ROME + "EleutherAI_gpt-j-6B.json")
+_NEOX = Row(
+    (15,), 44, source="MEMIT release (kmeng01/memit) hparams/ROME/EleutherAI_gpt-neox-20b.json"
+)
+# EasyEdit's Llama, Mistral and Qwen2 files run ROME without the second moment (u = k̄).
+_LLAMA = {"v_num_grad_steps": 25, "v_weight_decay": 1e-3, "mom2_adjustment": False}
 DEFAULTS = {
-    "gpt2": Row((17,), 48),
-    "gptj": Row((5,), 28),
-    "gpt_neox": Row((15,), 44),
-    **llama_like(Row((5,), 32, {"v_num_grad_steps": 25, "v_weight_decay": 1e-3})),
-    KNOWLEDGE: Row((0,), None, KNOWLEDGE_STEPS),
-}
+    "gpt2": _XL,
+    "gpt2-xl": _XL,
+    "gpt2-large": Row((12,), 36, source=_ROME + "gpt2-large.json"),
+    "gpt2-medium": Row((8,), 24, {"clamp_norm_factor": 3.0}, source=_ROME + "gpt2-medium.json"),
+    "gptj": _GPTJ,
+    "gpt-j-6b": _GPTJ,
+    "gpt_neox": _NEOX,
+    "gpt-neox-20b": _NEOX,
+    # the family fallback keeps the second moment: a model of unknown shape gets ROME proper
+    **llama_like(
+        Row((5,), 32, {"v_num_grad_steps": 25, "v_weight_decay": 1e-3},
+            source=_EASY + "llama-7b.yaml, with the mom2 adjustment kept")
+    ),
+    "llama-2-7b": Row((5,), 32, _LLAMA, source=_EASY + "llama-7b.yaml (Llama-2-7b)"),
+    "llama-2-13b": Row((5,), 40, _LLAMA, source=_EASY + "llama-7b.yaml (Llama-2-7b), unscaled"),
+    "llama-3-8b": Row((5,), 32, _LLAMA, source=_EASY + "llama3-8b.yaml"),
+    "mistral-7b": Row((5,), 32, _LLAMA, source=_EASY + "mistral-7b.yaml"),
+    "qwen2-7b": Row((5,), 28, _LLAMA, source=_EASY + "qwen2-7b.yaml"),
+    KNOWLEDGE: Row((0,), None, KNOWLEDGE_STEPS,
+                   source="kgedit: bench/editing_dev.py on the small knowledge model"),
+}  # fmt: skip
 
 METHOD = register(
     EditMethod(
         name="rome",
+        subject_positions=SUBJECT_POSITIONS,
+        tune=CALIBRATION_GRID,
         hparams_cls=RomeHyperParams,
         apply=apply_rome_to_model,
         needs_second_moment=True,
@@ -295,5 +342,6 @@ METHOD = register(
         context=rome_context_templates,
         defaults=DEFAULTS,
         tiny={"layer": 0, "v_num_grad_steps": 12},
+        easyedit="ROME",
     )
 )

@@ -93,11 +93,12 @@ COUNT_ENTITIES = "MATCH (e:Entity) RETURN count(e) AS n"
 EXISTING_RELATIONS = "UNWIND $ids AS rid MATCH (r:Relation {id: rid}) RETURN r.id AS id"
 CREATE_RELATIONS = (
     "UNWIND $rows AS row CREATE (:Relation {id: row.id, label: row.label, "
-    "templates: row.templates, functional: row.functional})"
+    "templates: row.templates, functional: row.functional, equivalent_to: row.equivalent_to})"
 )
 APPEND_TEMPLATES = "MATCH (r:Relation {id: $id}) SET r.templates = r.templates + $part"
 RELATION_FIELDS = (
-    "r.id AS id, r.label AS label, r.templates AS templates, r.functional AS functional"
+    "r.id AS id, r.label AS label, r.templates AS templates, r.functional AS functional, "
+    "r.equivalent_to AS equivalent_to"
 )
 GET_RELATIONS = "UNWIND $ids AS rid MATCH (r:Relation {id: rid}) RETURN " + RELATION_FIELDS
 LIST_RELATIONS = "MATCH (r:Relation) RETURN " + RELATION_FIELDS + " ORDER BY r.id"

@@ -383,6 +383,7 @@ class Neo4jGraphStore(core.StoreCore):
                 "label": r.label,
                 "templates": json.dumps(r.templates.to_dict()),
                 "functional": r.functional,
+                "equivalent_to": list(r.equivalent_to),
             }
             for r in relations
         ]
@@ -518,6 +519,7 @@ class Neo4jGraphStore(core.StoreCore):
             label=row["label"],
             templates=json.loads(row["templates"]),
             functional=bool(row["functional"]),
+            equivalent_to=tuple(row.get("equivalent_to") or ()),
         )
 
     def _select_relations(self, ids: Iterable[str] | None = None) -> list[Relation]:

@@ -93,6 +93,7 @@ class RelationRow(Base):
     label: Mapped[str] = mapped_column(String(MAX_NAME_LEN))
     templates: Mapped[dict[str, Any]] = mapped_column(JSON_TYPE)
     functional: Mapped[bool] = mapped_column(Boolean, default=False)
+    equivalent_to: Mapped[list[str]] = mapped_column(JSON_TYPE, default=list)
 
 
 class FactRow(Base):
@@ -265,6 +266,7 @@ def relation_values(relation: Relation) -> dict[str, Any]:
         "label": relation.label,
         "templates": relation.templates.to_dict(),
         "functional": relation.functional,
+        "equivalent_to": list(relation.equivalent_to),
     }
 
 
@@ -275,6 +277,7 @@ def relation_of(row: RelationRow) -> Relation:
         label=row.label,
         templates=RelationTemplates.from_dict(row.templates),
         functional=bool(row.functional),
+        equivalent_to=tuple(row.equivalent_to or ()),
     )
 
 

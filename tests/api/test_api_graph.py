@@ -116,6 +116,14 @@ def test_bad_input_gets_one_error_shape(client, curated, as_role):
     err(client.post("/v1/graph/entities", json=control, headers=curated), 422)
     bad_template = {"id": "r", "label": "r", "templates": {"cloze": ["no slot"]}, "reason": "t"}
     err(client.post("/v1/graph/relations", json=bad_template, headers=curated), 422)
+
+    def relation(rid: str, *equal: str) -> dict:
+        return {"id": rid, "label": rid, "templates": {"cloze": ["{} r"]},
+                "equivalent_to": list(equal), "reason": "t"}  # fmt: skip
+
+    err(client.post("/v1/graph/relations", json=relation("r", "r"), headers=curated), 422)
+    made = client.post("/v1/graph/relations", json=relation("asked", "capital_of"), headers=curated)
+    assert made.status_code == 201 and made.json()["equivalent_to"] == ["capital_of"]
     huge = {"id": "z", "name": "z" * (2 << 20), "reason": "t"}
     err(client.post("/v1/graph/entities", json=huge, headers=curated), 413)
     assert (
@@ -194,3 +202,29 @@ def test_entity_ids_with_slashes_reach_every_entity_route(client, curated, as_ro
     assert "france" in {n["id"] for n in hood.json()["nodes"]}
     missing = client.get("/v1/graph/entities/wd/entity/Q404/facts", headers=reader)
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+
+
+def test_calibration_routes(client, as_role, api_settings, tmp_path):
+    from jobs_helpers import save_random_gpt2
+
+    from workers.ledger import register_model
+
+    register_model("m1", save_random_gpt2(tmp_path / "m1"), settings=api_settings)
+    op, reader = as_role("operator"), as_role("auditor")
+    assert client.get("/v1/models/m1/calibration", headers=reader).status_code == 404
+    assert (
+        client.post("/v1/models/m1/calibrate", json={"n_trace": 1}, headers=op).status_code == 422
+    )
+    assert client.post("/v1/models/m1/calibrate", json={}, headers=reader).status_code == 403
+    assert client.post("/v1/models/nobody/calibrate", json={}, headers=op).status_code == 404
+    made = client.post("/v1/models/m1/calibrate", json={"n_dev": 4}, headers=op)
+    assert made.status_code == 202, made.text
+    info = made.json()
+    assert (info["state"], info["options"], info["model"]) == ("queued", {"n_dev": 4}, "m1")
+    one = client.get(f"/v1/models/m1/calibrations/{info['id']}", headers=reader).json()
+    assert one["id"] == info["id"]
+    assert client.get(f"/v1/models/m2/calibrations/{info['id']}", headers=reader).status_code == 404
+    stop = client.post(f"/v1/models/m1/calibrations/{info['id']}/cancel", headers=op)
+    assert stop.json()["state"] == "cancelled"
+    listed = client.get("/v1/models/m1/calibrations", headers=reader).json()
+    assert [c["id"] for c in listed] == [info["id"]]

@@ -13,6 +13,7 @@ from editor.errors import EditorError
 from editor.loading import load_model, state_checksum
 from editor.methods import get
 from editor.methods.common import bare_outputs, request_keys
+from editor.methods.defaults import default_hparams
 from editor.methods.memit import MemitHyperParams, apply_memit, memit_update
 from editor.scoring import target_logprobs
 from editor.stats import layer_second_moment
@@ -142,3 +143,30 @@ def test_hparams_json_and_guards(model_dirs, tmp_path) -> None:
         apply_memit(model, tok, REQUESTS, MemitHyperParams(layers=(1, 0)), None)
     with pytest.raises(EditorError, match="out of range"):
         apply_memit(model, tok, REQUESTS, MemitHyperParams(layers=(0, 5)), None)
+
+
+@pytest.mark.parametrize("fact_token", ["subject_first", "subject_all"])
+def test_memit_spreads_at_the_chosen_subject_tokens(fact_token, model_dirs, corpus, tmp_path):
+    """With λ → 0 the z layer reaches z at the tokens `fact_token` names (their mean: all)."""
+    model, tok, sms = _setup("gpt2", model_dirs, corpus, tmp_path)
+    spec = arch_spec(model)
+    at = fact_token.removeprefix("subject_")
+    hp = MemitHyperParams(
+        layers=(0, 1), mom2_update_weight=1e-6, v_num_grad_steps=4, fact_token=fact_token
+    )
+    last_before = bare_outputs(model, tok, spec.layer_name(1), REQUESTS)  # (n, d)
+    _, info = apply_memit(model, tok, REQUESTS, hp, sms, context_templates=BARE)
+    final = bare_outputs(model, tok, spec.layer_name(1), REQUESTS, position=at)  # (n, d)
+    err = (final - info["z"]).norm(dim=1) / info["z"].norm(dim=1)  # (n,)
+    assert float(err.max()) < 1e-3
+    moved = bare_outputs(model, tok, spec.layer_name(1), REQUESTS)  # (n, d) at the last token
+    if at == "first":  # the first subject token was edited, not (directly) the last
+        assert not torch.allclose(moved, info["z"], rtol=1e-3, atol=1e-3)
+    assert not torch.allclose(last_before, moved)
+
+
+def test_a_method_refuses_a_subject_position_it_does_not_declare(model_dirs) -> None:
+    model, _ = load_model(model_dirs["gpt2"])
+    with pytest.raises(EditorError, match="reads the subject at"):
+        default_hparams("lti-rome", model, overrides={"fact_token": "subject_first"})
+    assert default_hparams("memit", model, overrides={"fact_token": "subject_all"}).fact_token

@@ -55,6 +55,7 @@ def test_json_and_yaml_files_give_the_same_overrides(tmp_path) -> None:
         ("list.yaml", "- 1\n", "must be an object"),
         ("scalar.json", "3", "must be an object"),
         ("entry.yaml", "rome: 3\n", "overrides for 'rome' must be an object"),
+        ("easyedit.yaml", "alg_name: ROME\nlayers: [5]\n", "is an EasyEdit hparams file"),
     ],
 )
 def test_bad_override_files_raise_clear_errors(tmp_path, name, text, message) -> None:

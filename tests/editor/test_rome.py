@@ -15,7 +15,7 @@ from editor.delta import revert_all
 from editor.errors import EditorError
 from editor.loading import load_model, state_checksum
 from editor.methods import get
-from editor.methods.rome import PRESETS, RomeHyperParams, apply_rome, key_and_output
+from editor.methods.rome import RomeHyperParams, apply_rome, key_and_output
 from editor.scoring import target_logprobs
 from editor.stats import layer_second_moment
 
@@ -131,11 +131,37 @@ def test_without_mom2_adjustment(model_dirs, tmp_path: Path) -> None:
 
 
 def test_hparams_round_trip_and_guards(model_dirs) -> None:
-    hp = PRESETS["llama-7b-8b"]
-    assert not hp.mom2_adjustment and hp.v_weight_decay == 1e-3
     data = RomeHyperParams(layer=3).to_dict()
     data["context_template_length_params"] = [[5, 10], [10, 10]]
     assert RomeHyperParams.from_dict(data) == RomeHyperParams(layer=3)
     model, tok = load_model(model_dirs["gpt2"])
     with pytest.raises(EditorError, match="out of range"):
         apply_rome(model, tok, REQUEST, RomeHyperParams(layer=5, mom2_adjustment=False), None)
+
+
+@pytest.mark.parametrize("fact_token", ["subject_first", "subject_all"])
+def test_rome_keys_at_the_first_or_every_subject_token(
+    fact_token: str, model_dirs, corpus, tmp_path: Path
+) -> None:
+    model, tok, sm = _setup("gpt2", model_dirs, corpus, tmp_path)
+    spec = arch_spec(model)
+    position = fact_token.removeprefix("subject_")
+    first_k, _ = key_and_output(model, tok, spec, 0, REQUEST.prompt, REQUEST.subject, "first")
+    last_k, _ = key_and_output(model, tok, spec, 0, REQUEST.prompt, REQUEST.subject, "last")
+    assert not torch.allclose(first_k, last_k)  # "Barack Obama" is more than one token here
+    hp = RomeHyperParams(layer=0, fact_token=fact_token, v_num_grad_steps=12)
+    _, info = apply_rome(model, tok, REQUEST, hp, sm)
+    k0, out = key_and_output(model, tok, spec, 0, REQUEST.prompt, REQUEST.subject, position)
+    torch.testing.assert_close(k0, info["k0"], rtol=1e-5, atol=1e-6)
+    if position == "first":
+        torch.testing.assert_close(k0, first_k, rtol=1e-5, atol=1e-6)  # layer 0's input
+    # the edited module maps the key at the chosen tokens to v* (the mean over them for "all")
+    v_star = info["v_star"]
+    assert float((out - v_star).norm() / v_star.norm()) < 1e-4
+
+
+def test_rome_refuses_an_unknown_fact_token(model_dirs) -> None:
+    model, tok = load_model(model_dirs["gpt2"])
+    hp = RomeHyperParams(layer=0, mom2_adjustment=False, fact_token="last")
+    with pytest.raises(EditorError, match="fact_token 'last' is not supported"):
+        apply_rome(model, tok, REQUEST, hp, None)

@@ -10,8 +10,10 @@ from editor.loading import load_model
 from editor.tokens import (
     compose,
     encode_prompt_targets,
+    fact_token_position,
     fill,
     subject_last_token_index,
+    subject_token_indices,
     target_ids,
 )
 
@@ -108,3 +110,52 @@ def test_encode_prompt_targets_positions(tok) -> None:
         assert row[:n].all() and not row[n:].any()
     assert batch.prompt_lengths.tolist() == [len(p0), len(tok(prompts[1])["input_ids"])]
     assert batch.input_ids.dtype == torch.long
+
+
+@pytest.mark.parametrize(
+    ("template", "subject", "prefix"),
+    [
+        ("The mother of {} is", "Barack Obama", ""),
+        ("{} is located in", "the Eiffel Tower", "A short story. "),
+        ("In the city of {}, people speak", "Paris", ""),
+    ],
+)
+def test_subject_first_and_all_tokens_cover_exactly_the_subject(
+    tok, template: str, subject: str, prefix: str
+) -> None:
+    text = prefix + template.format(subject)
+    before_subject = text[: len(prefix) + template.index("{}")].strip()
+    (first,) = subject_token_indices(tok, template, subject, "first", prefix)
+    every = subject_token_indices(tok, template, subject, "all", prefix)
+    last = subject_last_token_index(tok, template, subject, prefix)
+    assert every == list(range(first, last + 1))
+    assert subject_token_indices(tok, template, subject, "last", prefix) == [last]
+    # the tokens before `first` hold no subject character; through `first` they start it
+    assert _decoded_upto(tok, text, first - 1).strip() == before_subject
+    assert len(_decoded_upto(tok, text, first).strip()) > len(before_subject)
+    if (
+        len(subject.split()) > 1
+        or len(tok(" " + subject, add_special_tokens=False)["input_ids"]) > 1
+    ):
+        assert first < last
+
+
+def test_slow_path_finds_the_first_subject_token(tok) -> None:
+    class Slow:
+        is_fast = False
+
+        def __call__(self, text, **kw):
+            return tok(text)
+
+    args = ("The mother of {} is", "Barack Obama")
+    assert subject_token_indices(Slow(), *args, "first") == subject_token_indices(
+        tok, *args, "first"
+    )
+
+
+def test_unknown_positions_are_refused(tok) -> None:
+    with pytest.raises(EditorError, match="not one of"):
+        subject_token_indices(tok, "{} is", "Ada", "middle")
+    assert fact_token_position("subject_first") == "first"
+    with pytest.raises(EditorError, match="subject_all"):
+        fact_token_position("last")

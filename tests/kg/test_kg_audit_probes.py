@@ -299,3 +299,38 @@ def test_sample_probes_skip_facts_about_a_forgotten_object(graph):
     kept = sample_probes(graph, 10_000, 0, exclude_objects=[london])
     assert not any(p.meta["fact"].endswith(f"|{london}") for p in kept)
     assert len(kept) == len(every) - len(graph.facts_with_object(london))
+
+
+def test_same_subject_leaves_out_relations_that_state_the_same_fact(graph):
+    asked = rel("ask_birth", "asked birthplace", ("{} came into the world in",))
+    declared = Relation(
+        "hometown", "home town", {"cloze": ("The home town of {} is",)}, equivalent_to=("P19",)
+    )
+    once = rel("first_home", "first home", ("{} first lived in",))
+    graph.add_relations([asked, declared, once])
+    graph.add_facts(
+        [
+            Fact("p0", "ask_birth", "c_london"),  # agrees with P19 on p0 and p1: same fact
+            Fact("p1", "ask_birth", "c_berlin"),
+            Fact("p0", "hometown", "c_vienna"),  # disagrees, but declared equivalent
+            Fact("p0", "first_home", "c_london"),  # agrees on one shared subject only
+        ]
+    )
+    view = GraphView(graph)
+    assert view.same_fact("P19") == {"ask_birth", "hometown"}
+    assert view.same_fact("hometown") == {"P19"}  # a declaration reads both ways
+    (change,) = audit_probes(graph, [_edit()])
+    same = {p.meta["relation"] for p in _by_kind(change.probes, ProbeKind.SAME_SUBJECT)}
+    assert same == {"P20", "P103", "first_home"}
+
+
+def test_one_disagreeing_subject_makes_relations_distinct(graph):
+    graph.add_relation(rel("ask_birth", "asked birthplace", ("{} came into the world in",)))
+    graph.add_facts(
+        [
+            Fact("p0", "ask_birth", "c_london"),
+            Fact("p1", "ask_birth", "c_berlin"),
+            Fact("p2", "ask_birth", "c_paris"),  # p2 was born in Vienna
+        ]
+    )
+    assert GraphView(graph).same_fact("P19") == frozenset()

@@ -103,6 +103,7 @@ def test_suggestion_is_the_nearest_candidate(people):
     assert pick is not None and pick.entity_id == "p:cy"
 
 
+@pytest.mark.slow  # loads the real sentence encoder
 def test_suggestion_with_the_offline_sentence_encoder(people):
     pick = suggest_anchor(people, Concept("k:ada", "Ada Byron"))
     assert pick is not None and pick.entity_id in {"p:cy", "p:eve"}

@@ -98,6 +98,17 @@ def test_malformed_line_names_its_number_and_commits_nothing(
         (_fact_line(subject="a", object="b", status="deleted"), "status"),
         (json.dumps({"type": "poem"}), "unknown line type"),
         (_fact_line(subject_id="Q404", object="b"), "unknown subject id"),
+        (
+            json.dumps(
+                {
+                    "type": "relation",
+                    "id": "r",
+                    "templates": {"cloze": ["{} r"]},
+                    "equivalent_to": "P19",
+                }
+            ),
+            "'equivalent_to' must be a list",
+        ),
     ],
 )
 def test_bad_lines_are_reported_with_line_number(
@@ -129,3 +140,19 @@ def test_line_at_the_limit_is_read(sqlite_store: SqlGraphStore, birth: Relation)
 def test_invalid_utf8_is_reported(seeded: SqlGraphStore) -> None:
     with pytest.raises(ImportFormatError, match="line 1: not UTF-8"):
         import_jsonl(seeded, io.BytesIO(b'{"subject": "\xff"}\n'))
+
+
+def test_relation_equivalence_is_imported_and_exported(sqlite_store: SqlGraphStore) -> None:
+    line = {
+        "type": "relation",
+        "id": "asked_birth",
+        "label": "asked birthplace",
+        "templates": {"cloze": ["{} came into the world in"]},
+        "equivalent_to": ["P19"],
+    }
+    import_jsonl(sqlite_store, io.BytesIO((json.dumps(line) + "\n").encode()))
+    assert sqlite_store.get_relation("asked_birth").equivalent_to == ("P19",)
+    buffer = io.StringIO()
+    export_jsonl(sqlite_store, buffer)
+    (exported,) = [json.loads(x) for x in buffer.getvalue().splitlines()]
+    assert exported["equivalent_to"] == ["P19"]

@@ -122,6 +122,7 @@ def test_hops_limit_and_fanout() -> None:
     assert [r.fact.subject for r in cut] == [f"book{i:03d}" for i in range(10)]
 
 
+@pytest.mark.slow  # loads the real sentence encoder
 def test_text_similarity_from_real_encoder_ranks_semantic_neighbours() -> None:
     cache: dict[str, np.ndarray] = {}
     config = RelatedConfig(hops=2, threshold=0.0, alpha=0.0)

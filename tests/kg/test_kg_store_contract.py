@@ -448,3 +448,16 @@ def test_bulk_import_into_an_empty_store(graph_store: GraphStore) -> None:
     assert graph_store.change_log(action="bulk_import")[-1].payload["facts"] == 30
     with pytest.raises(ValidationError, match="empty"):
         graph_store.bulk_import([Entity("zz", "Z")], [], [])
+
+
+def test_relation_equivalence_round_trips(graph_store: GraphStore) -> None:
+    asked = Relation("ask_birth", "asked birthplace", {"cloze": ("{} came into the world in",)})
+    graph_store.add_relations([birth_relation(), asked])
+    declared = Relation(
+        "P19b", "birthplace", {"cloze": ("{} was born at",)}, equivalent_to=("P19", "ask_birth")
+    )
+    graph_store.add_relation(declared)
+    assert graph_store.get_relation("P19b").equivalent_to == ("P19", "ask_birth")
+    assert graph_store.get_relation("P19").equivalent_to == ()
+    listed = {r.id: r.equivalent_to for r in graph_store.list_relations()}
+    assert listed == {"P19": (), "ask_birth": (), "P19b": ("P19", "ask_birth")}

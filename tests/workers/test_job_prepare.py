@@ -6,8 +6,9 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
-from jobs_helpers import random_model_dir  # noqa: F401
+from jobs_helpers import job_settings, random_model_dir  # noqa: F401
 
+from editor.errors import EditorError
 from editor.loading import load_model
 from editor.methods import get, names
 from workers.errors import InvalidInputError
@@ -52,3 +53,45 @@ def test_a_graph_without_facts_is_refused(random_model_dir, tmp_path):  # noqa: 
     spec = SimpleNamespace(method=name, hparams={})
     with pytest.raises(InvalidInputError, match="holds no facts"):
         prepare_job(spec, get(name), warm, None, Settings(var_dir=tmp_path), lambda f, m: None)
+
+
+def test_the_stats_corpus_setting_replaces_the_graphs_facts(random_model_dir, tmp_path):  # noqa: F811
+    from kg.store.sql import SqlGraphStore
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(
+        "".join(f"Sentence number {i} about a town and a river.\n" for i in range(60))
+    )
+    empty = SqlGraphStore(f"sqlite:///{tmp_path / 'empty.sqlite'}")
+    warm = _warm(random_model_dir, empty.url)  # no facts: the graph is never read
+    name = next(n for n in names("edit") if get(n).needs_second_moment)
+    spec = SimpleNamespace(method=name, hparams=dict(get(name).tiny, mom2_n_samples=50))
+    settings = Settings(var_dir=tmp_path, stats_corpus=corpus)
+    ready = prepare_job(spec, get(name), warm, None, settings, lambda f, m: None)
+    assert ready.corpus == {"source": str(corpus), "samples": 50, "available": 60,
+                            "sha256": ready.corpus["sha256"]}  # fmt: skip
+    missing = Settings(var_dir=tmp_path, stats_corpus=tmp_path / "gone.jsonl")
+    with pytest.raises(EditorError, match="statistics corpus not found"):
+        prepare_job(spec, get(name), warm, None, missing, lambda f, m: None)
+
+
+def test_jobs_use_the_calibrated_edit_point(random_model_dir, tiny_graph, job_settings):  # noqa: F811
+    from workers.db import ModelRow
+    from workers.ledger import register_model
+    from workers.ledger.registry import db_of
+
+    register_model("rand", random_model_dir)
+    db = db_of(job_settings)
+    with db.session() as session:
+        session.get(ModelRow, "rand").calibration = {
+            "edit_layer": 1, "fact_token": "subject_first", "settings": {"rome": {"v_lr": 0.1}},
+        }  # fmt: skip
+    warm = _warm(random_model_dir, tiny_graph.url)
+    spec = SimpleNamespace(model="rand", method="rome", hparams={"mom2_n_samples": 200})
+    ready = prepare_job(spec, get("rome"), warm, db, job_settings, lambda f, m: None)
+    assert (ready.hparams.layer, ready.hparams.fact_token, ready.hparams.v_lr) == (
+        1, "subject_first", 0.1,
+    )  # fmt: skip
+    spec.hparams = {"mom2_n_samples": 200, "fact_token": "subject_last"}  # the user's wins
+    again = prepare_job(spec, get("rome"), warm, db, job_settings, lambda f, m: None)
+    assert (again.hparams.layer, again.hparams.fact_token) == (1, "subject_last")

@@ -65,6 +65,7 @@ def _bad(model: str) -> list[tuple[object, str]]:
         ({**good, "method": "nonsense"}, "unknown edit method.*rome"),
         ({**good, "kind": "explode"}, "kind must be"),
         ({**good, "hparams": {"v_lr": 0.1, "warp": 9}}, "'warp' not in RomeHyperParams"),
+        ({**good, "hparams": {"preset": "gpt2-huge"}}, "hparams.preset: 'gpt2-huge' is not a"),
         ({**good, "batch_size": 0}, "batch_size"),
         ({**good, "requests": [{**req, "request_id": "a"}, {**req, "request_id": "a"}]}, "dupl"),
         ({**good, "thresholds": [{"group": "rewrite"}]}, "min_after or max_drop"),
@@ -86,6 +87,24 @@ def test_malformed_payloads_are_refused_and_write_nothing(model):
     with pytest.raises(InvalidInputError, match="idempotency key"):
         submit_job(edit_payload(model, EDITS), idempotency_key="x" * 201)
     assert list_jobs() == []
+
+
+def test_a_known_preset_name_is_accepted_in_hparams(model):
+    job = submit_job({**edit_payload(model, EDITS), "hparams": {"preset": "gpt2-medium"}})
+    assert job.state == "queued"
+
+
+def test_a_missing_statistics_corpus_is_refused_at_submission(model, tmp_path, monkeypatch):
+    from workers.settings import get_settings
+
+    monkeypatch.setenv("KGEDIT_STATS_CORPUS", str(tmp_path / "gone.jsonl"))
+    get_settings.cache_clear()
+    with pytest.raises(InvalidInputError, match=r"KGEDIT_STATS_CORPUS \(.*gone.jsonl\) does"):
+        submit_job(edit_payload(model, EDITS))
+    assert list_jobs() == []
+    (tmp_path / "gone.jsonl").write_text('{"text": "a sentence"}\n')
+    assert submit_job(edit_payload(model, EDITS)).state == "queued"
+    get_settings.cache_clear()
 
 
 def test_cancel_and_retry_of_a_queued_job(model):

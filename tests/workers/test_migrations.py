@@ -30,9 +30,10 @@ TABLES = {
     "api_keys",
     "audit_reports",
     "agreement_snapshots",
+    "calibrations",
     "sync_attempts",
 }
-HEAD = "0005"
+HEAD = "0006"
 
 
 def _diff(db: Database) -> list:

@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from workers.db import AuditReportRow, utcnow
+from workers.db import AuditReportRow, update_row, utcnow
 from workers.errors import ConflictError, InvalidInputError, NotFoundError
 from workers.ledger.registry import db_of, model_row
 from workers.ledger.versions import version_row
@@ -118,21 +118,16 @@ def request_audit(
         session.add(audit)
         info = _info(audit)
     if enqueue:
-        from workers.celery_app import get_app, queue_name
+        from workers.celery_app import send_to_model
 
-        get_app(settings).send_task(TASK_RUN_AUDIT, args=[info.id], queue=queue_name(model))
+        send_to_model(settings, TASK_RUN_AUDIT, info.id, model)
     return info
 
 
 def _set(report_id: str, settings: Settings | None, **values: Any) -> AuditInfo:
     """Update an audit row and return its record."""
-    with db_of(settings).session() as session:
-        row = session.get(AuditReportRow, report_id)
-        if row is None:
-            raise ReportNotFoundError(f"no audit has id {report_id!r}")
-        for key, value in values.items():
-            setattr(row, key, value)
-        return _info(row)
+    missing = ReportNotFoundError(f"no audit has id {report_id!r}")
+    return update_row(db_of(settings), AuditReportRow, report_id, missing, _info, **values)
 
 
 def summary_of(report: dict) -> dict[str, Any]:

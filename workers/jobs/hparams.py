@@ -14,6 +14,7 @@ import math
 import typing
 from typing import Any
 
+from editor.shapes import PRESET_KEY, SHAPES_BY_NAME
 from workers.errors import InvalidInputError
 from workers.jobs.codec import read_value
 
@@ -83,6 +84,12 @@ def check_hparams(cls: type, overrides: dict[str, Any]) -> None:
     """Refuse overrides that are not fields of `cls`, or of the wrong type, or out of bounds."""
     if not isinstance(overrides, dict):
         raise InvalidInputError("hparams must be an object")
+    overrides = dict(overrides)
+    preset = overrides.pop(PRESET_KEY, None)
+    if preset is not None and preset not in SHAPES_BY_NAME:
+        raise InvalidInputError(
+            f"hparams.{PRESET_KEY}: {preset!r} is not a known preset ({', '.join(SHAPES_BY_NAME)})"
+        )
     fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(overrides) - fields)
     if unknown:

@@ -17,6 +17,7 @@ from contracts.types import FactText
 from editor.knowledge.presets import get_preset
 from editor.prepare import Prepared, Progress, corpus_statements, prepare
 from kg.store import open_store
+from workers.db import ModelRow
 from workers.errors import InvalidInputError
 from workers.graph_models import graph_facts
 from workers.jobs.spec import JobSpec
@@ -54,6 +55,13 @@ def graph_corpus(graph_url: str | None, settings: Settings) -> tuple[list[FactTe
     return facts, texts
 
 
+def model_calibration(db: Any, model: str) -> dict[str, Any] | None:
+    """Return the model's stored calibration as the ledger holds it now (None: none)."""
+    with db.session() as session:
+        row = session.get(ModelRow, model)
+        return row.calibration if row is not None else None
+
+
 def prepare_job(
     spec: JobSpec,
     method: Any,
@@ -66,13 +74,20 @@ def prepare_job(
     """Return the job's method prepared (`editor.prepare`) on the base weights.
 
     A knowledge model's preset fixes the traced edit layer its default rows are relative
-    to; the job's `hparams` override them. The graph's facts are read only for a method
-    that needs second moments or declares further resources.
+    to; the model's calibration (`workers.calibration`), when it has one, moves the edit
+    point and sets its tuned settings; the job's `hparams` override both. The statistics
+    corpus is `settings.stats_corpus` when set, else the graph's verbalised facts; the
+    graph's facts are read only for a method that needs them (second moments from the
+    graph, or further resources).
     """
     preset = warm.meta.get("knowledge_preset")
     trace_layer = get_preset(preset).edit_layer if preset else None
-    needs_graph = method.needs_second_moment or method.resources is not None
+    calibration = model_calibration(db, spec.model) if db is not None else None
+    from_graph = method.needs_second_moment and settings.stats_corpus is None
+    needs_graph = from_graph or method.resources is not None
     facts, corpus = graph_corpus(warm.graph_url, settings) if needs_graph else ([], [])
+    if method.needs_second_moment and settings.stats_corpus is not None:
+        corpus = settings.stats_corpus
 
     def compute() -> Prepared:
         return prepare(
@@ -85,6 +100,7 @@ def prepare_job(
             overrides=spec.hparams or None,
             trace_layer=trace_layer,
             facts=facts,
+            calibration=calibration,
             progress=report,
             cancel=cancel,
         )

@@ -37,6 +37,7 @@ from workers.errors import (
     TransientJobError,
 )
 from workers.jobs.dispatch import check_overrides, check_requests, resolve
+from workers.jobs.sayable import target_warnings
 from workers.jobs.spec import JobSpec, parse_spec
 from workers.jobs.states import ACTIVE, RETRYABLE, TERMINAL, JobState, record_creation, transition
 from workers.jobs.withdraw import withdraw
@@ -173,13 +174,20 @@ def _send(row_id: str, model: str, settings: Settings | None) -> None:
 def check_job(spec: JobSpec | Mapping[str, Any]) -> JobSpec:
     """Return the validated spec (payload, method, hyper-parameters); raise `InvalidInputError`.
 
-    Each request must carry what the method declares it needs (`check_requests`). Callers
+    Each request must carry what the method declares it needs (`check_requests`), and a
+    configured statistics corpus must exist for a method that needs one. Callers
     that submit several jobs as one unit check them all before submitting any.
     """
     parsed = parse_spec(spec)
     method = resolve(parsed.kind, parsed.method)
     check_overrides(method, parsed.hparams)
     check_requests(method, parsed.requests, parsed.hparams)
+    corpus = get_settings().stats_corpus
+    if method.needs_second_moment and corpus is not None and not corpus.exists():
+        raise InvalidInputError(
+            f"{method.name} needs second moments and the statistics corpus KGEDIT_STATS_CORPUS "
+            f"({corpus}) does not exist"
+        )
     return parsed
 
 
@@ -231,8 +239,10 @@ def submit(
     if not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY or not key.isprintable():
         raise InvalidInputError(f"idempotency key must be 1-{MAX_KEY} printable characters")
     payload, digest = parsed.to_payload(), parsed.payload_sha256()
+    existing = _by_key(key, _db(settings))
+    warnings = [] if existing is not None else target_warnings(parsed, settings or get_settings())
     try:
-        row, existing = _insert(parsed, key, payload, digest, _db(settings))
+        row, existing = _insert(parsed, key, payload, digest, _db(settings), warnings)
     except IntegrityError:  # a concurrent submit with the same key won the race
         row, existing = None, _by_key(key, _db(settings))
         if existing is None:
@@ -261,16 +271,20 @@ def _by_key(key: str, db: Database) -> JobRow | None:
 
 
 def _insert(
-    spec: JobSpec, key: str, payload: dict, digest: str, db: Database
+    spec: JobSpec, key: str, payload: dict, digest: str, db: Database, warnings: list | None = None
 ) -> tuple[JobRow | None, JobRow | None]:
-    """Insert a new queued job, or return (None, existing job) when the key is taken."""
+    """Insert a new queued job (with its submission warnings in `result["warnings"]`), or
+    return (None, existing job) when the key is taken."""
     with db.session() as session:
         existing = session.scalars(select(JobRow).where(JobRow.idempotency_key == key)).first()
         if existing is not None:
             return None, existing
         if session.get(ModelRow, spec.model) is None:
             raise ModelNotFoundError(f"model {spec.model!r} is not registered; register it first")
-        return add_queued_job(session, spec, key, payload, digest), None
+        row = add_queued_job(session, spec, key, payload, digest)
+        if warnings:
+            row.result = {"warnings": list(warnings)}
+        return row, None
 
 
 def add_queued_job(session: Any, spec: JobSpec, key: str, payload: dict, digest: str) -> JobRow:
@@ -390,7 +404,8 @@ def retry_job(job_id: str, *, settings: Settings | None = None) -> JobInfo:
             row.cancel_requested = False
             row.progress, row.steps_done, row.retries = 0.0, 0, 0
             row.base_version_id = row.result_version_id = None
-            row.result, row.error = {}, None
+            row.result = {k: v for k, v in (row.result or {}).items() if k == "warnings"}
+            row.error = None
             row.started_at = row.finished_at = row.next_attempt_at = row.enqueued_at = None
             transition(session, row, JobState.QUEUED, f"retry requested (run {row.run})")
             return row.model_name
