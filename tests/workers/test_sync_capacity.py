@@ -117,3 +117,27 @@ def test_sayable_objects_come_from_the_models_latest_sync_check(
         sayable = sayable_objects(session, "m")
     assert sayable == {"e1", "e3"}  # recalled exactly, or given as an answer
     assert unsayable(["e1", "e3", "e4"], sayable) == ["e4"]
+
+
+def test_a_target_the_head_cannot_say_leads_the_batch_to_teaching(
+    job_settings,  # noqa: F811
+    random_model_dir,  # noqa: F811
+    monkeypatch,
+) -> None:
+    from contracts.types import EditRequest
+    from kg.planner import Batch, Plan, PlannedRequest
+    from workers.sync import loop
+
+    register_model("m", random_model_dir)
+    request = EditRequest("Ann", "{} was born in", "Quornvale", request_id="r0")
+    planned = PlannedRequest("r0", "edit", request, (), ("cs",), ("e-ann",), "born", None, "e-q")
+    result = Plan((Batch(0, "edit", (planned,)),), (), (), ("cs",), 1)
+    said = {"warn": []}
+    monkeypatch.setattr(loop, "target_warnings", lambda spec, settings: said["warn"])
+    ((chain, payload, choice),) = loop._specs(result, "m", {}, job_settings)
+    assert choice.role == SINGLE and payload["method"] == chain[0].method == choice.method
+    said["warn"] = [{"kind": "unsayable_target", "target": "Quornvale", "request_id": "r0"}]
+    ((chain, payload, choice),) = loop._specs(result, "m", {}, job_settings)
+    assert choice.role == TEACH and get(payload["method"]).teaches
+    assert "Quornvale" in choice.reason and chain[0].method == choice.method
+    assert len(chain) > 1  # the configured chain stays behind it as fallbacks

@@ -22,6 +22,7 @@ import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import select
@@ -34,6 +35,7 @@ from workers.db import JobRow, ModelRow, SyncAttemptRow, utcnow
 from workers.errors import InvalidInputError, WorkersError
 from workers.jobs.codec import to_plain
 from workers.jobs.dispatch import default_chain, default_method, resolve, teaching_methods
+from workers.jobs.sayable import UNSAYABLE, target_warnings
 from workers.jobs.service import JobInfo, check_job, submit_job
 from workers.ledger.registry import db_of, model_row
 from workers.settings import Settings, get_settings
@@ -158,6 +160,16 @@ def check_targets(
     return targets
 
 
+def _cannot_say(model: str, batch: Any, settings: Settings) -> list[str]:
+    """Return the targets of an edit batch the model's head cannot say, measured as a job's
+    submission measures them (`workers.jobs.sayable`: greedy decoding or the target's NLL
+    against the model's threshold); [] when the check is off or could not run."""
+    requests = [getattr(r, "request", r) for r in batch.requests]
+    spec = SimpleNamespace(kind=EDIT, model=model, requests=requests)
+    warnings = target_warnings(spec, settings)  # type: ignore[arg-type]
+    return [str(w["target"]) for w in warnings if w["kind"] == UNSAYABLE]
+
+
 def _specs(
     result: Plan, model: str, methods: dict[str, str | None], settings: Settings
 ) -> list[tuple[list[Step], dict[str, Any], Choice]]:
@@ -176,13 +188,21 @@ def _specs(
         candidates = chain + extra
         now = replace(budget, edits=edits_since)
         new_objects = [getattr(r, "new_object", None) for r in batch.requests]
+        cannot_say = []
+        if batch.kind == EDIT:
+            named_as = {
+                getattr(r, "new_object", None): getattr(r, "request", r).target_new
+                for r in batch.requests
+            }
+            unseen = [named_as.get(o, o) for o in unsayable(new_objects, sayable)]
+            cannot_say = unseen + _cannot_say(model, batch, settings)
         index, choice = choose(
             batch.kind,
             [s.method for s in candidates],
             len(batch.requests),
             named=named is not None,
             budget=budget_reason(now, settings) if batch.kind == EDIT else None,
-            cannot_say=unsayable(new_objects, sayable) if batch.kind == EDIT else [],
+            cannot_say=sorted(set(cannot_say)),
             backlog=settings.sync_backlog,
         )
         lead = candidates[index]
