@@ -1,9 +1,4 @@
-"""The planner's capacity-aware choice on each sync attempt.
-
-Revision ID: 0006
-Revises: 0005
-Create Date: 2026-12-03
-"""
+"""The planner's capacity-aware choice on each sync attempt: `sync_attempts.choice`."""
 
 from __future__ import annotations
 
@@ -13,8 +8,6 @@ from sqlalchemy.dialects import postgresql
 
 revision = "0006"
 down_revision = "0005"
-branch_labels = None
-depends_on = None
 
 _JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
