@@ -300,6 +300,8 @@ class SyncAttemptRow(Base):
     attempt: Mapped[int] = mapped_column(Integer)
     method: Mapped[str] = mapped_column(String(NAME_LEN))
     chain: Mapped[list[str]] = mapped_column(_JSON, default=list)  # the steps, as labels
+    # the planner's capacity-aware choice for the batch: {role, method, reason}
+    choice: Mapped[dict[str, Any] | None] = mapped_column(_JSON, nullable=True)
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
