@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from editor.arch import ArchSpec, arch_spec, get_module
-from editor.cancel import checkpoint
+from editor.cancel import checkpoint, report_progress
 from editor.errors import EditorError
 from editor.hooks import Captured, add_to_output, capture_output
 from editor.tokens import (
@@ -38,8 +38,8 @@ from editor.tokens import (
     encode_prompt_targets,
     fill,
     subject_last_token_index,
-    target_logprobs_from_logits,
 )
+from editor.vstar_forward import body_or_full, cached_lower, head_at, lower_output
 
 ESSENCE_PROMPTS: tuple[str, ...] = ("{} is a",)
 
@@ -136,12 +136,46 @@ def rewriting_templates(context_templates: Sequence[str], prompt: str) -> list[s
     return [compose(ctx, prompt) for ctx in context_templates]
 
 
+@dataclass
+class VStarProblem:
+    """One request's optimisation: the fact to write and its own loss terms or δ shape."""
+
+    subject: str
+    prompt: str
+    target: str
+    extra_losses: Sequence[LossTerm | Callable[[LossContext], torch.Tensor]] = ()
+    delta_param: Callable[[torch.Tensor], DeltaParam] | None = None
+
+
 def optimize_v(
     model: nn.Module,
     tokenizer: Any,
     subject: str,
     prompt: str,
     target: str,
+    context_templates: Sequence[str],
+    *,
+    extra_losses: Sequence[LossTerm | Callable[[LossContext], torch.Tensor]] = (),
+    on_step: Callable[[int, dict[str, float]], None] | None = None,
+    delta_param: Callable[[torch.Tensor], DeltaParam] | None = None,
+    **options: Any,
+) -> VStarResult:
+    """Optimise δ added to `insert_template.format(layer)` (default: the MLP) and return v*.
+
+    `delta_param(m0)` builds the parametrisation of δ (default `FreeDelta`); `options` are
+    those of `optimize_v_batch`.
+    """
+    problem = VStarProblem(subject, prompt, target, tuple(extra_losses), delta_param)
+    step_cb = None if on_step is None else (lambda _i, step, rec: on_step(step, rec))
+    return optimize_v_batch(
+        model, tokenizer, [problem], context_templates, on_step=step_cb, **options
+    )[0]
+
+
+def optimize_v_batch(
+    model: nn.Module,
+    tokenizer: Any,
+    problems: Sequence[VStarProblem],
     context_templates: Sequence[str],
     *,
     layer: int,
@@ -155,110 +189,316 @@ def optimize_v(
     nll_factor: float = 1.0,
     loss_stop: float = 0.05,
     essence_prompts: Sequence[str] = ESSENCE_PROMPTS,
-    extra_losses: Sequence[LossTerm | Callable[[LossContext], torch.Tensor]] = (),
-    on_step: Callable[[int, dict[str, float]], None] | None = None,
-    delta_param: Callable[[torch.Tensor], DeltaParam] | None = None,
-) -> VStarResult:
-    """Optimise δ added to `insert_template.format(layer)` (default: the MLP) and return v*.
+    on_step: Callable[[int, int, dict[str, float]], None] | None = None,
+    cache_lower: bool = True,
+    targets_only: bool = True,
+    batch_tokens: int = 0,
+) -> list[VStarResult]:
+    """Optimise every problem's δ, several problems per forward pass; return their results.
 
-    `delta_param(m0)` builds the parametrisation of δ (default `FreeDelta`).
+    Problems are stacked in chunks of at most `batch_tokens` padded tokens (0: one problem
+    per chunk). Each has its own δ, optimiser and stop; a problem that stops leaves the
+    forward passes. The losses of different problems share no term, so the sum's gradient
+    with respect to δ_i is problem i's own and every result equals its optimisation alone.
+    `cache_lower` and `targets_only` are the exact savings of `editor.vstar_forward`.
+    `on_step(index, step, record)` is called per problem and step; `checkpoint()` and
+    `report_progress(done, total)` (problems finished) once per step.
     """
+    if not problems:
+        raise EditorError("no requests to optimise")
     spec = spec or arch_spec(model)
-    module = get_module(model, (insert_template or spec.mlp).format(layer))
-    device = next(model.parameters()).device
-    r_templates = rewriting_templates(context_templates, prompt)
-    templates = r_templates + list(essence_prompts)
-    n_rewrite = len(r_templates)
-    texts = [fill(t, subject)[0] for t in templates]
-    batch = encode_prompt_targets(
-        tokenizer, texts, [target] * n_rewrite + [None] * len(essence_prompts)
-    ).to(device)
-    lookup = torch.tensor(
-        [subject_last_token_index(tokenizer, t, subject) for t in templates], device=device
-    )  # (B,)
-    rows = torch.arange(len(templates), device=device)  # (B,)
-    n_targets = batch.target_mask[:n_rewrite].sum(1).clamp(min=1)  # (n_rewrite,)
-
-    captures = {name: get_module(model, name) for t in extra_losses for name in _captures(t)}
+    insert = (insert_template or spec.mlp).format(layer)
+    module = get_module(model, insert)
+    settings = _Settings(
+        num_steps, lr, weight_decay, clamp_norm_factor, kl_factor, nll_factor, loss_stop
+    )
     flags = {name: p.requires_grad for name, p in model.named_parameters()}
     was_training = model.training
     model.eval()
     model.requires_grad_(False)
     try:
-        m0 = _bare_output(
-            model, tokenizer, module, subject, prompt, context_templates, batch, lookup
-        )
-        param = (delta_param or FreeDelta)(m0)
-        opt = param.optimizer(lr)
-        max_norm = clamp_norm_factor * m0.norm()
-        kl_init: torch.Tensor | None = None
-        history: list[dict[str, float]] = []
-        last = best = torch.zeros_like(m0)  # (d,)
-        best_loss = float("inf")
-        for step in range(num_steps):
-            checkpoint()
-            opt.zero_grad()
-            delta = param()  # (d,)
-            with ExitStack() as stack:
-                caps: dict[str, Captured] = {
-                    name: stack.enter_context(capture_output(mod, detach=False))
-                    for name, mod in captures.items()
-                }
-                stack.enter_context(add_to_output(module, rows, lookup, delta))
-                logits = model(**batch.model_inputs(), use_cache=False).logits  # (B, L, V)
-            token_lp = target_logprobs_from_logits(logits[:n_rewrite], _rows(batch, n_rewrite))
-            nll = (-token_lp.sum(1) / n_targets).mean()  # ()
-            terms: dict[str, torch.Tensor] = {"nll": nll_factor * nll}
-            if essence_prompts and kl_factor:
-                e_rows = rows[n_rewrite:]  # (n_e,)
-                kl_lp = torch.log_softmax(logits[e_rows, lookup[n_rewrite:]].float(), dim=-1)
-                if kl_init is None:
-                    kl_init = kl_lp.detach().clone()  # (n_e, V)
-                kl = F.kl_div(kl_init, kl_lp, log_target=True, reduction="batchmean")
-                terms["kl"] = kl_factor * kl
-            terms["weight_decay"] = weight_decay * delta.norm() / m0.norm() ** 2
-            if extra_losses:
-                ctx = LossContext(
-                    model=model,
-                    tokenizer=tokenizer,
-                    step=step,
-                    logits=logits,
-                    batch=batch,
-                    lookup=lookup,
-                    n_rewrite=n_rewrite,
-                    delta=delta,
-                    m0=m0,
-                    outputs={name: c.value for name, c in caps.items() if c.value is not None},
-                )
-                for i, term in enumerate(extra_losses):
-                    terms[getattr(term, "name", f"extra{i}")] = term(ctx)
-            loss = torch.stack([t.float() for t in terms.values()]).sum()
-            record = {k: float(v.detach()) for k, v in terms.items()}
-            record["total"] = float(loss.detach())
-            history.append(record)
-            last = delta.detach().clone()  # (d,)
-            if record["total"] < best_loss:
-                best, best_loss = last, record["total"]
-            if on_step is not None:
-                on_step(step, record)
-            if record["total"] < loss_stop or step == num_steps - 1:
-                break
-            loss.backward()
-            opt.step()
-            param.project(max_norm)
+        runs = [
+            _Run.build(model, tokenizer, module, p, context_templates, essence_prompts, settings)
+            for p in problems
+        ]
+        progress = _Progress(len(runs))
+        for chunk in _chunks(runs, batch_tokens):
+            _optimise_chunk(
+                model, tokenizer, spec, layer, module, chunk, settings, progress, on_step,
+                cache_lower=cache_lower, targets_only=targets_only,
+            )  # fmt: skip
     finally:
         for name, p in model.named_parameters():
             p.requires_grad_(flags[name])
         model.train(was_training)
-    return VStarResult(
-        v_star=m0 + last,
-        delta=last,
-        m0=m0,
-        losses=history,
-        prompts=texts,
-        best_delta=best,
-        best_loss=best_loss,
+    return [r.result() for r in runs]
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """The optimisation settings every problem shares."""
+
+    num_steps: int
+    lr: float
+    weight_decay: float
+    clamp_norm_factor: float
+    kl_factor: float
+    nll_factor: float
+    loss_stop: float
+
+
+@dataclass
+class _Progress:
+    """Problems finished across chunks, reported once per step."""
+
+    total: int
+    done: int = 0
+
+
+@dataclass
+class _Run:
+    """One problem's prompts, parametrisation, optimiser and running state."""
+
+    index: int
+    problem: VStarProblem
+    texts: list[str]
+    targets: list[str | None]
+    lookup: list[int]
+    n_rewrite: int
+    m0: torch.Tensor  # (d,)
+    param: DeltaParam
+    opt: torch.optim.Optimizer
+    max_norm: torch.Tensor  # ()
+    captures: dict[str, nn.Module]
+    history: list[dict[str, float]] = field(default_factory=list)
+    last: torch.Tensor | None = None  # (d,)
+    best: torch.Tensor | None = None  # (d,)
+    best_loss: float = float("inf")
+    kl_init: torch.Tensor | None = None  # (n_e, V)
+    n_tokens: int = 0  # the longest prompt, in tokens
+    active: bool = True
+
+    @classmethod
+    def build(
+        cls,
+        model: nn.Module,
+        tokenizer: Any,
+        module: nn.Module,
+        problem: VStarProblem,
+        context_templates: Sequence[str],
+        essence_prompts: Sequence[str],
+        settings: _Settings,
+    ) -> _Run:
+        """Encode the problem's prompts, read m0 and set up δ and its optimiser."""
+        device = next(model.parameters()).device
+        r_templates = rewriting_templates(context_templates, problem.prompt)
+        templates = r_templates + list(essence_prompts)
+        n_rewrite = len(r_templates)
+        texts = [fill(t, problem.subject)[0] for t in templates]
+        targets: list[str | None] = [problem.target] * n_rewrite
+        targets += [None] * len(essence_prompts)
+        lookup = [subject_last_token_index(tokenizer, t, problem.subject) for t in templates]
+        batch = encode_prompt_targets(tokenizer, texts, targets).to(device)
+        m0 = _bare_output(
+            model, tokenizer, module, problem.subject, problem.prompt, context_templates,
+            batch, torch.tensor(lookup, device=device),
+        )  # fmt: skip
+        param = (problem.delta_param or FreeDelta)(m0)
+        captures = {
+            name: get_module(model, name) for t in problem.extra_losses for name in _captures(t)
+        }
+        return cls(
+            index=-1, problem=problem, texts=texts, targets=targets, lookup=lookup,
+            n_rewrite=n_rewrite, m0=m0, param=param, opt=param.optimizer(settings.lr),
+            max_norm=settings.clamp_norm_factor * m0.norm(), captures=captures,
+            n_tokens=int(batch.attention_mask.sum(1).max()),
+        )  # fmt: skip
+
+    def result(self) -> VStarResult:
+        """Return the problem's outcome."""
+        last = self.last if self.last is not None else torch.zeros_like(self.m0)  # (d,)
+        return VStarResult(
+            v_star=self.m0 + last,
+            delta=last,
+            m0=self.m0,
+            losses=self.history,
+            prompts=self.texts,
+            best_delta=self.best if self.best is not None else last,
+            best_loss=self.best_loss,
+        )
+
+
+def _chunks(runs: list[_Run], batch_tokens: int) -> list[list[_Run]]:
+    """Group runs in order into chunks whose padded size (rows x longest) fits the budget."""
+    for i, run in enumerate(runs):
+        run.index = i
+    chunks: list[list[_Run]] = []
+    rows = longest = 0
+    for run in runs:
+        n, size = len(run.texts), run.n_tokens
+        fits = chunks and (rows + n) * max(longest, size) <= batch_tokens
+        if not fits:
+            chunks.append([])
+            rows = longest = 0
+        chunks[-1].append(run)
+        rows, longest = rows + n, max(longest, size)
+    return chunks
+
+
+def _optimise_chunk(
+    model: nn.Module,
+    tokenizer: Any,
+    spec: ArchSpec,
+    layer: int,
+    module: nn.Module,
+    chunk: list[_Run],
+    s: _Settings,
+    progress: _Progress,
+    on_step: Callable[[int, int, dict[str, float]], None] | None,
+    *,
+    cache_lower: bool,
+    targets_only: bool,
+) -> None:
+    """Run the optimisation loop of one chunk of problems until each has stopped."""
+    device = next(model.parameters()).device
+    texts = [t for r in chunk for t in r.texts]
+    batch = encode_prompt_targets(tokenizer, texts, [t for r in chunk for t in r.targets])
+    batch = batch.to(device)
+    lookup = torch.tensor([i for r in chunk for i in r.lookup], device=device)  # (R,)
+    starts = [0]
+    for r in chunk:
+        starts.append(starts[-1] + len(r.texts))
+    n_lower = layer if cache_lower else 0
+    cached = lower_output(model, spec, n_lower, batch)
+    captures = {name: mod for r in chunk for name, mod in r.captures.items()}
+    hidden = targets_only and not any(r.problem.extra_losses for r in chunk)
+    for step in range(s.num_steps):
+        checkpoint()
+        live = [(k, r) for k, r in enumerate(chunk) if r.active]
+        spans = [(starts[k], starts[k + 1]) for k, _ in live]
+        rows = torch.cat([torch.arange(a, b, device=device) for a, b in spans])  # (R_a,)
+        length = int(batch.attention_mask[rows].sum(1).max())
+        sub = _take(batch, rows, length)
+        sub_lookup = lookup[rows]  # (R_a,)
+        local = [0]
+        for a, b in spans:
+            local.append(local[-1] + b - a)
+        deltas = [r.param() for _, r in live]  # each (d,)
+        owner = torch.cat(
+            [torch.full((b - a,), j, device=device) for j, (a, b) in enumerate(spans)]
+        )  # (R_a,)
+        row_deltas = torch.stack(deltas)[owner]  # (R_a, d)
+        for _, r in live:
+            r.opt.zero_grad()
+        with ExitStack() as stack:
+            caps: dict[str, Captured] = {
+                name: stack.enter_context(capture_output(mod, detach=False))
+                for name, mod in captures.items()
+            }
+            stack.enter_context(cached_lower(model, spec, n_lower, cached, rows, length))
+            at = torch.arange(len(rows), device=device)  # (R_a,)
+            stack.enter_context(add_to_output(module, at, sub_lookup, row_deltas))
+            out = body_or_full(model, sub.model_inputs(), hidden)  # (R_a, L, d or V)
+        outputs = {name: c.value for name, c in caps.items() if c.value is not None}
+        totals = []
+        for j, (_, r) in enumerate(live):
+            a, b = local[j], local[j + 1]
+            terms = _terms(
+                model, tokenizer, r, s, step, out, hidden, at[a:b], _take(sub, at[a:b], length),
+                deltas[j], {n: v[a:b] for n, v in outputs.items()},
+            )  # fmt: skip
+            loss = torch.stack([t.float() for t in terms.values()]).sum()
+            record = {k: float(v.detach()) for k, v in terms.items()}
+            record["total"] = float(loss.detach())
+            r.history.append(record)
+            r.last = deltas[j].detach().clone()  # (d,)
+            if record["total"] < r.best_loss:
+                r.best, r.best_loss = r.last, record["total"]
+            if on_step is not None:
+                on_step(r.index, step, record)
+            if record["total"] < s.loss_stop or step == s.num_steps - 1:
+                r.active = False
+                progress.done += 1
+            else:
+                totals.append(loss)
+        report_progress(progress.done, progress.total)
+        if not totals:
+            break
+        torch.stack(totals).sum().backward()
+        for _, r in live:
+            if r.active:
+                r.opt.step()
+                r.param.project(r.max_norm)
+
+
+def _take(batch: TargetBatch, rows: torch.Tensor, length: int) -> TargetBatch:
+    """Return the batch's `rows`, cut to the first `length` columns."""
+    return TargetBatch(
+        batch.input_ids[rows, :length],
+        batch.attention_mask[rows, :length],
+        batch.pred_positions[rows],
+        batch.target_ids[rows],
+        batch.target_mask[rows],
+        batch.prompt_lengths[rows],
     )
+
+
+def _terms(
+    model: nn.Module,
+    tokenizer: Any,
+    run: _Run,
+    s: _Settings,
+    step: int,
+    out: torch.Tensor,
+    hidden: bool,
+    rows: torch.Tensor,
+    batch: TargetBatch,
+    delta: torch.Tensor,
+    outputs: dict[str, torch.Tensor],
+) -> dict[str, torch.Tensor]:
+    """Return one problem's weighted loss terms at this step.
+
+    `out` holds the chunk's final hidden states (`hidden`) or logits; `rows` (B_i,) are the
+    problem's rows of `out` and `batch` holds those rows.
+    """
+    n_rewrite = run.n_rewrite
+    lookup = torch.tensor(run.lookup, device=out.device)  # (B_i,)
+    r_rows = rows[:n_rewrite].unsqueeze(1)  # (n_rewrite, 1)
+    at_targets = out[r_rows, batch.pred_positions[:n_rewrite]]  # (n_rewrite, T, d or V)
+    logits = head_at(model, at_targets) if hidden else at_targets  # (n_rewrite, T, V)
+    rewrite = _rows(batch, n_rewrite)
+    logp = torch.log_softmax(logits.float(), dim=-1)  # (n_rewrite, T, V)
+    token_lp = torch.gather(logp, 2, rewrite.target_ids.unsqueeze(-1)).squeeze(-1)
+    token_lp = token_lp * rewrite.target_mask  # (n_rewrite, T)
+    n_targets = rewrite.target_mask.sum(1).clamp(min=1)  # (n_rewrite,)
+    nll = (-token_lp.sum(1) / n_targets).mean()  # ()
+    terms: dict[str, torch.Tensor] = {"nll": s.nll_factor * nll}
+    n_e = len(run.texts) - n_rewrite
+    if n_e and s.kl_factor:
+        at_subject = out[rows[n_rewrite:], lookup[n_rewrite:]]  # (n_e, d or V)
+        e_logits = head_at(model, at_subject) if hidden else at_subject  # (n_e, V)
+        kl_lp = torch.log_softmax(e_logits.float(), dim=-1)  # (n_e, V)
+        if run.kl_init is None:
+            run.kl_init = kl_lp.detach().clone()  # (n_e, V)
+        kl = F.kl_div(run.kl_init, kl_lp, log_target=True, reduction="batchmean")
+        terms["kl"] = s.kl_factor * kl
+    terms["weight_decay"] = s.weight_decay * delta.norm() / run.m0.norm() ** 2
+    if run.problem.extra_losses:
+        ctx = LossContext(
+            model=model,
+            tokenizer=tokenizer,
+            step=step,
+            logits=out[rows],
+            batch=batch,
+            lookup=lookup,
+            n_rewrite=n_rewrite,
+            delta=delta,
+            m0=run.m0,
+            outputs=outputs,
+        )
+        for i, term in enumerate(run.problem.extra_losses):
+            terms[getattr(term, "name", f"extra{i}")] = term(ctx)
+    return terms
 
 
 def _captures(term: Any) -> Sequence[str]:
