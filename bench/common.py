@@ -87,6 +87,7 @@ RESULT_PAGES = {
     "tofu": "tofu.md",
     "cli-latency": "cli-latency.md",
     "sync-loop": "sync.md",
+    "batch-edit": "batch-edit.md",
 }
 
 

@@ -268,6 +268,8 @@ def vstar_options(hparams: Any) -> dict[str, Any]:
         "kl_factor": hparams.kl_factor,
         "loss_stop": hparams.v_loss_stop,
         "essence_prompts": hparams.essence_prompts,
+        "cache_lower": hparams.v_cache,
+        "targets_only": hparams.v_cache,
     }
 
 

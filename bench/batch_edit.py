@@ -1,0 +1,152 @@
+"""Seconds per edit of the v*/z optimisation's exact savings, each on its own and together.
+
+MEMIT and AlphaEdit edit `--edits` EVOKE requests of the knowledge model as one batch, ROME
+edits `--rome-edits` requests one after another, each method once per setting, in the same
+run and from the same weights (reverted after each run):
+
+* today: the plain optimisation (`v_cache` off, `v_batch_tokens` 0);
+* cached: lower layers run once, output head only at the loss's positions (`v_cache`);
+* batched: the requests' z optimised stacked (`v_batch_tokens`; MEMIT and AlphaEdit);
+* all: both.
+
+For each: seconds per edit (the whole method, statistics cached beforehand), the speed ratio
+to today, and cos(δ_setting, δ_today) per request (min and median): exact savings must keep
+it ≥ 0.999. Writes bench/results/batch_edit.json and the `batch-edit` block of
+docs/results/batch-edit.md.
+
+    OMP_NUM_THREADS=1 .venv/bin/python bench/batch_edit.py [--edits 30] [--rome-edits 10]
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import edit_bench_parser, machine, open_bench, today, update_results, write_json
+from editor.loading import state_checksum
+from editor.sequence import call_method
+from workers.edit_run import select_known_edits
+
+SETTINGS: dict[str, dict[str, Any]] = {
+    "today": {"v_cache": False, "v_batch_tokens": 0},
+    "cached": {"v_cache": True, "v_batch_tokens": 0},
+    "batched": {"v_cache": False},
+    "all": {"v_cache": True},
+}
+ROME_SETTINGS = ("today", "cached")
+
+
+def _deltas(method: str, infos: list[dict[str, Any]]) -> list[torch.Tensor]:
+    """Return each request's δ (d,) from a method's infos."""
+    if method == "rome":
+        return [(i["v_star"] - i["m0"]).float() for i in infos]
+    return [t["delta"].float() for t in infos[0]["targets"]]
+
+
+def _steps(method: str, infos: list[dict[str, Any]]) -> list[int]:
+    """Return each request's number of optimisation steps."""
+    if method == "rome":
+        return [len(i["losses"]) for i in infos]
+    return [len(t["losses"]) for t in infos[0]["targets"]]
+
+
+def run_setting(setup: Any, method: str, requests: list, setting: dict[str, Any]) -> dict:
+    """Edit `requests` with `method` under one setting; return seconds, δs and steps."""
+    model, tok = setup.model, setup.tokenizer
+    ready = setup.prepare(method, setting)  # statistics and templates cached after the first
+    base = state_checksum(model)
+    batches = [requests] if ready.method.batched else [[r] for r in requests]
+    deltas, infos = [], []
+    t0 = time.perf_counter()
+    for batch in batches:
+        d, i = call_method(ready.method, model, tok, batch, ready.hparams, **ready.resources)
+        deltas += d
+        infos += i
+    seconds = time.perf_counter() - t0
+    for delta in reversed(deltas):
+        delta.revert(model)
+    if state_checksum(model) != base:
+        raise RuntimeError(f"{method}: reverting did not restore the weights")
+    return {"seconds": seconds, "deltas": _deltas(method, infos), "steps": _steps(method, infos)}
+
+
+def compare(method: str, runs: dict[str, dict], n: int) -> list[dict]:
+    """Return one row per setting: seconds per edit, ratio and cos(δ) against today."""
+    today_run = runs["today"]
+    rows = []
+    for name, run in runs.items():
+        cos = [
+            float(torch.nn.functional.cosine_similarity(a, b, dim=0))
+            for a, b in zip(run["deltas"], today_run["deltas"], strict=True)
+        ]
+        rows.append(
+            {
+                "method": method,
+                "setting": name,
+                "edits": n,
+                "seconds_per_edit": run["seconds"] / n,
+                "speed_ratio": today_run["seconds"] / run["seconds"],
+                "cos_min": min(cos),
+                "cos_median": statistics.median(cos),
+                "mean_steps": statistics.mean(run["steps"]),
+            }
+        )
+    return rows
+
+
+def main() -> None:
+    """Run the benchmark and write its JSON and results-page table."""
+    parser = edit_bench_parser(__doc__, 30)
+    parser.add_argument("--rome-edits", type=int, default=10)
+    parser.add_argument("--batch-tokens", type=int, default=8192)
+    parser.add_argument("--methods", default="memit,alphaedit,rome")
+    args, console, setup = open_bench(parser)
+    n_max = max(args.edits, args.rome_edits)
+    edits = select_known_edits(setup.model, setup.tokenizer, setup.cases, n_max)
+    rows: list[dict] = []
+    for method in args.methods.split(","):
+        n = args.rome_edits if method == "rome" else args.edits
+        names = ROME_SETTINGS if method == "rome" else tuple(SETTINGS)
+        runs = {}
+        for name in names:
+            setting = dict(SETTINGS[name])
+            if method != "rome":
+                setting.setdefault("v_batch_tokens", args.batch_tokens)
+            runs[name] = run_setting(setup, method, edits[:n], setting)
+            console.print(f"{method} {name}: {runs[name]['seconds'] / n:.3f} s per edit")
+        rows += compare(method, runs, min(n, len(edits)))
+    data = {
+        "date": today(),
+        "machine": machine(),
+        "preset": args.preset,
+        "batch_tokens": args.batch_tokens,
+        "rows": rows,
+    }
+    path = write_json("batch_edit", data)
+    table = (
+        f"Measured {data['date']} on {data['machine']}; `{args.preset}` model, EVOKE edits the "
+        f"model knows; batches of at most {args.batch_tokens:,} padded tokens.\n\n"
+        "| method | setting | edits | s per edit | speed ratio | cos(δ) min / median "
+        "| mean steps |\n|---|---|---|---|---|---|---|\n"
+        + "".join(
+            f"| {r['method']} | {r['setting']} | {r['edits']} | {r['seconds_per_edit']:.3f} "
+            f"| {r['speed_ratio']:.2f}× | {r['cos_min']:.6f} / {r['cos_median']:.6f} "
+            f"| {r['mean_steps']:.1f} |\n"
+            for r in rows
+        )
+    )
+    console.print(table)
+    console.print(f"wrote {path}")
+    if not args.no_results_page:
+        update_results("batch-edit", table)
+
+
+if __name__ == "__main__":
+    main()
