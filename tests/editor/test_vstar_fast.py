@@ -21,7 +21,7 @@ PROBLEMS = [
     VStarProblem("the Eiffel Tower", "{} is located in", "Rome"),
     VStarProblem("Ada Lovelace", "{} plays the", "piano"),
 ]
-PLAIN = {"cache_lower": False, "targets_only": False, "batch_tokens": 0}
+PLAIN = {"cache_lower": False, "targets_only": False, "fused_gelu": False, "batch_tokens": 0}
 
 
 @pytest.fixture(scope="module")
@@ -53,9 +53,14 @@ def test_cached_and_batched_equal_plain(deep_dirs, arch: str, insert: str) -> No
     steps = [len(r.losses) for r in plain]
     assert len(set(steps)) > 1 and max(steps) > 2, steps
     levers = {
-        "cached": {"cache_lower": True, "targets_only": True, "batch_tokens": 0},
-        "batched": {"cache_lower": False, "targets_only": False, "batch_tokens": 10**6},
-        "all": {"cache_lower": True, "targets_only": True, "batch_tokens": 10**6},
+        "cached": {**PLAIN, "cache_lower": True, "targets_only": True, "fused_gelu": True},
+        "batched": {**PLAIN, "batch_tokens": 10**6},
+        "all": {
+            "cache_lower": True,
+            "targets_only": True,
+            "fused_gelu": True,
+            "batch_tokens": 10**6,
+        },
     }
     for name, lever in levers.items():
         fast = optimize_v_batch(model, tok, PROBLEMS, TEMPLATES, **options, **lever)
@@ -79,7 +84,11 @@ def test_chunks_follow_the_token_budget(deep_dirs) -> None:
     one_row = optimize_v_batch(
         model, tok, PROBLEMS, TEMPLATES, layer=1, num_steps=2, batch_tokens=1, on_step=on_step
     )
-    assert sizes == [0, 1, 2, 3] and all(len(r.losses) == 2 for r in one_row)
+    assert (
+        sorted(sizes) == [0, 1, 2, 3]
+        and len(sizes) == 4
+        and all(len(r.losses) == 2 for r in one_row)
+    )
 
 
 def test_batched_loop_cancels_at_the_step_and_reports_progress(deep_dirs) -> None:
