@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from editor.arch import ArchSpec, arch_spec, get_module
@@ -409,16 +408,27 @@ def _optimise_chunk(
             stack.enter_context(add_to_output(module, at, sub_lookup, row_deltas))
             out = body_or_full(model, sub.model_inputs(), hidden)  # (R_a, L, d or V)
         outputs = {name: c.value for name, c in caps.items() if c.value is not None}
-        totals = []
-        for j, (_, r) in enumerate(live):
-            a, b = local[j], local[j + 1]
-            terms = _terms(
-                model, tokenizer, r, s, step, out, hidden, at[a:b], _take(sub, at[a:b], length),
-                deltas[j], {n: v[a:b] for n, v in outputs.items()},
-            )  # fmt: skip
-            loss = torch.stack([t.float() for t in terms.values()]).sum()
-            record = {k: float(v.detach()) for k, v in terms.items()}
-            record["total"] = float(loss.detach())
+        runs = [r for _, r in live]
+        terms = _base_terms(model, runs, s, out, hidden, sub, local, torch.stack(deltas))
+        for j, r in enumerate(runs):
+            if r.problem.extra_losses:
+                a, b = local[j], local[j + 1]
+                ctx = LossContext(
+                    model=model, tokenizer=tokenizer, step=step, logits=out[a:b],
+                    batch=_take(sub, at[a:b], length), lookup=sub_lookup[a:b],
+                    n_rewrite=r.n_rewrite, delta=deltas[j], m0=r.m0,
+                    outputs={n: v[a:b] for n, v in outputs.items()},
+                )  # fmt: skip
+                for i, term in enumerate(r.problem.extra_losses):
+                    name = getattr(term, "name", f"extra{i}")
+                    value = term(ctx).float().reshape(1)  # (1,)
+                    terms.setdefault(name, torch.zeros(len(runs), device=device))
+                    terms[name] = terms[name].index_put((torch.tensor([j]),), value)
+        totals = torch.stack(list(terms.values())).sum(0)  # (n_a,)
+        values = torch.cat([torch.stack(list(terms.values())), totals[None]]).detach().tolist()
+        keep = []
+        for j, r in enumerate(runs):
+            record = {k: v[j] for k, v in zip([*terms, "total"], values, strict=True)}
             r.history.append(record)
             r.last = deltas[j].detach().clone()  # (d,)
             if record["total"] < r.best_loss:
@@ -429,15 +439,14 @@ def _optimise_chunk(
                 r.active = False
                 progress.done += 1
             else:
-                totals.append(loss)
+                keep.append(j)
         report_progress(progress.done, progress.total)
-        if not totals:
+        if not keep:
             break
-        torch.stack(totals).sum().backward()
-        for _, r in live:
-            if r.active:
-                r.opt.step()
-                r.param.project(r.max_norm)
+        totals[torch.tensor(keep, device=device)].sum().backward()
+        for j in keep:
+            runs[j].opt.step()
+            runs[j].param.project(runs[j].max_norm)
 
 
 def _take(batch: TargetBatch, rows: torch.Tensor, length: int) -> TargetBatch:
@@ -452,72 +461,61 @@ def _take(batch: TargetBatch, rows: torch.Tensor, length: int) -> TargetBatch:
     )
 
 
-def _terms(
+def _base_terms(
     model: nn.Module,
-    tokenizer: Any,
-    run: _Run,
+    runs: list[_Run],
     s: _Settings,
-    step: int,
     out: torch.Tensor,
     hidden: bool,
-    rows: torch.Tensor,
-    batch: TargetBatch,
-    delta: torch.Tensor,
-    outputs: dict[str, torch.Tensor],
+    sub: TargetBatch,
+    local: list[int],
+    deltas: torch.Tensor,
 ) -> dict[str, torch.Tensor]:
-    """Return one problem's weighted loss terms at this step.
+    """Return the weighted NLL, KL and decay terms of every live problem, each (n_a,).
 
-    `out` holds the chunk's final hidden states (`hidden`) or logits; `rows` (B_i,) are the
-    problem's rows of `out` and `batch` holds those rows.
+    `out` holds the live rows' final hidden states (`hidden`) or logits; problem j owns rows
+    [local[j], local[j+1]) of `out` and `sub`, its rewriting prompts first. deltas: (n_a, d).
     """
-    n_rewrite = run.n_rewrite
-    lookup = torch.tensor(run.lookup, device=out.device)  # (B_i,)
-    r_rows = rows[:n_rewrite].unsqueeze(1)  # (n_rewrite, 1)
-    at_targets = out[r_rows, batch.pred_positions[:n_rewrite]]  # (n_rewrite, T, d or V)
-    logits = head_at(model, at_targets) if hidden else at_targets  # (n_rewrite, T, V)
-    rewrite = _rows(batch, n_rewrite)
-    logp = torch.log_softmax(logits.float(), dim=-1)  # (n_rewrite, T, V)
-    token_lp = torch.gather(logp, 2, rewrite.target_ids.unsqueeze(-1)).squeeze(-1)
-    token_lp = token_lp * rewrite.target_mask  # (n_rewrite, T)
-    n_targets = rewrite.target_mask.sum(1).clamp(min=1)  # (n_rewrite,)
-    nll = (-token_lp.sum(1) / n_targets).mean()  # ()
-    terms: dict[str, torch.Tensor] = {"nll": s.nll_factor * nll}
-    n_e = len(run.texts) - n_rewrite
+    device = out.device
+    n_a = len(runs)
+    spans = [(local[j], local[j] + r.n_rewrite, local[j + 1]) for j, r in enumerate(runs)]
+    r_idx = torch.cat([torch.arange(a, m, device=device) for a, m, _ in spans])  # (N_r,)
+    r_own = torch.cat([torch.full((m - a,), j, device=device) for j, (a, m, _) in enumerate(spans)])
+    at_targets = out[r_idx[:, None], sub.pred_positions[r_idx]]  # (N_r, T, d or V)
+    logits = head_at(model, at_targets) if hidden else at_targets  # (N_r, T, V)
+    logp = torch.log_softmax(logits.float(), dim=-1)  # (N_r, T, V)
+    token_lp = torch.gather(logp, 2, sub.target_ids[r_idx].unsqueeze(-1)).squeeze(-1)
+    mask = sub.target_mask[r_idx]  # (N_r, T)
+    row_nll = -(token_lp * mask).sum(1) / mask.sum(1).clamp(min=1)  # (N_r,)
+    n_rw = torch.tensor([r.n_rewrite for r in runs], device=device)  # (n_a,)
+    nll = torch.zeros(n_a, device=device).index_add(0, r_own, row_nll) / n_rw  # (n_a,)
+    terms = {"nll": s.nll_factor * nll}
+    n_e = len(runs[0].texts) - runs[0].n_rewrite
     if n_e and s.kl_factor:
-        at_subject = out[rows[n_rewrite:], lookup[n_rewrite:]]  # (n_e, d or V)
-        e_logits = head_at(model, at_subject) if hidden else at_subject  # (n_e, V)
-        kl_lp = torch.log_softmax(e_logits.float(), dim=-1)  # (n_e, V)
-        if run.kl_init is None:
-            run.kl_init = kl_lp.detach().clone()  # (n_e, V)
-        kl = F.kl_div(run.kl_init, kl_lp, log_target=True, reduction="batchmean")
+        e_idx = torch.cat([torch.arange(m, b, device=device) for _, m, b in spans])  # (N_e,)
+        at_subject = out[e_idx, _lookup(runs, device)[e_idx]]  # (N_e, d or V)
+        e_logits = head_at(model, at_subject) if hidden else at_subject  # (N_e, V)
+        kl_lp = torch.log_softmax(e_logits.float(), dim=-1)  # (N_e, V)
+        for j, r in enumerate(runs):
+            if r.kl_init is None:
+                r.kl_init = kl_lp[j * n_e : (j + 1) * n_e].detach().clone()  # (n_e, V)
+        init = torch.cat([r.kl_init for r in runs if r.kl_init is not None])  # (N_e, V)
+        row_kl = (kl_lp.exp() * (kl_lp - init)).sum(-1)  # (N_e,)
+        kl = row_kl.view(n_a, n_e).sum(1) / n_e  # (n_a,): KL(P_δ ‖ P_0), batch mean
         terms["kl"] = s.kl_factor * kl
-    terms["weight_decay"] = s.weight_decay * delta.norm() / run.m0.norm() ** 2
-    if run.problem.extra_losses:
-        ctx = LossContext(
-            model=model,
-            tokenizer=tokenizer,
-            step=step,
-            logits=out[rows],
-            batch=batch,
-            lookup=lookup,
-            n_rewrite=n_rewrite,
-            delta=delta,
-            m0=run.m0,
-            outputs=outputs,
-        )
-        for i, term in enumerate(run.problem.extra_losses):
-            terms[getattr(term, "name", f"extra{i}")] = term(ctx)
+    m0_sq = torch.stack([r.m0.norm() ** 2 for r in runs])  # (n_a,)
+    terms["weight_decay"] = s.weight_decay * deltas.norm(dim=1) / m0_sq
     return terms
+
+
+def _lookup(runs: list[_Run], device: torch.device) -> torch.Tensor:
+    """Return the subject's last-token position of every live row (R_a,), in row order."""
+    return torch.tensor([i for r in runs for i in r.lookup], device=device)
 
 
 def _captures(term: Any) -> Sequence[str]:
     """Return the module names a loss term asks to capture (attribute `captures`)."""
     return tuple(getattr(term, "captures", ()))
-
-
-def _rows(batch: TargetBatch, n: int) -> TargetBatch:
-    """Return the first n rows of a batch."""
-    return TargetBatch(*(getattr(batch, f)[:n] for f in batch.__dataclass_fields__))
 
 
 @torch.no_grad()
