@@ -31,7 +31,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import edit_bench_parser, machine, open_bench, today, update_results, write_json
+from bench.common import edit_bench_parser, machine, open_bench, publish, today
 from editor.loading import state_checksum
 from editor.sequence import call_method
 from workers.edit_run import select_known_edits
@@ -140,7 +140,6 @@ def main() -> None:
         "load": os.getloadavg(),
         "rows": rows,
     }
-    path = write_json("batch_edit", data)
     table = (
         f"Measured {data['date']} on {data['machine']}; `{args.preset}` model, EVOKE edits the "
         f"model knows; batches of at most {args.batch_tokens:,} padded tokens; fastest of "
@@ -155,10 +154,7 @@ def main() -> None:
             for r in rows
         )
     )
-    console.print(table)
-    console.print(f"wrote {path}")
-    if not args.no_results_page:
-        update_results("batch-edit", table)
+    publish(console, "batch-edit", data, table, not args.no_results_page)
 
 
 if __name__ == "__main__":
