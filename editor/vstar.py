@@ -39,7 +39,13 @@ from editor.tokens import (
     fill,
     subject_last_token_index,
 )
-from editor.vstar_forward import body_or_full, cached_lower, head_at, lower_output
+from editor.vstar_forward import (
+    body_or_full,
+    cached_lower,
+    head_at,
+    lower_output,
+    reads_below,
+)
 
 ESSENCE_PROMPTS: tuple[str, ...] = ("{} is a",)
 
@@ -376,9 +382,9 @@ def _optimise_chunk(
     starts = [0]
     for r in chunk:
         starts.append(starts[-1] + len(r.texts))
-    n_lower = layer if cache_lower else 0
-    cached = lower_output(model, spec, n_lower, batch)
     captures = {name: mod for r in chunk for name, mod in r.captures.items()}
+    n_lower = layer if cache_lower and not reads_below(spec, layer, captures) else 0
+    cached = lower_output(model, spec, n_lower, batch)
     hidden = targets_only and not any(r.problem.extra_losses for r in chunk)
     for step in range(s.num_steps):
         checkpoint()

@@ -13,7 +13,7 @@ Both savings give the plain optimisation's values up to float rounding.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -96,6 +96,13 @@ def cached_lower(
     finally:
         for i, block in enumerate(originals):
             blocks[i] = block
+
+
+def reads_below(spec: ArchSpec, n_lower: int, names: Iterable[str]) -> bool:
+    """Whether a module named in `names` sits in one of the blocks [0, n_lower) (an extra loss
+    term that reads it needs those blocks to run)."""
+    blocks = [spec.layer_name(i) for i in range(n_lower)]
+    return any(n == b or n.startswith(b + ".") for n in names for b in blocks)
 
 
 def head_at(model: nn.Module, hidden: torch.Tensor) -> torch.Tensor:

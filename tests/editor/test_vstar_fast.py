@@ -117,3 +117,29 @@ def test_batched_loop_cancels_at_the_step_and_reports_progress(deep_dirs) -> Non
     with reporting(lambda done, total: reports.append((done, total))):
         optimize_v_batch(model, tok, PROBLEMS, TEMPLATES, layer=1, num_steps=3, batch_tokens=10**6)
     assert reports[-1] == (len(PROBLEMS), len(PROBLEMS))
+
+
+class _ReadBlocks:
+    """An extra loss term that reads the outputs of the blocks below and above layer 1."""
+
+    name = "read"
+
+    def __init__(self, spec) -> None:
+        self.captures = (spec.layer_name(0), spec.layer_name(2))
+
+    def __call__(self, ctx) -> torch.Tensor:
+        below, above = (ctx.outputs[n] for n in self.captures)  # (B, L, d) each
+        rows = torch.arange(below.shape[0])  # (B,)
+        return 0.01 * (below[rows, ctx.lookup].norm() + above[rows, ctx.lookup].norm())
+
+
+def test_extra_terms_that_read_lower_blocks_run_them(deep_dirs) -> None:
+    model, tok = load_model(deep_dirs["gpt2"])
+    term = _ReadBlocks(arch_spec(model))
+    problems = [VStarProblem(p.subject, p.prompt, p.target, extra_losses=(term,)) for p in PROBLEMS]
+    options = {"layer": 1, "num_steps": 6}
+    plain = optimize_v_batch(model, tok, problems, TEMPLATES, **options, **PLAIN)
+    fast = optimize_v_batch(model, tok, problems, TEMPLATES, **options, batch_tokens=10**6)
+    for p, f in zip(plain, fast, strict=True):
+        assert "read" in f.losses[-1]
+        assert _cos(p.delta, f.delta) >= 0.999
