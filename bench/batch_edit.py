@@ -151,8 +151,7 @@ def main() -> None:
     table = (
         f"Measured {data['date']} on {data['machine']}; `{args.preset}` model, EVOKE edits the "
         f"model knows; batches of at most {args.batch_tokens:,} padded tokens; least CPU time of "
-        f"{args.rounds} interleaved rounds; {torch.get_num_threads()} thread(s); load average "
-        "at the end "
+        f"{args.rounds} interleaved rounds; load average at the end "
         f"{data['load'][0]:.1f} / {data['load'][1]:.1f} / {data['load'][2]:.1f}.\n\n"
         "| method | setting | edits | CPU s per edit | speed ratio (CPU) | wall s per edit "
         "| speed ratio (wall) | cos(δ) min / median | mean steps |\n"
