@@ -31,7 +31,6 @@ from editor.arch import ArchSpec, arch_spec, get_module
 from editor.cancel import checkpoint, report_progress
 from editor.errors import EditorError
 from editor.hooks import Captured, add_to_output, capture_output
-from editor.packed import fused_activations
 from editor.tokens import (
     TargetBatch,
     compose,
@@ -198,7 +197,6 @@ def optimize_v_batch(
     on_step: Callable[[int, int, dict[str, float]], None] | None = None,
     cache_lower: bool = True,
     targets_only: bool = True,
-    fused_gelu: bool = True,
     batch_tokens: int = 0,
 ) -> list[VStarResult]:
     """Optimise every problem's δ, several problems per forward pass; return their results.
@@ -207,8 +205,7 @@ def optimize_v_batch(
     per chunk). Each has its own δ, optimiser and stop; a problem that stops leaves the
     forward passes. The losses of different problems share no term, so the sum's gradient
     with respect to δ_i is problem i's own and every result equals its optimisation alone.
-    `cache_lower` and `targets_only` are the exact savings of `editor.vstar_forward`;
-    `fused_gelu` runs GPT-2's composite GELU as the fused kernel (`editor.packed`).
+    `cache_lower` and `targets_only` are the exact savings of `editor.vstar_forward`.
     `on_step(index, step, record)` is called per problem and step; `checkpoint()` and
     `report_progress(done, total)` (problems finished) once per step.
     """
@@ -225,21 +222,16 @@ def optimize_v_batch(
     model.eval()
     model.requires_grad_(False)
     try:
-        with ExitStack() as stack:
-            if fused_gelu:
-                stack.enter_context(fused_activations(model))
-            runs = [
-                _Run.build(
-                    model, tokenizer, module, p, context_templates, essence_prompts, settings
-                )
-                for p in problems
-            ]
-            progress = _Progress(len(runs))
-            for chunk in _chunks(runs, batch_tokens):
-                _optimise_chunk(
-                    model, tokenizer, spec, layer, module, chunk, settings, progress, on_step,
-                    cache_lower=cache_lower, targets_only=targets_only,
-                )  # fmt: skip
+        runs = [
+            _Run.build(model, tokenizer, module, p, context_templates, essence_prompts, settings)
+            for p in problems
+        ]
+        progress = _Progress(len(runs))
+        for chunk in _chunks(runs, batch_tokens):
+            _optimise_chunk(
+                model, tokenizer, spec, layer, module, chunk, settings, progress, on_step,
+                cache_lower=cache_lower, targets_only=targets_only,
+            )  # fmt: skip
     finally:
         for name, p in model.named_parameters():
             p.requires_grad_(flags[name])

@@ -270,7 +270,6 @@ def vstar_options(hparams: Any) -> dict[str, Any]:
         "essence_prompts": hparams.essence_prompts,
         "cache_lower": hparams.v_cache,
         "targets_only": hparams.v_cache,
-        "fused_gelu": hparams.v_cache,
     }
 
 

@@ -21,7 +21,7 @@ PROBLEMS = [
     VStarProblem("the Eiffel Tower", "{} is located in", "Rome"),
     VStarProblem("Ada Lovelace", "{} plays the", "piano"),
 ]
-PLAIN = {"cache_lower": False, "targets_only": False, "fused_gelu": False, "batch_tokens": 0}
+PLAIN = {"cache_lower": False, "targets_only": False, "batch_tokens": 0}
 
 
 @pytest.fixture(scope="module")
@@ -53,14 +53,9 @@ def test_cached_and_batched_equal_plain(deep_dirs, arch: str, insert: str) -> No
     steps = [len(r.losses) for r in plain]
     assert len(set(steps)) > 1 and max(steps) > 2, steps
     levers = {
-        "cached": {**PLAIN, "cache_lower": True, "targets_only": True, "fused_gelu": True},
+        "cached": {**PLAIN, "cache_lower": True, "targets_only": True},
         "batched": {**PLAIN, "batch_tokens": 10**6},
-        "all": {
-            "cache_lower": True,
-            "targets_only": True,
-            "fused_gelu": True,
-            "batch_tokens": 10**6,
-        },
+        "all": {"cache_lower": True, "targets_only": True, "batch_tokens": 10**6},
     }
     for name, lever in levers.items():
         fast = optimize_v_batch(model, tok, PROBLEMS, TEMPLATES, **options, **lever)
