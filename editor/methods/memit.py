@@ -75,7 +75,9 @@ class SpreadHyperParams(HParams):
     kl_factor: float = 0.0625
     v_loss_stop: float = 0.05
     v_cache: bool = True  # exact savings of the z loop (editor.vstar_forward); False: plain
-    v_batch_tokens: int = 8192  # requests' z optimised together up to this many padded tokens
+    # requests' z optimised together up to this many padded tokens (0: one at a time); off by
+    # default: on one CPU thread it slowed `small` 0.63x (docs/results/batch-edit.md)
+    v_batch_tokens: int = 0
     context_template_length_params: tuple[tuple[int, int], ...] = ((10, 5),)
     context_seeds: tuple[str, ...] = MEMIT_SEEDS
     context_seed: int = 0
