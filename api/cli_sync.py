@@ -77,6 +77,19 @@ def status(
         console.print(table)
 
 
+def _say_choices(jobs: list) -> None:
+    """Print the planner's choice and its reason for each queued job."""
+    from workers.sync.loop import job_link
+
+    for job in jobs:
+        choice = (job_link(job.id) or {}).get("choice")
+        if choice:
+            console.print(
+                f"  job {escape(job.id)}: {escape(choice['method'])} ({choice['role']}): "
+                f"{escape(choice['reason'])}"
+            )
+
+
 @sync_app.command("apply")
 def apply(
     model: Model,
@@ -119,6 +132,7 @@ def apply(
         f"{result.counts['contradicts']} contradicting fact(s): queued {len(jobs)} job(s)"
         + (f", {len(errors)} error(s): {errors}" if errors else "")
     )
+    _say_choices(jobs)
 
 
 @sync_app.command("replan")
@@ -135,6 +149,7 @@ def replan(
     from kg.store import open_store
     from workers.errors import WorkersError
     from workers.settings import get_settings
+    from workers.sync.loop import job_link
     from workers.sync.loop import replan as replan_change_set
 
     settings = get_settings()
@@ -148,9 +163,11 @@ def replan(
     finally:
         store.close()
     data = {"change_set": change_set, "jobs": [j.id for j in jobs], "errors": errors}
+    data["choices"] = [(job_link(j.id) or {}).get("choice") for j in jobs]
     if as_json:
         print_json(data)
         return
     console.print(f"change set {escape(change_set)}: queued {len(jobs)} job(s)")
+    _say_choices(jobs)
     for error in errors:
         note(f"batch {error['batch']} on {error['model']}: {error['error']}")

@@ -73,6 +73,16 @@ def write_json(name: str, data: dict) -> Path:
     return path
 
 
+def publish(console: Console, marker: str, data: dict, table: str, page: bool = True) -> None:
+    """Write bench/results/<marker with underscores>.json, print the table and, with `page`,
+    replace the `marker` block on its docs/results page."""
+    path = write_json(marker.replace("-", "_"), data)
+    console.print(table)
+    console.print(f"wrote {path}")
+    if page:
+        update_results(marker, table)
+
+
 # The docs/results page that holds each benchmark's generated block.
 RESULT_PAGES = {
     "rome-evoke": "editing-quality.md",
@@ -88,6 +98,7 @@ RESULT_PAGES = {
     "cli-latency": "cli-latency.md",
     "sync-loop": "sync.md",
     "real-width": "real-width.md",
+    "batch-edit": "batch-edit.md",
 }
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import edit_bench_parser, machine, open_bench, today, update_results, write_json
+from bench.common import edit_bench_parser, machine, open_bench, publish, today
 from editor.methods.rome import apply_rome
 from editor.prepare import corpus_statements
 from editor.stats import layer_second_moment
@@ -65,7 +65,6 @@ def main() -> None:
         "median_v_steps": steps,
         "per_edit": rows,
     }
-    path = write_json("edit_latency", data)
     table = (
         f"Measured {data['date']} on {data['machine']}; `{args.preset}` model, ROME at layer "
         f"{hp.layer}, median of {len(rows)} EVOKE edits (each from the base weights).\n\n"
@@ -77,10 +76,7 @@ def main() -> None:
         f"| rank-one solve and apply | {med['solve']:.4f} |\n"
         f"| **total per edit** | **{med['total']:.3f}** |\n"
     )
-    console.print(table)
-    console.print(f"wrote {path}")
-    if not args.no_results_page:
-        update_results("edit-latency", table)
+    publish(console, "edit-latency", data, table, not args.no_results_page)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,15 @@ checkpoint the rewrite accuracy (P(new) > P(true) on the edit prompt) of the fir
 edits and the exact recall of 200 untouched graph facts are measured. At the end every delta
 is reverted and the weights are checked against the base checksum.
 
+`--planner` runs the sync planner's capacity-aware choice instead of one method
+(`workers.sync.capacity.choose`): each batch of `--batch` edits goes to a single-edit method,
+a batched one (a backlog of `--backlog` edits or more) or a consolidation, when
+`--consolidate-every` edits have been applied since the last one or when a new object is a
+name the model was not seen to produce (measured once, as the sync check does: the objects of
+the graph facts it recalls exactly). A consolidation trains on the graph with every edit so far
+applied to it (in the service the graph already holds them). The curve is measured every
+`--every` edits; the number of consolidations and their seconds are reported.
+
 Nothing is lost when the run stops: every delta is saved under `var/bench/<--out>/<method>/`
 as it is made, with AlphaEdit's kept keys and the figures so far at each checkpoint; a rerun
 with the same arguments replays the saved deltas and goes on. Results are written to
@@ -47,14 +56,17 @@ from bench.common import (
 from contracts.types import Probe, ProbeKind
 from editor.delta import Delta
 from editor.loading import state_checksum
+from editor.methods import default_chain, get, names
 from editor.methods.alphaedit import AlphaEditState
+from editor.methods.consolidate import edited_facts
 from editor.probe_scoring import probe_success
-from editor.sequence import EditSequence
+from editor.sequence import EditSequence, call_method
+from workers.demo_graph import DEMO_CASES
 from workers.edit_run import select_known_edits
 from workers.graph_edits import graph_edits
-from workers.settings import get_settings
+from workers.settings import Settings, get_settings
+from workers.sync.capacity import TEACH, Budget, budget_reason, choose, unsayable
 
-CHECKPOINTS = tuple(range(100, 1001, 100))  # every 100 edits, so a cut-off run still reports
 SAVE_EVERY = 25
 
 
@@ -149,7 +161,7 @@ def run_method(console, setup, method, edits, checks, untouched, args, report) -
         seq.replay(store.deltas(progress["n_deltas"]), store.state())
     saved = len(seq.deltas)
     probes = rewrite_probes(edits)
-    marks = [c for c in CHECKPOINTS if c < len(edits)] + [len(edits)]
+    marks = [*range(args.every, len(edits), args.every), len(edits)]
     with Progress(console=console) as bar:
         task = bar.add_task(f"{method} sequential edits", total=len(edits), completed=done)
         while done < len(edits):
@@ -180,10 +192,83 @@ def run_method(console, setup, method, edits, checks, untouched, args, report) -
     return {**summary(hp, progress, len(edits)), "reverted_bit_exact": reverted}
 
 
+def run_planned(console, setup, edits, checks, untouched, args, report) -> dict:
+    """Apply the edits in batches with the planner's choice of method per batch; return the
+    curve, the choices and the consolidations' count and seconds."""
+    model, tok, facts = setup.model, setup.tokenizer, setup.facts
+    base = state_checksum(model)
+    chain = [*default_chain("edit"), *[n for n in names("edit") if get(n).teaches]]
+    ready = {m: setup.prepare(m, overrides_for(args, m)) for m in chain}
+    every_fact = [
+        Probe(f.templates[0].format(f.subject), f.object, ProbeKind.SAME_SUBJECT) for f in facts
+    ]
+    known = probe_success(model, tok, every_fact).tolist()
+    recalled = {f.object for f, ok in zip(facts, known, strict=True) if ok}
+    settings = Settings(sync_consolidation_edits=args.consolidate_every)
+    progress = {"done": 0, "points": [], "landed": [], "seconds": 0.0, "choices": []}
+    progress["untouched_recall_before"] = float(probe_success(model, tok, untouched).float().mean())
+    probes, deltas, since, teach_seconds = rewrite_probes(edits), [], 0, []
+    marks = set(range(args.every, len(edits), args.every)) | {len(edits)}
+    while progress["done"] < len(edits):
+        done = progress["done"]
+        batch = edits[done : done + args.batch]
+        index, choice = choose(
+            "edit", chain, len(batch), named=False,
+            budget=budget_reason(Budget(0, since, 0.0, None), settings),
+            cannot_say=unsayable([r.target_new for r in batch], recalled), backlog=args.backlog,
+        )  # fmt: skip
+        prepared = ready[chain[index]]
+        resources = dict(prepared.resources)
+        if choice.role == TEACH:
+            resources["facts"] = edited_facts(facts, edits[: done + len(batch)])[0]
+        t0 = time.perf_counter()
+        made, _ = call_method(prepared.method, model, tok, batch, prepared.hparams, **resources)
+        seconds = time.perf_counter() - t0
+        deltas += made
+        progress["seconds"] += seconds
+        since = 0 if choice.role == TEACH else since + len(batch)
+        if choice.role == TEACH:
+            teach_seconds.append(seconds)
+            after = float(probe_success(model, tok, untouched).float().mean())
+            held = float(probe_success(model, tok, probes[: done + len(batch)]).float().mean())
+            progress["consolidated"] = [
+                *progress.get("consolidated", []),
+                {"edits": done + len(batch), "untouched_recall": after, "all_rewrite": held},
+            ]
+        progress["choices"].append({"edits": done + len(batch), **choice.to_dict()})
+        ok = probe_success(model, tok, probes[done : done + len(batch)])
+        progress["landed"] += [bool(x) for x in ok]
+        progress["done"] = done = done + len(batch)
+        if done in marks:
+            point = measure(model, tok, checks, untouched, progress, done)
+            point["all_rewrite"] = float(probe_success(model, tok, probes[:done]).float().mean())
+            progress["points"].append(point)
+            report({**summary(None, progress, len(edits)), "consolidations": len(teach_seconds)})
+            console.print(
+                f"planner: {done} edits, all so far {point['all_rewrite']:.1%}, first-100 "
+                f"{point['first_100_rewrite']:.1%}, untouched {point['untouched_recall']:.1%}, "
+                f"consolidations {len(teach_seconds)}"
+            )
+    for delta in reversed(deltas):
+        delta.revert(model)
+    if state_checksum(model) != base:
+        raise RuntimeError("planner: reverting the deltas did not restore the weights")
+    roles = [c["role"] for c in progress["choices"]]
+    return {
+        **summary(None, progress, len(edits)),
+        "choices": progress["choices"],
+        "roles": {r: roles.count(r) for r in sorted(set(roles))},
+        "consolidations": len(teach_seconds),
+        "consolidation_seconds": [round(x, 1) for x in teach_seconds],
+        "after_each_consolidation": progress.get("consolidated", []),
+        "reverted_bit_exact": True,
+    }
+
+
 def summary(hp, progress: dict, n_edits: int) -> dict:
     """Return a method's figures so far."""
     return {
-        "hparams": hp.to_dict(),
+        "hparams": hp.to_dict() if hp is not None else {},
         "points": progress["points"],
         "done": progress["done"],
         "landed": sum(progress["landed"]) / max(1, len(progress["landed"])),
@@ -278,6 +363,11 @@ def main() -> None:
     parser.add_argument("--same-subject", action="store_true", help="allow repeated subjects")
     parser.add_argument("--out", default="sequential_stress")
     parser.add_argument("--hparams", help="JSON overrides keyed by method (file or text)")
+    parser.add_argument("--cases", type=int, default=DEMO_CASES, help="EVOKE cases of the graph")
+    parser.add_argument("--planner", action="store_true", help="the planner's choices")
+    parser.add_argument("--backlog", type=int, default=8, help="planner: backlog size")
+    parser.add_argument("--consolidate-every", type=int, default=200, help="planner: budget")
+    parser.add_argument("--every", type=int, default=100, help="curve every N edits")
     args, console, setup = open_bench(parser)
     candidates = graph_edits(setup.facts, seed=args.seed, distinct_subjects=not args.same_subject)
     edits = select_known_edits(setup.model, setup.tokenizer, candidates, args.edits)
@@ -295,6 +385,17 @@ def main() -> None:
         "same_subject": args.same_subject,
         "results": {},
     }
+    if args.planner:
+        data.update(backlog=args.backlog, consolidate_every=args.consolidate_every)
+
+        def report_planned(partial: dict) -> None:
+            """Write the figures so far of the planned run."""
+            record(args.out, data, "planner", partial)
+
+        result = run_planned(console, setup, edits, checks, untouched, args, report_planned)
+        record(args.out, data, "planner", {**result, "finished": True})
+        console.print(json.dumps({k: v for k, v in result.items() if k != "choices"}, indent=1))
+        return
     for method in args.methods.split(","):
 
         def report(partial: dict, method: str = method) -> None:

@@ -1,11 +1,12 @@
-"""Cancellation of long loops: every optimisation, statistics and training loop calls
+"""Cancellation and progress of long loops: every optimisation, statistics and training loop calls
 `checkpoint()` once per iteration.
 
 The editor knows nothing of jobs. A caller that wants to stop a run installs a check for the
 duration of the run with `cancellable(check)`; `check` raises (typically a `RunCancelledError`) to
 stop the loop, and the exception propagates out of the method. Without an installed check,
 `checkpoint()` does nothing. The check is context-local, so threads and concurrent runs do
-not see each other's checks.
+not see each other's checks. Long loops also report `report_progress(done, total)` to the callback
+installed with `reporting(callback)`, context-local in the same way.
 """
 
 from __future__ import annotations
@@ -38,3 +39,25 @@ def cancellable(check: Callable[[], None]) -> Iterator[None]:
         yield
     finally:
         _CHECK.reset(token)
+
+
+_PROGRESS: ContextVar[Callable[[int, int], None] | None] = ContextVar(
+    "editor_progress", default=None
+)
+
+
+def report_progress(done: int, total: int) -> None:
+    """Tell the installed progress callback that `done` of `total` units are finished."""
+    callback = _PROGRESS.get()
+    if callback is not None:
+        callback(done, total)
+
+
+@contextmanager
+def reporting(callback: Callable[[int, int], None] | None) -> Iterator[None]:
+    """Install `callback(done, total)` for the loops run inside the block (None: no-op)."""
+    token = _PROGRESS.set(callback)
+    try:
+        yield
+    finally:
+        _PROGRESS.reset(token)

@@ -159,24 +159,10 @@ def calibration_fields(
     return out
 
 
-def hparams_for(
-    method: str,
-    model: Any,
-    *,
-    overrides: Mapping[str, Any] | str | Path | None = None,
-    trace_layer: int | None = None,
-    family: str | None = None,
-    calibration: Mapping[str, Any] | None = None,
-) -> Any:
-    """Return step 1 alone: the method's hyper-parameters for `model` (see `prepare`)."""
-    return hparams_and_preset(
-        method,
-        model,
-        overrides=overrides,
-        trace_layer=trace_layer,
-        family=family,
-        calibration=calibration,
-    )[0]
+def hparams_for(method: str, model: Any, **options: Any) -> Any:
+    """Return step 1 alone: the method's hyper-parameters for `model` (see `prepare`);
+    `options` as `hparams_and_preset`."""
+    return hparams_and_preset(method, model, **options)[0]
 
 
 def hparams_and_preset(

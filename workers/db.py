@@ -223,44 +223,41 @@ class ApiKeyRow(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
-class AuditReportRow(Base):
+class RequestedWork:
+    """Columns of work a user requested on one model version: who, when, its state, its error."""
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    model_name: Mapped[str] = mapped_column(ForeignKey("models.name", ondelete="CASCADE"))
+    version_id: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    requested_by: Mapped[str] = mapped_column(String(KEY_LEN))
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class AuditReportRow(RequestedWork, Base):
     """Table `audit_reports`: a requested audit of a model version, its state and its report."""
 
     __tablename__ = "audit_reports"
     __table_args__ = (Index("ix_audit_reports_model", "model_name", "created_at"),)
 
-    id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    model_name: Mapped[str] = mapped_column(ForeignKey("models.name", ondelete="CASCADE"))
-    version_id: Mapped[int] = mapped_column(Integer)
-    state: Mapped[str] = mapped_column(String(16), default="queued")
     sample_size: Mapped[int] = mapped_column(Integer)
-    requested_by: Mapped[str] = mapped_column(String(KEY_LEN))
     summary: Mapped[dict[str, Any]] = mapped_column(_JSON, default=dict)
     path: Mapped[str | None] = mapped_column(Text, nullable=True)
-    error: Mapped[str | None] = mapped_column(Text, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
-class CalibrationRow(Base):
+class CalibrationRow(RequestedWork, Base):
     """Table `calibrations`: a requested calibration of a model, its state and its result."""
 
     __tablename__ = "calibrations"
     __table_args__ = (Index("ix_calibrations_model", "model_name", "created_at"),)
 
-    id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    model_name: Mapped[str] = mapped_column(ForeignKey("models.name", ondelete="CASCADE"))
-    version_id: Mapped[int] = mapped_column(Integer)
-    state: Mapped[str] = mapped_column(String(16), default="queued")
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     message: Mapped[str] = mapped_column(Text, default="")
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
-    requested_by: Mapped[str] = mapped_column(String(KEY_LEN))
     options: Mapped[dict[str, Any]] = mapped_column(_JSON, default=dict)
     result: Mapped[dict[str, Any]] = mapped_column(_JSON, default=dict)
-    error: Mapped[str | None] = mapped_column(Text, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class AgreementSnapshotRow(Base):
@@ -303,6 +300,8 @@ class SyncAttemptRow(Base):
     attempt: Mapped[int] = mapped_column(Integer)
     method: Mapped[str] = mapped_column(String(NAME_LEN))
     chain: Mapped[list[str]] = mapped_column(_JSON, default=list)  # the steps, as labels
+    # the planner's capacity-aware choice for the batch: {role, method, reason}
+    choice: Mapped[dict[str, Any] | None] = mapped_column(_JSON, nullable=True)
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

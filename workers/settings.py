@@ -109,6 +109,28 @@ class Settings(BaseSettings):
         default_factory=list,
         description="unlearning methods tried in order, as for `sync_edit_chain`",
     )
+    sync_backlog: int = Field(
+        8, ge=1, description="edit batches of this many requests or more go to a batched method"
+    )
+    sync_consolidation_edits: int = Field(
+        200,
+        ge=0,
+        description="edits since the last consolidation that make the next edit "
+        "batch a consolidation (0: no limit)",
+    )
+    sync_consolidation_norm: float = Field(
+        0.0,
+        ge=0,
+        description="sum of delta norms since the last consolidation that makes the "
+        "next edit batch a consolidation (0: no limit)",
+    )
+    sync_consolidation_agreement: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="agreement of the head's latest sync check below which the "
+        "next edit batch is a consolidation (0: off)",
+    )
     log_level: str = Field(
         "WARNING",
         pattern="(?i)^(debug|info|warning|error)$",

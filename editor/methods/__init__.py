@@ -11,6 +11,7 @@ Unlearning methods (`kind="unlearn"`) register in the same table: their `apply` 
 # Each module registers itself on import.
 from editor.methods import (  # noqa: F401
     alphaedit,
+    consolidate,
     dike,
     ft,
     glame,

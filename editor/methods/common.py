@@ -301,6 +301,8 @@ def vstar_options(hparams: Any) -> dict[str, Any]:
         "loss_stop": hparams.v_loss_stop,
         "essence_prompts": hparams.essence_prompts,
         "subject_position": subject_position(hparams),
+        "cache_lower": hparams.v_cache,
+        "targets_only": hparams.v_cache,
     }
 
 

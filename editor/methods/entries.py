@@ -3,7 +3,8 @@
 An entry's keyword parameters declare the resources it takes (`editor.sequence.call_method`
 passes only those its signature names), so the ROME/MEMIT-family entries that take the same
 resources share one signature here: `request_by_request` edits each request in turn,
-`whole_batch` edits all requests as one batch; both report `on_request(done, total)`.
+`whole_batch` edits all requests as one batch; both report `on_request(done, total)`, the
+batch also while its requests' targets are optimised (`editor.cancel.report_progress`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from torch import nn
 
 from contracts.types import EditRequest
 from editor.arch import ArchSpec, arch_spec
+from editor.cancel import reporting
 from editor.delta import Delta
 from editor.methods.common import StatsSource, templates_or_default
 
@@ -120,6 +122,8 @@ def whole_batch(
     def run(
         call: EditCall, requests: Sequence[EditRequest], on_request: OnRequest | None
     ) -> EntryResult:
-        return one_batch(edit_batch(call, requests), len(requests), on_request)
+        with reporting(on_request):
+            edited = edit_batch(call, requests)
+        return one_batch(edited, len(requests), on_request)
 
     return _entry(run, doc, edit_batch.__module__)

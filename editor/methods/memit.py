@@ -49,17 +49,18 @@ from editor.methods.common import (
     factor_entry,
     hparams_context_templates,
     moment_for,
+    request_forms,
     request_keys,
-    request_vstar,
     subject_position,
     templates_or_default,
     timed,
+    vstar_options,
 )
 from editor.methods.defaults import KNOWLEDGE, KNOWLEDGE_FORMS, KNOWLEDGE_Z, Row, llama_like
 from editor.methods.entries import EditCall, whole_batch
 from editor.methods.registry import EditMethod, register
 from editor.tokens import SUBJECT_POSITIONS
-from editor.vstar import ESSENCE_PROMPTS, LossTerm
+from editor.vstar import ESSENCE_PROMPTS, LossTerm, VStarProblem, optimize_v_batch
 
 MEMIT_SEEDS: tuple[str, ...] = ("The", "Therefore", "Because", "I", "You")
 
@@ -76,6 +77,10 @@ class SpreadHyperParams(HParams):
     clamp_norm_factor: float = 0.75
     kl_factor: float = 0.0625
     v_loss_stop: float = 0.05
+    v_cache: bool = True  # exact savings of the z loop (editor.vstar_forward); False: plain
+    # requests' z optimised together up to this many padded tokens (0: one at a time); off by
+    # default: on one CPU thread it slowed `small` 0.63x (docs/results/batch-edit.md)
+    v_batch_tokens: int = 0
     context_template_length_params: tuple[tuple[int, int], ...] = ((10, 5),)
     context_seeds: tuple[str, ...] = MEMIT_SEEDS
     context_seed: int = 0
@@ -125,27 +130,39 @@ def compute_targets(
     kl_factor: float | None = None,
     nll_factor: float = 1.0,
 ) -> tuple[torch.Tensor, list[dict[str, Any]]]:
-    """Return z (n, d) at the block output of the last layer and per-request loss info."""
+    """Return z (n, d) at the block output of the last layer and per-request loss info.
+
+    The requests' optimisations run stacked, `hparams.v_batch_tokens` padded tokens at a
+    time (0: one request at a time); each result equals its own optimisation.
+    """
     overrides = {} if kl_factor is None else {"kl_factor": kl_factor}
-    zs, infos = [], []
-    for request in requests:
-        extra = extra_losses_for(request) if extra_losses_for is not None else ()
-        result = request_vstar(
-            model,
-            tokenizer,
-            request,
-            context_templates,
-            hparams,
-            layer=hparams.layers[-1],
-            spec=spec,
-            insert_template=spec.layer,
-            nll_factor=nll_factor,
-            extra_losses=extra,
-            **overrides,
+    problems = [
+        VStarProblem(
+            r.subject,
+            r.prompt,
+            r.target_new,
+            extra_losses=tuple(extra_losses_for(r)) if extra_losses_for is not None else (),
+            forms=request_forms(r, hparams),
         )
-        zs.append(result.v_star)
-        infos.append({"losses": result.losses, "delta_norm": float(result.delta.norm())})
-    return torch.stack(zs), infos  # (n, d)
+        for r in requests
+    ]
+    results = optimize_v_batch(
+        model,
+        tokenizer,
+        problems,
+        context_templates,
+        **{**vstar_options(hparams), **overrides},
+        layer=hparams.layers[-1],
+        spec=spec,
+        insert_template=spec.layer,
+        nll_factor=nll_factor,
+        batch_tokens=hparams.v_batch_tokens,
+    )
+    infos = [
+        {"losses": r.losses, "delta": r.delta.cpu(), "delta_norm": float(r.delta.norm())}
+        for r in results
+    ]
+    return torch.stack([r.v_star for r in results]), infos  # (n, d)
 
 
 def spread_over_layers(

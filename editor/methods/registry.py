@@ -57,6 +57,10 @@ class EditMethod:
     * `tiny`: hyper-parameter fields for the tiny random-weight test models (edited layer 0);
     * `check`: a `RequestCheck` naming what one request lacks (ROCR's anchor, GLAME's
       subgraph); job submission and `kgedit.Editor` refuse such a request before any work;
+    * `teaches`: the method trains the model on the graph's facts from its current version:
+      it folds earlier edits back into the weights and can teach an answer the model cannot
+      produce yet; the sync planner sends it the batches that reach the edit budget or ask
+      for such an answer (docs/sync.md).
     * `easyedit`: the method's `alg_name` in EasyEdit hparams files, and `easyedit_renames`
       the EasyEdit field names that differ from the method's (`editor.methods.easyedit`);
     * `subject_positions`: the subject tokens its key and value may sit at (`fact_token`
@@ -80,6 +84,7 @@ class EditMethod:
     rebuild: Rebuilder | None = None
     tiny: Mapping[str, Any] = field(default_factory=dict)
     check: RequestCheck | None = None
+    teaches: bool = False
     easyedit: str = ""
     easyedit_renames: Mapping[str, str] = field(default_factory=dict)
     subject_positions: tuple[str, ...] = ("last",)

@@ -66,6 +66,7 @@ class LayerVStarHyperParams:
     clamp_norm_factor: float = 4.0
     kl_factor: float = 0.0625
     v_loss_stop: float = 0.05
+    v_cache: bool = True  # exact savings of the v* loop (editor.vstar_forward); False: plain
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,4 @@
-"""The sync loop: models that follow the graph, agreement snapshots, change-set attempts.
-
-Revision ID: 0004
-Revises: 0003
-Create Date: 2026-12-03
-"""
+"""The sync loop: models that follow the graph, agreement snapshots, change-set attempts."""
 
 from __future__ import annotations
 
@@ -13,8 +8,6 @@ from sqlalchemy.dialects import postgresql
 
 revision = "0004"
 down_revision = "0003"
-branch_labels = None
-depends_on = None
 
 _JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 

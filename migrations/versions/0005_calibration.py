@@ -1,9 +1,4 @@
-"""Calibration per model: `models.calibration` and the `calibrations` requests.
-
-Revision ID: 0005
-Revises: 0004
-Create Date: 2026-12-03
-"""
+"""Calibration per model: `models.calibration` and the `calibrations` requests."""
 
 from __future__ import annotations
 
@@ -13,8 +8,6 @@ from sqlalchemy.dialects import postgresql
 
 revision = "0005"
 down_revision = "0004"
-branch_labels = None
-depends_on = None
 
 _JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 

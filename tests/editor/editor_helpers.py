@@ -56,8 +56,8 @@ def make_tokenizer(bos: bool = True, vocab_size: int = 400):
     return train_tokenizer(make_corpus(), vocab_size, bos=bos)
 
 
-def tiny_config(arch: str, vocab_size: int):
-    """Return a tiny random config (hidden 32, 2 layers) of one architecture."""
+def tiny_config(arch: str, vocab_size: int, n_layers: int = 2):
+    """Return a tiny random config (hidden 32, `n_layers` layers) of one architecture."""
     import transformers as tf
 
     # initializer_range 0.2 (not 0.02) gives MLP outputs of a realistic norm relative to
@@ -65,15 +65,15 @@ def tiny_config(arch: str, vocab_size: int):
     common = {"vocab_size": vocab_size, "bos_token_id": 0, "eos_token_id": 0}
     common["initializer_range"] = 0.2
     if arch == "gpt2":
-        return tf.GPT2Config(n_embd=32, n_layer=2, n_head=4, n_positions=128, **common)
+        return tf.GPT2Config(n_embd=32, n_layer=n_layers, n_head=4, n_positions=128, **common)
     if arch == "gptj":
         return tf.GPTJConfig(
-            n_embd=32, n_layer=2, n_head=4, rotary_dim=4, n_positions=128, **common
+            n_embd=32, n_layer=n_layers, n_head=4, rotary_dim=4, n_positions=128, **common
         )
     if arch == "gpt_neox":
         return tf.GPTNeoXConfig(
             hidden_size=32,
-            num_hidden_layers=2,
+            num_hidden_layers=n_layers,
             num_attention_heads=4,
             intermediate_size=64,
             max_position_embeddings=128,
@@ -83,7 +83,7 @@ def tiny_config(arch: str, vocab_size: int):
     return cls(
         hidden_size=32,
         intermediate_size=64,
-        num_hidden_layers=2,
+        num_hidden_layers=n_layers,
         num_attention_heads=4,
         num_key_value_heads=2,
         max_position_embeddings=128,
@@ -94,13 +94,13 @@ def tiny_config(arch: str, vocab_size: int):
 ARCHS = ["gpt2", "gptj", "gpt_neox", "llama", "mistral", "qwen2"]
 
 
-def save_tiny_model(arch: str, path: Path, seed: int = 0) -> Path:
+def save_tiny_model(arch: str, path: Path, seed: int = 0, n_layers: int = 2) -> Path:
     """Create a random tiny model plus tokenizer and save them as an HF directory."""
     from transformers import AutoModelForCausalLM
 
     tok = make_tokenizer(bos=True)
     torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_config(tiny_config(arch, len(tok)))
+    model = AutoModelForCausalLM.from_config(tiny_config(arch, len(tok), n_layers))
     model.save_pretrained(path, safe_serialization=True)
     tok.save_pretrained(path)
     return path

@@ -119,9 +119,13 @@ def test_batch_raises_targets_and_reverts(arch, model_dirs, corpus, tmp_path) ->
     targets = [r.target_new for r in REQUESTS]
     lp0 = target_logprobs(model, tok, prompts, targets)
     hp = MemitHyperParams(layers=(0,), mom2_update_weight=1.0, clamp_norm_factor=4.0)
+    reports: list[tuple[int, int]] = []
     deltas, _ = get("memit").apply(
-        model, tok, REQUESTS, hp, second_moment=sms, context_templates=CTX
-    )
+        model, tok, REQUESTS, hp, second_moment=sms, context_templates=CTX,
+        on_request=lambda done, total: reports.append((done, total)),
+    )  # fmt: skip
+    # progress while the stacked z optimisation runs (one report per step), then the batch
+    assert len(reports) > 2 and reports[0] == (0, 3) and reports[-1] == (3, 3)
     assert len(deltas) == 1 and deltas[0].method == "memit"
     assert deltas[0].meta["layers"] == [0] and len(deltas[0].meta["requests"]) == 3
     lp1 = target_logprobs(model, tok, prompts, targets)

@@ -52,6 +52,19 @@ def job_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Se
     get_settings.cache_clear()
 
 
+@pytest.fixture
+def tiny(job_settings, tiny_model_dir, tiny_graph) -> Iterator[Settings]:
+    """The tiny knowledge model registered as `tiny`, following the tiny graph."""
+    import torch
+
+    from workers.ledger import register_model
+
+    threads = torch.get_num_threads()
+    register_model("tiny", tiny_model_dir, graph_url=tiny_graph.url)
+    yield job_settings
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def random_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random GPT-2 directory (no training)."""

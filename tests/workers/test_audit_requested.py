@@ -8,8 +8,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-import torch
-from jobs_helpers import job_settings  # noqa: F401
+from jobs_helpers import job_settings, tiny  # noqa: F401
 
 from contracts.types import EditRequest, UnlearnRequest
 from editor.loading import load_model
@@ -26,7 +25,7 @@ from workers.edit_run import select_known_edits
 from workers.jobs import submit_job
 from workers.jobs.codec import to_plain
 from workers.jobs.runner import RunContext, execute_job
-from workers.ledger import get_model, list_versions, register_model
+from workers.ledger import get_model, list_versions
 
 TINY_GATE = [
     {"group": "rewrite", "min_after": 0.5},
@@ -35,15 +34,6 @@ TINY_GATE = [
 ]
 pytestmark = pytest.mark.slow
 SAMPLE = 20_000  # more than the tiny graph's facts: the sample is every fact not excluded
-
-
-@pytest.fixture
-def tiny(job_settings, tiny_model_dir, tiny_graph):  # noqa: F811
-    """The tiny model registered as `tiny`, following the tiny graph."""
-    threads = torch.get_num_threads()
-    register_model("tiny", tiny_model_dir, graph_url=tiny_graph.url)
-    yield job_settings
-    torch.set_num_threads(threads)
 
 
 def _edit(model_dir, graph, evoke_paths, n_cases) -> EditRequest:
@@ -57,7 +47,11 @@ def _subject_id(graph, edit: EditRequest) -> str:
 
 
 def test_an_audit_after_a_job_reports_its_change(
-    tiny, tiny_model_dir, tiny_graph, evoke_paths, tiny_cases
+    tiny,  # noqa: F811
+    tiny_model_dir,
+    tiny_graph,
+    evoke_paths,
+    tiny_cases,
 ):
     edit = _edit(tiny_model_dir, tiny_graph, evoke_paths, tiny_cases)
     payload = {
@@ -119,7 +113,11 @@ def _version(vid: int, job_id: str | None, request_ids: list[str]) -> VersionRow
 
 
 def test_the_chain_recovers_requests_from_jobs_and_derives_mixed_changes(
-    tiny, tiny_model_dir, tiny_graph, evoke_paths, tiny_cases
+    tiny,  # noqa: F811
+    tiny_model_dir,
+    tiny_graph,
+    evoke_paths,
+    tiny_cases,
 ):
     view = GraphView(tiny_graph)
     concept = next(f for f in tiny_graph.list_facts()).subject

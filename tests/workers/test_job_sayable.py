@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import pytest
-from jobs_helpers import edit_payload, job_settings  # noqa: F401
+from jobs_helpers import edit_payload, job_settings, random_model_dir  # noqa: F401
 
 from editor.calibrate import known_facts
 from editor.loading import load_model
 from editor.tokens import target_ids
+from workers.db import reset_databases
 from workers.jobs import get_job, retry_job, submit_job
 from workers.jobs.sayable import UNSAYABLE
 from workers.ledger import register_model
+from workers.settings import get_settings
 
+pytestmark = pytest.mark.slow  # the tiny knowledge model
 NEVER_TAUGHT = "Zorblaxine Quetravimund"
 
 
@@ -50,3 +53,20 @@ def test_sayable_targets_and_disabled_checks_give_no_warning(tiny, job_settings)
     quiet = submit(edit_payload("tiny", [("Ada", "{} lives in", NEVER_TAUGHT)]),
                    settings=unchecked, enqueue=False)  # fmt: skip
     assert "warnings" not in quiet.job.result
+
+
+def test_the_check_runs_on_the_weights_registered_under_the_name(
+    tiny,
+    tmp_path,
+    monkeypatch,
+    random_model_dir,  # noqa: F811
+):
+    """A process that checked `tiny` of another metadata database (other weights under the
+    same name) checks this database's `tiny`, not the copy it has warm."""
+    edit = [("Ada Lovelace", tiny.templates[0], tiny.object)]
+    assert "warnings" not in submit_job(edit_payload("tiny", edit)).result
+    monkeypatch.setenv("KGEDIT_VAR_DIR", str(tmp_path / "other"))
+    get_settings.cache_clear()
+    reset_databases()
+    register_model("tiny", random_model_dir)  # another model under the same name
+    assert submit_job(edit_payload("tiny", edit)).result["warnings"][0]["kind"] == UNSAYABLE

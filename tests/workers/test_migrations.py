@@ -33,7 +33,7 @@ TABLES = {
     "calibrations",
     "sync_attempts",
 }
-HEAD = "0005"
+HEAD = "0006"
 
 
 def _diff(db: Database) -> list:

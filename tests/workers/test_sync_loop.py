@@ -204,6 +204,10 @@ def test_a_failed_gate_brings_the_next_method_of_the_chain(sync_env):
         states = [a["job_state"] for a in batch["attempts"]]
         assert states[0] == "rolled_back" and states[-1] == "succeeded", batch["attempts"]
         assert set(states[:-1]) == {"rolled_back"} and state["state"] == "verified"
+        # the planner's choice for the one-edit batch, with its reason, on every attempt
+        assert batch["choice"]["role"] == "single" and batch["choice"]["method"] == "rome"
+        assert "1 edit(s)" in batch["choice"]["reason"]
+        assert all(a["choice"] == batch["choice"] for a in batch["attempts"])
         assert batch["attempts"][0]["gate"]["groups"]["rewrite"]["after"] < 0.9
         (verdict,) = _fact_verdict(client, key, model, cs_id)
         assert verdict["status"] == "agrees"

@@ -44,6 +44,12 @@ def default_chain(kind: str) -> tuple[str, ...]:
     return tuple(registry(kind).default_chain(kind))
 
 
+def teaching_methods(kind: str) -> tuple[str, ...]:
+    """Return the registered methods of `kind` that declare `teaches` (train on the graph)."""
+    reg = registry(kind)
+    return tuple(n for n in reg.names(kind) if getattr(reg.get(n), "teaches", False))
+
+
 def resolve(kind: str, name: str) -> Any:
     """Return the registered method `name` of `kind`, or raise `InvalidInputError`."""
     reg = registry(kind)

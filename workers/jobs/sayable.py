@@ -20,17 +20,21 @@ from workers.settings import Settings
 UNSAYABLE = "unsayable_target"
 UNCHECKED = "targets_not_checked"
 _LOCK = threading.Lock()
-_WARM: list[Any] = []  # one process-wide WarmModels, made on first use
+_WARM: dict[str, Any] = {}  # a WarmModels per metadata database, made on first use
 
 
-def _model_at(model: str, version_id: int, settings: Settings) -> tuple[Any, Any]:
-    """Return the warm (model, tokenizer) of `model` moved to `version_id` (verified)."""
+def _model_at(model: str, weights: str, version_id: int, settings: Settings) -> tuple[Any, Any]:
+    """Return the warm (model, tokenizer) of `model` moved to `version_id` (verified); a warm
+    copy of other base weights (the name registered again) is loaded afresh."""
     from workers.jobs.warm import WarmModels, default_max_bytes  # torch: only to check
 
-    if not _WARM:
-        _WARM.append(WarmModels(default_max_bytes(settings)))
-    db = get_database(settings.metadata_db_url)
-    entry = _WARM[0].get(db, model, settings.device)
+    url = settings.metadata_db_url
+    warm = _WARM.setdefault(url, WarmModels(default_max_bytes(settings)))
+    db = get_database(url)
+    entry = warm.get(db, model, settings.device)
+    if entry.weights_sha256 != weights:
+        warm.drop(model)
+        entry = warm.get(db, model, settings.device)
     entry.checkout(db, version_id, settings.ledger_path)
     return entry.model, entry.tokenizer
 
@@ -47,13 +51,13 @@ def target_warnings(spec: JobSpec, settings: Settings) -> list[dict[str, Any]]:
         row = session.get(ModelRow, spec.model)
         if row is None or row.head_version_id is None:
             return []
-        head = row.head_version_id
+        head, weights = row.head_version_id, row.weights_sha256
         threshold = float((row.calibration or {}).get("say_nll", DEFAULT_SAY_NLL))
     prompts = [r.rendered() for r in spec.requests]
     targets = [r.target_new for r in spec.requests]
     try:
         with _LOCK:
-            model, tok = _model_at(spec.model, head, settings)
+            model, tok = _model_at(spec.model, weights, head, settings)
             checks = check_targets(model, tok, prompts, targets, threshold)
     except (EditorError, WorkersError, OSError) as exc:
         return [{"kind": UNCHECKED, "message": f"targets were not checked: {exc}"}]

@@ -22,6 +22,7 @@ import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import select
@@ -33,10 +34,20 @@ from kg.types import ChangeSet, ChangeSetState, OperationKind
 from workers.db import JobRow, ModelRow, SyncAttemptRow, utcnow
 from workers.errors import InvalidInputError, WorkersError
 from workers.jobs.codec import to_plain
-from workers.jobs.dispatch import default_chain, default_method, resolve
+from workers.jobs.dispatch import default_chain, default_method, resolve, teaching_methods
+from workers.jobs.sayable import UNSAYABLE, target_warnings
 from workers.jobs.service import JobInfo, check_job, submit_job
 from workers.ledger.registry import db_of, model_row
 from workers.settings import Settings, get_settings
+from workers.sync.capacity import (
+    TEACH,
+    Choice,
+    budget_of,
+    budget_reason,
+    choose,
+    sayable_objects,
+    unsayable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -149,14 +160,56 @@ def check_targets(
     return targets
 
 
+def _cannot_say(model: str, batch: Any, settings: Settings) -> list[str]:
+    """Return the targets of an edit batch the model's head cannot say, measured as a job's
+    submission measures them (`workers.jobs.sayable`: greedy decoding or the target's NLL
+    against the model's threshold); [] when the check is off or could not run."""
+    requests = [getattr(r, "request", r) for r in batch.requests]
+    spec = SimpleNamespace(kind=EDIT, model=model, requests=requests)
+    warnings = target_warnings(spec, settings)  # type: ignore[arg-type]
+    return [str(w["target"]) for w in warnings if w["kind"] == UNSAYABLE]
+
+
 def _specs(
     result: Plan, model: str, methods: dict[str, str | None], settings: Settings
-) -> list[tuple[list[Step], dict[str, Any]]]:
-    """Return each batch's method chain and its first attempt's job payload on one model."""
+) -> list[tuple[list[Step], dict[str, Any], Choice]]:
+    """Return each batch's method chain (led by the capacity-aware choice), its first
+    attempt's job payload on one model, and the choice with its reason (`capacity.choose`)."""
+    with db_of(settings).session() as session:
+        budget = budget_of(session, model)
+        sayable = sayable_objects(session, model)
+    edits_since = budget.edits
     out = []
     for batch in result.batches:
-        chain = method_chain(batch.kind, methods.get(batch.kind), settings)
-        out.append((chain, _payload(batch.kind, model, chain[0], batch.requests)))
+        named = methods.get(batch.kind)
+        chain = method_chain(batch.kind, named, settings)
+        labels = [s.method for s in chain]
+        extra = [Step(m, {}) for m in teaching_methods(batch.kind) if m not in labels]
+        candidates = chain + extra
+        now = replace(budget, edits=edits_since)
+        new_objects = [getattr(r, "new_object", None) for r in batch.requests]
+        cannot_say = []
+        if batch.kind == EDIT:
+            named_as = {
+                getattr(r, "new_object", None): getattr(r, "request", r).target_new
+                for r in batch.requests
+            }
+            unseen = [named_as.get(o, o) for o in unsayable(new_objects, sayable)]
+            cannot_say = unseen + _cannot_say(model, batch, settings)
+        index, choice = choose(
+            batch.kind,
+            [s.method for s in candidates],
+            len(batch.requests),
+            named=named is not None,
+            budget=budget_reason(now, settings) if batch.kind == EDIT else None,
+            cannot_say=sorted(set(cannot_say)),
+            backlog=settings.sync_backlog,
+        )
+        lead = candidates[index]
+        chain = [lead, *[s for s in chain if s != lead]]
+        if batch.kind == EDIT:
+            edits_since = 0 if choice.role == TEACH else edits_since + len(batch.requests)
+        out.append((chain, _payload(batch.kind, model, chain[0], batch.requests), choice))
     return out
 
 
@@ -202,8 +255,10 @@ def preview(
             raise
         return None
     for model in targets:
-        for batch in result.batches:
-            for step in method_chain(batch.kind, methods.get(batch.kind), settings):
+        for batch, (chain, _, _) in zip(
+            result.batches, _specs(result, model, methods, settings), strict=True
+        ):
+            for step in chain:
                 check_job(_payload(batch.kind, model, step, batch.requests))
     return result
 
@@ -225,8 +280,9 @@ def _record(
     attempt: int,
     chain: Sequence[Step],
     settings: Settings,
+    choice: dict[str, Any] | None = None,
 ) -> None:
-    """Link a job to its change set, plan, batch and attempt (once)."""
+    """Link a job to its change set, plan, batch and attempt (once), with the plan's choice."""
     with db_of(settings).session() as session:
         exists = session.scalars(
             select(SyncAttemptRow).where(
@@ -246,6 +302,7 @@ def _record(
                     attempt=attempt,
                     method=chain[attempt].method,
                     chain=[step.label for step in chain],
+                    choice=choice,
                     job_id=job.id,
                     created_at=utcnow(),
                 )
@@ -266,7 +323,7 @@ def submit_plan_attempts(
     settings = settings or get_settings()
     plan_key = plan_key or f"cs:{change_set_id}:{model}:{result.graph_version}"
     jobs, errors = [], []
-    for batch, (chain, payload) in zip(
+    for batch, (chain, payload, choice) in zip(
         result.batches, _specs(result, model, methods, settings), strict=True
     ):
         try:
@@ -279,7 +336,10 @@ def submit_plan_attempts(
         except WorkersError as exc:
             errors.append({"model": model, "batch": batch.index, "error": str(exc)})
             continue
-        _record(job, change_set_id, plan_key, batch.index, batch.kind, 0, chain, settings)
+        _record(
+            job, change_set_id, plan_key, batch.index, batch.kind, 0, chain, settings,
+            choice.to_dict(),
+        )  # fmt: skip
         jobs.append(job)
     return jobs, errors
 
@@ -300,6 +360,7 @@ def after_job(
         payload, result = dict(row.payload), dict(row.result or {})
         change_set_id, plan_key, batch = link.change_set_id, link.plan_key, link.batch_index
         kind, attempt, labels = link.kind, link.attempt, list(link.chain)
+        choice = dict(link.choice) if link.choice else None
     chain = [parse_step(label, kind) for label in labels]
     if attempt + 1 >= len(chain):
         log.warning("sync %s batch %d: every method of the chain failed", plan_key, batch)
@@ -319,7 +380,7 @@ def after_job(
         settings=settings,
         enqueue=enqueue,
     )
-    _record(job, change_set_id, plan_key, batch, kind, attempt + 1, chain, settings)
+    _record(job, change_set_id, plan_key, batch, kind, attempt + 1, chain, settings, choice)
     log.info("sync %s batch %d: attempt %d with %s", plan_key, batch, attempt + 1, step.label)
     return job
 
@@ -377,6 +438,7 @@ def change_set_status(
                 "attempt": link.attempt,
                 "method": link.method,
                 "step": _step_label(link),
+                "choice": link.choice,
                 "chain_length": len(link.chain or []),
                 "job_id": job.id,
                 "job_state": job.state,
@@ -402,6 +464,7 @@ def change_set_status(
                     "batch": index,
                     "kind": first["kind"],
                     "state": _batch_state(attempts, length),
+                    "choice": first["choice"],
                     "attempts": attempts,
                 }
             )
@@ -460,4 +523,5 @@ def job_link(job_id: str, *, settings: Settings | None = None) -> dict[str, Any]
             "plan": link.plan_key,
             "batch": link.batch_index,
             "attempt": link.attempt,
+            "choice": link.choice,
         }

@@ -21,8 +21,6 @@ from sqlalchemy.dialects import postgresql
 
 revision = "g0001"
 down_revision = None
-branch_labels = None
-depends_on = None
 
 NAME = 512  # kg.types.MAX_NAME_LEN when this revision was written
 CURRENT = sa.text("status = 'current'")

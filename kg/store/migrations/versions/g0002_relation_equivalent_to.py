@@ -1,9 +1,4 @@
-"""Relations name the relations that state the same fact: `relations.equivalent_to`.
-
-Revision ID: g0002
-Revises: g0001
-Create Date: 2026-12-03
-"""
+"""Relations name the relations that state the same fact: `relations.equivalent_to`."""
 
 from __future__ import annotations
 
@@ -13,8 +8,6 @@ from sqlalchemy.dialects import postgresql
 
 revision = "g0002"
 down_revision = "g0001"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
