@@ -80,10 +80,7 @@ def _options(app: FastAPI) -> Callable[[Request], Response]:
 
 
 def create_app(
-    settings: Settings | None = None,
-    *,
-    store: Any = None,
-    key_store: KeyStore | None = None,
+    settings: Settings | None = None, *, store: Any = None, key_store: KeyStore | None = None
 ) -> FastAPI:
     """Return the API app wired to the given (or configured) stores."""
     settings = settings or get_settings()

@@ -86,8 +86,7 @@ def list_keys(as_json: AsJson = False) -> None:
 
 @keys_app.command("revoke")
 def revoke_key(
-    key_id: Annotated[str, typer.Argument(help="the 8-hex-digit key id")],
-    as_json: AsJson = False,
+    key_id: Annotated[str, typer.Argument(help="the 8-hex-digit key id")], as_json: AsJson = False
 ) -> None:
     """Revoke an API key."""
     try:

@@ -54,13 +54,7 @@ def _extend_top_k(
 
 @torch.no_grad()
 def sample_prefixes(
-    model: nn.Module,
-    tokenizer: Any,
-    length: int,
-    n: int,
-    *,
-    seed: int = 0,
-    top_k: int = TOP_K,
+    model: nn.Module, tokenizer: Any, length: int, n: int, *, seed: int = 0, top_k: int = TOP_K
 ) -> list[str]:
     """Sample `n` texts of `length` tokens (seed token included) with top-k sampling."""
     device = next(model.parameters()).device

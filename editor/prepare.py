@@ -32,12 +32,7 @@ from editor.arch import arch_spec
 from editor.errors import EditorError
 from editor.knowledge.corpus import statement
 from editor.methods import EditMethod, ResourceContext, get, method_layers
-from editor.methods.defaults import (
-    KNOWLEDGE,
-    default_hparams,
-    hparams_and_choice,
-    load_overrides,
-)
+from editor.methods.defaults import KNOWLEDGE, default_hparams, hparams_and_choice, load_overrides
 from editor.shapes import PresetChoice
 from editor.stats import SecondMoment, layer_second_moment
 from editor.stats_corpus import sample_corpus

@@ -145,10 +145,7 @@ def _teacher_forced(
 
 
 def score_stepwise(
-    model: nn.Module,
-    tokenizer: Any,
-    probes: Sequence[Probe],
-    config: ScoringConfig | None = None,
+    model: nn.Module, tokenizer: Any, probes: Sequence[Probe], config: ScoringConfig | None = None
 ) -> list[ProbeScore]:
     """MeLLo-style chains: each hop's prompt is filled with the model's own previous answer.
 
@@ -224,10 +221,7 @@ def score_fluency(
 
 
 def score_probes(
-    model: nn.Module,
-    tokenizer: Any,
-    probes: Sequence[Probe],
-    config: ScoringConfig | None = None,
+    model: nn.Module, tokenizer: Any, probes: Sequence[Probe], config: ScoringConfig | None = None
 ) -> list[ProbeScore]:
     """Score every probe: one packed teacher-forced pass, plus generation where a kind needs it."""
     config = config or ScoringConfig()

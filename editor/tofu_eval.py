@@ -106,12 +106,7 @@ def score_items(
         else:
             ratio.append(float("nan"))
     texts = generate(
-        model,
-        tokenizer,
-        prompts,
-        max_new_tokens,
-        stop=lambda t: "\n" in t,
-        batch_size=32,
+        model, tokenizer, prompts, max_new_tokens, stop=lambda t: "\n" in t, batch_size=32
     )
     texts = [t.split("\n", 1)[0].strip() for t in texts]
     rouge = rouge_l_recall([i.answer for i in items], texts)

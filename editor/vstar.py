@@ -32,20 +32,8 @@ from editor.arch import ArchSpec, arch_spec, get_module
 from editor.cancel import checkpoint, report_progress
 from editor.errors import EditorError
 from editor.hooks import Captured, add_to_output, capture_output
-from editor.tokens import (
-    TargetBatch,
-    compose,
-    encode_prompt_targets,
-    fill,
-    subject_token_indices,
-)
-from editor.vstar_forward import (
-    body_or_full,
-    cached_lower,
-    head_at,
-    lower_output,
-    reads_below,
-)
+from editor.tokens import TargetBatch, compose, encode_prompt_targets, fill, subject_token_indices
+from editor.vstar_forward import body_or_full, cached_lower, head_at, lower_output, reads_below
 
 ESSENCE_PROMPTS: tuple[str, ...] = ("{} is a",)
 

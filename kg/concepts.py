@@ -169,10 +169,7 @@ def suggest_anchor(
 
 
 def retain_facts(
-    store: GraphStore | GraphView,
-    concepts: Iterable[Concept],
-    n: int,
-    seed: int = 0,
+    store: GraphStore | GraphView, concepts: Iterable[Concept], n: int, seed: int = 0
 ) -> list[Fact]:
     """Return `n` random current facts unrelated to the concepts (no concept entity in them,
     nor a neighbour one hop away), for retain batches."""

@@ -90,10 +90,7 @@ def sample_facts(facts: Sequence[Fact], k: int, seed: int) -> list[Fact]:
 
 
 def walk(
-    store: GraphStore,
-    root: str,
-    config: ExpansionConfig,
-    avoid: Collection[str] = (),
+    store: GraphStore, root: str, config: ExpansionConfig, avoid: Collection[str] = ()
 ) -> list[Fact]:
     """Return the sampled facts within `config.hops` of `root`, breadth first."""
     with store.transaction():  # one snapshot (and one server round trip less per hop)
@@ -113,10 +110,7 @@ def _walk(
         # seed 0 takes the first `cap` by sample key, so only those need reading
         scan = config.cap(hop) if config.seed == 0 else max(config.scan, config.cap(hop))
         incident = store.incident_facts(
-            frontier,
-            direction=config.direction,
-            relations=config.relations,
-            limit_per_entity=scan,
+            frontier, direction=config.direction, relations=config.relations, limit_per_entity=scan
         )
         nxt: list[str] = []
         for node in frontier:

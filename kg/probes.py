@@ -57,14 +57,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from contracts.types import (
-    EditRequest,
-    Probe,
-    ProbeKind,
-    Subgraph,
-    SubgraphEdge,
-    UnlearnRequest,
-)
+from contracts.types import EditRequest, Probe, ProbeKind, Subgraph, SubgraphEdge, UnlearnRequest
 from kg.chains import Chain, chains_from, composed_prompt, follow, reverse_template
 from kg.errors import ValidationError
 from kg.forms import FALSE, TRUE, multiple_choice, question_prompt, true_false

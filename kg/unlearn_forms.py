@@ -169,9 +169,7 @@ def form_probes(
             out += deriver.forms(fact, request.concept, FORGET, change)
         rng = _rng(change, "neighbours", config.seed)
         for relation in sorted({f.relation for f in facts}):
-            pool = sorted(
-                {f.subject for f in view.facts_of_relation(relation)} - forgotten,
-            )
+            pool = sorted({f.subject for f in view.facts_of_relation(relation)} - forgotten)
             for subject in rng.sample(pool, min(config.n_neighbours, len(pool))):
                 fact = next(f for f in view.facts_about(subject) if f.relation == relation)
                 out += deriver.forms(fact, view.name(subject), RETAIN, change)

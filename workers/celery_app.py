@@ -95,8 +95,5 @@ def enqueue(job_id: str, model: str, settings: Settings | None = None, countdown
     """Send one `run_job` message for a job to its model's queue; return the AsyncResult."""
     app = get_app(settings)
     return app.send_task(
-        TASK_RUN_JOB,
-        args=[job_id],
-        queue=queue_name(model),
-        countdown=countdown or None,
+        TASK_RUN_JOB, args=[job_id], queue=queue_name(model), countdown=countdown or None
     )

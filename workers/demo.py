@@ -29,17 +29,8 @@ from editor.methods import default_method, method_layers
 from editor.prepare import Prepared
 from kg.store import GraphStore
 from workers.demo_graph import DEMO_CASES, EVOKE, demo_graph
-from workers.edit_run import (
-    KIND_ORDER,
-    probes_for,
-    run_edits,
-    select_known_edits,
-)
-from workers.graph_models import (
-    load_report,
-    prepare_on_graph,
-    train_or_reuse,
-)
+from workers.edit_run import KIND_ORDER, probes_for, run_edits, select_known_edits
+from workers.graph_models import load_report, prepare_on_graph, train_or_reuse
 from workers.progress_bar import progress_bar
 from workers.settings import get_settings
 
@@ -153,13 +144,7 @@ def run_demo(
     probes = [probes_for(setup.store, tok, r, batch=edits) for r in edits]
     with progress_bar(f"{method} edits", len(edits)) as update:
         run = run_edits(
-            model,
-            tok,
-            edits,
-            probes,
-            ready,
-            mode="sequential",
-            progress=lambda i, t: update(i, t),
+            model, tok, edits, probes, ready, mode="sequential", progress=lambda i, t: update(i, t)
         )
     rates = run.rates()
     graph_name = "EVOKE" if setup.source == EVOKE else "synthetic-world"

@@ -82,10 +82,7 @@ def synthetic_store(
 
 
 def demo_graph(
-    settings: Settings,
-    n_cases: int = DEMO_CASES,
-    n_people: int = DEMO_PEOPLE,
-    seed: int = 0,
+    settings: Settings, n_cases: int = DEMO_CASES, n_people: int = DEMO_PEOPLE, seed: int = 0
 ) -> DemoGraph:
     """Return the demo's graph: EVOKE (first `n_cases` per file) when present, else synthetic.
 

@@ -38,11 +38,7 @@ def context() -> RunContext:
 
 
 @app.task(
-    name=TASK_RUN_JOB,
-    bind=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    max_retries=None,
+    name=TASK_RUN_JOB, bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None
 )
 def run_job(self: Any, job_id: str) -> dict[str, str]:
     """Run one delivery of a job (idempotent: the job table and the ledger decide)."""

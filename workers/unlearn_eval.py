@@ -40,10 +40,7 @@ def _rate(pairs: list[tuple[bool, bool]], keep: bool) -> tuple[int, float | None
 
 
 def form_rates(
-    probes: Sequence[Probe],
-    before: Sequence[bool],
-    after: Sequence[bool],
-    min_known: int = 1,
+    probes: Sequence[Probe], before: Sequence[bool], after: Sequence[bool], min_known: int = 1
 ) -> dict[str, Any]:
     """Return per-form forget/retain rates, the worst and best forms and the form gap."""
     if not len(probes) == len(before) == len(after):

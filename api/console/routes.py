@@ -133,11 +133,7 @@ def page(
 def error_page(request: Request, exc: ApiError) -> HTMLResponse:
     """Render an API error (status, message, details) as a console page."""
     return page(
-        request,
-        "error.html",
-        sessions.current_session(request),
-        status_code=exc.status,
-        error=exc,
+        request, "error.html", sessions.current_session(request), status_code=exc.status, error=exc
     )
 
 

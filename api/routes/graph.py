@@ -84,9 +84,7 @@ def entity_facts(entity_id: str, store: StoreDep) -> list[FactPublic]:
 
 @router.get("/entities/{entity_id:path}/neighbourhood", **roles(*READERS))
 def neighbourhood(
-    entity_id: str,
-    store: StoreDep,
-    hops: Annotated[int, Query(ge=1, le=4)] = 1,
+    entity_id: str, store: StoreDep, hops: Annotated[int, Query(ge=1, le=4)] = 1
 ) -> NeighbourhoodPublic:
     """Return the entities and current facts within `hops` of the entity (at most 500 nodes)."""
     store.get_entity(entity_id)

@@ -47,10 +47,7 @@ def _operation_model(kind: OperationKind) -> type[Strict]:
     fields = {n: _payload_field(n, True) for n in required}
     fields |= {n: _payload_field(n, False) for n in optional}
     payload = create_model(
-        f"{title}Payload",
-        __base__=Strict,
-        __doc__=f"The payload of `{kind.value}`.",
-        **fields,
+        f"{title}Payload", __base__=Strict, __doc__=f"The payload of `{kind.value}`.", **fields
     )
     return create_model(
         f"{title}Operation",

@@ -10,15 +10,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from api.schemas.common import (
-    NAME_PATTERN,
-    DbId,
-    Name,
-    PublicView,
-    SafeId,
-    Strict,
-    derive_public,
-)
+from api.schemas.common import NAME_PATTERN, DbId, Name, PublicView, SafeId, Strict, derive_public
 from api.schemas.requests import EditRequestIn, ProbeIn, UnlearnRequestIn
 from workers.calibration import CalibrationInfo
 from workers.jobs.codec import to_plain

@@ -14,14 +14,7 @@ from pydantic import Field, TypeAdapter, ValidationError, field_validator
 
 from api.errors import ApiError
 from api.schemas.common import Strict
-from contracts.types import (
-    EditRequest,
-    Probe,
-    ProbeKind,
-    Subgraph,
-    SubgraphEdge,
-    UnlearnRequest,
-)
+from contracts.types import EditRequest, Probe, ProbeKind, Subgraph, SubgraphEdge, UnlearnRequest
 
 Text = Annotated[str, Field(min_length=1, max_length=2000, pattern=r"\S")]
 """A non-blank text of at most 2,000 characters."""

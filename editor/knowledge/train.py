@@ -90,10 +90,7 @@ def _optimizer(model: torch.nn.Module, preset: KnowledgePreset) -> torch.optim.O
 
 
 def clipped_step(
-    model: torch.nn.Module,
-    optim: torch.optim.Optimizer,
-    loss: torch.Tensor,
-    loss_ema: float | None,
+    model: torch.nn.Module, optim: torch.optim.Optimizer, loss: torch.Tensor, loss_ema: float | None
 ) -> float:
     """Take one optimiser step on `loss` (gradient norm clipped at 1); return the loss EMA."""
     optim.zero_grad(set_to_none=True)

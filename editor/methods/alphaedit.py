@@ -223,11 +223,7 @@ class AlphaEditState:
 
 
 def alphaedit_update(
-    keys: torch.Tensor,
-    resid: torch.Tensor,
-    projector: torch.Tensor,
-    cp: torch.Tensor,
-    l2: float,
+    keys: torch.Tensor, resid: torch.Tensor, projector: torch.Tensor, cp: torch.Tensor, l2: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Return factors (U (d, n), V (m, n)) of Δ = [(P(KKᵀ + C_p) + αI)⁻¹ P K Rᵀ]ᵀ = U Vᵀ.
 

@@ -23,12 +23,7 @@ from editor.delta import Delta, DeltaEntry
 from editor.errors import EditorError
 from editor.hooks import capture_input, capture_output
 from editor.stats import SecondMoment
-from editor.tokens import (
-    encode_prompt_targets,
-    fact_token_position,
-    fill,
-    subject_token_indices,
-)
+from editor.tokens import encode_prompt_targets, fact_token_position, fill, subject_token_indices
 from editor.vstar import VStarResult, optimize_v, rewriting_templates
 
 StatsSource = SecondMoment | Mapping[int, SecondMoment] | Callable[[int], SecondMoment]

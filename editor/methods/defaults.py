@@ -144,11 +144,7 @@ def load_overrides(source: Mapping[str, Any] | str | Path | None, method: str) -
 
 
 def choose_row(
-    method: str,
-    model: nn.Module,
-    *,
-    family: str | None = None,
-    preset: str | None = None,
+    method: str, model: nn.Module, *, family: str | None = None, preset: str | None = None
 ) -> tuple[Row | None, PresetChoice]:
     """Return the method's default row for `model` and how it was chosen.
 

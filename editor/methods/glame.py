@@ -111,11 +111,7 @@ def label_features(
 
 
 def build_gnn(
-    model: nn.Module,
-    tokenizer: Any,
-    spec: ArchSpec,
-    subgraph: Subgraph,
-    hparams: GlameHyperParams,
+    model: nn.Module, tokenizer: Any, spec: ArchSpec, subgraph: Subgraph, hparams: GlameHyperParams
 ) -> tuple[RelationalGNN, int]:
     """Return a freshly initialised GNN over the subgraph and the center node's index."""
     edges = list(subgraph.edges[: hparams.subgraph_size])

@@ -39,9 +39,7 @@ from editor.arch import ArchSpec, arch_spec, get_module, unembedding
 from editor.delta import Delta
 from editor.errors import EditorError
 from editor.hooks import capture_output
-from editor.methods.common import (
-    templates_or_default,
-)
+from editor.methods.common import templates_or_default
 from editor.methods.defaults import (
     KNOWLEDGE,
     KNOWLEDGE_STEPS,
@@ -51,12 +49,7 @@ from editor.methods.defaults import (
     sourced,
 )
 from editor.methods.entries import EditCall, request_by_request, whole_batch
-from editor.methods.memit import (
-    SPREAD_TINY,
-    MemitHyperParams,
-    apply_memit,
-    memit_context_templates,
-)
+from editor.methods.memit import SPREAD_TINY, MemitHyperParams, apply_memit, memit_context_templates
 from editor.methods.registry import EditMethod, register
 from editor.methods.rome import RomeHyperParams, apply_rome, rome_context_templates
 from editor.tokens import encode_prompt_targets, fill, subject_last_token_index

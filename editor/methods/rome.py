@@ -46,12 +46,7 @@ from editor.tokens import (
     fill,
     subject_token_indices,
 )
-from editor.vstar import (
-    ESSENCE_PROMPTS,
-    LossTerm,
-    VStarResult,
-    rewriting_templates,
-)
+from editor.vstar import ESSENCE_PROMPTS, LossTerm, VStarResult, rewriting_templates
 
 
 @dataclass(frozen=True)

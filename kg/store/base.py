@@ -348,10 +348,7 @@ class GraphStore(GraphWalks, Protocol):
         ...
 
     def facts_about(
-        self,
-        subject_id: str,
-        relation_id: str | None = None,
-        status: FactStatus | str | None = ...,
+        self, subject_id: str, relation_id: str | None = None, status: FactStatus | str | None = ...
     ) -> list[Fact]:
         """Return the facts of one subject."""
         ...

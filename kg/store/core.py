@@ -768,11 +768,7 @@ class StoreCore(GraphWalks):
         return self._count("concepts")
 
     def mark_forget(
-        self,
-        concept_id: str,
-        change_set_id: str | None,
-        who: str = "system",
-        why: str = "forget",
+        self, concept_id: str, change_set_id: str | None, who: str = "system", why: str = "forget"
     ) -> ForgetMark:
         """Record that a concept is to be forgotten; NotFoundError for an unknown concept."""
         self._check_actor(who, why)

@@ -9,12 +9,7 @@ from editor.arch import arch_spec
 from editor.errors import EditorError
 from editor.loading import load_model, state_checksum
 from editor.methods import get
-from editor.methods.lti import (
-    LtiLoss,
-    LtiMemitHyperParams,
-    LtiRomeHyperParams,
-    resolve_mid_layer,
-)
+from editor.methods.lti import LtiLoss, LtiMemitHyperParams, LtiRomeHyperParams, resolve_mid_layer
 from editor.scoring import target_logprobs
 from editor.tokens import fill, subject_last_token_index
 from editor.vstar import ESSENCE_PROMPTS, optimize_v

@@ -8,11 +8,7 @@ import pytest
 import torch
 
 from editor.loading import load_model
-from editor.scoring import (
-    compare_targets,
-    score_targets,
-    target_logprobs,
-)
+from editor.scoring import compare_targets, score_targets, target_logprobs
 from editor.tokens import target_ids
 
 PROMPTS = [

@@ -151,10 +151,7 @@ def test_update_draft_keeps_old_base_and_adds_new_slots(sqlite_store: GraphStore
     updated = curation.update_draft(
         sqlite_store, cs.id, [_replace(LONDON, PHILLY), _replace(LONDON, PHILLY, MAX)], who="al"
     )
-    assert {(b["subject"], b["relation"]) for b in updated.base} == {
-        (SPIKE, "P19"),
-        (MAX, "P19"),
-    }
+    assert {(b["subject"], b["relation"]) for b in updated.base} == {(SPIKE, "P19"), (MAX, "P19")}
     assert sqlite_store.get_change_set(cs.id).operations == updated.operations
 
 

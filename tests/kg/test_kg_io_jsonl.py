@@ -71,9 +71,7 @@ def test_import_by_names_creates_entities(sqlite_store: SqlGraphStore, birth: Re
     assert len(sqlite_store.facts_with_object("name:london")) == 2
 
 
-def test_malformed_line_names_its_number_and_commits_nothing(
-    seeded: SqlGraphStore,
-) -> None:
+def test_malformed_line_names_its_number_and_commits_nothing(seeded: SqlGraphStore) -> None:
     before = _state(seeded), len(seeded.change_log())
     data = "\n".join(
         [

@@ -9,12 +9,7 @@ import pytest
 from contracts.types import ProbeKind
 from kg import curation
 from kg.chains import noun_phrase
-from kg.importers.synthetic import (
-    RELATION_KINDS,
-    RELATIONS,
-    build_world,
-    import_synthetic,
-)
+from kg.importers.synthetic import RELATION_KINDS, RELATIONS, build_world, import_synthetic
 from kg.planner import plan
 from kg.store.base import GraphStore
 from kg.types import Operation, TemplateForm

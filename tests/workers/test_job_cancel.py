@@ -53,8 +53,7 @@ def test_a_runaway_job_is_cancelled_within_seconds(
         "context_template_length_params": [],
     }
     job = submit_job(
-        {"model": "tiny", "method": "rome", "requests": requests, "hparams": hparams},
-        enqueue=False,
+        {"model": "tiny", "method": "rome", "requests": requests, "hparams": hparams}, enqueue=False
     )
     committed = threading.Event()
     ctx = RunContext.create(job_settings, after_step=lambda job_id, step: committed.set())

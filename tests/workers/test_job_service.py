@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from jobs_helpers import (  # noqa: F401
-    broker_messages,
-    edit_payload,
-    job_settings,
-    random_model_dir,
-)
+from jobs_helpers import broker_messages, edit_payload, job_settings, random_model_dir  # noqa: F401
 
 from workers.errors import (
     IdempotencyConflictError,

@@ -119,9 +119,7 @@ def _sample(sample: dict | None) -> str:
         return "<p class=info>No whole-graph sample in this audit.</p>"
     shift, s = sample["shift"], sample["success"]
     chart = histogram(
-        shift["edges"],
-        shift["counts"],
-        "P̄(true object) after − before, untouched facts",
+        shift["edges"], shift["counts"], "P̄(true object) after − before, untouched facts"
     )
     facts = (
         f"<p class=small>{sample['n']} random untouched facts (seed {sample['seed']}): right "

@@ -228,11 +228,7 @@ def get_audit(report_id: str, *, settings: Settings | None = None) -> AuditInfo:
 
 
 def list_audits(
-    *,
-    model: str | None = None,
-    limit: int = 50,
-    offset: int = 0,
-    settings: Settings | None = None,
+    *, model: str | None = None, limit: int = 50, offset: int = 0, settings: Settings | None = None
 ) -> list[AuditInfo]:
     """Return audits, newest first, optionally of one model."""
     query = select(AuditReportRow).order_by(AuditReportRow.created_at.desc(), AuditReportRow.id)

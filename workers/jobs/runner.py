@@ -40,11 +40,7 @@ from editor.cancel import cancellable
 from editor.sequence import call_method
 from kg.store import open_store
 from workers.db import Database, JobRow, get_database, retry_stale, utcnow
-from workers.errors import (
-    JobCancelledError,
-    TransientJobError,
-    WorkersError,
-)
+from workers.errors import JobCancelledError, TransientJobError, WorkersError
 from workers.jobs import gate
 from workers.jobs.codec import from_plain, to_plain
 from workers.jobs.dispatch import resolve
@@ -278,12 +274,7 @@ class _Run:
         entry.checkout(self.db, base, self.ledger)
         report(0.2, "statistics", force=True)
         prepared = prepare_job(
-            spec,
-            method,
-            entry,
-            self.db,
-            self.settings,
-            lambda f, m: report(0.2 + 0.6 * f, m),
+            spec, method, entry, self.db, self.settings, lambda f, m: report(0.2 + 0.6 * f, m)
         )
         hparams, resources = prepared.hparams, prepared.resources
         spec = self._with_probes(spec, result)
@@ -438,11 +429,7 @@ class _Run:
         return self._end(S.ROLLED_BACK, f"audit gate failed ({failing})")
 
     def _succeed(
-        self,
-        version_id: int,
-        extra: dict[str, Any],
-        state: JobState = S.SUCCEEDED,
-        why: str = "",
+        self, version_id: int, extra: dict[str, Any], state: JobState = S.SUCCEEDED, why: str = ""
     ) -> Outcome:
         """Finish at `version_id`: succeeded, or unverified (kept, but nothing checked it)."""
 

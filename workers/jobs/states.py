@@ -71,11 +71,7 @@ def check_transition(current: str, target: str) -> None:
 
 
 def transition(
-    session: Session,
-    job: JobRow,
-    target: JobState,
-    message: str = "",
-    worker_id: str | None = None,
+    session: Session, job: JobRow, target: JobState, message: str = "", worker_id: str | None = None
 ) -> None:
     """Move `job` to `target` in `session`, recording the timestamped transition."""
     check_transition(job.state, target)

@@ -90,10 +90,7 @@ def model_card(
     if len(rows) == 1:
         lines.append("None: this is the base model as registered.")
     else:
-        lines += [
-            "| version | method | requests | norm | job |",
-            "|---:|---|---|---:|---|",
-        ]
+        lines += ["| version | method | requests | norm | job |", "|---:|---|---|---:|---|"]
         for r in rows[1:]:
             names = _request_names(jobs.get(r.job_id or ""))
             requests = ", ".join(

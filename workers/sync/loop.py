@@ -135,10 +135,7 @@ def following_models(*, settings: Settings | None = None) -> list[str]:
 
 
 def check_targets(
-    model: str | None,
-    methods: dict[str, str | None],
-    graph_only: bool,
-    settings: Settings,
+    model: str | None, methods: dict[str, str | None], graph_only: bool, settings: Settings
 ) -> list[str]:
     """Return the models an approval targets; raise `InvalidInputError` when it cannot go on."""
     if graph_only and model is not None:
