@@ -13,18 +13,20 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def run_python(
-    script: str, *args: str, env: Mapping[str, str] | None = None, timeout: float = 300
+    script: str,
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 300,
+    cwd: Path = REPO,
+    path: str | Path = REPO,
+    succeeds: bool = True,
 ) -> subprocess.CompletedProcess:
-    """Run `python -c script args` from the repository (on its path); assert it exits 0."""
-    env = {**(os.environ if env is None else env), "PYTHONPATH": str(REPO)}
+    """Run `python -c script args` in `cwd` with `path` as PYTHONPATH (default: the
+    repository); assert it exits 0, or with `succeeds=False` that it fails."""
+    env = {**(os.environ if env is None else env), "PYTHONPATH": str(path)}
+    command = [sys.executable, "-c", script, *args]
     out = subprocess.run(
-        [sys.executable, "-c", script, *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
+        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
     )
-    assert out.returncode == 0, out.stderr
+    assert (out.returncode == 0) == succeeds, out.stderr
     return out

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from fresh_python import run_python
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_CACHE = Path(os.environ.get("KGEDIT_TEST_CACHE", REPO / "var" / "test-cache"))
@@ -51,15 +52,13 @@ def test_demo_runs_in_a_fresh_clone_without_shared(tmp_path):
     )
     assert not (tmp_path / "shared").exists() and not (clone / "var").exists()
     env = _clean_env(tmp_path, clone)
-    where = subprocess.run(
-        [sys.executable, "-c", "import kg, workers, kgedit; print(kg.__file__, kgedit.__file__)"],
-        cwd=clone,
+    where = run_python(
+        "import kg, workers, kgedit; print(kg.__file__, kgedit.__file__)",
         env=env,
-        capture_output=True,
-        text=True,
         timeout=120,
+        cwd=clone,
+        path=clone,
     )
-    assert where.returncode == 0, where.stderr
     assert all(Path(p).is_relative_to(clone) for p in where.stdout.split()), where.stdout
     demo = [sys.executable, "-m", "api.cli", "demo", "--preset", "tiny", "--n-edits", "3"]
     out = subprocess.run(

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from fresh_python import run_python
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "workers"))
 from jobs_helpers import CORPUS, random_model_dir  # noqa: F401
@@ -113,16 +113,8 @@ def test_bad_overrides_and_request_types_are_refused(editor):
 
 def test_a_shadowing_module_is_named_at_import(tmp_path):
     (tmp_path / "kg.py").write_text("")
-    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{REPO}"}
-    out = subprocess.run(
-        [sys.executable, "-c", "import kgedit"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert out.returncode != 0
+    shadowed = f"{tmp_path}{os.pathsep}{REPO}"
+    out = run_python("import kgedit", timeout=120, cwd=tmp_path, path=shadowed, succeeds=False)
     assert "ImportError" in out.stderr and str(tmp_path / "kg.py") in out.stderr
 
 
