@@ -96,18 +96,15 @@ def request_calibration(
         row = model_row(session, model)
         if row.head_version_id is None:
             raise InvalidInputError(f"model {model!r} has no version to calibrate")
-        request = CalibrationRow(
-            id=str(uuid.uuid4()), model_name=model, version_id=row.head_version_id,
-            state="queued", progress=0.0, message="queued", cancel_requested=False,
-            requested_by=requested_by, options=checked, result={}, created_at=utcnow(),
-        )  # fmt: skip
-        session.add(request)
-        info = _info(request)
-    if enqueue:
-        from workers.celery_app import send_to_model
+        head = row.head_version_id
+    request = CalibrationRow(
+        id=str(uuid.uuid4()), model_name=model, version_id=head, state="queued", progress=0.0,
+        message="queued", cancel_requested=False, requested_by=requested_by, options=checked,
+        result={}, created_at=utcnow(),
+    )  # fmt: skip
+    from workers.celery_app import record_and_send
 
-        send_to_model(settings, TASK_RUN_CALIBRATION, info.id, model)
-    return info
+    return record_and_send(settings, request, _info, TASK_RUN_CALIBRATION, enqueue)
 
 
 def _update(calibration_id: str, settings: Settings | None, **values: Any) -> CalibrationInfo:

@@ -12,12 +12,16 @@ and the ledger make the effect exactly once (`workers.jobs.runner`).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 from celery import Celery
 from sqlalchemy.engine import make_url
 
 from workers.settings import Settings, get_settings
+
+R = TypeVar("R")
 
 TASK_RUN_JOB = "kgedit.run_job"
 QUEUE_PREFIX = "kgedit.model."
@@ -89,6 +93,21 @@ def get_app(settings: Settings | None = None) -> Celery:
 def send_to_model(settings: Settings | None, task: str, row_id: str, model: str) -> None:
     """Send a task naming one row (an audit, a calibration) to the model's queue."""
     get_app(settings).send_task(task, args=[row_id], queue=queue_name(model))
+
+
+def record_and_send(
+    settings: Settings | None, row: Any, view: Callable[[Any], R], task: str, send: bool = True
+) -> R:
+    """Insert a row of requested work (an audit, a calibration) and, with `send`, send `task`
+    naming it to its model's queue; return `view(row)`."""
+    from workers.db import get_database
+
+    with get_database((settings or get_settings()).metadata_db_url).session() as session:
+        session.add(row)
+        info = view(row)
+    if send:
+        send_to_model(settings, task, row.id, row.model_name)
+    return info
 
 
 def enqueue(job_id: str, model: str, settings: Settings | None = None, countdown: float = 0.0):

@@ -105,23 +105,19 @@ def request_audit(
         if version_id is None:
             raise InvalidInputError(f"model {model!r} has no version to audit")
         version_row(session, model, version_id)
-        audit = AuditReportRow(
-            id=str(uuid.uuid4()),
-            model_name=model,
-            version_id=version_id,
-            state="queued",
-            sample_size=sample_size,
-            requested_by=requested_by,
-            summary={},
-            created_at=utcnow(),
-        )
-        session.add(audit)
-        info = _info(audit)
-    if enqueue:
-        from workers.celery_app import send_to_model
+    audit = AuditReportRow(
+        id=str(uuid.uuid4()),
+        model_name=model,
+        version_id=version_id,
+        state="queued",
+        sample_size=sample_size,
+        requested_by=requested_by,
+        summary={},
+        created_at=utcnow(),
+    )
+    from workers.celery_app import record_and_send
 
-        send_to_model(settings, TASK_RUN_AUDIT, info.id, model)
-    return info
+    return record_and_send(settings, audit, _info, TASK_RUN_AUDIT, enqueue)
 
 
 def _set(report_id: str, settings: Settings | None, **values: Any) -> AuditInfo:
