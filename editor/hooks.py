@@ -43,9 +43,19 @@ def _select(hidden: torch.Tensor, rows: Any, cols: Any) -> torch.Tensor:
 
 @contextmanager
 def _capturing(
-    module: nn.Module, read: Any, rows: Any, cols: Any, stop: bool, detach: bool, pre: bool
+    module: nn.Module,
+    read: Any,
+    rows: Any,
+    cols: Any,
+    *,
+    pre: bool,
+    stop: bool = False,
+    detach: bool = True,
 ) -> Iterator[Captured]:
-    """Register a hook storing `read(...)` at the pairs; `pre` hooks the input, else the output."""
+    """Register a hook storing `read(...)` at the pairs; `pre` hooks the input, else the output.
+
+    `stop`: end the forward pass once stored (`StopForward`); `detach`: store without grad.
+    """
     captured = Captured()
 
     def _store(hidden: torch.Tensor) -> None:
@@ -69,31 +79,23 @@ def _capturing(
 
 
 def capture_input(
-    module: nn.Module,
-    rows: Any = None,
-    cols: Any = None,
-    *,
-    stop: bool = False,
-    detach: bool = True,
+    module: nn.Module, rows: Any = None, cols: Any = None, **flags: bool
 ) -> AbstractContextManager[Captured]:
-    """Capture `module`'s first input at (rows[i], cols[i]) pairs, or whole if both are None."""
+    """Capture `module`'s first input at (rows[i], cols[i]) pairs, or whole if both are None;
+    `flags`: `stop`, `detach` (see `_capturing`)."""
 
     def read(args: tuple, kwargs: dict) -> torch.Tensor:
         return args[0] if args else kwargs["hidden_states"]  # (B, L, d_in)
 
-    return _capturing(module, read, rows, cols, stop, detach, pre=True)
+    return _capturing(module, read, rows, cols, pre=True, **flags)
 
 
 def capture_output(
-    module: nn.Module,
-    rows: Any = None,
-    cols: Any = None,
-    *,
-    stop: bool = False,
-    detach: bool = True,
+    module: nn.Module, rows: Any = None, cols: Any = None, **flags: bool
 ) -> AbstractContextManager[Captured]:
-    """Capture `module`'s output hidden state at (rows[i], cols[i]) pairs, or whole if None."""
-    return _capturing(module, _first, rows, cols, stop, detach, pre=False)
+    """Capture `module`'s output hidden state at (rows[i], cols[i]) pairs, or whole if None;
+    `flags`: `stop`, `detach` (see `_capturing`)."""
+    return _capturing(module, _first, rows, cols, pre=False, **flags)
 
 
 def add_at(hidden: torch.Tensor, rows: Any, cols: Any, vectors: torch.Tensor) -> torch.Tensor:
