@@ -7,9 +7,10 @@ text (the released ROME statistics come from 100,000 Wikipedia samples). Accepte
 * a JSONL file (`.jsonl`): one JSON object per line with a string `text` field;
 * a directory of `.txt` files: one sample per file (sorted by name).
 
-A directory written by `datasets`' `save_to_disk` is recognised and refused with a clear
-message: reading it needs the `datasets` package, which kgedit does not depend on (export
-its `text` column to JSONL instead).
+* a directory written by `datasets`' `save_to_disk` (a `Dataset`, or a `DatasetDict` whose
+  `train` split is read): its string column `text`, read from the Arrow shards its
+  `state.json` lists with `pyarrow` (the `corpus` extra, also in `dev`), without importing
+  `datasets`.
 
 The samples are drawn deterministically: when the source holds more than the target count,
 a seeded choice of that many (kept in source order); otherwise all of them. The drawn texts'
@@ -29,6 +30,7 @@ from editor.stats import corpus_sha256
 
 # Files `datasets.Dataset.save_to_disk` writes beside its Arrow shards.
 SAVED_DATASET_FILES = ("dataset_info.json", "state.json", "dataset_dict.json")
+SAVED_SPLIT = "train"  # the split read from a saved `DatasetDict`
 
 
 @dataclass(frozen=True)
@@ -79,10 +81,7 @@ def read_samples(path: str | Path) -> list[str]:
         raise EditorError(f"statistics corpus not found: {path}")
     if path.is_dir():
         if any((path / name).is_file() for name in SAVED_DATASET_FILES):
-            raise EditorError(
-                f"statistics corpus {path} is a `datasets` save_to_disk directory; kgedit "
-                "reads text files and JSONL only (write its 'text' column to a .jsonl file)"
-            )
+            return _nonempty(path, saved_dataset_texts(path))
         files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix == ".txt")
         if not files:
             raise EditorError(f"statistics corpus directory {path} holds no .txt files")
@@ -93,10 +92,65 @@ def read_samples(path: str | Path) -> list[str]:
         ]
     else:
         texts = [line.strip() for _, line in _lines(path)]
-    texts = [t for t in texts if t]
+    return _nonempty(path, texts)
+
+
+def _nonempty(path: Path, texts: list[str]) -> list[str]:
+    """Return the non-empty texts (stripped), or raise when none is left."""
+    texts = [t.strip() for t in texts if t and t.strip()]
     if not texts:
         raise EditorError(f"statistics corpus {path} holds no text")
     return texts
+
+
+def saved_dataset_texts(path: Path) -> list[str]:
+    """Return the `text` column of a `save_to_disk` directory (a `DatasetDict`: its `train`
+    split), shard by shard in `state.json` order."""
+    if (path / "dataset_dict.json").is_file():
+        splits = _json_file(path / "dataset_dict.json").get("splits", [])
+        if SAVED_SPLIT not in splits:
+            raise EditorError(
+                f"statistics corpus {path} is a saved DatasetDict without a '{SAVED_SPLIT}' "
+                f"split (it has {splits}); point at one split's directory"
+            )
+        path = path / SAVED_SPLIT
+    state = _json_file(path / "state.json")
+    shards = [f.get("filename") for f in state.get("_data_files", [])]
+    if not shards or not all(isinstance(f, str) for f in shards):
+        raise EditorError(f"statistics corpus {path}: state.json lists no data files")
+    try:
+        import pyarrow as pa
+    except ImportError:
+        raise EditorError(
+            f"statistics corpus {path} is a `datasets` save_to_disk directory; reading it needs "
+            "pyarrow: pip install 'kgedit[corpus]' (or write its 'text' column to .jsonl)"
+        ) from None
+    texts: list[str] = []
+    for name in shards:
+        shard = path / name
+        try:
+            with pa.memory_map(str(shard)) as source:
+                table = pa.ipc.open_stream(source).read_all()
+        except (OSError, pa.ArrowInvalid) as exc:
+            raise EditorError(f"statistics corpus shard {shard} is not readable: {exc}") from None
+        names = table.column_names
+        if "text" not in names or not pa.types.is_string(table.schema.field("text").type):
+            raise EditorError(
+                f"statistics corpus {path}: expected a string column 'text', have {names}"
+            )
+        texts += [t for t in table.column("text").to_pylist() if isinstance(t, str)]
+    return texts
+
+
+def _json_file(path: Path) -> dict:
+    """Return a JSON object file's content, or raise a one-line `EditorError`."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise EditorError(f"statistics corpus file {path} is not readable JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise EditorError(f"statistics corpus file {path} is not a JSON object")
+    return data
 
 
 def sample_corpus(path: str | Path, n_samples: int, seed: int = 0) -> CorpusSample:

@@ -4,6 +4,7 @@ use by `editor.prepare` with statistics cached per corpus."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -63,15 +64,65 @@ def test_bad_corpora_give_one_line_errors(tmp_path, name, content, message) -> N
     assert "\n" not in str(caught.value)
 
 
-def test_directories_without_samples_and_saved_datasets_are_refused(tmp_path) -> None:
+def test_directories_without_samples_are_refused(tmp_path) -> None:
     with pytest.raises(EditorError, match=r"holds no \.txt files"):
-        read_samples(tmp_path)
-    (tmp_path / "dataset_info.json").write_text("{}")
-    (tmp_path / "data-00000-of-00001.arrow").write_bytes(b"")
-    with pytest.raises(EditorError, match="save_to_disk directory; kgedit reads text files"):
         read_samples(tmp_path)
     with pytest.raises(EditorError, match="must be positive"):
         sample_corpus(tmp_path, 0)
+
+
+def _save_shards(folder: Path, shards: list[list[str | None]], column: str = "text") -> None:
+    """Write a directory in the layout `datasets`' `save_to_disk` uses: Arrow stream shards
+    named in `state.json`, beside `dataset_info.json`."""
+    import pyarrow as pa
+
+    folder.mkdir(parents=True)
+    names = [f"data-{i:05d}-of-{len(shards):05d}.arrow" for i in range(len(shards))]
+    for name, texts in zip(names, shards, strict=True):
+        table = pa.table({column: pa.array(texts, type=pa.string())})
+        with (
+            pa.OSFile(str(folder / name), "wb") as sink,
+            pa.ipc.new_stream(sink, table.schema) as out,
+        ):
+            out.write_table(table)
+    (folder / "state.json").write_text(
+        json.dumps({"_data_files": [{"filename": n} for n in names]})
+    )
+    (folder / "dataset_info.json").write_text("{}")
+
+
+def test_a_saved_dataset_is_read_shard_by_shard(tmp_path) -> None:
+    _save_shards(tmp_path / "ds", [["first text", None, ""], ["second text", " third "]])
+    assert read_samples(tmp_path / "ds") == ["first text", "second text", "third"]
+    drawn = sample_corpus(tmp_path / "ds", 2)
+    assert drawn.available == 3 and len(drawn.texts) == 2
+    # a DatasetDict: its train split is read
+    _save_shards(tmp_path / "dd" / "train", [["from train"]])
+    (tmp_path / "dd" / "dataset_dict.json").write_text(json.dumps({"splits": ["train"]}))
+    assert read_samples(tmp_path / "dd") == ["from train"]
+
+
+def test_a_saved_dataset_that_cannot_be_read_is_refused_in_one_line(tmp_path) -> None:
+    _save_shards(tmp_path / "other", [["x"]], column="content")
+    (tmp_path / "dd").mkdir()
+    (tmp_path / "dd" / "dataset_dict.json").write_text(json.dumps({"splits": ["test"]}))
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "state.json").write_text(
+        json.dumps({"_data_files": [{"filename": "a.arrow"}]})
+    )
+    (tmp_path / "broken" / "a.arrow").write_bytes(b"not arrow")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "state.json").write_text("{}")
+    cases = {
+        "other": "expected a string column 'text'",
+        "dd": "without a 'train' split",
+        "broken": "is not readable",
+        "empty": "lists no data files",
+    }
+    for folder, message in cases.items():
+        with pytest.raises(EditorError, match=message) as caught:
+            read_samples(tmp_path / folder)
+        assert "\n" not in str(caught.value)
 
 
 def test_prepare_draws_the_corpus_file_and_caches_per_corpus(model_dirs, corpus, tmp_path):
