@@ -13,6 +13,7 @@ from workers.edit_run import select_known_edits
 from workers.graph_edits import graph_edits
 from workers.jobs import get_job, submit_job
 from workers.jobs.codec import to_plain
+from workers.jobs.reporter import Reporter
 from workers.jobs.runner import RunContext, execute_job
 from workers.ledger import list_versions, load_version
 from workers.ledger.checksums import ledger_checksum, param_hashes
@@ -44,7 +45,16 @@ def test_a_consolidation_version_rolls_back_bit_for_bit(
     tiny,  # noqa: F811
     tiny_model_dir,
     tiny_facts,
+    monkeypatch,
 ) -> None:
+    messages: list[str] = []
+    write = Reporter.__call__
+
+    def spy(self, fraction: float, message: str, force: bool = False) -> None:
+        messages.append(message)
+        write(self, fraction, message, force)
+
+    monkeypatch.setattr(Reporter, "__call__", spy)
     model, tok = load_model(tiny_model_dir)
     edits = select_known_edits(model, tok, graph_edits(tiny_facts, seed=0), 3)
     ctx = RunContext.create(tiny)
@@ -53,7 +63,11 @@ def test_a_consolidation_version_rolls_back_bit_for_bit(
     edited = next(v for v in list_versions("tiny") if v.is_head)
     assert _budget(tiny).edits == 1 and _budget(tiny).norm > 0
 
+    assert any(", request 1/1" in m for m in messages)
+    messages.clear()
     job_id = _run(ctx, "consolidate", edits[1:], TINY_STEPS)
+    assert any(m.startswith("training: step 1/1, update ") for m in messages)
+    assert not any("request" in m for m in messages), messages  # its progress counts updates
     info = get_job(job_id)
     assert info.result["gate"]["passed"]
     (version,) = [v for v in list_versions("tiny") if v.job_id == job_id]

@@ -361,6 +361,8 @@ class _Run:
         with self.db.session() as session:
             hashes = version_hashes(session, self.model_name, entry.version_id)
         parent = entry.version_id
+        # a teaching method counts its training updates, a locate-and-edit method its requests
+        doing, unit = ("training", "update") if method.teaches else ("optimising", "request")
         for step in range(len(done), spec.steps):
             report.check()
             requests = spec.step_requests(step)
@@ -368,7 +370,7 @@ class _Run:
             def on_request(n: int, total: int, step: int = step) -> None:
                 report(
                     (step + n / max(1, total)) / spec.steps,
-                    f"optimising: step {step + 1}/{spec.steps}, request {n}/{total}",
+                    f"{doing}: step {step + 1}/{spec.steps}, {unit} {n}/{total}",
                 )
 
             self.mid_step = True
