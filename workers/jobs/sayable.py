@@ -29,7 +29,9 @@ def _model_at(model: str, weights: str, version_id: int, settings: Settings) -> 
     from workers.jobs.warm import WarmModels, default_max_bytes  # torch: only to check
 
     url = settings.metadata_db_url
-    warm = _WARM.setdefault(url, WarmModels(default_max_bytes(settings)))
+    warm = _WARM.get(url)
+    if warm is None:
+        warm = _WARM[url] = WarmModels(default_max_bytes(settings))
     db = get_database(url)
     entry = warm.get(db, model, settings.device)
     if entry.weights_sha256 != weights:

@@ -29,6 +29,7 @@ from typing import Any
 from sqlalchemy import select
 
 from workers.db import AgreementSnapshotRow, VersionRow
+from workers.errors import InvalidInputError
 from workers.jobs.dispatch import resolve
 from workers.ledger.registry import model_row
 from workers.ledger.versions import chain as version_chain
@@ -73,7 +74,7 @@ def _teaches(method: str | None) -> bool:
         return False
     try:
         return bool(resolve("edit", method).teaches)
-    except Exception:  # a method no longer registered, or an unlearning method
+    except InvalidInputError:  # a method no longer registered, or an unlearning method
         return False
 
 
